@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmem.h - guest memory that converts in place between shared and private.
+ *
+ * One gmem object holds all of a virtual machine's memory in one backing
+ * file.  The guest reaches it through one mapping (gmem_guest_map(), for KVM
+ * memslots); host components reach it through host views (gmem_view_map()).
+ * Every 4 KiB page is SHARED (guest and host may touch it) or PRIVATE (guest
+ * only), and converts in place: contents survive, only gmem_discard() zeroes.
+ *
+ * Conventions (liburing's): every function returns 0, a documented
+ * non-negative value, or a negative errno; errno is never the result.  A call
+ * rejected with -EINVAL changes nothing.  Every function may be called from
+ * any thread concurrently with any other, except gmem_destroy(), which must
+ * be the last call on an object.  Library functions must not be called from
+ * signal handlers.  A gmem is not usable in a child process after fork():
+ * its views and guest mapping are not inherited.
+ */
+#ifndef GMEM_H
+#define GMEM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct gmem; /* opaque: one guest memory object */
+
+#define GMEM_PAGE_SIZE 4096ULL
+
+/* Page states, as returned by gmem_state(). */
+#define GMEM_SHARED 0
+#define GMEM_PRIVATE 1
+#define GMEM_CONVERTING 2 /* in transit to private: no new host faults or pins */
+
+/* gmem_config.backing */
+#define GMEM_BACKING_SHMEM 0 /* 4 KiB pages */
+#define GMEM_BACKING_THP 1   /* 2 MiB transparent huge pages */
+
+/* gmem_config.flags */
+#define GMEM_F_INIT_PRIVATE (1u << 0) /* every page starts private (default: shared) */
+
+/* gmem_view_map() flags */
+#define GMEM_VIEW_STRICT (1u << 0) /* refuse private pages at map time, block conversions */
+
+/* gmem_convert() flags */
+#define GMEM_CONVERT_WAIT (1u << 0)  /* wait (bounded) for short-term pins to drop */
+#define GMEM_CONVERT_DEFER (1u << 1) /* complete when the last pin drops */
+
+/* gmem_pin() / gmem_unpin() flags */
+#define GMEM_PIN_LONGTERM (1u << 0)
+
+struct gmem_config {
+	uint64_t size;            /* bytes: > 0, a multiple of the backing page size */
+	uint32_t backing;         /* GMEM_BACKING_* */
+	uint32_t flags;           /* GMEM_F_* */
+	int32_t fault_signal;     /* 0 or SIGBUS -> SIGBUS; SIGSEGV -> SIGSEGV */
+	uint32_t wait_timeout_ms; /* bound for GMEM_CONVERT_WAIT; 0 -> 1000 */
+	uint64_t reserved[6];     /* must be zero */
+};
+
+struct gmem_stats {
+	uint64_t conversions;        /* conversions that completed (immediately or deferred) */
+	uint64_t pages_to_private;   /* pages that became private */
+	uint64_t pages_to_shared;    /* pages that became shared */
+	uint64_t convert_eagain;     /* conversions answered -EAGAIN */
+	uint64_t convert_deferred;   /* conversions answered -EINPROGRESS */
+	uint64_t host_faults;        /* host-view faults gmem decided */
+	uint64_t host_faults_denied; /* ... of which refused (private or in transit) */
+	uint64_t pins_active;        /* page references held by pins right now */
+};
+
+/*
+ * Called when a deferred conversion ends: result 0 when it completed (the
+ * last pin in the range dropped), -ECANCELED when a later conversion
+ * overlapping it cancelled it (its in-transit pages went back to shared).
+ * Runs once per deferred conversion, in the thread that ended it, with no
+ * library lock held: it may call any gmem function but gmem_destroy().
+ */
+typedef void (*gmem_convert_cb)(struct gmem *g, uint64_t offset, uint64_t len,
+				unsigned int to, int result, void *arg);
+
+/*
+ * Create a gmem.  Backing memory is allocated lazily.  -EINVAL for a bad
+ * config, -EOPNOTSUPP when the kernel cannot provide what is asked (shmem
+ * huge pages for GMEM_BACKING_THP, userfaultfd minor faults or poison),
+ * -EPERM when userfaultfd is not permitted, -ENOMEM.
+ */
+int gmem_create(const struct gmem_config *cfg, struct gmem **out);
+
+/*
+ * Unmap every view and the guest mapping and free the object.  -EBUSY, and
+ * nothing freed, while any pin is held.  NULL is accepted (returns 0).
+ */
+int gmem_destroy(struct gmem *g);
+
+uint64_t gmem_size(const struct gmem *g);
+uint64_t gmem_page_size(const struct gmem *g); /* conversion granularity: GMEM_PAGE_SIZE */
+
+/*
+ * The one mapping of the whole memory meant for KVM memslots; the same
+ * address on every call.  Conversions never change it; discard does.  With
+ * THP backing it is 2 MiB-aligned and mapped with huge pages.  Host code
+ * must not touch it: use a view.
+ */
+int gmem_guest_map(struct gmem *g, void **addr);
+
+/*
+ * Map [offset, offset + len) read-write for host code.  Shared pages are
+ * mapped on first touch; touching a private or in-transit page delivers the
+ * configured signal to the touching thread with si_addr in that page
+ * (SIGBUS: BUS_ADRERR; SIGSEGV: SEGV_ACCERR) and never reads or writes it;
+ * in-kernel accesses (read(2) into a view, ...) fail with EFAULT instead.
+ * GMEM_VIEW_STRICT: -EACCES if any page in range is not shared; while the
+ * view exists, converting a page it covers to private fails with -EBUSY.
+ * Views are not inherited across fork().
+ */
+int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags, void **addr);
+
+/* Unmap the view mapped at addr (exactly); -EINVAL if none is. */
+int gmem_view_unmap(struct gmem *g, void *addr);
+
+/*
+ * Convert [offset, offset + len) to GMEM_SHARED or GMEM_PRIVATE, all or
+ * nothing; pages already in the target state are fine.  A pending deferred
+ * conversion overlapping the range is cancelled first (its callback gets
+ * -ECANCELED); a waiting one (GMEM_CONVERT_WAIT in another thread) is waited
+ * for.  To private, on 0, no view maps a page of the range and no pin holds
+ * one.  Errors, with *error_offset (if not NULL) set to the lowest offending
+ * page's offset:
+ *   -EBUSY   a long-term pin or a strict view covers a page, whatever the flags;
+ *   -EAGAIN  a short-term pin holds a page (with GMEM_CONVERT_WAIT: still
+ *            after wait_timeout_ms);
+ *   -EINPROGRESS  (GMEM_CONVERT_DEFER) short-term pins remain: the range's
+ *            shared pages are GMEM_CONVERTING until the last pin drops, then
+ *            the conversion completes and the callback runs with 0.
+ * To shared: immediate, whatever the pins.
+ */
+int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
+		 unsigned int flags, uint64_t *error_offset);
+
+/* Set (or with NULL clear) the deferred-conversion callback. */
+int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void *arg);
+
+/*
+ * Count a reference on every page in range for host I/O; pins nest.  All or
+ * nothing: -EACCES if a page is private, -EAGAIN if one is in transit (or
+ * being discarded), -EOVERFLOW past 2^31 short or 2^23 long pins on a page.
+ */
+int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags);
+
+/*
+ * Drop one pin of the given kind from every page in range.  -EINVAL, nothing
+ * changed, if a page holds no pin of that kind.  Dropping the last pin of a
+ * deferred conversion's range completes it in this thread.
+ */
+int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags);
+
+/*
+ * Punch the range out: afterwards it reads as zero through every view and
+ * the guest mapping; states are unchanged.  -EBUSY if a page is pinned.
+ */
+int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len);
+
+/* The GMEM_* state of the page holding byte offset; -EINVAL past the end. */
+int gmem_state(struct gmem *g, uint64_t offset);
+
+/*
+ * Check invariant 1 against the kernel's page tables (/proc/self/pagemap),
+ * without faulting anything in: 0 when no view has a present page-table
+ * entry for a private or in-transit page, -EIO when one does.
+ */
+int gmem_audit(struct gmem *g);
+
+/* A snapshot of the counters; st is zeroed for a NULL g. */
+void gmem_get_stats(struct gmem *g, struct gmem_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GMEM_H */

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: MIT
+/*
+ * convert.c - conversions between shared and private, and their transits.
+ *
+ * A conversion to private follows pKVM's rule: check every party, then
+ * commit with steps that cannot fail.  With g->lock exclusive it
+ *   1. publishes CONVERTING on the range's shared pages, learning each
+ *      page's pins in the same atomic step (core/pinword.h): from here no
+ *      fault maps them and no pin keeps them;
+ *   2. checks the parties: strict views and long-term pins refuse (-EBUSY),
+ *      short-term pins refuse (-EAGAIN), are waited for (WAIT) or leave the
+ *      range in transit (DEFER) - reverting step 1 on refusal;
+ *   3. zaps every view over the range, then commits PRIVATE.
+ * A transit (WAIT or DEFER) keeps its pages CONVERTING without the lock:
+ * a waiting conversion sleeps until the pins drop, a deferred one is
+ * completed by whichever unpin drops the last pin in its range
+ * (convert_try_complete(), the kernel's folio_put callback).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define IN_TRANSIT STATE_MASK(GMEM_CONVERTING)
+
+static struct transit **transit_find(struct gmem *g, uint64_t first, uint64_t end,
+				     unsigned int mode)
+{
+	struct transit **pp;
+
+	for (pp = &g->transits; *pp; pp = &(*pp)->next)
+		if ((!mode || (*pp)->mode == mode) && (*pp)->first < end && first < (*pp)->end)
+			return pp;
+	return NULL;
+}
+
+/* Take g->lock exclusive once no waiting conversion overlaps [first, end). */
+static void lock_range(struct gmem *g, uint64_t first, uint64_t end)
+{
+	for (;;) {
+		uint64_t gen;
+
+		pthread_rwlock_wrlock(&g->lock);
+		if (!transit_find(g, first, end, GMEM_CONVERT_WAIT))
+			return;
+		gen = atomic_load(&g->transit_gen);
+		pthread_rwlock_unlock(&g->lock);
+		pthread_mutex_lock(&g->wait_mu);
+		while (atomic_load(&g->transit_gen) == gen)
+			pthread_cond_wait(&g->wait_cv, &g->wait_mu);
+		pthread_mutex_unlock(&g->wait_mu);
+	}
+}
+
+/* A waiting conversion ended: wake the conversions lock_range() holds back. */
+static void transit_gen_bump(struct gmem *g)
+{
+	pthread_mutex_lock(&g->wait_mu);
+	atomic_fetch_add(&g->transit_gen, 1);
+	pthread_cond_broadcast(&g->wait_cv);
+	pthread_mutex_unlock(&g->wait_mu);
+}
+
+/* Give [first, end)'s in-transit pages back to shared. */
+static void revert(struct gmem *g, uint64_t first, uint64_t end)
+{
+	state_replace(g, first, end, IN_TRANSIT, GMEM_SHARED, NULL);
+}
+
+/* The same after g->lock was released: faults refused meanwhile left marks. */
+static int revert_transit(struct gmem *g, uint64_t first, uint64_t end)
+{
+	int err = views_undeny(g, first, end);
+
+	revert(g, first, end);
+	return err;
+}
+
+static void transit_unlink(struct gmem *g, struct transit *t)
+{
+	struct transit **pp = &g->transits;
+
+	while (*pp != t)
+		pp = &(*pp)->next;
+	*pp = t->next;
+}
+
+/* Cancel the deferred conversions overlapping [first, end), collecting them. */
+static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct transit **out)
+{
+	struct transit **pp;
+
+	while ((pp = transit_find(g, first, end, GMEM_CONVERT_DEFER))) {
+		struct transit *t = *pp;
+		int err = revert_transit(g, t->first, t->end);
+
+		*pp = t->next;
+		t->next = *out;
+		*out = t;
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void report(struct gmem *g, struct transit *list, gmem_convert_cb cb, void *arg, int result)
+{
+	while (list) {
+		struct transit *t = list;
+
+		list = t->next;
+		if (cb)
+			cb(g, t->first << PAGE_SHIFT, (t->end - t->first) << PAGE_SHIFT, GMEM_PRIVATE,
+			   result, arg);
+		free(t);
+	}
+}
+
+static int to_shared(struct gmem *g, uint64_t first, uint64_t end)
+{
+	int64_t n;
+	int err = views_undeny(g, first, end);
+
+	if (err)
+		return err;
+	n = state_replace(g, first, end, STATE_MASK(GMEM_PRIVATE), GMEM_SHARED, NULL);
+	count(&g->stats.pages_to_shared, (uint64_t)n);
+	count(&g->stats.conversions, 1);
+	return 0;
+}
+
+/* Sleep, g->lock released, until no pin holds an in-transit page of [first, end). */
+static void wait_for_pins(struct gmem *g, uint64_t first, uint64_t end)
+{
+	struct timespec deadline;
+	struct pin_scan scan;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += g->wait_timeout_ms / 1000;
+	deadline.tv_nsec += (long)(g->wait_timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&g->wait_mu);
+	/* Announce before looking: an unpin drops, then looks for waiters. */
+	atomic_fetch_add(&g->pin_waiters, 1);
+	for (;;) {
+		pins_scan(g, first, end, IN_TRANSIT, &scan);
+		if (scan.short_first == UINT64_MAX ||
+		    pthread_cond_timedwait(&g->wait_cv, &g->wait_mu, &deadline) == ETIMEDOUT)
+			break;
+	}
+	atomic_fetch_sub(&g->pin_waiters, 1);
+	pthread_mutex_unlock(&g->wait_mu);
+}
+
+/*
+ * With g->lock exclusive (released and retaken while waiting).  *t is a
+ * transit to use for WAIT or DEFER; set to NULL when the object keeps it.
+ * *busy receives the offending page of a refusal.
+ */
+static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int flags,
+		      struct transit **t, uint64_t *busy)
+{
+	uint64_t strict = views_strict_first(g, first, end);
+	struct pin_scan scan;
+	int64_t n;
+	int err;
+
+	state_replace(g, first, end, STATE_MASK(GMEM_SHARED), GMEM_CONVERTING, &scan);
+	*busy = strict < scan.long_first ? strict : scan.long_first;
+	if (*busy != UINT64_MAX) {
+		revert(g, first, end);
+		return -EBUSY;
+	}
+	if (scan.short_first != UINT64_MAX && !(flags & (GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER))) {
+		revert(g, first, end);
+		*busy = scan.short_first;
+		count(&g->stats.convert_eagain, 1);
+		return -EAGAIN;
+	}
+	err = views_zap(g, first, end);
+	if (err) {
+		revert(g, first, end);
+		return err;
+	}
+	if (scan.short_first != UINT64_MAX) {
+		struct transit *tr = *t;
+
+		tr->first = first;
+		tr->end = end;
+		tr->mode = flags & (GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER);
+		tr->next = g->transits;
+		g->transits = tr;
+		*t = NULL;
+		if (flags & GMEM_CONVERT_DEFER) {
+			count(&g->stats.convert_deferred, 1);
+			return -EINPROGRESS;
+		}
+		pthread_rwlock_unlock(&g->lock);
+		wait_for_pins(g, first, end);
+		pthread_rwlock_wrlock(&g->lock);
+		transit_unlink(g, tr);
+		*t = tr;
+		transit_gen_bump(g);
+		pins_scan(g, first, end, IN_TRANSIT, &scan);
+		if (scan.short_first != UINT64_MAX) {
+			err = revert_transit(g, first, end);
+			*busy = scan.short_first;
+			count(&g->stats.convert_eagain, 1);
+			return err ? err : -EAGAIN;
+		}
+		/* no fault mapped a page meanwhile: they were all CONVERTING */
+	}
+	n = state_replace(g, first, end, IN_TRANSIT, GMEM_PRIVATE, NULL);
+	count(&g->stats.pages_to_private, (uint64_t)n);
+	count(&g->stats.conversions, 1);
+	return 0;
+}
+
+int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
+		 unsigned int flags, uint64_t *error_offset)
+{
+	const unsigned int modes = GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER;
+	uint64_t first, end, busy = UINT64_MAX;
+	struct transit *t = NULL, *cancelled = NULL;
+	gmem_convert_cb cb;
+	void *cb_arg;
+	int err;
+
+	if (!g || !range_ok(g, offset, len) || (to != GMEM_SHARED && to != GMEM_PRIVATE) ||
+	    (flags & ~modes) || (flags & modes) == modes)
+		return -EINVAL;
+	first = offset >> PAGE_SHIFT;
+	end = first + (len >> PAGE_SHIFT);
+	if (to == GMEM_PRIVATE && (flags & modes) && !(t = malloc(sizeof(*t))))
+		return -ENOMEM;
+
+	lock_range(g, first, end);
+	err = state_reserve(g);
+	if (!err)
+		err = cancel_deferred(g, first, end, &cancelled);
+	if (!err)
+		err = to == GMEM_SHARED ? to_shared(g, first, end)
+					: to_private(g, first, end, flags, &t, &busy);
+	cb = g->cb;
+	cb_arg = g->cb_arg;
+	pthread_rwlock_unlock(&g->lock);
+
+	report(g, cancelled, cb, cb_arg, -ECANCELED);
+	free(t);
+	if (error_offset && busy != UINT64_MAX)
+		*error_offset = busy << PAGE_SHIFT;
+	return err;
+}
+
+uint64_t convert_try_complete(struct gmem *g, uint64_t page)
+{
+	struct transit **pp, *t = NULL;
+	gmem_convert_cb cb = NULL;
+	struct pin_scan scan;
+	uint64_t next = page + 1;
+	void *cb_arg = NULL;
+	int64_t n;
+
+	pthread_rwlock_wrlock(&g->lock);
+	pp = transit_find(g, page, page + 1, 0);
+	if (!pp)
+		goto unlock;
+	next = (*pp)->end;
+	if ((*pp)->mode != GMEM_CONVERT_DEFER)
+		goto unlock; /* a waiting converter finishes its own */
+	pins_scan(g, (*pp)->first, (*pp)->end, IN_TRANSIT, &scan);
+	if (scan.short_first != UINT64_MAX || scan.long_first != UINT64_MAX)
+		goto unlock; /* not the last pin: the last one completes it */
+	/* Room for this was reserved when the transit was made (state_reserve()). */
+	n = state_replace(g, (*pp)->first, (*pp)->end, IN_TRANSIT, GMEM_PRIVATE, NULL);
+	if (n < 0)
+		goto unlock; /* stays pending: a later unpin or conversion ends it */
+	t = *pp;
+	*pp = t->next;
+	count(&g->stats.pages_to_private, (uint64_t)n);
+	count(&g->stats.conversions, 1);
+	cb = g->cb;
+	cb_arg = g->cb_arg;
+unlock:
+	pthread_rwlock_unlock(&g->lock);
+	if (t) {
+		t->next = NULL;
+		report(g, t, cb, cb_arg, 0);
+	}
+	return next;
+}
+
+int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void *arg)
+{
+	if (!g)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&g->lock);
+	g->cb = cb;
+	g->cb_arg = arg;
+	pthread_rwlock_unlock(&g->lock);
+	return 0;
+}

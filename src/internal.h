@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the gmem object, and what the library's modules share.
+ *
+ * Locking, in one place:
+ *  - g->lock is the kernel's invalidate_lock.  The fault path decides and
+ *    maps under it shared; anything that changes page states, views or
+ *    transits holds it exclusive, so a conversion's "publish the state, zap
+ *    every view" cannot interleave with a fault's "look up, then map".
+ *  - Pins take no lock: their race with conversions is decided per page in
+ *    one atomic word (core/pinword.h).  Leaves of words are created with
+ *    g->lock shared and their states changed with it exclusive, so a word
+ *    always agrees with g->states.
+ *  - g->wait_mu only guards sleeping: converters waiting for pins to drop
+ *    and conversions waiting for a waiting conversion to end.  Nobody takes
+ *    g->lock while holding it.
+ *  - User callbacks run with no lock held.
+ */
+#ifndef GMEM_INTERNAL_H
+#define GMEM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/pinmap.h"
+#include "core/runmap.h"
+#include "gmem.h"
+#include "os/backing.h"
+
+#define PAGE_SHIFT 12
+#define GMEM_MAX_SIZE (1ULL << 46) /* 64 TiB: the guest mapping must fit in user VA */
+#define STATE_MASK(s) RUNMAP_MASK(s)
+
+struct view {
+	char *addr;
+	uint64_t first, end; /* the pages of the object it maps: [first, end) */
+	unsigned int flags;  /* GMEM_VIEW_* */
+	/*
+	 * Pages refused through this view, where its page tables hold a poison
+	 * marker or PROT_NONE that a re-share must clear; a superset is fine.
+	 * Written by the fault thread holding g->lock shared (the only writer on
+	 * that side) or by others holding it exclusive.
+	 */
+	struct runmap denied;
+	bool denied_lost; /* a refusal could not be recorded: treat all as refused */
+};
+
+/* A conversion to private in transit: its shared pages are CONVERTING. */
+struct transit {
+	struct transit *next;
+	uint64_t first, end;
+	unsigned int mode; /* GMEM_CONVERT_WAIT or GMEM_CONVERT_DEFER */
+};
+
+struct gmem_counters {
+	_Atomic uint64_t conversions, pages_to_private, pages_to_shared, convert_eagain,
+		convert_deferred, host_faults, host_faults_denied;
+};
+
+struct gmem {
+	/* Set by gmem_create(), then read-only. */
+	struct backing b;
+	uint64_t npages;
+	int fault_signal;
+	uint32_t wait_timeout_ms;
+	int uffd;
+	int stopfd;
+	pthread_t fault_thread;
+
+	pthread_rwlock_t lock;
+	struct runmap states;     /* under lock */
+	struct view **views;      /* under lock; sorted by address */
+	size_t nviews, views_cap; /* under lock */
+	struct transit *transits; /* under lock */
+	gmem_convert_cb cb;       /* under lock */
+	void *cb_arg;             /* under lock */
+
+	struct pinmap pins; /* lock-free words, see above */
+
+	pthread_mutex_t wait_mu;
+	pthread_cond_t wait_cv;            /* with wait_mu; CLOCK_MONOTONIC */
+	_Atomic unsigned int pin_waiters;  /* converters sleeping until pins drop */
+	_Atomic uint64_t transit_gen;      /* bumped when a waiting conversion ends */
+
+	struct gmem_counters stats; /* relaxed atomics */
+};
+
+static inline void count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* offset and len name whole pages inside the object: the contract's "Ranges". */
+static inline bool range_ok(const struct gmem *g, uint64_t offset, uint64_t len)
+{
+	return len && !(offset % GMEM_PAGE_SIZE) && !(len % GMEM_PAGE_SIZE) &&
+	       offset <= g->b.size && len <= g->b.size - offset;
+}
+
+/* state.c: page states, the run map and the pin words kept equal */
+struct pin_scan {
+	uint64_t short_first, long_first; /* lowest page holding such a pin, or UINT64_MAX */
+};
+int state_reserve(struct gmem *g);
+int64_t state_replace(struct gmem *g, uint64_t first, uint64_t end, uint32_t from, unsigned int to,
+		      struct pin_scan *scan);
+/* Pins on the pages of [first, end) whose state is in `states`. */
+void pins_scan(struct gmem *g, uint64_t first, uint64_t end, uint32_t states,
+	       struct pin_scan *scan);
+pinword_t *pin_word(struct gmem *g, uint64_t page);
+uint64_t pins_total(struct gmem *g);
+void pins_wake_waiters(struct gmem *g);
+
+/* view.c (g->lock held) */
+struct view *view_find(struct gmem *g, uintptr_t addr);
+int views_reserve_denied(struct gmem *g, size_t insertions);
+uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end);
+int views_zap(struct gmem *g, uint64_t first, uint64_t end);
+int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
+void views_destroy(struct gmem *g);
+
+/* fault.c */
+int fault_start(struct gmem *g);
+void fault_stop(struct gmem *g);
+
+/* convert.c */
+uint64_t convert_try_complete(struct gmem *g, uint64_t page);
+
+#endif /* GMEM_INTERNAL_H */
