@@ -135,6 +135,10 @@ int gmem_view_unmap(struct gmem *g, void *addr);
  *   -EINPROGRESS  (GMEM_CONVERT_DEFER) short-term pins remain: the range's
  *            shared pages are GMEM_CONVERTING until the last pin drops, then
  *            the conversion completes and the callback runs with 0.
+ * While a range is in transit (WAIT or DEFER), new pins there fail with
+ * -EAGAIN and host touches are refused - except touches of a page that is
+ * still pinned: that is the I/O the conversion waits for, and it must be
+ * able to finish.  Its last unpin unmaps it from every view.
  * To shared: immediate, whatever the pins.
  */
 int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,

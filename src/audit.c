@@ -4,9 +4,11 @@
  *
  * For every view, every run of pages that are not shared is looked up in
  * the process's page tables; a present entry there is a host mapping of a
- * page the guest owns.  Nothing is faulted in.  Holding g->lock shared
- * keeps states and views still; the fault thread may map shared pages
- * meanwhile, which the audit does not look at.
+ * page the guest owns - or, for a page in transit, of one that no pin
+ * holds (a pinned in-transit page may stay mapped for the I/O the
+ * conversion waits for).  Nothing is faulted in.  Holding g->lock shared
+ * keeps states, views and in-transit pins still; the fault thread may map
+ * shared pages meanwhile, which the audit does not look at.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -32,12 +34,18 @@ int gmem_audit(struct gmem *g)
 
 		runmap_iter_start(&it, &g->states, v->first, v->end);
 		while (!err && runmap_iter_next(&it, &r)) {
-			if (r.val == GMEM_SHARED)
-				continue;
-			err = pagemap_first_present(fd, base + (r.start << PAGE_SHIFT),
-						    base + (r.end << PAGE_SHIFT), &found);
-			if (err > 0)
-				err = -EIO;
+			uintptr_t a = base + (r.start << PAGE_SHIFT), end = base + (r.end << PAGE_SHIFT);
+
+			while (r.val != GMEM_SHARED && a < end &&
+			       (err = pagemap_first_present(fd, a, end, &found)) > 0) {
+				err = 0;
+				if (r.val != GMEM_CONVERTING ||
+				    !page_pinned(g, (found - base) >> PAGE_SHIFT)) {
+					err = -EIO;
+					break;
+				}
+				a = found + GMEM_PAGE_SIZE;
+			}
 		}
 	}
 	pthread_rwlock_unlock(&g->lock);

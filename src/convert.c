@@ -13,8 +13,11 @@
  *   3. zaps every view over the range, then commits PRIVATE.
  * A transit (WAIT or DEFER) keeps its pages CONVERTING without the lock:
  * a waiting conversion sleeps until the pins drop, a deferred one is
- * completed by whichever unpin drops the last pin in its range
- * (convert_try_complete(), the kernel's folio_put callback).
+ * completed by whichever release drops the last pin in its range
+ * (convert_complete_locked(), the kernel's folio_put callback).  Until
+ * then a pinned page of the range stays reachable to the I/O holding it:
+ * the pin is what the conversion waits for, so the pinned work must be
+ * able to finish (fault.c maps it; pin.c unmaps it with its last pin).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -104,7 +107,7 @@ static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct 
 	return 0;
 }
 
-static void report(struct gmem *g, struct transit *list, gmem_convert_cb cb, void *arg, int result)
+void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, void *arg, int result)
 {
 	while (list) {
 		struct transit *t = list;
@@ -212,7 +215,12 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 			count(&g->stats.convert_eagain, 1);
 			return err ? err : -EAGAIN;
 		}
-		/* no fault mapped a page meanwhile: they were all CONVERTING */
+		/* pinned pages may have been mapped for their I/O meanwhile */
+		err = views_zap(g, first, end);
+		if (err) {
+			revert_transit(g, first, end);
+			return err;
+		}
 	}
 	n = state_replace(g, first, end, IN_TRANSIT, GMEM_PRIVATE, NULL);
 	count(&g->stats.pages_to_private, (uint64_t)n);
@@ -249,49 +257,49 @@ int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
 	cb_arg = g->cb_arg;
 	pthread_rwlock_unlock(&g->lock);
 
-	report(g, cancelled, cb, cb_arg, -ECANCELED);
+	convert_report(g, cancelled, cb, cb_arg, -ECANCELED);
 	free(t);
 	if (error_offset && busy != UINT64_MAX)
 		*error_offset = busy << PAGE_SHIFT;
 	return err;
 }
 
-uint64_t convert_try_complete(struct gmem *g, uint64_t page)
+void convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struct transit **done)
 {
-	struct transit **pp, *t = NULL;
-	gmem_convert_cb cb = NULL;
-	struct pin_scan scan;
-	uint64_t next = page + 1;
-	void *cb_arg = NULL;
-	int64_t n;
+	struct transit **pp = &g->transits;
 
-	pthread_rwlock_wrlock(&g->lock);
-	pp = transit_find(g, page, page + 1, 0);
-	if (!pp)
-		goto unlock;
-	next = (*pp)->end;
-	if ((*pp)->mode != GMEM_CONVERT_DEFER)
-		goto unlock; /* a waiting converter finishes its own */
-	pins_scan(g, (*pp)->first, (*pp)->end, IN_TRANSIT, &scan);
-	if (scan.short_first != UINT64_MAX || scan.long_first != UINT64_MAX)
-		goto unlock; /* not the last pin: the last one completes it */
-	/* Room for this was reserved when the transit was made (state_reserve()). */
-	n = state_replace(g, (*pp)->first, (*pp)->end, IN_TRANSIT, GMEM_PRIVATE, NULL);
-	if (n < 0)
-		goto unlock; /* stays pending: a later unpin or conversion ends it */
-	t = *pp;
-	*pp = t->next;
-	count(&g->stats.pages_to_private, (uint64_t)n);
-	count(&g->stats.conversions, 1);
-	cb = g->cb;
-	cb_arg = g->cb_arg;
-unlock:
-	pthread_rwlock_unlock(&g->lock);
-	if (t) {
-		t->next = NULL;
-		report(g, t, cb, cb_arg, 0);
+	while (*pp) {
+		struct transit *t = *pp;
+		struct pin_scan scan;
+		int64_t n;
+
+		if (t->mode != GMEM_CONVERT_DEFER || t->end <= first || end <= t->first) {
+			pp = &t->next;
+			continue;
+		}
+		pins_scan(g, t->first, t->end, IN_TRANSIT, &scan);
+		if (scan.short_first != UINT64_MAX || scan.long_first != UINT64_MAX) {
+			pp = &t->next; /* not the last pin: the last one completes it */
+			continue;
+		}
+		/*
+		 * Pinned pages may have been mapped for their I/O; each was zapped
+		 * when its last pin went, but zap the range whole: the commit below
+		 * must not fail, and this cannot.  Room for the commit was reserved
+		 * when the transit was made (state_reserve()).
+		 */
+		views_zap(g, t->first, t->end);
+		n = state_replace(g, t->first, t->end, IN_TRANSIT, GMEM_PRIVATE, NULL);
+		if (n < 0) {
+			pp = &t->next; /* stays pending: a later release or conversion ends it */
+			continue;
+		}
+		*pp = t->next;
+		t->next = *done;
+		*done = t;
+		count(&g->stats.pages_to_private, (uint64_t)n);
+		count(&g->stats.conversions, 1);
 	}
-	return next;
 }
 
 int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void *arg)

@@ -11,7 +11,9 @@
  * Mapping batches: the faulting page is mapped together with its shared
  * neighbours in one UFFDIO_CONTINUE (allocating them first on a missing
  * fault), a fault-around that never crosses into a page of another state
- * because the window is clipped to the faulting page's run.  Refusing
+ * because the window is clipped to the faulting page's run.  An in-transit
+ * page is refused unless pinned: the pin is I/O the conversion is waiting
+ * for, and it must be able to finish.  Refusing
  * leaves a mark the kernel enforces by itself from then on: a poison
  * marker (SIGBUS, BUS_ADRERR at the exact address), or PROT_NONE on that
  * page of that view (SIGSEGV, SEGV_ACCERR).
@@ -107,7 +109,17 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 	}
 	count(&g->stats.host_faults, 1);
 	page = v->first + ((addr - (uintptr_t)v->addr) >> PAGE_SHIFT);
-	if (runmap_get(&g->states, page, &rs, &re) != GMEM_SHARED) {
+	switch (runmap_get(&g->states, page, &rs, &re)) {
+	case GMEM_SHARED:
+		break;
+	case GMEM_CONVERTING:
+		if (page_pinned(g, page)) {
+			/* the I/O the transit waits for: this page alone */
+			map_around(g, v, page, page, page + 1, missing);
+			goto out;
+		}
+		/* fall through */
+	default:
 		deny(g, v, page);
 		goto out;
 	}

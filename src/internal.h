@@ -110,6 +110,11 @@ int64_t state_replace(struct gmem *g, uint64_t first, uint64_t end, uint32_t fro
 void pins_scan(struct gmem *g, uint64_t first, uint64_t end, uint32_t states,
 	       struct pin_scan *scan);
 pinword_t *pin_word(struct gmem *g, uint64_t page);
+/*
+ * Whether page holds a pin.  An in-transit page's count falls only with
+ * g->lock exclusive (pin.c): with the lock held shared, "pinned" stays true.
+ */
+bool page_pinned(struct gmem *g, uint64_t page);
 uint64_t pins_total(struct gmem *g);
 void pins_wake_waiters(struct gmem *g);
 
@@ -126,6 +131,9 @@ int fault_start(struct gmem *g);
 void fault_stop(struct gmem *g);
 
 /* convert.c */
-uint64_t convert_try_complete(struct gmem *g, uint64_t page);
+/* Complete the deferred conversions overlapping [first, end) that no pin holds. */
+void convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struct transit **done);
+/* Run the callback for each transit of list (result 0 or -ECANCELED), freeing them. */
+void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, void *arg, int result);
 
 #endif /* GMEM_INTERNAL_H */

@@ -2,40 +2,83 @@
 /*
  * pin.c - pins: counted references host I/O holds on shared pages.
  *
- * No lock on the way in or out: a pin raises each page's word and reads
- * the state it found in the same atomic step; any page not plainly shared
- * makes it back out of every page it raised.  Dropping a reference - an
- * unpin, or a pin backing out - that leaves an in-transit page unpinned
- * may be the last one a deferred conversion waits for, so it tries to
- * complete it (convert_try_complete()).
+ * No lock on the way in: a pin raises each page's word and reads the state
+ * it found in the same atomic step; any page not plainly shared makes it
+ * back out of every page it raised.  No lock on the way out either, except
+ * for in-transit pages: their counts fall only with g->lock exclusive,
+ * because a pinned in-transit page may still be mapped for the I/O that
+ * holds it (fault.c), and the release that leaves it unpinned must zap it
+ * and, when the whole range is free, complete the deferred conversion (the
+ * kernel's folio_put callback) - atomically with respect to faults and
+ * conversions.
  */
 #include <errno.h>
 
 #include "internal.h"
 
-/* Complete the deferred conversions whose last pin in [first, end) is gone. */
-static void complete_range(struct gmem *g, uint64_t first, uint64_t end)
+/*
+ * Release one pin of the given kind from every page in [first, end).
+ * With `held`, a page without such a pin is a caller's error (-EINVAL),
+ * possible here only if another thread releases the same pins at once.
+ */
+static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm, bool held)
 {
-	pinword_t *w;
+	const uint64_t one = pw_one(longterm);
+	struct transit *done = NULL;
+	gmem_convert_cb cb = NULL;
+	uint64_t p, zap_from = UINT64_MAX;
+	void *cb_arg = NULL;
+	int err = 0;
 
-	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end));) {
-		if (pw_wants_completion(atomic_load(w)))
-			p = convert_try_complete(g, p);
-		else
-			p++;
+	for (p = first; p < end; p++) {
+		pinword_t *w = pinmap_word(&g->pins, p);
+		uint64_t old = atomic_load(w);
+
+		do {
+			if (!pw_count(old, longterm))
+				goto next;
+			if (pw_state(old) == GMEM_CONVERTING)
+				goto slow;
+		} while (!atomic_compare_exchange_weak(w, &old, old - one));
+		continue;
+next:
+		if (held)
+			err = -EINVAL;
 	}
-}
-
-/* Drop the references a pin took on [first, end). */
-static void back_out(struct gmem *g, uint64_t first, uint64_t end, bool longterm)
-{
-	bool complete = false;
-
-	for (uint64_t p = first; p < end; p++)
-		complete |= pw_wants_completion(pw_drop(pinmap_word(&g->pins, p), longterm));
 	pins_wake_waiters(g);
-	if (complete)
-		complete_range(g, first, end);
+	return err;
+
+slow:
+	pthread_rwlock_wrlock(&g->lock);
+	for (; p < end; p++) {
+		pinword_t *w = pinmap_word(&g->pins, p);
+		uint64_t old = atomic_load(w);
+		bool dropped = false, idle;
+
+		while (!dropped && pw_count(old, longterm))
+			dropped = atomic_compare_exchange_weak(w, &old, old - one);
+		if (!dropped && held)
+			err = -EINVAL;
+		/* no pin left on an in-transit page: its I/O is over, unmap it */
+		old -= dropped ? one : 0;
+		idle = dropped && pw_state(old) == GMEM_CONVERTING && !(old & PW_COUNTS);
+		if (idle) {
+			if (zap_from == UINT64_MAX)
+				zap_from = p;
+		} else if (zap_from != UINT64_MAX) {
+			views_zap(g, zap_from, p);
+			zap_from = UINT64_MAX;
+		}
+	}
+	if (zap_from != UINT64_MAX)
+		views_zap(g, zap_from, end);
+	convert_complete_locked(g, first, end, &done);
+	cb = g->cb;
+	cb_arg = g->cb_arg;
+	pthread_rwlock_unlock(&g->lock);
+	pins_wake_waiters(g);
+	convert_report(g, done, cb, cb_arg, 0);
+	return err;
 }
 
 int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
@@ -63,7 +106,7 @@ int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 	}
 	if (!err)
 		return 0;
-	back_out(g, first, p, longterm);
+	release(g, first, p, longterm, false);
 	if (err == -EAGAIN && p < end) {
 		/* a private page further on is the lasting reason: say so */
 		pthread_rwlock_rdlock(&g->lock);
@@ -76,9 +119,8 @@ int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 
 int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 {
-	bool longterm = flags & GMEM_PIN_LONGTERM, complete = false;
+	bool longterm = flags & GMEM_PIN_LONGTERM;
 	uint64_t first, end;
-	int err = 0;
 
 	if (!g || !range_ok(g, offset, len) || (flags & ~GMEM_PIN_LONGTERM))
 		return -EINVAL;
@@ -90,17 +132,5 @@ int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags
 		if (!w || !pw_count(atomic_load(w), longterm))
 			return -EINVAL;
 	}
-	for (uint64_t p = first; p < end; p++) {
-		uint64_t after;
-
-		/* fails only if another thread unpins the same pins at once */
-		if (!pw_unpin(pinmap_word(&g->pins, p), longterm, &after))
-			err = -EINVAL;
-		else
-			complete |= pw_wants_completion(after);
-	}
-	pins_wake_waiters(g);
-	if (complete)
-		complete_range(g, first, end);
-	return err;
+	return release(g, first, end, longterm, true);
 }

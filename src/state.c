@@ -98,6 +98,13 @@ pinword_t *pin_word(struct gmem *g, uint64_t page)
 	return w;
 }
 
+bool page_pinned(struct gmem *g, uint64_t page)
+{
+	pinword_t *w = pinmap_word(&g->pins, page);
+
+	return w && (atomic_load(w) & PW_COUNTS);
+}
+
 uint64_t pins_total(struct gmem *g)
 {
 	uint64_t n = 0;

@@ -48,11 +48,12 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "  %s:%d: ", file, line);
+	printf("  %s:%d: ", file, line);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vprintf(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	putchar('\n');
+	fflush(stdout);
 	_exit(1);
 }
 
@@ -105,6 +106,11 @@ static void touch_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	if (!touch_jmp) {
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg), "  unexpected signal %d (code %d) at %p\n", sig,
+				 si->si_code, si->si_addr);
+
+		(void)!write(1, msg, (size_t)n);
 		signal(sig, SIG_DFL); /* not ours: die of it */
 		return;
 	}
@@ -112,11 +118,9 @@ static void touch_handler(int sig, siginfo_t *si, void *uc)
 	siglongjmp(*touch_jmp, sig);
 }
 
-int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si)
+static void touch_install(void)
 {
 	static __thread bool installed;
-	sigjmp_buf jb;
-	int sig;
 
 	if (!installed) {
 		struct sigaction sa = { .sa_sigaction = touch_handler, .sa_flags = SA_SIGINFO };
@@ -125,6 +129,32 @@ int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si)
 		sigaction(SIGSEGV, &sa, NULL);
 		installed = true;
 	}
+}
+
+int touch_copy(void *dst, const volatile char *src, size_t len)
+{
+	sigjmp_buf jb;
+	int sig;
+
+	touch_install();
+	sig = sigsetjmp(jb, 1);
+	if (sig == 0) {
+		touch_jmp = &jb;
+		for (size_t i = 0; i < len; i++)
+			((char *)dst)[i] = src[i];
+		touch_jmp = NULL;
+		return 0;
+	}
+	touch_jmp = NULL;
+	return sig;
+}
+
+int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si)
+{
+	sigjmp_buf jb;
+	int sig;
+
+	touch_install();
 	sig = sigsetjmp(jb, 1);
 	if (sig == 0) {
 		touch_jmp = &jb;

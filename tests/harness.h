@@ -70,6 +70,9 @@ char *tg_view(struct gmem *g, unsigned int flags);
  */
 int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si);
 
+/* Copy len bytes from src, guarded like touch(): 0, or the signal that stopped it. */
+int touch_copy(void *dst, const volatile char *src, size_t len);
+
 /* Byte i of a page's fill pattern: distinct per page and seed. */
 static inline uint8_t pattern(uint64_t page, uint8_t seed, size_t i)
 {

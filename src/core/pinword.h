@@ -9,8 +9,8 @@
  * totally ordered, so either the pin came first and the conversion sees it,
  * or the conversion came first and the pin sees the new state and backs out.
  * A pin that backs out, like an unpin, may drop the last reference of an
- * in-transit page: its caller must then try to complete the deferred
- * conversion (the kernel's folio_put callback).
+ * in-transit page; the owner decides what that takes (gmem: the lock, so
+ * that the page can be unmapped and the conversion completed, pin.c).
  *
  *   bits  0..31  short-term pins (at most PW_SHORT_MAX; the rest is headroom
  *                for concurrent pins that find the limit and back out)
@@ -105,12 +105,6 @@ static inline uint64_t pw_set_state(pinword_t *w, unsigned int state)
 	while (!atomic_compare_exchange_weak(w, &old, (old & ~PW_STATE_MASK) | pw_make(state)))
 		;
 	return old;
-}
-
-/* Whether the word after a drop asks for a deferred-completion attempt. */
-static inline bool pw_wants_completion(uint64_t after)
-{
-	return !(after & PW_COUNTS) && pw_state(after) == GMEM_CONVERTING;
 }
 
 #endif /* GMEM_CORE_PINWORD_H */

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_fault.c - host touches of private memory, as the kernel's
+ * guest_memfd test_fault_private: a clean signal at the exact address,
+ * under either policy, for resident, never-touched and discarded pages,
+ * counted, and never sticky.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static void denied_everywhere(const struct env *env, int sig, int code)
+{
+	struct gmem *g = tg_create(env, 8 * PS, 0, sig);
+	char *v = tg_view(g, 0);
+	struct gmem_stats st;
+	siginfo_t si;
+	uint8_t b = 0x5a;
+
+	/* page 1 resident, page 2 never touched, page 3 discarded */
+	fill_page(v + PS, 1, 1);
+	fill_page(v + 3 * PS, 3, 3);
+	CHECK_OK(gmem_discard(g, 3 * PS, PS));
+	CHECK_OK(gmem_convert(g, PS, 3 * PS, GMEM_PRIVATE, 0, NULL));
+
+	for (uint64_t p = 1; p <= 3; p++) {
+		for (int wr = 0; wr < 2; wr++) {
+			volatile char *a = v + p * PS + 100 * (uint64_t)(wr + 1);
+
+			memset(&si, 0, sizeof(si));
+			CHECK_EQ(touch(a, wr, &b, &si), sig);
+			CHECK_EQ(si.si_signo, sig);
+			CHECK_EQ(si.si_code, code);
+			CHECK(si.si_addr == (void *)a);
+		}
+	}
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.host_faults_denied, 3); /* the kernel refuses repeats by itself */
+	CHECK_OK(gmem_audit(g));
+
+	/* not sticky: shared again, each page is touchable and in place */
+	CHECK_OK(gmem_convert(g, PS, 3 * PS, GMEM_SHARED, 0, NULL));
+	CHECK(page_has(v + PS, 1, 1));
+	CHECK(page_zero(v + 2 * PS));
+	CHECK(page_zero(v + 3 * PS));
+	CHECK_OK(touch(v + 2 * PS, true, &b, NULL));
+	CHECK_EQ((uint8_t)v[2 * PS], 0x5a);
+	CHECK_OK(gmem_destroy(g));
+}
+
+TEST(fault_private_sigbus)
+{
+	denied_everywhere(env, SIGBUS, BUS_ADRERR);
+}
+
+TEST(fault_private_sigsegv)
+{
+	denied_everywhere(env, SIGSEGV, SEGV_ACCERR);
+}
+
+/* The default policy, 0, is SIGBUS. */
+TEST(fault_private_default_signal)
+{
+	struct gmem *g = tg_create(env, PS, GMEM_F_INIT_PRIVATE, 0);
+	char *v = tg_view(g, 0);
+	siginfo_t si;
+
+	CHECK_EQ(touch(v, false, NULL, &si), SIGBUS);
+	CHECK_EQ(si.si_code, BUS_ADRERR);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* Denial repeats after every re-privatization, in every view. */
+TEST(fault_denied_again_after_round_trip)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	char *v1 = tg_view(g, 0), *v2 = tg_view(g, 0);
+	struct gmem_stats st;
+
+	for (int round = 0; round < 5; round++) {
+		CHECK_OK(gmem_convert(g, 0, PS, GMEM_PRIVATE, 0, NULL));
+		CHECK_EQ(touch(v1, false, NULL, NULL), SIGBUS);
+		CHECK_EQ(touch(v2, true, NULL, NULL), SIGBUS);
+		CHECK_OK(gmem_convert(g, 0, PS, GMEM_SHARED, 0, NULL));
+		CHECK_OK(touch(v1, true, NULL, NULL));
+		CHECK_OK(touch(v2, false, NULL, NULL));
+	}
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.host_faults_denied, 10);
+	CHECK(st.host_faults >= 10);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A shared page is coherent between the guest mapping and every view. */
+TEST(shared_pages_coherent)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	char *v1 = tg_view(g, 0), *v2 = tg_view(g, 0);
+	void *guest;
+
+	CHECK_OK(gmem_guest_map(g, &guest));
+	fill_page(v1 + PS, 1, 9);
+	CHECK(page_has(v2 + PS, 1, 9));
+	CHECK(page_has((char *)guest + PS, 1, 9));
+	fill_page((char *)guest + 2 * PS, 2, 4);
+	CHECK(page_has(v1 + 2 * PS, 2, 4));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* In-kernel accesses to a private page fail with EFAULT instead of a signal. */
+TEST(fault_private_in_kernel_access)
+{
+	struct gmem *g = tg_create(env, 2 * PS, 0, 0);
+	char *v = tg_view(g, 0);
+	struct iovec iov = { .iov_base = v, .iov_len = PS };
+	int fds[2];
+
+	fill_page(v, 0, 1);
+	CHECK_OK(gmem_convert(g, 0, PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(pipe(fds));
+	CHECK_EQ(write(fds[1], v, 64), -1); /* the kernel reads the view */
+	CHECK_EQ(errno, EFAULT);
+	CHECK_EQ(write(fds[1], "x", 1), 1);
+	CHECK_EQ(read(fds[0], v, 1), -1); /* the kernel writes the view */
+	CHECK_EQ(errno, EFAULT);
+	CHECK_EQ(vmsplice(fds[1], &iov, 1, 0), -1);
+	close(fds[0]);
+	close(fds[1]);
+	CHECK_OK(gmem_convert(g, 0, PS, GMEM_SHARED, 0, NULL));
+	CHECK(page_has(v, 0, 1));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A shared neighbour of a private page maps; the private one never does. */
+TEST(fault_around_stops_at_private)
+{
+	struct gmem *g = tg_create(env, 64 * PS, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t n = gmem_size(g) / PS;
+
+	for (uint64_t p = 1; p < n; p += 2)
+		CHECK_OK(gmem_convert(g, p * PS, PS, GMEM_PRIVATE, 0, NULL));
+	for (uint64_t p = 0; p < n; p += 2)
+		CHECK_OK(touch(v + p * PS, true, NULL, NULL));
+	CHECK_OK(gmem_audit(g));
+	for (uint64_t p = 1; p < 64; p += 2)
+		CHECK_EQ(touch(v + p * PS, false, NULL, NULL), SIGBUS);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}

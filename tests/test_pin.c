@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_pin.c - pins against conversions: the kernel's elevated_refcount
+ * case, long-term pins, GMEM_CONVERT_WAIT and GMEM_CONVERT_DEFER.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A pinned page refuses conversion, in bulk and alone, with its offset. */
+TEST(elevated_refcount)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	char *v = tg_view(g, 0);
+	void *guest;
+
+	CHECK_OK(gmem_guest_map(g, &guest));
+	for (uint64_t test_page = 0; test_page < 4; test_page++) {
+		uint64_t eoff = 0;
+
+		CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_SHARED, 0, NULL));
+		for (uint64_t p = 0; p < 4; p++)
+			fill_page(v + p * PS, p, 'A');
+		CHECK_OK(gmem_pin(g, test_page * PS, PS, 0));
+		CHECK_EQ(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, 0, &eoff), -EAGAIN);
+		CHECK_EQ(eoff, test_page * PS);
+		for (uint64_t p = 0; p < 4; p++) {
+			eoff = 0;
+			if (p == test_page) {
+				CHECK_EQ(gmem_convert(g, p * PS, PS, GMEM_PRIVATE, 0, &eoff), -EAGAIN);
+				CHECK_EQ(eoff, test_page * PS);
+				CHECK_EQ(gmem_state(g, p * PS), GMEM_SHARED);
+			} else {
+				CHECK_OK(gmem_convert(g, p * PS, PS, GMEM_PRIVATE, 0, NULL));
+			}
+		}
+		/* the pinned page stays shared and touchable */
+		CHECK(page_has(v + test_page * PS, test_page, 'A'));
+		CHECK_OK(gmem_unpin(g, test_page * PS, PS, 0));
+		CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, 0, NULL));
+		for (uint64_t p = 0; p < 4; p++)
+			CHECK(page_has((char *)guest + p * PS, p, 'A'));
+	}
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* The lowest pinned page is reported, whatever the order of pinning. */
+TEST(elevated_refcount_lowest_offset)
+{
+	struct gmem *g = tg_create(env, 16 * PS, 0, 0);
+	uint64_t eoff = 0;
+
+	CHECK_OK(gmem_pin(g, 11 * PS, PS, 0));
+	CHECK_OK(gmem_pin(g, 6 * PS, 2 * PS, 0));
+	CHECK_EQ(gmem_convert(g, 2 * PS, 12 * PS, GMEM_PRIVATE, 0, &eoff), -EAGAIN);
+	CHECK_EQ(eoff, 6 * PS);
+	CHECK_EQ(gmem_convert(g, 8 * PS, 8 * PS, GMEM_PRIVATE, 0, &eoff), -EAGAIN);
+	CHECK_EQ(eoff, 11 * PS);
+	CHECK_EQ(gmem_convert(g, 8 * PS, 8 * PS, GMEM_PRIVATE, 0, NULL), -EAGAIN); /* NULL is fine */
+	CHECK_OK(gmem_unpin(g, 11 * PS, PS, 0));
+	CHECK_OK(gmem_unpin(g, 6 * PS, 2 * PS, 0));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A long-term pin refuses with -EBUSY whatever the flags; a short one beside it does not win. */
+TEST(longterm_pin_busy_under_every_flag)
+{
+	const unsigned int flags[] = { 0, GMEM_CONVERT_WAIT, GMEM_CONVERT_DEFER };
+	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	struct gmem_stats st;
+
+	CHECK_OK(gmem_pin(g, 2 * PS, PS, 0));
+	CHECK_OK(gmem_pin(g, 5 * PS, PS, GMEM_PIN_LONGTERM));
+	for (size_t i = 0; i < 3; i++) {
+		uint64_t eoff = 0;
+		double t0 = now_ms();
+
+		CHECK_EQ(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, flags[i], &eoff), -EBUSY);
+		CHECK_EQ(eoff, 5 * PS);
+		CHECK(now_ms() - t0 < 500); /* refused at once, not waited for */
+		for (uint64_t p = 0; p < 8; p++)
+			CHECK_EQ(gmem_state(g, p * PS), GMEM_SHARED);
+	}
+	/* the kinds are separate: a short unpin cannot drop a long pin */
+	CHECK_EQ(gmem_unpin(g, 5 * PS, PS, 0), -EINVAL);
+	CHECK_EQ(gmem_unpin(g, 2 * PS, PS, GMEM_PIN_LONGTERM), -EINVAL);
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.pins_active, 2);
+	CHECK_OK(gmem_unpin(g, 5 * PS, PS, GMEM_PIN_LONGTERM));
+	CHECK_OK(gmem_unpin(g, 2 * PS, PS, 0));
+	CHECK_OK(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct unpinner {
+	struct gmem *g;
+	uint64_t off, len;
+	unsigned int delay_ms, flags;
+	pthread_t tid;
+};
+
+static void *unpin_later(void *arg)
+{
+	struct unpinner *u = arg;
+
+	usleep(u->delay_ms * 1000);
+	CHECK_OK(gmem_unpin(u->g, u->off, u->len, u->flags));
+	return NULL;
+}
+
+TEST(convert_wait_succeeds_when_pins_drop)
+{
+	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	struct unpinner u = { .g = g, .off = 3 * PS, .len = 2 * PS, .delay_ms = 100 };
+	char *v = tg_view(g, 0);
+	double t0;
+
+	fill_page(v + 3 * PS, 3, 1);
+	CHECK_OK(gmem_pin(g, 3 * PS, 2 * PS, 0));
+	CHECK_OK(pthread_create(&u.tid, NULL, unpin_later, &u));
+	t0 = now_ms();
+	CHECK_OK(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, GMEM_CONVERT_WAIT, NULL));
+	CHECK(now_ms() - t0 >= 90);
+	CHECK_OK(pthread_join(u.tid, NULL));
+	for (uint64_t p = 0; p < 8; p++)
+		CHECK_EQ(gmem_state(g, p * PS), GMEM_PRIVATE);
+	CHECK_EQ(touch(v + 3 * PS, false, NULL, NULL), SIGBUS);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+TEST(convert_wait_times_out)
+{
+	struct gmem_config cfg = {
+		.size = env->unit > 2 * PS ? env->unit : 2 * PS,
+		.backing = env->backing,
+		.wait_timeout_ms = 150,
+	};
+	struct gmem *g;
+	char *v;
+	uint64_t eoff = 0;
+	double t0, took;
+
+	if (gmem_create(&cfg, &g))
+		SKIP("backing unavailable");
+	v = tg_view(g, 0);
+	CHECK_OK(gmem_pin(g, PS, PS, 0));
+	t0 = now_ms();
+	CHECK_EQ(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_WAIT, &eoff), -EAGAIN);
+	took = now_ms() - t0;
+	CHECK(took >= 140 && took < 1000);
+	CHECK_EQ(eoff, PS);
+	CHECK_EQ(gmem_state(g, 0), GMEM_SHARED);
+	CHECK_EQ(gmem_state(g, PS), GMEM_SHARED);
+	CHECK_OK(touch(v, true, NULL, NULL)); /* the pages are shared again */
+	CHECK_OK(touch(v + PS, true, NULL, NULL));
+	CHECK_OK(gmem_unpin(g, PS, PS, 0));
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct cb_log {
+	int calls;
+	uint64_t off, len;
+	unsigned int to;
+	int result;
+	pthread_t thread;
+	int state_seen; /* gmem_state() from inside the callback */
+};
+
+static void record_cb(struct gmem *g, uint64_t off, uint64_t len, unsigned int to, int result,
+		      void *arg)
+{
+	struct cb_log *log = arg;
+
+	log->calls++;
+	log->off = off;
+	log->len = len;
+	log->to = to;
+	log->result = result;
+	log->thread = pthread_self();
+	log->state_seen = gmem_state(g, off); /* callbacks may call back in */
+}
+
+TEST(convert_defer_completes_on_last_unpin)
+{
+	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	struct cb_log log = { 0 };
+	struct unpinner u = { .g = g, .off = 4 * PS, .len = PS };
+	char *v = tg_view(g, 0);
+	struct gmem_stats st;
+
+	CHECK_OK(gmem_set_convert_callback(g, record_cb, &log));
+	CHECK_OK(gmem_convert(g, 7 * PS, PS, GMEM_PRIVATE, 0, NULL));
+	fill_page(v + 2 * PS, 2, 7);
+	CHECK_OK(gmem_pin(g, 2 * PS, PS, 0));
+	CHECK_OK(gmem_pin(g, 4 * PS, PS, 0));
+	CHECK_OK(gmem_pin(g, 4 * PS, PS, 0)); /* nested */
+	CHECK_EQ(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
+	for (uint64_t p = 0; p < 8; p++)
+		CHECK_EQ(gmem_state(g, p * PS), p == 7 ? GMEM_PRIVATE : GMEM_CONVERTING);
+	/* in transit: no new faults, no new pins */
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(gmem_pin(g, 0, PS, 0), -EAGAIN);
+	CHECK_EQ(gmem_pin(g, 0, PS, GMEM_PIN_LONGTERM), -EAGAIN);
+	CHECK_EQ(gmem_pin(g, 6 * PS, 2 * PS, 0), -EACCES); /* the private page decides */
+	CHECK_OK(gmem_audit(g));
+
+	CHECK_OK(gmem_unpin(g, 4 * PS, PS, 0));
+	CHECK_OK(gmem_unpin(g, 2 * PS, PS, 0));
+	CHECK_EQ(log.calls, 0);
+	CHECK_EQ(gmem_state(g, 0), GMEM_CONVERTING);
+	/* the last pin drops in another thread: the callback runs there, once */
+	CHECK_OK(pthread_create(&u.tid, NULL, unpin_later, &u));
+	CHECK_OK(pthread_join(u.tid, NULL));
+	CHECK_EQ(log.calls, 1);
+	CHECK(pthread_equal(log.thread, u.tid));
+	CHECK_EQ(log.off, 0);
+	CHECK_EQ(log.len, 8 * PS);
+	CHECK_EQ(log.to, GMEM_PRIVATE);
+	CHECK_EQ(log.result, 0);
+	CHECK_EQ(log.state_seen, GMEM_PRIVATE);
+	for (uint64_t p = 0; p < 8; p++)
+		CHECK_EQ(gmem_state(g, p * PS), GMEM_PRIVATE);
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.convert_deferred, 1);
+	CHECK_EQ(st.pages_to_private, 8);
+	CHECK_EQ(st.pins_active, 0);
+	/* the guest finds the contents in place */
+	{
+		void *guest;
+
+		CHECK_OK(gmem_guest_map(g, &guest));
+		CHECK(page_has((char *)guest + 2 * PS, 2, 7));
+	}
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+	CHECK_EQ(log.calls, 1);
+}
+
+/* Without pins DEFER converts at once; with no callback set nothing is called. */
+TEST(convert_defer_without_pins_is_immediate)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	struct cb_log log = { 0 };
+
+	CHECK_OK(gmem_set_convert_callback(g, record_cb, &log));
+	CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL));
+	CHECK_EQ(gmem_state(g, 0), GMEM_PRIVATE);
+	CHECK_EQ(log.calls, 0);
+	CHECK_OK(gmem_set_convert_callback(g, NULL, NULL));
+	CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_SHARED, 0, NULL));
+	CHECK_OK(gmem_pin(g, 0, PS, 0));
+	CHECK_EQ(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
+	CHECK_OK(gmem_unpin(g, 0, PS, 0));
+	CHECK_EQ(gmem_state(g, 0), GMEM_PRIVATE);
+	CHECK_EQ(log.calls, 0);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* An overlapping conversion cancels the pending one first. */
+TEST(convert_defer_cancelled)
+{
+	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	struct cb_log log = { 0 };
+	char *v = tg_view(g, 0);
+
+	CHECK_OK(gmem_set_convert_callback(g, record_cb, &log));
+	CHECK_OK(gmem_convert(g, 6 * PS, PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_pin(g, PS, PS, 0));
+	CHECK_EQ(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
+	CHECK_EQ(touch(v + 3 * PS, true, NULL, NULL), SIGBUS); /* refused while in transit */
+
+	/* to shared over part of it: the whole pending conversion is cancelled */
+	CHECK_OK(gmem_convert(g, 2 * PS, PS, GMEM_SHARED, 0, NULL));
+	CHECK_EQ(log.calls, 1);
+	CHECK_EQ(log.result, -ECANCELED);
+	CHECK_EQ(log.off, 0);
+	CHECK_EQ(log.len, 8 * PS);
+	CHECK(pthread_equal(log.thread, pthread_self()));
+	for (uint64_t p = 0; p < 8; p++)
+		CHECK_EQ(gmem_state(g, p * PS), p == 6 ? GMEM_PRIVATE : GMEM_SHARED);
+	CHECK_OK(touch(v + 3 * PS, true, NULL, NULL)); /* the refusal did not stick */
+
+	/* a second deferral over the same range cancels the first */
+	CHECK_EQ(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
+	CHECK_EQ(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
+	CHECK_EQ(log.calls, 2);
+	CHECK_EQ(log.result, -ECANCELED);
+	CHECK_EQ(log.len, 4 * PS);
+	CHECK_EQ(gmem_state(g, 3 * PS), GMEM_SHARED);
+	CHECK_EQ(gmem_state(g, 0), GMEM_CONVERTING);
+
+	/* unpinning completes the surviving one only */
+	CHECK_OK(gmem_unpin(g, PS, PS, 0));
+	CHECK_EQ(log.calls, 3);
+	CHECK_EQ(log.result, 0);
+	CHECK_EQ(log.len, 2 * PS);
+	CHECK_EQ(gmem_state(g, 0), GMEM_PRIVATE);
+	CHECK_EQ(gmem_state(g, PS), GMEM_PRIVATE);
+	CHECK_EQ(gmem_state(g, 2 * PS), GMEM_SHARED);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+TEST(pin_refused_pages)
+{
+	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	struct gmem_stats st;
+
+	CHECK_OK(gmem_convert(g, 5 * PS, PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_EQ(gmem_pin(g, 5 * PS, PS, 0), -EACCES);
+	CHECK_EQ(gmem_pin(g, 5 * PS, PS, GMEM_PIN_LONGTERM), -EACCES);
+	/* nothing is pinned when any page refuses */
+	CHECK_EQ(gmem_pin(g, 0, 8 * PS, 0), -EACCES);
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.pins_active, 0);
+	CHECK_EQ(gmem_unpin(g, 0, PS, 0), -EINVAL);
+	CHECK_OK(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_destroy(g));
+}
+
+TEST(pin_nests_and_unpins_all_or_nothing)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	struct gmem_stats st;
+
+	CHECK_OK(gmem_pin(g, 0, 2 * PS, 0));
+	CHECK_OK(gmem_pin(g, 0, PS, 0));
+	CHECK_OK(gmem_pin(g, PS, PS, GMEM_PIN_LONGTERM));
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.pins_active, 4);
+	/* page 2 holds no pin: the whole unpin is refused */
+	CHECK_EQ(gmem_unpin(g, 0, 3 * PS, 0), -EINVAL);
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.pins_active, 4);
+	CHECK_OK(gmem_unpin(g, 0, 2 * PS, 0));
+	CHECK_OK(gmem_unpin(g, 0, PS, 0));
+	CHECK_EQ(gmem_unpin(g, 0, PS, 0), -EINVAL);
+	CHECK_EQ(gmem_destroy(g), -EBUSY); /* the long-term pin */
+	CHECK_OK(gmem_unpin(g, PS, PS, GMEM_PIN_LONGTERM));
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.pins_active, 0);
+	CHECK_OK(gmem_destroy(g));
+}
+
+TEST(pin_invalid_args)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	uint64_t size = gmem_size(g);
+	struct gmem_stats st;
+
+	CHECK_EQ(gmem_pin(g, 0, 0, 0), -EINVAL);
+	CHECK_EQ(gmem_pin(g, 1, PS, 0), -EINVAL);
+	CHECK_EQ(gmem_pin(g, 0, PS - 1, 0), -EINVAL);
+	CHECK_EQ(gmem_pin(g, size, PS, 0), -EINVAL);
+	CHECK_EQ(gmem_pin(g, PS, UINT64_MAX - PS + 1, 0), -EINVAL);
+	CHECK_EQ(gmem_pin(g, 0, PS, 1u << 3), -EINVAL);
+	CHECK_EQ(gmem_pin(NULL, 0, PS, 0), -EINVAL);
+	CHECK_EQ(gmem_unpin(g, 0, PS, 1u << 3), -EINVAL);
+	CHECK_EQ(gmem_unpin(NULL, 0, PS, 0), -EINVAL);
+	CHECK_EQ(gmem_set_convert_callback(NULL, NULL, NULL), -EINVAL);
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.pins_active, 0);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* To shared is immediate, whatever the pins. */
+TEST(convert_to_shared_with_pins)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+
+	CHECK_OK(gmem_pin(g, 0, PS, GMEM_PIN_LONGTERM));
+	CHECK_OK(gmem_pin(g, PS, PS, 0));
+	CHECK_OK(gmem_convert(g, 2 * PS, 2 * PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_SHARED, 0, NULL));
+	CHECK_OK(gmem_unpin(g, 0, PS, GMEM_PIN_LONGTERM));
+	CHECK_OK(gmem_unpin(g, PS, PS, 0));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* The I/O a deferred conversion waits for can finish: its pinned page stays reachable. */
+TEST(convert_defer_pinned_io_completes)
+{
+	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	char *v = tg_view(g, 0);
+	void *guest;
+
+	CHECK_OK(gmem_guest_map(g, &guest));
+	fill_page(v, 0, 1);
+	CHECK_OK(gmem_pin(g, PS, PS, 0));
+	CHECK_EQ(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
+	CHECK_EQ(touch(v, false, NULL, NULL), SIGBUS); /* unpinned: refused */
+	fill_page(v + PS, 1, 2);                        /* pinned: the I/O goes on */
+	CHECK(page_has(v + PS, 1, 2));
+	CHECK_OK(gmem_audit(g)); /* a pinned page in transit may be mapped */
+	CHECK_OK(gmem_unpin(g, PS, PS, 0));
+	CHECK_EQ(gmem_state(g, PS), GMEM_PRIVATE);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS); /* unmapped with its last pin */
+	CHECK(page_has((char *)guest + PS, 1, 2));
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct io {
+	struct gmem *g;
+	char *buf;
+	pthread_t tid;
+};
+
+/* Pins a buffer, waits until a conversion has it in transit, writes it, unpins. */
+static void *io_during_wait(void *arg)
+{
+	struct io *io = arg;
+
+	while (gmem_state(io->g, 0) != GMEM_CONVERTING)
+		usleep(1000);
+	fill_page(io->buf, 0, 5); /* first touch after the conversion's zap */
+	CHECK_OK(gmem_unpin(io->g, 0, PS, 0));
+	return NULL;
+}
+
+TEST(convert_wait_lets_pinned_io_finish)
+{
+	struct gmem *g = tg_create(env, 2 * PS, 0, 0);
+	struct io io = { .g = g, .buf = tg_view(g, 0) };
+	void *guest;
+
+	CHECK_OK(gmem_guest_map(g, &guest));
+	CHECK_OK(gmem_pin(g, 0, PS, 0));
+	CHECK_OK(pthread_create(&io.tid, NULL, io_during_wait, &io));
+	CHECK_OK(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_WAIT, NULL));
+	CHECK_OK(pthread_join(io.tid, NULL));
+	CHECK(page_has(guest, 0, 5)); /* the I/O landed before the page went private */
+	CHECK_EQ(touch(io.buf, false, NULL, NULL), SIGBUS);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
