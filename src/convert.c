@@ -160,69 +160,97 @@ static void wait_for_pins(struct gmem *g, uint64_t first, uint64_t end)
 }
 
 /*
- * With g->lock exclusive (released and retaken while waiting).  *t is a
- * transit to use for WAIT or DEFER; set to NULL when the object keeps it.
- * *busy receives the offending page of a refusal.
+ * Put the range's shared pages in transit and settle with the pins that
+ * held them at that instant: 0 when none is left (commit), else the error
+ * with the transit reverted - or kept, for DEFER (-EINPROGRESS).  WAIT
+ * sleeps here with g->lock released.  *t is the transit to use (set to
+ * NULL when the object keeps it); *busy the offending page of a refusal.
  */
-static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int flags,
-		      struct transit **t, uint64_t *busy)
+static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int flags,
+		   struct transit **t, uint64_t *busy)
 {
-	uint64_t strict = views_strict_first(g, first, end);
 	struct pin_scan scan;
-	int64_t n;
+	struct transit *tr;
 	int err;
 
 	state_replace(g, first, end, STATE_MASK(GMEM_SHARED), GMEM_CONVERTING, &scan);
-	*busy = strict < scan.long_first ? strict : scan.long_first;
+	if (scan.long_first < *busy)
+		*busy = scan.long_first;
 	if (*busy != UINT64_MAX) {
 		revert(g, first, end);
 		return -EBUSY;
 	}
-	if (scan.short_first != UINT64_MAX && !(flags & (GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER))) {
+	if (scan.short_first == UINT64_MAX)
+		return 0;
+	if (!(flags & (GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER))) {
 		revert(g, first, end);
 		*busy = scan.short_first;
 		count(&g->stats.convert_eagain, 1);
 		return -EAGAIN;
 	}
+	/* In transit: only the pinned I/O may reach the pages from here on. */
 	err = views_zap(g, first, end);
 	if (err) {
 		revert(g, first, end);
 		return err;
 	}
-	if (scan.short_first != UINT64_MAX) {
-		struct transit *tr = *t;
-
-		tr->first = first;
-		tr->end = end;
-		tr->mode = flags & (GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER);
-		tr->next = g->transits;
-		g->transits = tr;
-		*t = NULL;
-		if (flags & GMEM_CONVERT_DEFER) {
-			count(&g->stats.convert_deferred, 1);
-			return -EINPROGRESS;
-		}
-		pthread_rwlock_unlock(&g->lock);
-		wait_for_pins(g, first, end);
-		pthread_rwlock_wrlock(&g->lock);
-		transit_unlink(g, tr);
-		*t = tr;
-		transit_gen_bump(g);
-		pins_scan(g, first, end, IN_TRANSIT, &scan);
-		if (scan.short_first != UINT64_MAX) {
-			err = revert_transit(g, first, end);
-			*busy = scan.short_first;
-			count(&g->stats.convert_eagain, 1);
-			return err ? err : -EAGAIN;
-		}
-		/* pinned pages may have been mapped for their I/O meanwhile */
-		err = views_zap(g, first, end);
-		if (err) {
-			revert_transit(g, first, end);
-			return err;
-		}
+	tr = *t;
+	*t = NULL;
+	tr->first = first;
+	tr->end = end;
+	tr->mode = flags & (GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER);
+	tr->next = g->transits;
+	g->transits = tr;
+	if (flags & GMEM_CONVERT_DEFER) {
+		count(&g->stats.convert_deferred, 1);
+		return -EINPROGRESS;
 	}
-	n = state_replace(g, first, end, IN_TRANSIT, GMEM_PRIVATE, NULL);
+	pthread_rwlock_unlock(&g->lock);
+	wait_for_pins(g, first, end);
+	pthread_rwlock_wrlock(&g->lock);
+	transit_unlink(g, tr);
+	*t = tr;
+	transit_gen_bump(g);
+	pins_scan(g, first, end, IN_TRANSIT, &scan);
+	if (scan.short_first == UINT64_MAX)
+		return 0;
+	err = revert_transit(g, first, end);
+	*busy = scan.short_first;
+	count(&g->stats.convert_eagain, 1);
+	return err ? err : -EAGAIN;
+}
+
+/* With g->lock exclusive (released and retaken by a WAIT). */
+static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int flags,
+		      struct transit **t, uint64_t *busy)
+{
+	uint32_t from = STATE_MASK(GMEM_SHARED);
+	uint64_t p = first;
+	int64_t n;
+	int err;
+
+	*busy = views_strict_first(g, first, end);
+	/*
+	 * If no page of the range was ever pinned, none can be while we hold
+	 * the lock (a first pin builds its page's word under it): nothing to
+	 * wait for, no transit to publish.
+	 */
+	if (pinmap_next(&g->pins, &p, end)) {
+		err = publish(g, first, end, flags, t, busy);
+		if (err)
+			return err;
+		from = IN_TRANSIT;
+	} else if (*busy != UINT64_MAX) {
+		return -EBUSY;
+	}
+	/* after a WAIT, pinned pages may have been mapped for their I/O */
+	err = views_zap(g, first, end);
+	if (err) {
+		if (from == IN_TRANSIT)
+			revert_transit(g, first, end);
+		return err;
+	}
+	n = state_replace(g, first, end, from, GMEM_PRIVATE, NULL);
 	count(&g->stats.pages_to_private, (uint64_t)n);
 	count(&g->stats.conversions, 1);
 	return 0;

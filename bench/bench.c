@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench.c - gmem's costs as ratios against baselines measured in the same run.
+ *
+ * These machines are shared and noisy, so no figure is an absolute time on
+ * its own: each workload is timed next to the kernel operation it should
+ * cost about as much as, both repeated, and the report gives the ratio's
+ * min / median / max over the repetitions with the target it must meet.
+ *
+ *   gmem-bench [--reps N] [--only SUBSTRING] [--json FILE]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gmem.h"
+
+#define PS GMEM_PAGE_SIZE
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define TiB (1ULL << 40)
+#define MAX_REPS 64
+
+struct figure {
+	const char *id, *what, *unit, *baseline_what;
+	double target;        /* the ratio must be <= target */
+	double value[MAX_REPS], base[MAX_REPS];
+	int reps;
+};
+
+static int reps = 5;
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "gmem-bench: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static struct gmem *create(uint64_t size, uint32_t backing)
+{
+	struct gmem_config cfg = { .size = size, .backing = backing };
+	struct gmem *g;
+	int err = gmem_create(&cfg, &g);
+
+	if (err)
+		die("gmem_create", err);
+	return g;
+}
+
+static char *view(struct gmem *g, uint64_t off, uint64_t len)
+{
+	void *v;
+	int err = gmem_view_map(g, off, len, 0, &v);
+
+	if (err)
+		die("gmem_view_map", err);
+	return v;
+}
+
+/* A plain shared memfd mapping: the no-enforcement floor. */
+static char *plain_map(uint64_t size, int *fd)
+{
+	char *p;
+
+	*fd = memfd_create("bench", MFD_CLOEXEC);
+	if (*fd < 0 || ftruncate(*fd, (off_t)size))
+		die("memfd", errno);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap", errno);
+	return p;
+}
+
+static void plain_unmap(char *p, uint64_t size, int fd)
+{
+	munmap(p, size);
+	close(fd);
+}
+
+static void touch_pages(volatile char *p, uint64_t len)
+{
+	for (uint64_t o = 0; o < len; o += PS)
+		p[o] = 1;
+}
+
+/*
+ * Each workload below runs in small blocks alternating with its baseline's,
+ * so that whatever else the machine does lands on both alike.
+ */
+
+/* (a) first touch of 64 MiB of shared memory through a view vs a plain memfd mapping */
+#define TOUCH_BLOCK (1 * MiB)
+static void first_touch(struct figure *f, int r)
+{
+	const uint64_t size = 64 * MiB;
+	struct gmem *g = create(size, GMEM_BACKING_SHMEM);
+	char *v = view(g, 0, size), *p;
+	double tg = 0, tb = 0, t0;
+	int fd;
+
+	p = plain_map(size, &fd);
+	for (uint64_t o = 0; o < size; o += TOUCH_BLOCK) {
+		t0 = now_ns();
+		touch_pages(v + o, TOUCH_BLOCK);
+		tg += now_ns() - t0;
+		t0 = now_ns();
+		touch_pages(p + o, TOUCH_BLOCK);
+		tb += now_ns() - t0;
+	}
+	f->value[r] = tg / (size / PS);
+	f->base[r] = tb / (size / PS);
+	gmem_destroy(g);
+	plain_unmap(p, size, fd);
+}
+
+/* (b) converting a fully touched 256 MiB range to private vs one MADV_DONTNEED of it */
+static void convert_range(struct figure *f, int r)
+{
+	const uint64_t size = 256 * MiB;
+	struct gmem *g = create(size, GMEM_BACKING_SHMEM);
+	char *v = view(g, 0, size), *p;
+	double t0, tg = 0, tb = 0;
+	int fd, err;
+
+	p = plain_map(size, &fd);
+	touch_pages(v, size);
+	touch_pages(p, size);
+	for (int i = 0; i < 2; i++) { /* both orders: neither always goes first */
+		if ((i + r) % 2 == 0) {
+			t0 = now_ns();
+			err = gmem_convert(g, 0, size, GMEM_PRIVATE, 0, NULL);
+			tg = now_ns() - t0;
+			if (err)
+				die("gmem_convert", err);
+		} else {
+			t0 = now_ns();
+			madvise(p, size, MADV_DONTNEED);
+			tb = now_ns() - t0;
+		}
+	}
+	f->value[r] = tg;
+	f->base[r] = tb;
+	gmem_destroy(g);
+	plain_unmap(p, size, fd);
+}
+
+/*
+ * (c) single-page conversions to private of a page mapped in a view, vs one
+ * MADV_DONTNEED of one mapped page of a plain mapping, page by page.
+ */
+#define SINGLE_PAGES 10000
+static void single_page(struct figure *f, int r)
+{
+	const uint64_t size = SINGLE_PAGES * PS;
+	struct gmem *g = create(size, GMEM_BACKING_SHMEM);
+	char *v = view(g, 0, size), *p;
+	double tg = 0, tb = 0, t0;
+	int fd;
+
+	p = plain_map(size, &fd);
+	touch_pages(v, size);
+	touch_pages(p, size);
+	for (uint64_t i = 0; i < SINGLE_PAGES; i++) {
+		int err;
+
+		t0 = now_ns();
+		err = gmem_convert(g, i * PS, PS, GMEM_PRIVATE, 0, NULL);
+		tg += now_ns() - t0;
+		if (err)
+			die("gmem_convert", err);
+		t0 = now_ns();
+		madvise(p + i * PS, PS, MADV_DONTNEED);
+		tb += now_ns() - t0;
+	}
+	f->value[r] = tg / SINGLE_PAGES;
+	f->base[r] = tb / SINGLE_PAGES;
+	gmem_destroy(g);
+	plain_unmap(p, size, fd);
+}
+
+/* The same, converting back to shared (a page gmem never refused needs no zap). */
+static void single_page_shared(struct figure *f, int r)
+{
+	const uint64_t size = SINGLE_PAGES * PS;
+	struct gmem *g = create(size, GMEM_BACKING_SHMEM);
+	double tg = 0, tb = 0, t0;
+	char *p;
+	int fd;
+
+	if (gmem_convert(g, 0, size, GMEM_PRIVATE, 0, NULL))
+		die("gmem_convert", EIO);
+	p = plain_map(size, &fd);
+	touch_pages(p, size);
+	for (uint64_t i = 0; i < SINGLE_PAGES; i++) {
+		int err;
+
+		t0 = now_ns();
+		err = gmem_convert(g, i * PS, PS, GMEM_SHARED, 0, NULL);
+		tg += now_ns() - t0;
+		if (err)
+			die("gmem_convert", err);
+		t0 = now_ns();
+		madvise(p + i * PS, PS, MADV_DONTNEED);
+		tb += now_ns() - t0;
+	}
+	f->value[r] = tg / SINGLE_PAGES;
+	f->base[r] = tb / SINGLE_PAGES;
+	gmem_destroy(g);
+	plain_unmap(p, size, fd);
+}
+
+/* (d) pin + unpin of one page, vs the floor: an atomic increment and decrement. */
+#define PIN_PAIRS 2000000
+#define PIN_BLOCK 10000
+static void pin_pair(struct figure *f, int r)
+{
+	struct gmem *g = create(2 * MiB, GMEM_BACKING_SHMEM);
+	static _Atomic uint64_t word;
+	double tg = 0, tb = 0, t0;
+
+	gmem_pin(g, 0, PS, 0); /* the first pin builds the page's table leaf */
+	gmem_unpin(g, 0, PS, 0);
+	for (int b = 0; b < PIN_PAIRS / PIN_BLOCK; b++) {
+		t0 = now_ns();
+		for (int i = 0; i < PIN_BLOCK; i++) {
+			gmem_pin(g, PS, PS, 0);
+			gmem_unpin(g, PS, PS, 0);
+		}
+		tg += now_ns() - t0;
+		t0 = now_ns();
+		for (int i = 0; i < PIN_BLOCK; i++) {
+			atomic_fetch_add(&word, 1);
+			atomic_fetch_sub(&word, 1);
+		}
+		tb += now_ns() - t0;
+	}
+	f->value[r] = tg / PIN_PAIRS;
+	f->base[r] = tb / PIN_PAIRS;
+	gmem_destroy(g);
+}
+
+/* 10,000 private single pages spread over the object. */
+static void fragment(struct gmem *g, uint64_t size)
+{
+	for (uint64_t i = 0; i < 10000; i++) {
+		int err = gmem_convert(g, i * (size / 10000) / PS * PS, PS, GMEM_PRIVATE, 0, NULL);
+
+		if (err)
+			die("gmem_convert", err);
+	}
+}
+
+/* (e1) the library's heap for a 1 TiB object holding 10,000 private runs, vs 1 MiB */
+static void big_memory(struct figure *f, int r)
+{
+	size_t heap0 = mallinfo2().uordblks;
+	struct gmem *g = create(TiB, GMEM_BACKING_SHMEM);
+
+	fragment(g, TiB);
+	f->value[r] = (double)(mallinfo2().uordblks - heap0);
+	f->base[r] = (double)MiB;
+	gmem_destroy(g);
+}
+
+/* Time n single-page conversion pairs in the middle of a fragmented object. */
+static double conversion_pairs(struct gmem *g, int n)
+{
+	uint64_t off = gmem_size(g) / 2 + PS;
+	double t0 = now_ns();
+
+	for (int i = 0; i < n; i++) {
+		gmem_convert(g, off, PS, GMEM_PRIVATE, 0, NULL);
+		gmem_convert(g, off, PS, GMEM_SHARED, 0, NULL);
+	}
+	return now_ns() - t0;
+}
+
+/* (e2) one conversion at 1 TiB vs one at 1 GiB, both holding 10,000 private runs */
+static void big_convert(struct figure *f, int r)
+{
+	struct gmem *big = create(TiB, GMEM_BACKING_SHMEM), *small = create(GiB, GMEM_BACKING_SHMEM);
+	double tg = 0, tb = 0;
+	const int blocks = 20, n = 1000;
+
+	fragment(big, TiB);
+	fragment(small, GiB);
+	for (int b = 0; b < blocks; b++) {
+		tg += conversion_pairs(big, n);
+		tb += conversion_pairs(small, n);
+	}
+	f->value[r] = tg / (2.0 * blocks * n);
+	f->base[r] = tb / (2.0 * blocks * n);
+	gmem_destroy(big);
+	gmem_destroy(small);
+}
+
+static struct {
+	struct figure f;
+	void (*run)(struct figure *f, int r);
+} figures[] = {
+	{ { .id = "first_touch", .what = "(a) first touch of 64 MiB through a host view", .unit = "ns/page",
+	    .baseline_what = "plain MAP_SHARED memfd mapping", .target = 1.5 }, first_touch },
+	{ { .id = "convert_256m", .what = "(b) convert a touched 256 MiB range to private", .unit = "ns",
+	    .baseline_what = "one MADV_DONTNEED of the range", .target = 1.2 }, convert_range },
+	{ { .id = "convert_page", .what = "(c) single-page conversion to private (mapped page)", .unit = "ns",
+	    .baseline_what = "one MADV_DONTNEED of one mapped page", .target = 1.5 }, single_page },
+	{ { .id = "convert_page_shared", .what = "(c') single-page conversion back to shared", .unit = "ns",
+	    .baseline_what = "one MADV_DONTNEED of one mapped page", .target = 1.5 }, single_page_shared },
+	{ { .id = "pin_unpin", .what = "(d) pin + unpin of one page", .unit = "ns/pair",
+	    .baseline_what = "atomic increment + decrement", .target = 0 }, pin_pair },
+	{ { .id = "memory_1t", .what = "(e) library heap, 1 TiB with 10,000 private runs", .unit = "bytes",
+	    .baseline_what = "1 MiB", .target = 1.0 }, big_memory },
+	{ { .id = "convert_1t", .what = "(e) one conversion at 1 TiB (10,000 runs)", .unit = "ns",
+	    .baseline_what = "the same at 1 GiB", .target = 2.0 }, big_convert },
+};
+#define NFIG (sizeof(figures) / sizeof(figures[0]))
+#define PIN_TARGET_NS 50.0 /* (d) is an absolute budget: ns per pair */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	double s[MAX_REPS];
+
+	memcpy(s, v, n * sizeof(*v));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static void stats(const struct figure *f, double *ratio, double *lo, double *mid, double *hi)
+{
+	double r[MAX_REPS];
+
+	for (int i = 0; i < f->reps; i++)
+		r[i] = f->value[i] / f->base[i];
+	qsort(r, f->reps, sizeof(r[0]), cmp_double);
+	*lo = r[0];
+	*hi = r[f->reps - 1];
+	*mid = median(r, f->reps);
+	*ratio = *mid;
+}
+
+static bool met(const struct figure *f, double ratio)
+{
+	if (!strcmp(f->id, "pin_unpin"))
+		return median((double *)f->value, f->reps) <= PIN_TARGET_NS;
+	return ratio <= f->target;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reps", required_argument, NULL, 'r' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *only = NULL, *json = NULL;
+	bool all_met = true;
+	FILE *out = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "r:o:j:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			reps = atoi(optarg);
+			if (reps < 1 || reps > MAX_REPS) {
+				fprintf(stderr, "gmem-bench: --reps must be 1..%d\n", MAX_REPS);
+				return 2;
+			}
+			break;
+		case 'o':
+			only = optarg;
+			break;
+		case 'j':
+			json = optarg;
+			break;
+		case 'h':
+			printf("usage: gmem-bench [--reps N] [--only SUBSTRING] [--json FILE]\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: gmem-bench [--reps N] [--only SUBSTRING] [--json FILE]\n");
+			return 2;
+		}
+	}
+	if (json && !(out = fopen(json, "w"))) {
+		fprintf(stderr, "gmem-bench: %s: %s\n", json, strerror(errno));
+		return 1;
+	}
+
+	printf("%-54s %10s %10s %-8s %17s %9s\n", "figure", "gmem", "baseline", "unit",
+	       "ratio min/med/max", "target");
+	if (out)
+		fprintf(out, "{\n  \"reps\": %d,\n  \"figures\": [", reps);
+	for (size_t i = 0, n = 0; i < NFIG; i++) {
+		struct figure *f = &figures[i].f;
+		bool absolute = !strcmp(f->id, "pin_unpin");
+		double ratio, lo, mid, hi;
+		char target[16];
+		bool ok;
+
+		if (only && !strstr(f->id, only))
+			continue;
+		f->reps = reps;
+		for (int r = 0; r < reps; r++)
+			figures[i].run(f, r);
+		stats(f, &ratio, &lo, &mid, &hi);
+		ok = met(f, ratio);
+		all_met &= ok;
+		if (absolute)
+			snprintf(target, sizeof(target), "<=%.0fns", PIN_TARGET_NS);
+		else
+			snprintf(target, sizeof(target), "<=%.2fx", f->target);
+		printf("%-54s %10.0f %10.0f %-8s %5.2f/%5.2f/%5.2f %9s %s\n", f->what,
+		       median(f->value, reps), median(f->base, reps), f->unit, lo, mid, hi, target,
+		       ok ? "met" : "MISSED");
+		printf("%-54s baseline: %s\n", "", f->baseline_what);
+		if (out) {
+			fprintf(out, "%s\n    {\"id\": \"%s\", \"what\": \"%s\", \"unit\": \"%s\", "
+				     "\"baseline\": \"%s\", \"value_median\": %.1f, \"baseline_median\": %.1f, "
+				     "\"ratio_min\": %.4f, \"ratio_median\": %.4f, \"ratio_max\": %.4f, "
+				     "\"target\": \"%s\", \"met\": %s}",
+				n++ ? "," : "", f->id, f->what, f->unit, f->baseline_what,
+				median(f->value, reps), median(f->base, reps), lo, mid, hi, target,
+				ok ? "true" : "false");
+		}
+	}
+	if (out) {
+		fprintf(out, "\n  ]\n}\n");
+		fclose(out);
+	}
+	printf("%s\n", all_met ? "all targets met" : "some targets MISSED");
+	return all_met ? 0 : 1;
+}
