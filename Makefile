@@ -44,8 +44,12 @@ TEST_COMMON := $(BUILD)/tests/harness.o
 DEMO := $(BUILD)/demo/gmem-demo
 BENCH := $(BUILD)/bench/gmem-bench
 
-.PHONY: all check run bench install clean
+.PHONY: all check run bench install clean deps
 all: $(LIB_A) $(LIB_SO)
+
+# What the build needs from Debian, installed when missing (a no-op otherwise).
+deps:
+	@scripts/ensure-packages.sh make gcc libc6-dev
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -70,14 +74,17 @@ $(DEMO): $(BUILD)/demo/gmem-demo.o $(LIB_A)
 $(BENCH): $(BUILD)/bench/bench.o $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -lm -o $@
 
-check: $(TEST_BINS)
+check: deps
+	@$(MAKE) --no-print-directory $(TEST_BINS)
 	@tests/run.sh $(TEST_BINS)
 
-run: $(DEMO)
-	$(DEMO)
+run: deps
+	@$(MAKE) --no-print-directory $(DEMO)
+	@$(DEMO)
 
-bench: $(BENCH)
-	$(BENCH) $(BENCH_ARGS)
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	@$(BENCH) $(BENCH_ARGS)
 
 install: $(LIB_A) $(LIB_SO)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
