@@ -163,26 +163,30 @@ static void convert_range(struct figure *f, int r)
 }
 
 /*
- * (c) single-page conversions to private of a page mapped in a view, vs one
- * MADV_DONTNEED of one mapped page of a plain mapping, page by page.
+ * (c) single-page conversions, page by page, vs one MADV_DONTNEED of one
+ * mapped page of a plain mapping.  To private, each page is mapped in a
+ * view first (the conversion zaps it); to shared, each was private.
  */
 #define SINGLE_PAGES 10000
-static void single_page(struct figure *f, int r)
+static void single_pages(struct figure *f, int r, unsigned int to)
 {
 	const uint64_t size = SINGLE_PAGES * PS;
 	struct gmem *g = create(size, GMEM_BACKING_SHMEM);
-	char *v = view(g, 0, size), *p;
 	double tg = 0, tb = 0, t0;
+	char *p;
 	int fd;
 
+	if (to == GMEM_PRIVATE)
+		touch_pages(view(g, 0, size), size);
+	else if (gmem_convert(g, 0, size, GMEM_PRIVATE, 0, NULL))
+		die("gmem_convert", EIO);
 	p = plain_map(size, &fd);
-	touch_pages(v, size);
 	touch_pages(p, size);
 	for (uint64_t i = 0; i < SINGLE_PAGES; i++) {
 		int err;
 
 		t0 = now_ns();
-		err = gmem_convert(g, i * PS, PS, GMEM_PRIVATE, 0, NULL);
+		err = gmem_convert(g, i * PS, PS, to, 0, NULL);
 		tg += now_ns() - t0;
 		if (err)
 			die("gmem_convert", err);
@@ -196,35 +200,15 @@ static void single_page(struct figure *f, int r)
 	plain_unmap(p, size, fd);
 }
 
-/* The same, converting back to shared (a page gmem never refused needs no zap). */
+static void single_page(struct figure *f, int r)
+{
+	single_pages(f, r, GMEM_PRIVATE);
+}
+
+/* The way back: a page gmem never refused to the host needs no zap. */
 static void single_page_shared(struct figure *f, int r)
 {
-	const uint64_t size = SINGLE_PAGES * PS;
-	struct gmem *g = create(size, GMEM_BACKING_SHMEM);
-	double tg = 0, tb = 0, t0;
-	char *p;
-	int fd;
-
-	if (gmem_convert(g, 0, size, GMEM_PRIVATE, 0, NULL))
-		die("gmem_convert", EIO);
-	p = plain_map(size, &fd);
-	touch_pages(p, size);
-	for (uint64_t i = 0; i < SINGLE_PAGES; i++) {
-		int err;
-
-		t0 = now_ns();
-		err = gmem_convert(g, i * PS, PS, GMEM_SHARED, 0, NULL);
-		tg += now_ns() - t0;
-		if (err)
-			die("gmem_convert", err);
-		t0 = now_ns();
-		madvise(p + i * PS, PS, MADV_DONTNEED);
-		tb += now_ns() - t0;
-	}
-	f->value[r] = tg / SINGLE_PAGES;
-	f->base[r] = tb / SINGLE_PAGES;
-	gmem_destroy(g);
-	plain_unmap(p, size, fd);
+	single_pages(f, r, GMEM_SHARED);
 }
 
 /* (d) pin + unpin of one page, vs the floor: an atomic increment and decrement. */

@@ -131,7 +131,8 @@ static void touch_install(void)
 	}
 }
 
-int touch_copy(void *dst, const volatile char *src, size_t len)
+/* Run fn(arg); 0 if it completed, else the signal that stopped it (info in *si). */
+static int guarded(void (*fn)(void *arg), void *arg, siginfo_t *si)
 {
 	sigjmp_buf jb;
 	int sig;
@@ -140,37 +141,54 @@ int touch_copy(void *dst, const volatile char *src, size_t len)
 	sig = sigsetjmp(jb, 1);
 	if (sig == 0) {
 		touch_jmp = &jb;
-		for (size_t i = 0; i < len; i++)
-			((char *)dst)[i] = src[i];
-		touch_jmp = NULL;
-		return 0;
+		fn(arg);
+	} else if (si) {
+		*si = touch_si;
 	}
 	touch_jmp = NULL;
 	return sig;
 }
 
+struct access {
+	volatile char *p;
+	bool write;
+	uint8_t *v;
+	char *dst;
+	size_t len;
+};
+
+static void do_copy(void *arg)
+{
+	struct access *a = arg;
+
+	for (size_t i = 0; i < a->len; i++)
+		a->dst[i] = a->p[i];
+}
+
+static void do_touch(void *arg)
+{
+	struct access *a = arg;
+
+	if (a->write)
+		*a->p = (char)(a->v ? *a->v : 0);
+	else if (a->v)
+		*a->v = (uint8_t)*a->p;
+	else
+		(void)*a->p;
+}
+
+int touch_copy(void *dst, const volatile char *src, size_t len)
+{
+	struct access a = { .p = (volatile char *)src, .dst = dst, .len = len };
+
+	return guarded(do_copy, &a, NULL);
+}
+
 int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si)
 {
-	sigjmp_buf jb;
-	int sig;
+	struct access a = { .p = p, .write = write, .v = v };
 
-	touch_install();
-	sig = sigsetjmp(jb, 1);
-	if (sig == 0) {
-		touch_jmp = &jb;
-		if (write)
-			*p = (char)(v ? *v : 0);
-		else if (v)
-			*v = (uint8_t)*p;
-		else
-			(void)*p;
-		touch_jmp = NULL;
-		return 0;
-	}
-	touch_jmp = NULL;
-	if (si)
-		*si = touch_si;
-	return sig;
+	return guarded(do_touch, &a, si);
 }
 
 void fill_page(char *p, uint64_t page, uint8_t seed)
