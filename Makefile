@@ -44,8 +44,25 @@ TEST_COMMON := $(BUILD)/tests/harness.o
 DEMO := $(BUILD)/demo/gmem-demo
 BENCH := $(BUILD)/bench/gmem-bench
 
-.PHONY: all check run bench install clean deps
-all: $(LIB_A) $(LIB_SO)
+# Guest programs: freestanding, identity-mapped at 2 MiB, never sanitized.
+GUEST_CFLAGS := -std=gnu11 $(WARN) -O2 -g -ffreestanding -fno-builtin -nostdlib -fno-pic \
+	-fno-pie -fno-stack-protector -mno-red-zone -mno-mmx -mno-sse -mno-sse2 -mno-avx \
+	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/guest.ld -Wl,--build-id=none \
+	-Wl,-z,noexecstack
+GUEST_RT := $(addprefix $(BUILD)/guest/,start.o rt.o virtio_blk.o)
+GUEST_TESTS := $(patsubst guest/tests/%.c,$(BUILD)/guest/tests/%.elf,$(wildcard guest/tests/*.c))
+DEMO_GUEST := $(BUILD)/guest/demo.elf
+
+# gmem-vmm: the VMM uses libgmem through its public header only.
+VMM_SRCS := vmm/main.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/loader.c \
+	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c
+VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
+VMM := $(BUILD)/vmm/gmem-vmm
+VMM_CFLAGS := -Iguest
+
+.PHONY: all check run run-libdemo bench install clean deps
+all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS)
 
 # What the build needs from Debian, installed when missing (a no-op otherwise).
 deps:
@@ -54,6 +71,28 @@ deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/%.o: guest/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/%.o: guest/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/%.elf: $(BUILD)/guest/%.o $(GUEST_RT) guest/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) $< $(GUEST_RT) -o $@
+
+$(BUILD)/vmm/%.o: vmm/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(VMM_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/vmm/demo_guest.o: vmm/demo_guest.S $(DEMO_GUEST)
+	@mkdir -p $(dir $@)
+	$(CC) -c -DDEMO_GUEST_ELF='"$(DEMO_GUEST)"' $< -o $@
+
+$(VMM): $(VMM_OBJS) $(LIB_A)
+	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
 $(LIB_A): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -75,10 +114,15 @@ $(BENCH): $(BUILD)/bench/bench.o $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -lm -o $@
 
 check: deps
-	@$(MAKE) --no-print-directory $(TEST_BINS)
-	@tests/run.sh $(TEST_BINS)
+	@$(MAKE) --no-print-directory $(TEST_BINS) $(VMM) $(GUEST_TESTS)
+	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh $(TEST_BINS)
 
 run: deps
+	@$(MAKE) --no-print-directory $(VMM)
+	@$(VMM)
+
+# the library's own demo, without KVM
+run-libdemo: deps
 	@$(MAKE) --no-print-directory $(DEMO)
 	@$(DEMO)
 
@@ -86,8 +130,9 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BENCH)
 	@$(BENCH) $(BENCH_ARGS)
 
-install: $(LIB_A) $(LIB_SO)
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+install: $(LIB_A) $(LIB_SO) $(VMM)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(VMM) $(DESTDIR)$(PREFIX)/bin/gmem-vmm
 	install -m 644 include/gmem.h $(DESTDIR)$(PREFIX)/include/gmem.h
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/libgmem.a
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libgmem.so.0
@@ -99,3 +144,4 @@ clean:
 	rm -rf build build-asan build-tsan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+.SECONDARY:

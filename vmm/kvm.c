@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvm.c - creating the VM and its vCPUs, and the state they boot in.
+ *
+ * No firmware: each vCPU starts in 64-bit mode at the program's entry, with
+ * paging on over identity page tables the VMM wrote into RAM (2 MiB pages
+ * covering RAM, the MMIO window and the hole), a flat GDT, interrupts off.
+ */
+#define _GNU_SOURCE
+#include "kvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define CR0_PE (1ULL << 0)
+#define CR0_MP (1ULL << 1)
+#define CR0_ET (1ULL << 4)
+#define CR0_NE (1ULL << 5)
+#define CR0_WP (1ULL << 16)
+#define CR0_AM (1ULL << 18)
+#define CR0_PG (1ULL << 31)
+#define CR4_PAE (1ULL << 5)
+#define CR4_OSFXSR (1ULL << 9)
+#define CR4_OSXMMEXCPT (1ULL << 10)
+#define EFER_LME (1ULL << 8)
+#define EFER_LMA (1ULL << 10)
+
+#define PTE_P 1ULL
+#define PTE_W 2ULL
+#define PTE_PS (1ULL << 7)
+
+#define GDT_CODE64 0x00af9a000000ffffULL
+#define GDT_DATA 0x00cf92000000ffffULL
+#define SEL_CODE 0x08
+#define SEL_DATA 0x10
+
+int kvm_create(struct vm *vm)
+{
+	int version;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int err = -errno;
+
+		fprintf(stderr, "gmem-vmm: cannot open /dev/kvm: %s\n", strerror(errno));
+		return err;
+	}
+	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		fprintf(stderr, "gmem-vmm: KVM API version %d, need %d\n", version, KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		int err = -errno;
+
+		fprintf(stderr, "gmem-vmm: KVM_CREATE_VM: %s\n", strerror(errno));
+		return err;
+	}
+	vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	return 0;
+}
+
+int kvm_map_ram(struct vm *vm)
+{
+	void *guest;
+
+	gmem_guest_map(vm->mem, &guest);
+	for (int i = 0, slot = 0; i < vm->map.n; i++) {
+		const struct region *r = &vm->map.r[i];
+		struct kvm_userspace_memory_region mr = {
+			.slot = (uint32_t)slot++,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)guest + r->offset,
+		};
+
+		if (r->kind != REGION_RAM)
+			continue;
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr)) {
+			int err = -errno;
+
+			fprintf(stderr, "gmem-vmm: KVM_SET_USER_MEMORY_REGION: %s\n", strerror(errno));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* The highest guest-physical address the identity map must cover. */
+static uint64_t map_top(const struct vm *vm)
+{
+	uint64_t top = MMIO_BASE + MMIO_SIZE;
+
+	for (int i = 0; i < vm->map.n; i++)
+		if (vm->map.r[i].gpa + vm->map.r[i].size > top)
+			top = vm->map.r[i].gpa + vm->map.r[i].size;
+	return top;
+}
+
+void boot_tables_write(struct vm *vm)
+{
+	uint64_t *gdt = (uint64_t *)(vm->dev_view + BOOT_GDT);
+	uint64_t *pml4 = (uint64_t *)(vm->dev_view + BOOT_PML4);
+	uint64_t *pdpt = (uint64_t *)(vm->dev_view + BOOT_PDPT);
+	uint64_t gibs = (map_top(vm) + (1ULL << 30) - 1) >> 30;
+
+	memset(vm->dev_view + BOOT_GDT, 0, BOOT_TABLES_END - BOOT_GDT);
+	gdt[1] = GDT_CODE64;
+	gdt[2] = GDT_DATA;
+	pml4[0] = BOOT_PDPT | PTE_P | PTE_W;
+	for (uint64_t g = 0; g < gibs; g++) {
+		uint64_t *pd = (uint64_t *)(vm->dev_view + BOOT_PD + g * 4096);
+
+		pdpt[g] = (BOOT_PD + g * 4096) | PTE_P | PTE_W;
+		for (uint64_t i = 0; i < 512; i++)
+			pd[i] = ((g << 30) + (i << 21)) | PTE_P | PTE_W | PTE_PS;
+	}
+}
+
+uint64_t boot_stacks_base(const struct vm *vm)
+{
+	return vm->map.r[0].size - (uint64_t)vm->ncpus * STACK_SIZE;
+}
+
+static int set_cpuid(struct vm *vm, int fd)
+{
+	int n = 128, err;
+	struct kvm_cpuid2 *c;
+
+	for (;;) {
+		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		if (!c)
+			return -ENOMEM;
+		c->nent = (uint32_t)n;
+		if (!ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c))
+			break;
+		err = -errno;
+		free(c);
+		if (err != -E2BIG)
+			return err;
+		n *= 2;
+	}
+	err = ioctl(fd, KVM_SET_CPUID2, c) ? -errno : 0;
+	free(c);
+	return err;
+}
+
+static int setup_vcpu(struct vm *vm, struct vcpu *v, uint64_t entry)
+{
+	struct kvm_segment code = { .base = 0, .limit = 0xffffffff, .selector = SEL_CODE, .type = 11,
+				    .present = 1, .s = 1, .l = 1, .g = 1 };
+	struct kvm_segment data = { .base = 0, .limit = 0xffffffff, .selector = SEL_DATA, .type = 3,
+				    .present = 1, .s = 1, .db = 1, .g = 1 };
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {
+		.rip = entry,
+		.rflags = 2, /* interrupts off */
+		.rdi = (uint64_t)v->index,
+		.rsi = (uint64_t)vm->ncpus,
+		.rdx = vm->ram_size,
+		.rsp = vm->map.r[0].size - (uint64_t)v->index * STACK_SIZE,
+	};
+	int err = set_cpuid(vm, v->fd);
+
+	if (err)
+		return err;
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs))
+		return -errno;
+	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
+	sregs.cr3 = BOOT_PML4;
+	sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+	sregs.efer = EFER_LME | EFER_LMA;
+	sregs.cs = code;
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
+	sregs.gdt.base = BOOT_GDT;
+	sregs.gdt.limit = 3 * 8 - 1;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) || ioctl(v->fd, KVM_SET_REGS, &regs))
+		return -errno;
+	/* Let the registers travel in kvm_run: a hypercall then costs no extra ioctls. */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS) {
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+		v->sync_regs = true;
+	}
+	return 0;
+}
+
+int kvm_create_vcpus(struct vm *vm, uint64_t entry)
+{
+	for (int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		int err;
+
+		v->vm = vm;
+		v->index = i;
+		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
+		if (v->fd < 0) {
+			err = -errno;
+			fprintf(stderr, "gmem-vmm: KVM_CREATE_VCPU %d: %s\n", i, strerror(errno));
+			return err;
+		}
+		v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+		if (v->run == MAP_FAILED) {
+			err = -errno;
+			v->run = NULL;
+			fprintf(stderr, "gmem-vmm: mmap kvm_run: %s\n", strerror(errno));
+			return err;
+		}
+		err = setup_vcpu(vm, v, entry);
+		if (err) {
+			fprintf(stderr, "gmem-vmm: setting up vCPU %d: %s\n", i, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+void kvm_destroy(struct vm *vm)
+{
+	for (int i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].run)
+			munmap(vm->vcpus[i].run, vm->run_size);
+		if (vm->vcpus[i].fd > 0)
+			close(vm->vcpus[i].fd);
+	}
+	if (vm->vm_fd > 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd > 0)
+		close(vm->kvm_fd);
+}

@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: MIT
+/*
+ * main.c - gmem-vmm: a minimal KVM VMM whose guests convert their own
+ * memory in place.  Command line, start-up in order, tear-down in reverse.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvm.h"
+#include "loader.h"
+#include "snoop.h"
+#include "vcpu.h"
+#include "virtio_blk.h"
+
+#define DEFAULT_MEM (256ULL << 20)
+#define MIN_MEM (4ULL << 20)
+#define MAX_MEM (64ULL << 30)
+
+extern const char demo_guest_elf[], demo_guest_elf_end[];
+
+struct options {
+	uint64_t mem;
+	int cpus;
+	bool init_private, snoop, cpus_given, snoop_given;
+	int fault_signal;
+	const char *disk, *stats, *guest;
+	unsigned int timeout_s, disk_latency_ms;
+};
+
+static const char usage[] =
+	"usage: gmem-vmm [options] [GUEST.elf]\n"
+	"Run GUEST.elf (a static ELF64 x86-64 executable, see docs/BOOT.md) in a KVM VM\n"
+	"whose RAM is a gmem object; without GUEST, run the built-in demo.\n"
+	"\n"
+	"  --mem SIZE              guest RAM, with K, M or G (default 256M, 4M..64G)\n"
+	"  --cpus N                vCPUs (default 1; the demo: 4)\n"
+	"  --init private|shared   RAM's first state (default private)\n"
+	"  --disk FILE             virtio-blk disk image (default: a temporary 64 MiB one)\n"
+	"  --disk-latency MS       hold each disk request MS milliseconds (a slow disk)\n"
+	"  --fault-signal bus|segv what a host touch of private RAM raises (default bus)\n"
+	"  --snoop / --no-snoop    a host thread reading all RAM (default: on for the demo)\n"
+	"  --stats FILE.json       write the run's counters to FILE.json\n"
+	"  --timeout SECONDS       end the VM after SECONDS (exit status 124)\n"
+	"  -h, --help              this text\n"
+	"\n"
+	"Exit status: the guest's (written to port 0x501), 1 for VMM errors, 124 on timeout.\n";
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("gmem-vmm: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static bool parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned int shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return false;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (UINT64_MAX >> shift))
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
+static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return !errno && end != s && !*end && *s != '-' && *out <= max;
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	enum { O_MEM = 256, O_CPUS, O_INIT, O_DISK, O_LATENCY, O_SIGNAL, O_SNOOP, O_NO_SNOOP,
+	       O_STATS, O_TIMEOUT };
+	static const struct option longopts[] = {
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "init", required_argument, NULL, O_INIT },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "disk-latency", required_argument, NULL, O_LATENCY },
+		{ "fault-signal", required_argument, NULL, O_SIGNAL },
+		{ "snoop", no_argument, NULL, O_SNOOP },
+		{ "no-snoop", no_argument, NULL, O_NO_SNOOP },
+		{ "stats", required_argument, NULL, O_STATS },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	unsigned long v;
+	int c;
+
+	*o = (struct options){ .mem = DEFAULT_MEM, .cpus = 1, .init_private = true,
+			       .fault_signal = SIGBUS };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_MEM:
+			if (!parse_size(optarg, &o->mem) || o->mem < MIN_MEM || o->mem > MAX_MEM ||
+			    o->mem % (2ULL << 20))
+				die("--mem %s: want a multiple of 2M from 4M to 64G", optarg);
+			break;
+		case O_CPUS:
+			if (!parse_uint(optarg, MAX_VCPUS, &v) || !v)
+				die("--cpus %s: want 1 to %d", optarg, MAX_VCPUS);
+			o->cpus = (int)v;
+			o->cpus_given = true;
+			break;
+		case O_INIT:
+			if (strcmp(optarg, "private") && strcmp(optarg, "shared"))
+				die("--init %s: want private or shared", optarg);
+			o->init_private = !strcmp(optarg, "private");
+			break;
+		case O_DISK:
+			o->disk = optarg;
+			break;
+		case O_LATENCY:
+			if (!parse_uint(optarg, 60000, &v))
+				die("--disk-latency %s: want milliseconds, at most 60000", optarg);
+			o->disk_latency_ms = (unsigned int)v;
+			break;
+		case O_SIGNAL:
+			if (strcmp(optarg, "bus") && strcmp(optarg, "segv"))
+				die("--fault-signal %s: want bus or segv", optarg);
+			o->fault_signal = !strcmp(optarg, "bus") ? SIGBUS : SIGSEGV;
+			break;
+		case O_SNOOP:
+		case O_NO_SNOOP:
+			o->snoop = c == O_SNOOP;
+			o->snoop_given = true;
+			break;
+		case O_STATS:
+			o->stats = optarg;
+			break;
+		case O_TIMEOUT:
+			if (!parse_uint(optarg, 86400, &v) || !v)
+				die("--timeout %s: want 1 to 86400 seconds", optarg);
+			o->timeout_s = (unsigned int)v;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			die("%s: unknown option (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc - 1)
+		die("one guest program at most (see --help)");
+	o->guest = optind < argc ? argv[optind] : NULL;
+	if (!o->guest) { /* the demo's defaults */
+		if (!o->cpus_given)
+			o->cpus = 4;
+		if (!o->snoop_given)
+			o->snoop = true;
+	}
+	if ((uint64_t)o->cpus * STACK_SIZE + BOOT_LOAD_MIN + (1ULL << 20) >
+	    (o->mem < LOW_RAM_MAX ? o->mem : LOW_RAM_MAX))
+		die("--mem %llu MiB is too small for %d vCPU stacks", (unsigned long long)(o->mem >> 20),
+		    o->cpus);
+}
+
+/* The guest program's bytes: the file, or the built-in demo. */
+static const void *read_guest(const char *path, size_t *size)
+{
+	struct stat st;
+	void *p;
+	int fd;
+
+	if (!path) {
+		*size = (size_t)(demo_guest_elf_end - demo_guest_elf);
+		return demo_guest_elf;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("%s: %s", path, strerror(errno));
+	if (fstat(fd, &st))
+		die("%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode) || st.st_size == 0)
+		die("%s: not an ELF file", path);
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		die("%s: %s", path, strerror(errno));
+	*size = (size_t)st.st_size;
+	return p;
+}
+
+struct report {
+	double seconds;
+	struct gmem_stats gm;
+	struct vblk_stats blk;
+	struct snoop_stats snoop;
+	int destroy_err;
+};
+
+static void write_stats(const char *path, const struct vm *vm, const struct report *r, int status)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		fprintf(stderr, "gmem-vmm: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "{\n  \"exit_status\": %d,\n  \"seconds\": %.3f,\n  \"vcpus\": %d,\n"
+		   "  \"ram_bytes\": %llu,\n",
+		status, r->seconds, vm->ncpus, (unsigned long long)vm->ram_size);
+	fprintf(f, "  \"gmem\": {\"conversions\": %llu, \"pages_to_private\": %llu, "
+		   "\"pages_to_shared\": %llu, \"convert_eagain\": %llu, \"convert_deferred\": %llu, "
+		   "\"host_faults\": %llu, \"host_faults_denied\": %llu, \"pins_active\": %llu},\n",
+		(unsigned long long)r->gm.conversions, (unsigned long long)r->gm.pages_to_private,
+		(unsigned long long)r->gm.pages_to_shared, (unsigned long long)r->gm.convert_eagain,
+		(unsigned long long)r->gm.convert_deferred, (unsigned long long)r->gm.host_faults,
+		(unsigned long long)r->gm.host_faults_denied, (unsigned long long)r->gm.pins_active);
+	fprintf(f, "  \"hypercalls\": {\"total\": %llu, \"to_private\": %llu, \"to_shared\": %llu, "
+		   "\"pages\": %llu, \"eagain\": %llu, \"einval\": %llu, \"other_errors\": %llu},\n",
+		(unsigned long long)vm->n.hypercalls, (unsigned long long)vm->n.hc_to_private,
+		(unsigned long long)vm->n.hc_to_shared, (unsigned long long)vm->n.hc_pages,
+		(unsigned long long)vm->n.hc_eagain, (unsigned long long)vm->n.hc_einval,
+		(unsigned long long)vm->n.hc_other_errors);
+	fprintf(f, "  \"disk\": {\"requests\": %llu, \"bytes_read\": %llu, \"bytes_written\": %llu, "
+		   "\"errors\": %llu},\n",
+		(unsigned long long)r->blk.requests, (unsigned long long)r->blk.bytes_read,
+		(unsigned long long)r->blk.bytes_written, (unsigned long long)r->blk.errors);
+	fprintf(f, "  \"snoop\": {\"passes\": %llu, \"pages_read\": %llu, \"denied\": %llu, "
+		   "\"secrets_seen\": %llu, \"audits\": %llu, \"audit_failures\": %llu},\n",
+		(unsigned long long)r->snoop.passes, (unsigned long long)r->snoop.pages_read,
+		(unsigned long long)r->snoop.denied, (unsigned long long)r->snoop.secrets_seen,
+		(unsigned long long)r->snoop.audits, (unsigned long long)r->snoop.audit_failures);
+	fprintf(f, "  \"mmio_unclaimed\": %llu\n}\n", (unsigned long long)vm->n.mmio_unclaimed);
+	fclose(f);
+}
+
+/* The demo's summary; true if every host-side check held. */
+static bool demo_summary(const struct vm *vm, const struct report *r, int status)
+{
+	uint64_t conversions = vm->n.hc_to_private + vm->n.hc_to_shared;
+	bool secret_kept = r->snoop.secrets_seen == 0, audits_clean = r->snoop.audit_failures == 0;
+	bool clean_exit = r->destroy_err == 0, ok = status == 0 && secret_kept && audits_clean &&
+						    clean_exit && r->snoop.denied > 0;
+
+	printf("\n== gmem-vmm demo: %d vCPUs, %llu MiB of %s RAM, %.2f s\n", vm->ncpus,
+	       (unsigned long long)(vm->ram_size >> 20), vm->init_private ? "private" : "shared",
+	       r->seconds);
+	printf("conversions      %llu (%llu pages) by the guest, %.0f conversions/s\n",
+	       (unsigned long long)conversions, (unsigned long long)vm->n.hc_pages,
+	       conversions / (r->seconds > 0 ? r->seconds : 1));
+	printf("-EAGAIN retries  %llu (a buffer still pinned by disk I/O)\n",
+	       (unsigned long long)vm->n.hc_eagain);
+	printf("disk             %llu requests, %llu bytes read, %llu written\n",
+	       (unsigned long long)r->blk.requests, (unsigned long long)r->blk.bytes_read,
+	       (unsigned long long)r->blk.bytes_written);
+	printf("host snoop       %llu pages read in %llu passes, %llu touches denied (%llu by gmem)\n",
+	       (unsigned long long)r->snoop.pages_read, (unsigned long long)r->snoop.passes,
+	       (unsigned long long)r->snoop.denied, (unsigned long long)r->gm.host_faults_denied);
+	printf("checks           guest checks %s; secret seen by the host %llu times; "
+	       "audits %llu/%llu clean; pins all released %s\n",
+	       status == 0 ? "held" : "FAILED", (unsigned long long)r->snoop.secrets_seen,
+	       (unsigned long long)(r->snoop.audits - r->snoop.audit_failures),
+	       (unsigned long long)r->snoop.audits, clean_exit ? "yes" : "NO");
+	printf("%s\n", ok ? "every check held" : "SOME CHECKS FAILED");
+	return ok;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct vm vm = { .kvm_fd = -1, .vm_fd = -1 };
+	struct gmem_config cfg = { 0 };
+	struct report rep = { 0 };
+	struct image img;
+	const void *elf;
+	size_t elf_size;
+	char why[160];
+	void *view;
+	double t0;
+	int err, status;
+
+	parse_options(argc, argv, &o);
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	vm.ram_size = o.mem;
+	vm.ncpus = o.cpus;
+	vm.init_private = o.init_private;
+	vm.fault_signal = o.fault_signal;
+	pthread_mutex_init(&vm.end_mu, NULL);
+	pthread_cond_init(&vm.end_cv, NULL);
+	gpa_map_init(&vm.map, vm.ram_size);
+
+	elf = read_guest(o.guest, &elf_size);
+	if (elf_parse(&vm, elf, elf_size, &img, why, sizeof(why)))
+		die("%s: %s", o.guest ? o.guest : "built-in demo", why);
+	if (kvm_create(&vm))
+		exit(1);
+
+	cfg.size = vm.ram_size;
+	cfg.backing = GMEM_BACKING_SHMEM;
+	cfg.flags = o.init_private ? GMEM_F_INIT_PRIVATE : 0;
+	cfg.fault_signal = o.fault_signal;
+	err = gmem_create(&cfg, &vm.mem);
+	if (err)
+		die("guest memory: %s", strerror(-err));
+	err = gmem_view_map(vm.mem, 0, vm.ram_size, 0, &view);
+	if (err)
+		die("device view: %s", strerror(-err));
+	vm.dev_view = view;
+	if (vblk_create(&vm, o.disk, VIRTIO_BLK_MMIO, o.disk_latency_ms))
+		exit(1);
+	if (kvm_map_ram(&vm) || kvm_create_vcpus(&vm, img.entry))
+		exit(1);
+	err = image_load(&vm, &img);
+	if (err)
+		die("loading the guest: %s", strerror(-err));
+	if (o.snoop && (err = snoop_start(&vm)))
+		die("snoop: %s", strerror(-err));
+
+	t0 = now_s();
+	if (!vcpus_start(&vm))
+		vm_wait(&vm, o.timeout_s);
+	else
+		vm_wait(&vm, 0);
+	vcpus_join(&vm);
+	rep.seconds = now_s() - t0;
+	fflush(stdout);
+
+	snoop_stop(&vm, &rep.snoop);
+	vblk_get_stats(&vm, &rep.blk);
+	vblk_destroy(&vm);
+	gmem_get_stats(vm.mem, &rep.gm);
+	status = vm.exit_status;
+	if (vm.error[0])
+		fprintf(stderr, "gmem-vmm: %s\n", vm.error);
+	gmem_view_unmap(vm.mem, vm.dev_view);
+	kvm_destroy(&vm);
+	rep.destroy_err = gmem_destroy(vm.mem);
+	if (rep.destroy_err)
+		fprintf(stderr, "gmem-vmm: guest memory still pinned at exit: %s\n",
+			strerror(-rep.destroy_err));
+	if (rep.snoop.secrets_seen || rep.snoop.audit_failures) {
+		fprintf(stderr, "gmem-vmm: the host saw private memory (%llu secrets, %llu audit failures)\n",
+			(unsigned long long)rep.snoop.secrets_seen,
+			(unsigned long long)rep.snoop.audit_failures);
+		if (!status)
+			status = 1;
+	}
+	if (o.stats)
+		write_stats(o.stats, &vm, &rep, status);
+	if (!o.guest && !demo_summary(&vm, &rep, status) && !status)
+		status = 1;
+	fflush(stdout);
+	return status;
+}

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snoop.c - a host thread reading all of guest RAM through its own view.
+ *
+ * It reads every page that exists (mincore() on its view tells, without
+ * touching), again and again, while the guest runs.  A touch of a private
+ * page must be refused (the configured signal, caught here and counted)
+ * and never yield the guest's bytes: the snoop looks in everything it does
+ * read for the demo's secret marker, which the guest keeps only in private
+ * memory.  Between passes it audits the object.
+ */
+#define _GNU_SOURCE
+#include "snoop.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "secret.h"
+
+struct snoop {
+	struct vm *vm;
+	char *view;
+	pthread_t thread;
+	_Atomic bool stop;
+	struct snoop_stats st; /* the thread's own until joined */
+	char marker[SECRET_LEN];
+};
+
+/* At most SNOOP_BURST touches, then a pause: ~32,000 touches a second. */
+#define SNOOP_BURST 32
+#define SNOOP_PAUSE_US 1000
+
+static __thread sigjmp_buf *volatile snoop_jmp;
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+	static const char msg[] = "gmem-vmm: unexpected memory fault in the VMM\n";
+
+	(void)si, (void)uc;
+	if (snoop_jmp)
+		siglongjmp(*snoop_jmp, sig);
+	(void)!write(2, msg, sizeof(msg) - 1);
+	signal(sig, SIG_DFL); /* not the snoop's: a real bug, die of it */
+}
+
+/* Copy a page out of the view; false if the touch was refused. */
+static bool read_page(const char *src, char *dst)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		snoop_jmp = NULL;
+		return false;
+	}
+	snoop_jmp = &jb;
+	memcpy(dst, src, GMEM_PAGE_SIZE);
+	snoop_jmp = NULL;
+	return true;
+}
+
+static void *snoop_main(void *arg)
+{
+	struct snoop *s = arg;
+	uint64_t npages = s->vm->ram_size / GMEM_PAGE_SIZE, touches = 0;
+	static __thread char page[GMEM_PAGE_SIZE];
+	unsigned char *resident = malloc(npages);
+
+	while (resident && !atomic_load(&s->stop)) {
+		if (mincore(s->view, npages * GMEM_PAGE_SIZE, resident))
+			memset(resident, 1, npages);
+		for (uint64_t p = 0; p < npages && !atomic_load(&s->stop); p++) {
+			if (!(resident[p] & 1))
+				continue;
+			if (++touches % SNOOP_BURST == 0)
+				usleep(SNOOP_PAUSE_US); /* leave the vCPUs most of the machine */
+			if (!read_page(s->view + p * GMEM_PAGE_SIZE, page)) {
+				s->st.denied++;
+				continue;
+			}
+			s->st.pages_read++;
+			if (memmem(page, sizeof(page), s->marker, sizeof(s->marker)))
+				s->st.secrets_seen++;
+		}
+		s->st.audits++;
+		s->st.audit_failures += gmem_audit(s->vm->mem) != 0;
+		s->st.passes++;
+	}
+	free(resident);
+	return NULL;
+}
+
+int snoop_start(struct vm *vm)
+{
+	static const unsigned char encoded[SECRET_LEN] = SECRET_ENCODED;
+	struct sigaction sa = { .sa_sigaction = on_fault, .sa_flags = SA_SIGINFO };
+	struct snoop *s = calloc(1, sizeof(*s));
+	void *view;
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	err = gmem_view_map(vm->mem, 0, vm->ram_size, 0, &view);
+	if (err) {
+		free(s);
+		return err;
+	}
+	s->vm = vm;
+	s->view = view;
+	for (int i = 0; i < SECRET_LEN; i++)
+		s->marker[i] = (char)(encoded[i] ^ SECRET_XOR);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+	err = -pthread_create(&s->thread, NULL, snoop_main, s);
+	if (err) {
+		gmem_view_unmap(vm->mem, view);
+		free(s);
+		return err;
+	}
+	vm->snoop = s;
+	return 0;
+}
+
+void snoop_stop(struct vm *vm, struct snoop_stats *st)
+{
+	struct snoop *s = vm->snoop;
+
+	memset(st, 0, sizeof(*st));
+	if (!s)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	*st = s->st;
+	gmem_view_unmap(vm->mem, s->view);
+	free(s);
+	vm->snoop = NULL;
+}

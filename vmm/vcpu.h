@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vcpu.h - running vCPUs and ending the VM.
+ */
+#ifndef GMEM_VMM_VCPU_H
+#define GMEM_VMM_VCPU_H
+
+#include "vm.h"
+
+/* Start one thread per vCPU; they run until the VM ends. */
+int vcpus_start(struct vm *vm);
+/* Wait for the VM to end (or for timeout_s, 0 = none: then it ends with 124). */
+void vm_wait(struct vm *vm, unsigned int timeout_s);
+void vcpus_join(struct vm *vm);
+
+/* hypercall.c: the conversion hypercall, for the vCPU that made it */
+void hypercall(struct vcpu *v);
+long map_gpa_range(struct vm *vm, uint64_t gpa, uint64_t npages, uint64_t attrs);
+
+#endif /* GMEM_VMM_VCPU_H */

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+/*
+ * virtio_blk.c - a virtio-blk device backed by a disk image file.
+ *
+ * The notify handler (in the vCPU thread that rang) takes each new chain
+ * off the available ring, copies its descriptors (the guest may rewrite
+ * them), and pins every buffer through gpa_pin() before it returns to the
+ * guest: from then until completion the buffers are in flight and the
+ * guest cannot make them private (-EAGAIN).  A worker thread does the
+ * file I/O into the pinned host-view memory, writes the status, unpins,
+ * and returns the chain on the used ring.  A buffer that is private, not
+ * RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the device never
+ * touches such memory and the disk is not written.
+ */
+#define _GNU_SOURCE
+#include "virtio_blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_MAX 256
+#define MAX_SEGS 32
+#define DEFAULT_IMAGE_SIZE (64ULL << 20)
+#define BLK_ID "gmem-vmm-blk"
+
+struct vblk_req {
+	struct vblk_req *next;
+	uint16_t head;
+	uint32_t type;
+	uint64_t sector;
+	int nseg;
+	struct {
+		void *host;
+		uint32_t len;
+	} seg[MAX_SEGS];
+	struct gpa_pin pin[MAX_SEGS + 2];
+	int npin;
+	uint8_t *status; /* NULL: the status byte could not be reached */
+	uint8_t result;  /* VIRTIO_BLK_S_*, decided at parse time if not OK */
+};
+
+struct vblk_dev {
+	struct vm *vm;
+	struct virtio_mmio t;
+	int fd;
+	uint64_t capacity; /* sectors */
+	unsigned int latency_ms;
+
+	pthread_t worker;
+	pthread_mutex_t mu;  /* guards the queue below and the counters */
+	pthread_cond_t cv;
+	struct vblk_req *head, *tail;
+	int inflight;
+	bool stop;
+	struct vblk_stats st;
+};
+
+static uint64_t config_read(void *opaque, uint64_t off, unsigned int len)
+{
+	struct vblk_dev *d = opaque;
+	uint64_t v = 0;
+
+	if (off < 8 && off + len <= 8) /* capacity, in 512-byte sectors */
+		v = d->capacity >> (8 * off);
+	return len == 8 ? v : v & ((1ULL << (8 * len)) - 1);
+}
+
+/* Pin [gpa, gpa + len) for the request; NULL if it is not shared RAM. */
+static void *req_pin(struct vblk_dev *d, struct vblk_req *r, uint64_t gpa, uint32_t len)
+{
+	void *host;
+
+	if (r->npin == MAX_SEGS + 2 || gpa_pin(d->vm, gpa, len, false, &r->pin[r->npin], &host))
+		return NULL;
+	r->npin++;
+	return host;
+}
+
+/* Take the chain at head apart (transport lock held): copy, check, pin. */
+static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head)
+{
+	struct vring_desc desc[MAX_SEGS + 2];
+	struct virtio_blk_req_hdr hdr;
+	struct vblk_req *r = calloc(1, sizeof(*r));
+	int n = 0;
+	void *p;
+
+	if (!r)
+		return NULL;
+	r->head = head;
+	r->result = VIRTIO_BLK_S_OK;
+	for (uint16_t i = head;; i = desc[n - 1].next) {
+		if (i >= q->num || n == MAX_SEGS + 2) {
+			r->result = VIRTIO_BLK_S_IOERR; /* a loop, or too long */
+			return r;
+		}
+		memcpy(&desc[n++], &q->desc[i], sizeof(desc[0]));
+		if (!(desc[n - 1].flags & VRING_DESC_F_NEXT))
+			break;
+	}
+	/* the status byte: the last descriptor, device-writable */
+	if ((desc[n - 1].flags & VRING_DESC_F_WRITE) && desc[n - 1].len >= 1)
+		r->status = req_pin(d, r, desc[n - 1].addr, 1);
+	if (n < 2 || (desc[0].flags & VRING_DESC_F_WRITE) || desc[0].len < sizeof(hdr) ||
+	    !(p = req_pin(d, r, desc[0].addr, sizeof(hdr)))) {
+		r->result = VIRTIO_BLK_S_IOERR;
+		return r;
+	}
+	memcpy(&hdr, p, sizeof(hdr));
+	r->type = hdr.type;
+	r->sector = hdr.sector;
+	for (int i = 1; i < n - 1; i++) {
+		bool writable = desc[i].flags & VRING_DESC_F_WRITE;
+
+		/* data flows device-to-guest for reads only */
+		if (writable != (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_GET_ID) ||
+		    !(p = req_pin(d, r, desc[i].addr, desc[i].len))) {
+			r->result = VIRTIO_BLK_S_IOERR;
+			return r;
+		}
+		r->seg[r->nseg].host = p;
+		r->seg[r->nseg++].len = desc[i].len;
+	}
+	return r;
+}
+
+static void notify(void *opaque, struct virtq *q)
+{
+	struct vblk_dev *d = opaque;
+	uint16_t avail = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+
+	while (q->last_avail != avail) {
+		uint16_t head = q->avail->ring[q->last_avail % q->num];
+		struct vblk_req *r;
+
+		q->last_avail++;
+		r = parse(d, q, head);
+		if (!r) {
+			/* out of memory: give the chain back unprocessed */
+			q->used->ring[q->used_idx % q->num] = (struct vring_used_elem){ head, 0 };
+			q->used_idx++;
+			__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+			continue;
+		}
+		pthread_mutex_lock(&d->mu);
+		if (d->tail)
+			d->tail->next = r;
+		else
+			d->head = r;
+		d->tail = r;
+		d->inflight++;
+		pthread_cond_broadcast(&d->cv);
+		pthread_mutex_unlock(&d->mu);
+	}
+}
+
+/* Do the request's I/O into its pinned buffers: a VIRTIO_BLK_S_* status. */
+static uint8_t execute(struct vblk_dev *d, struct vblk_req *r, uint32_t *written)
+{
+	uint64_t off = r->sector * VIRTIO_BLK_SECTOR, total = 0;
+
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		for (int i = 0; i < r->nseg; i++)
+			total += r->seg[i].len;
+		if (total % VIRTIO_BLK_SECTOR || r->sector > d->capacity ||
+		    total / VIRTIO_BLK_SECTOR > d->capacity - r->sector)
+			return VIRTIO_BLK_S_IOERR;
+		for (int i = 0; i < r->nseg; i++) {
+			ssize_t n = r->type == VIRTIO_BLK_T_IN
+					    ? pread(d->fd, r->seg[i].host, r->seg[i].len, (off_t)off)
+					    : pwrite(d->fd, r->seg[i].host, r->seg[i].len, (off_t)off);
+
+			if (n != (ssize_t)r->seg[i].len)
+				return VIRTIO_BLK_S_IOERR;
+			off += r->seg[i].len;
+		}
+		if (r->type == VIRTIO_BLK_T_IN)
+			*written = (uint32_t)total;
+		pthread_mutex_lock(&d->mu);
+		*(r->type == VIRTIO_BLK_T_IN ? &d->st.bytes_read : &d->st.bytes_written) += total;
+		pthread_mutex_unlock(&d->mu);
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_FLUSH:
+		return fdatasync(d->fd) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_GET_ID:
+		if (r->nseg != 1)
+			return VIRTIO_BLK_S_IOERR;
+		*written = r->seg[0].len < sizeof(BLK_ID) ? r->seg[0].len : sizeof(BLK_ID);
+		memcpy(r->seg[0].host, BLK_ID, *written);
+		return VIRTIO_BLK_S_OK;
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct vblk_dev *d = arg;
+
+	for (;;) {
+		struct vblk_req *r;
+		uint32_t written = 0;
+		uint8_t result;
+
+		pthread_mutex_lock(&d->mu);
+		while (!d->head && !d->stop)
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (!d->head) {
+			pthread_mutex_unlock(&d->mu);
+			return NULL;
+		}
+		r = d->head;
+		d->head = r->next;
+		if (!d->head)
+			d->tail = NULL;
+		pthread_mutex_unlock(&d->mu);
+
+		if (d->latency_ms) {
+			struct timespec ts = { d->latency_ms / 1000, (d->latency_ms % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+		result = r->result == VIRTIO_BLK_S_OK ? execute(d, r, &written) : r->result;
+		if (r->status) {
+			*r->status = result;
+			written++;
+		}
+		for (int i = 0; i < r->npin; i++)
+			gpa_unpin(d->vm, &r->pin[i]);
+		virtq_push_used(&d->t, r->head, written);
+
+		pthread_mutex_lock(&d->mu);
+		d->st.requests++;
+		d->st.errors += result != VIRTIO_BLK_S_OK;
+		d->inflight--;
+		pthread_cond_broadcast(&d->cv);
+		pthread_mutex_unlock(&d->mu);
+		free(r);
+	}
+}
+
+static void reset(void *opaque)
+{
+	struct vblk_dev *d = opaque;
+
+	pthread_mutex_lock(&d->mu);
+	while (d->inflight) /* the rings must outlive the requests using them */
+		pthread_cond_wait(&d->cv, &d->mu);
+	pthread_mutex_unlock(&d->mu);
+}
+
+static const struct virtio_dev_ops vblk_ops = {
+	.device_id = VIRTIO_ID_BLOCK,
+	.features = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_FLUSH),
+	.queue_max = QUEUE_MAX,
+	.config_read = config_read,
+	.notify = notify,
+	.reset = reset,
+};
+
+static int open_image(const char *path)
+{
+	char tmpl[] = "/tmp/gmem-vmm-disk-XXXXXX";
+	int fd;
+
+	if (path) {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			int err = -errno;
+
+			fprintf(stderr, "gmem-vmm: cannot open disk %s: %s\n", path, strerror(errno));
+			return err;
+		}
+		return fd;
+	}
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0 || unlink(tmpl) || ftruncate(fd, (off_t)DEFAULT_IMAGE_SIZE)) {
+		int err = -errno;
+
+		fprintf(stderr, "gmem-vmm: cannot make a temporary disk: %s\n", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int latency_ms)
+{
+	struct vblk_dev *d = calloc(1, sizeof(*d));
+	struct stat st;
+	int err;
+
+	if (!d)
+		return -ENOMEM;
+	d->vm = vm;
+	d->latency_ms = latency_ms;
+	d->fd = open_image(path);
+	if (d->fd < 0) {
+		err = d->fd;
+		goto err_free;
+	}
+	if (fstat(d->fd, &st)) {
+		err = -errno;
+		goto err_close;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		fprintf(stderr, "gmem-vmm: disk %s is not a file\n", path);
+		err = -EINVAL;
+		goto err_close;
+	}
+	d->capacity = (uint64_t)st.st_size / VIRTIO_BLK_SECTOR;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	virtio_mmio_init(&d->t, vm, &vblk_ops, d);
+	err = gpa_map_add_mmio(&vm->map, gpa, VIRTIO_MMIO_STRIDE, &virtio_mmio_ops, &d->t);
+	if (err)
+		goto err_locks;
+	err = -pthread_create(&d->worker, NULL, worker, d);
+	if (err) {
+		vm->map.n--;
+		goto err_locks;
+	}
+	vm->blk = d;
+	return 0;
+
+err_locks:
+	virtio_mmio_fini(&d->t);
+	pthread_cond_destroy(&d->cv);
+	pthread_mutex_destroy(&d->mu);
+err_close:
+	close(d->fd);
+err_free:
+	free(d);
+	return err;
+}
+
+void vblk_destroy(struct vm *vm)
+{
+	struct vblk_dev *d = vm->blk;
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stop = true;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	pthread_join(d->worker, NULL); /* finishes what is queued first */
+	virtio_mmio_fini(&d->t);
+	pthread_cond_destroy(&d->cv);
+	pthread_mutex_destroy(&d->mu);
+	close(d->fd);
+	free(d);
+	vm->blk = NULL;
+}
+
+void vblk_get_stats(struct vm *vm, struct vblk_stats *st)
+{
+	struct vblk_dev *d = vm->blk;
+
+	memset(st, 0, sizeof(*st));
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	*st = d->st;
+	pthread_mutex_unlock(&d->mu);
+}

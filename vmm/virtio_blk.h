@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio_blk.h - a virtio-blk device backed by a disk image file.
+ */
+#ifndef GMEM_VMM_VIRTIO_BLK_H
+#define GMEM_VMM_VIRTIO_BLK_H
+
+#include "virtio_mmio.h"
+
+struct vblk_stats {
+	uint64_t requests, bytes_read, bytes_written, errors;
+};
+
+/*
+ * Open the image at path (NULL: a temporary 64 MiB image) and place the
+ * device at gpa.  latency_ms delays every request while its buffers are
+ * pinned (a slow disk, for testing).  0 or -errno with a message printed.
+ */
+int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int latency_ms);
+void vblk_destroy(struct vm *vm);
+void vblk_get_stats(struct vm *vm, struct vblk_stats *st);
+
+#endif /* GMEM_VMM_VIRTIO_BLK_H */

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/*
+ * virtio_mmio.c - the virtio-mmio transport and split virtqueues.
+ */
+#include "virtio_mmio.h"
+
+#include <sched.h>
+#include <string.h>
+
+#define VENDOR_ID 0x6d656d67 /* "gmem" */
+
+static void queue_release(struct virtio_mmio *t)
+{
+	struct virtq *q = &t->q;
+
+	for (int i = 0; i < 3; i++)
+		gpa_unpin(t->vm, &q->pins[i]);
+	q->ready = false;
+	q->desc = NULL;
+	q->avail = NULL;
+	q->used = NULL;
+}
+
+/* Pin the rings of a queue the driver marked ready; false if it cannot be used. */
+static bool queue_enable(struct virtio_mmio *t)
+{
+	struct virtq *q = &t->q;
+	const uint64_t n = q->num;
+	void *desc, *avail, *used;
+
+	if (!n || n > t->ops->queue_max || (n & (n - 1)) || q->desc_gpa % 16 || q->avail_gpa % 2 ||
+	    q->used_gpa % 4)
+		return false;
+	if (gpa_pin(t->vm, q->desc_gpa, 16 * n, true, &q->pins[0], &desc) ||
+	    gpa_pin(t->vm, q->avail_gpa, 6 + 2 * n, true, &q->pins[1], &avail) ||
+	    gpa_pin(t->vm, q->used_gpa, 6 + 8 * n, true, &q->pins[2], &used)) {
+		queue_release(t);
+		return false;
+	}
+	q->desc = desc;
+	q->avail = avail;
+	q->used = used;
+	q->last_avail = 0;
+	q->used_idx = 0;
+	q->ready = true;
+	return true;
+}
+
+static void device_reset(struct virtio_mmio *t)
+{
+	t->ops->reset(t->dev); /* drains requests in flight first */
+	pthread_mutex_lock(&t->mu);
+	queue_release(t);
+	memset(&t->q, 0, sizeof(t->q));
+	t->status = t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
+	t->interrupt_status = 0;
+	t->driver_features = 0;
+	pthread_mutex_unlock(&t->mu);
+}
+
+static uint64_t mmio_read(void *opaque, uint64_t off, unsigned int len)
+{
+	struct virtio_mmio *t = opaque;
+	bool poll_idle = false;
+	uint64_t v = 0;
+
+	if (off >= VIRTIO_MMIO_CONFIG)
+		return t->ops->config_read(t->dev, off - VIRTIO_MMIO_CONFIG, len);
+	if (len != 4)
+		return 0; /* registers are 32-bit */
+	pthread_mutex_lock(&t->mu);
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC:
+		v = VIRTIO_MMIO_MAGIC_VALUE;
+		break;
+	case VIRTIO_MMIO_VERSION:
+		v = 2;
+		break;
+	case VIRTIO_MMIO_DEVICE_ID:
+		v = t->ops->device_id;
+		break;
+	case VIRTIO_MMIO_VENDOR_ID:
+		v = VENDOR_ID;
+		break;
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		v = t->dev_features_sel > 1 ? 0 : (uint32_t)(t->ops->features >> (32 * t->dev_features_sel));
+		break;
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		v = t->queue_sel == 0 ? t->ops->queue_max : 0;
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		v = t->queue_sel == 0 && t->q.ready;
+		break;
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		v = t->interrupt_status;
+		if (!v)
+			poll_idle = true;
+		break;
+	case VIRTIO_MMIO_STATUS:
+		v = t->status;
+		break;
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		v = 0;
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&t->mu);
+	/*
+	 * No interrupts here: a driver waiting for completions polls this
+	 * register.  Finding nothing, it will ask again: give the host CPU to
+	 * the device's worker meanwhile (halt-polling, from the host's side).
+	 */
+	if (poll_idle)
+		sched_yield();
+	return v;
+}
+
+static void set_addr_half(uint64_t *a, bool high, uint32_t v)
+{
+	*a = high ? (*a & 0xffffffffULL) | ((uint64_t)v << 32) : (*a & ~0xffffffffULL) | v;
+}
+
+static void mmio_write(void *opaque, uint64_t off, unsigned int len, uint64_t val)
+{
+	struct virtio_mmio *t = opaque;
+	struct virtq *q = &t->q;
+	uint32_t v = (uint32_t)val;
+
+	if (len != 4 || off >= VIRTIO_MMIO_CONFIG)
+		return; /* 32-bit registers; the config space is read-only */
+	if (off == VIRTIO_MMIO_STATUS && v == 0) {
+		device_reset(t);
+		return;
+	}
+	pthread_mutex_lock(&t->mu);
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		t->dev_features_sel = v;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		t->drv_features_sel = v;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		if (t->drv_features_sel < 2 && !(t->status & VIRTIO_STATUS_FEATURES_OK))
+			t->driver_features = (t->driver_features &
+					      ~(0xffffffffULL << (32 * t->drv_features_sel))) |
+					     ((uint64_t)v << (32 * t->drv_features_sel));
+		break;
+	case VIRTIO_MMIO_QUEUE_SEL:
+		t->queue_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_NUM:
+		if (t->queue_sel == 0 && !q->ready)
+			q->num = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+		if (t->queue_sel == 0 && !q->ready)
+			set_addr_half(&q->desc_gpa, off == VIRTIO_MMIO_QUEUE_DESC_HIGH, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+	case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+		if (t->queue_sel == 0 && !q->ready)
+			set_addr_half(&q->avail_gpa, off == VIRTIO_MMIO_QUEUE_DRIVER_HIGH, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
+	case VIRTIO_MMIO_QUEUE_DEVICE_HIGH:
+		if (t->queue_sel == 0 && !q->ready)
+			set_addr_half(&q->used_gpa, off == VIRTIO_MMIO_QUEUE_DEVICE_HIGH, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		if (t->queue_sel != 0)
+			break;
+		if (v && !q->ready && !queue_enable(t))
+			t->status |= VIRTIO_STATUS_NEEDS_RESET; /* rings not in shared RAM */
+		else if (!v && q->ready)
+			queue_release(t);
+		break;
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		if (v == 0 && q->ready && (t->status & VIRTIO_STATUS_DRIVER_OK))
+			t->ops->notify(t->dev, q);
+		break;
+	case VIRTIO_MMIO_INTERRUPT_ACK:
+		t->interrupt_status &= ~v;
+		break;
+	case VIRTIO_MMIO_STATUS:
+		/* FEATURES_OK sticks only for features the device offers, VERSION_1 among them */
+		if ((v & VIRTIO_STATUS_FEATURES_OK) &&
+		    ((t->driver_features & ~t->ops->features) ||
+		     !(t->driver_features & (1ULL << VIRTIO_F_VERSION_1))))
+			v &= ~VIRTIO_STATUS_FEATURES_OK;
+		t->status = v | (t->status & VIRTIO_STATUS_NEEDS_RESET);
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+const struct mmio_ops virtio_mmio_ops = { .read = mmio_read, .write = mmio_write };
+
+void virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const struct virtio_dev_ops *ops,
+		      void *dev)
+{
+	memset(t, 0, sizeof(*t));
+	t->vm = vm;
+	t->ops = ops;
+	t->dev = dev;
+	pthread_mutex_init(&t->mu, NULL);
+}
+
+void virtio_mmio_fini(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->mu);
+	queue_release(t);
+	pthread_mutex_unlock(&t->mu);
+	pthread_mutex_destroy(&t->mu);
+}
+
+void virtq_push_used(struct virtio_mmio *t, uint16_t head, uint32_t len)
+{
+	struct virtq *q = &t->q;
+
+	pthread_mutex_lock(&t->mu);
+	if (q->ready) {
+		q->used->ring[q->used_idx % q->num] = (struct vring_used_elem){ head, len };
+		q->used_idx++;
+		__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+		t->interrupt_status |= 1;
+	}
+	pthread_mutex_unlock(&t->mu);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio_mmio.h - the virtio-mmio transport (virtio 1.x, version 2 layout)
+ * with split virtqueues, for devices that poll: no interrupts are raised;
+ * drivers watch the used ring.
+ *
+ * While a queue is ready its three rings are long-term pinned: the device
+ * may read them at any time, so the guest cannot make them private (its
+ * conversion fails with -EBUSY) until it resets the device.
+ */
+#ifndef GMEM_VMM_VIRTIO_MMIO_H
+#define GMEM_VMM_VIRTIO_MMIO_H
+
+#include "virtio.h"
+#include "vm.h"
+
+struct virtq {
+	uint32_t num;
+	bool ready;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	/* while ready: the rings through the device view, and their pins */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	struct gpa_pin pins[3];
+	uint16_t last_avail; /* the next available entry to take */
+	uint16_t used_idx;
+};
+
+struct virtio_dev_ops {
+	uint32_t device_id;
+	uint64_t features;
+	uint32_t queue_max;
+	uint64_t (*config_read)(void *dev, uint64_t off, unsigned int len);
+	void (*notify)(void *dev, struct virtq *q); /* transport lock held */
+	void (*reset)(void *dev);                   /* transport lock not held */
+};
+
+struct virtio_mmio {
+	struct vm *vm;
+	const struct virtio_dev_ops *ops;
+	void *dev;
+	pthread_mutex_t mu; /* guards everything below, and the queue's rings */
+	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, interrupt_status;
+	uint64_t driver_features;
+	struct virtq q;
+};
+
+extern const struct mmio_ops virtio_mmio_ops;
+
+void virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const struct virtio_dev_ops *ops,
+		      void *dev);
+void virtio_mmio_fini(struct virtio_mmio *t);
+
+/* Return a finished chain to the driver (takes the transport lock). */
+void virtq_push_used(struct virtio_mmio *t, uint16_t head, uint32_t len);
+
+#endif /* GMEM_VMM_VIRTIO_MMIO_H */

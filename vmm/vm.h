@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm.h - gmem-vmm's machine: the VM, its vCPUs, memory map and devices.
+ *
+ * Guest memory is one gmem object; the VMM reaches it only through host
+ * views (never the guest mapping, which is KVM's) and only for RAM that
+ * gpa.c has classified and pinned.
+ */
+#ifndef GMEM_VMM_VM_H
+#define GMEM_VMM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gmem.h"
+#include "layout.h"
+
+#define MAX_VCPUS 64
+#define MAX_REGIONS 4
+
+enum region_kind { REGION_RAM, REGION_MMIO };
+
+struct mmio_ops {
+	/* Access at `off` within the region; len is 1, 2, 4 or 8. */
+	uint64_t (*read)(void *dev, uint64_t off, unsigned int len);
+	void (*write)(void *dev, uint64_t off, unsigned int len, uint64_t val);
+};
+
+struct region {
+	uint64_t gpa, size;
+	enum region_kind kind;
+	uint64_t offset;            /* RAM: where it starts in the gmem object */
+	const struct mmio_ops *ops; /* MMIO */
+	void *dev;
+};
+
+struct gpa_map {
+	struct region r[MAX_REGIONS];
+	int n;
+};
+
+struct vcpu {
+	struct vm *vm;
+	int index, fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool sync_regs; /* registers travel in kvm_run (KVM_CAP_SYNC_REGS) */
+};
+
+struct vm_counters {
+	_Atomic uint64_t hypercalls, hc_to_private, hc_to_shared, hc_pages, hc_eagain, hc_einval,
+		hc_other_errors, mmio_unclaimed;
+};
+
+struct vm {
+	/* configuration */
+	uint64_t ram_size;
+	int ncpus;
+	bool init_private;
+	int fault_signal;
+
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	struct gmem *mem;
+	char *dev_view; /* a host view of all RAM: devices reach memory only through it */
+	struct gpa_map map;
+	struct vcpu vcpus[MAX_VCPUS];
+	struct vblk_dev *blk;
+	struct snoop *snoop;
+
+	/* ending */
+	pthread_mutex_t end_mu;
+	pthread_cond_t end_cv;
+	bool ended;       /* under end_mu */
+	int exit_status;  /* under end_mu */
+	char error[256];  /* under end_mu: set when the VMM ends it on an error */
+	_Atomic bool stopping;
+	_Atomic int halted;
+
+	struct vm_counters n;
+};
+
+/* gpa.c: the guest-physical address map, and the only way to turn a GPA into memory */
+void gpa_map_init(struct gpa_map *m, uint64_t ram_size);
+int gpa_map_add_mmio(struct gpa_map *m, uint64_t gpa, uint64_t size, const struct mmio_ops *ops,
+		     void *dev);
+const struct region *gpa_classify(const struct gpa_map *m, uint64_t gpa);
+int gpa_ram_offset(const struct gpa_map *m, uint64_t gpa, uint64_t len, uint64_t *offset);
+
+struct gpa_pin {
+	uint64_t offset, len; /* the pinned pages of the gmem object */
+	bool longterm;
+};
+int gpa_pin(struct vm *vm, uint64_t gpa, uint64_t len, bool longterm, struct gpa_pin *pin,
+	    void **host);
+void gpa_unpin(struct vm *vm, struct gpa_pin *pin);
+
+/* vcpu.c */
+void vm_end(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif /* GMEM_VMM_VM_H */
