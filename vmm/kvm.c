@@ -52,8 +52,15 @@ int kvm_create(struct vm *vm)
 		return err;
 	}
 	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version < 0) {
+		int err = -errno;
+
+		fprintf(stderr, "gmem-vmm: /dev/kvm is not KVM: %s\n", strerror(errno));
+		return err;
+	}
 	if (version != KVM_API_VERSION) {
-		fprintf(stderr, "gmem-vmm: KVM API version %d, need %d\n", version, KVM_API_VERSION);
+		fprintf(stderr, "gmem-vmm: /dev/kvm speaks KVM API %d, gmem-vmm needs %d\n", version,
+			KVM_API_VERSION);
 		return -ENOTSUP;
 	}
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);

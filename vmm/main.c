@@ -322,7 +322,14 @@ int main(int argc, char **argv)
 	vm.init_private = o.init_private;
 	vm.fault_signal = o.fault_signal;
 	pthread_mutex_init(&vm.end_mu, NULL);
-	pthread_cond_init(&vm.end_cv, NULL);
+	{
+		pthread_condattr_t ca; /* vm_wait() counts its deadline on CLOCK_MONOTONIC */
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&vm.end_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	gpa_map_init(&vm.map, vm.ram_size);
 
 	elf = read_guest(o.guest, &elf_size);
@@ -375,7 +382,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gmem-vmm: guest memory still pinned at exit: %s\n",
 			strerror(-rep.destroy_err));
 	if (rep.snoop.secrets_seen || rep.snoop.audit_failures) {
-		fprintf(stderr, "gmem-vmm: the host saw private memory (%llu secrets, %llu audit failures)\n",
+		fprintf(stderr, "gmem-vmm: the host snoop read the guest's secret %llu times; "
+			"%llu audits found private memory mapped\n",
 			(unsigned long long)rep.snoop.secrets_seen,
 			(unsigned long long)rep.snoop.audit_failures);
 		if (!status)

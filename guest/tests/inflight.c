@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+/*
+ * inflight.c - a buffer in flight in virtio-blk cannot be made private:
+ * -EAGAIN while the device holds it, success once the request completes.
+ * Run with --disk-latency so that the request stays in flight.
+ */
+#include "rt.h"
+#include "virtio_blk.h"
+
+static struct vblk blk;
+
+int main(int cpu, int ncpus, uint64_t ram_size)
+{
+	uint64_t *buf = alloc_pages(2);
+	long r;
+
+	(void)cpu, (void)ncpus, (void)ram_size;
+	CHECK(vblk_init(&blk, VIRTIO_BLK_MMIO) == 0);
+	CHECK(share(buf, 2 * PAGE_SIZE, NULL) == 0);
+	buf[0] = 0xfeedface;
+	vblk_submit(&blk, 0, VIRTIO_BLK_T_OUT, 0, buf, 2 * PAGE_SIZE);
+	r = map_gpa_range((uintptr_t)buf, 2, HC_MAP_GPA_RANGE_ENCRYPTED);
+	printf("inflight: converting the in-flight buffer: %ld\n", r);
+	CHECK(r == -EAGAIN);
+	CHECK(map_gpa_range((uintptr_t)buf + PAGE_SIZE, 1, HC_MAP_GPA_RANGE_ENCRYPTED) == -EAGAIN);
+	CHECK(vblk_wait(&blk, 0) == VIRTIO_BLK_S_OK);
+	r = map_gpa_range((uintptr_t)buf, 2, HC_MAP_GPA_RANGE_ENCRYPTED);
+	printf("inflight: after completion: %ld\n", r);
+	CHECK(r == 0);
+	CHECK(buf[0] == 0xfeedface);
+	/* the rings are the device's while the queue runs: long-term pinned */
+	CHECK(map_gpa_range((uintptr_t)blk.desc, 1, HC_MAP_GPA_RANGE_ENCRYPTED) == -EBUSY);
+	return 0;
+}

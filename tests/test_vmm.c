@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_vmm.c - gmem-vmm end to end: guest programs (guest/tests/) run in
+ * real KVM VMs, checked by exit status, console, --stats counters and the
+ * disk image on the host.  Without /dev/kvm every case says SKIP.
+ *
+ * GMEM_VMM names the binary and GUEST_DIR the guest programs (make check
+ * sets both).
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define OUT_MAX 65536
+
+struct run {
+	int status;
+	char out[OUT_MAX], err[OUT_MAX];
+};
+
+static const char *vmm_path(void)
+{
+	const char *p = getenv("GMEM_VMM");
+
+	return p ? p : "build/vmm/gmem-vmm";
+}
+
+static const char *guest(const char *name)
+{
+	static char path[4][512];
+	static int next;
+	const char *dir = getenv("GUEST_DIR");
+	char *p = path[next++ % 4];
+
+	snprintf(p, 512, "%s/%s.elf", dir ? dir : "build/guest/tests", name);
+	return p;
+}
+
+static void need_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK))
+		SKIP("no usable /dev/kvm: %s", strerror(errno));
+	if (access(vmm_path(), X_OK))
+		SKIP("%s not built", vmm_path());
+}
+
+static void slurp(int fd, char *buf)
+{
+	ssize_t n = pread(fd, buf, OUT_MAX - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+/* Run gmem-vmm with args (NULL-terminated); wrap, if set, is a shell prefix. */
+static void vmm_run(struct run *r, const char *const args[])
+{
+	char out_name[] = "/tmp/gmem-test-out-XXXXXX", err_name[] = "/tmp/gmem-test-err-XXXXXX";
+	int out = mkstemp(out_name), err = mkstemp(err_name), status;
+	const char *argv[32] = { vmm_path() };
+	pid_t pid;
+	int n = 1;
+
+	CHECK(out >= 0 && err >= 0);
+	unlink(out_name);
+	unlink(err_name);
+	for (; args[n - 1] && n < 31; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(out, 1);
+		dup2(err, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	slurp(out, r->out);
+	slurp(err, r->err);
+	if (r->err[0])
+		printf("  stderr: %s", r->err);
+}
+
+#define VMM(r, ...) vmm_run(r, (const char *const[]){ __VA_ARGS__, NULL })
+
+static int lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* The value of "key": N in a --stats file. */
+static long long stat_of(const char *path, const char *key)
+{
+	static char buf[8192];
+	char pat[64], *p;
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	CHECK(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(buf, pat);
+	if (!p)
+		test_fail(__FILE__, __LINE__, "no %s in %s", key, path);
+	return atoll(p + strlen(pat));
+}
+
+/* A disk image of `sectors` 512-byte sectors; sector s filled with byte f(s). */
+static void make_image(const char *path, int sectors, int fill)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	char sec[512];
+
+	CHECK(fd >= 0);
+	for (int s = 0; s < sectors; s++) {
+		memset(sec, fill < 0 ? (char)s : fill, sizeof(sec));
+		CHECK(write(fd, sec, sizeof(sec)) == sizeof(sec));
+	}
+	close(fd);
+}
+
+TEST_ONCE(vmm_boot_one_vcpu)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, guest("boot"));
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "hello from vCPU 0 of 1, 256 MiB"));
+}
+
+TEST_ONCE(vmm_boot_four_vcpus)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--cpus", "4", "--mem", "64M", guest("boot"));
+	CHECK_EQ(r.status, 0);
+	for (int i = 0; i < 4; i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "hello from vCPU %d of 4, 64 MiB", i);
+		CHECK(strstr(r.out, line));
+	}
+}
+
+TEST_ONCE(vmm_exit_status_propagates)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, guest("exit_status"));
+	CHECK_EQ(r.status, 42);
+	CHECK(!r.err[0]);
+}
+
+TEST_ONCE(vmm_share_unshare_round_trip)
+{
+	const char *init[] = { "private", "shared" };
+	struct run r;
+
+	need_kvm();
+	for (int i = 0; i < 2; i++) {
+		VMM(&r, "--init", init[i], "--stats", "/tmp/gmem-test-stats.json", guest("convert"));
+		CHECK_EQ(r.status, 0);
+		CHECK(strstr(r.out, "contents preserved"));
+		CHECK(stat_of("/tmp/gmem-test-stats.json", "to_private") >= 5);
+		CHECK(stat_of("/tmp/gmem-test-stats.json", "to_shared") >= 5);
+	}
+	unlink("/tmp/gmem-test-stats.json");
+}
+
+TEST_ONCE(vmm_hypercall_invalid_args)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--stats", "/tmp/gmem-test-stats.json", guest("hypercall_args"));
+	CHECK_EQ(r.status, 0);
+	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "einval"), 9);
+	unlink("/tmp/gmem-test-stats.json");
+}
+
+/* Host touches of private memory are refused while the guest runs on. */
+TEST_ONCE(vmm_host_touch_denied)
+{
+	const char *sig[] = { "bus", "segv" };
+	struct run r;
+
+	need_kvm();
+	for (int i = 0; i < 2; i++) {
+		VMM(&r, "--snoop", "--fault-signal", sig[i], "--stats", "/tmp/gmem-test-stats.json",
+		    guest("snoop_target"));
+		CHECK_EQ(r.status, 0);
+		CHECK(strstr(r.out, "snoop_target: done"));
+		CHECK(stat_of("/tmp/gmem-test-stats.json", "denied") > 0);
+		CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "secrets_seen"), 0);
+		CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "audit_failures"), 0);
+	}
+	unlink("/tmp/gmem-test-stats.json");
+}
+
+/* The snoop's check can fail: a secret left in shared memory is seen. */
+TEST_ONCE(vmm_snoop_sees_leaked_secret)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--snoop", guest("leak"));
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "secret"));
+}
+
+TEST_ONCE(vmm_inflight_buffer_eagain)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--disk-latency", "200", "--stats", "/tmp/gmem-test-stats.json", guest("inflight"));
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "converting the in-flight buffer: -11"));
+	CHECK(strstr(r.out, "after completion: 0"));
+	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "eagain"), 2);
+	unlink("/tmp/gmem-test-stats.json");
+}
+
+TEST_ONCE(vmm_private_buffer_ioerr)
+{
+	const char *img = "/tmp/gmem-test-disk-priv.img";
+	char buf[512];
+	struct run r;
+	int fd;
+
+	need_kvm();
+	make_image(img, 2048, -1);
+	VMM(&r, "--disk", img, "--stats", "/tmp/gmem-test-stats.json", guest("private_buffer"));
+	CHECK_EQ(r.status, 0);
+	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "errors"), 4);
+	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "bytes_written"), 0);
+	fd = open(img, O_RDONLY);
+	CHECK(fd >= 0);
+	for (int s = 0; s < 2048; s++) { /* not a byte of it changed */
+		CHECK(read(fd, buf, sizeof(buf)) == sizeof(buf));
+		for (int i = 0; i < 512; i++)
+			CHECK_EQ(buf[i], (char)s);
+	}
+	close(fd);
+	unlink(img);
+	unlink("/tmp/gmem-test-stats.json");
+}
+
+TEST_ONCE(vmm_disk_round_trip)
+{
+	const char *img = "/tmp/gmem-test-disk-rt.img";
+	uint64_t words[64];
+	struct run r;
+	int fd;
+
+	need_kvm();
+	make_image(img, 4096, 0);
+	VMM(&r, "--disk", img, guest("disk_io"));
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "4096 sectors, round trip ok"));
+	fd = open(img, O_RDONLY);
+	CHECK(fd >= 0);
+	for (uint64_t s = 0; s < 4096; s++) {
+		CHECK(read(fd, words, sizeof(words)) == sizeof(words));
+		for (uint64_t i = 0; i < 64; i++)
+			CHECK_EQ(words[i], s >= 64 && s < 80 ? (s << 32 | i) : 0);
+	}
+	close(fd);
+	unlink(img);
+}
+
+TEST_ONCE(vmm_triple_fault_is_an_error)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, guest("triple_fault"));
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "triple fault"));
+	CHECK_EQ(lines(r.err), 1);
+}
+
+TEST_ONCE(vmm_timeout)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--timeout", "1", "--cpus", "2", guest("spin"));
+	CHECK_EQ(r.status, 124);
+	CHECK(strstr(r.err, "timed out"));
+}
+
+/* Write a copy of boot.elf with its first PT_LOAD moved to paddr. */
+static const char *elf_moved(uint64_t paddr)
+{
+	static char out[] = "/tmp/gmem-test-moved.elf";
+	static char buf[1 << 20];
+	int fd = open(guest("boot"), O_RDONLY);
+	ssize_t n = read(fd, buf, sizeof(buf));
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
+
+	CHECK(fd >= 0 && n > (ssize_t)sizeof(*eh));
+	close(fd);
+	for (int i = 0; i < eh->e_phnum; i++) {
+		Elf64_Phdr *ph = (Elf64_Phdr *)(buf + eh->e_phoff) + i;
+
+		if (ph->p_type == PT_LOAD) {
+			ph->p_paddr = paddr;
+			break;
+		}
+	}
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && write(fd, buf, (size_t)n) == n);
+	close(fd);
+	return out;
+}
+
+TEST_ONCE(vmm_bad_elf_is_an_error)
+{
+	const char *text = "/tmp/gmem-test-not.elf";
+	struct {
+		const char *file, *says;
+	} bad[] = {
+		{ text, "not an ELF file" },
+		{ "/tmp/gmem-test-no-such.elf", "No such file" },
+		{ NULL, "below 1 MiB" },
+		{ NULL, "not in RAM" },
+	};
+	struct run r;
+	FILE *f = fopen(text, "w");
+
+	need_kvm();
+	CHECK(f);
+	fputs("#!/bin/sh\necho not a guest\n", f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *file = bad[i].file;
+
+		if (i == 2)
+			file = elf_moved(0x10000);
+		if (i == 3)
+			file = elf_moved(0x7ff00000000ULL);
+		VMM(&r, file);
+		CHECK_EQ(r.status, 1);
+		if (!strstr(r.err, bad[i].says))
+			test_fail(__FILE__, __LINE__, "want \"%s\" in: %s", bad[i].says, r.err);
+		CHECK_EQ(lines(r.err), 1);
+	}
+	unlink(text);
+	unlink("/tmp/gmem-test-moved.elf");
+}
+
+TEST_ONCE(vmm_missing_disk_is_an_error)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--disk", "/tmp/gmem-test-no-such-disk.img", guest("boot"));
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "cannot open disk /tmp/gmem-test-no-such-disk.img"));
+	CHECK_EQ(lines(r.err), 1);
+}
+
+TEST_ONCE(vmm_command_line_errors)
+{
+	const char *bad[][2] = {
+		{ "--mem", "3" }, { "--mem", "1T" }, { "--mem", "5M" }, { "--cpus", "0" },
+		{ "--cpus", "65" }, { "--init", "secret" }, { "--fault-signal", "kill" },
+		{ "--timeout", "-1" }, { "--disk-latency", "x" }, { "--bogus", NULL },
+	};
+	struct run r;
+
+	need_kvm();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (bad[i][1])
+			VMM(&r, bad[i][0], bad[i][1], guest("boot"));
+		else
+			VMM(&r, bad[i][0], guest("boot"));
+		CHECK_EQ(r.status, 1);
+		CHECK_EQ(lines(r.err), 1);
+	}
+	VMM(&r, guest("boot"), guest("boot"));
+	CHECK_EQ(r.status, 1);
+	VMM(&r, "--help");
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "usage: gmem-vmm"));
+}
+
+/* Without KVM: a clean error.  /dev/kvm is hidden in a private mount namespace. */
+TEST_ONCE(vmm_without_kvm_is_an_error)
+{
+	char cmd[1024];
+	int status;
+
+	need_kvm();
+	if (geteuid() != 0 || system("unshare --mount true 2>/dev/null"))
+		SKIP("cannot make a mount namespace to hide /dev/kvm");
+	snprintf(cmd, sizeof(cmd),
+		 "unshare --mount sh -c 'mount --bind /dev/null /dev/kvm && exec %s %s' "
+		 ">/tmp/gmem-test-out 2>/tmp/gmem-test-err",
+		 vmm_path(), guest("boot"));
+	status = system(cmd);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 1);
+	{
+		char err[512] = { 0 };
+		FILE *f = fopen("/tmp/gmem-test-err", "r");
+
+		CHECK(f && fread(err, 1, sizeof(err) - 1, f) > 0);
+		fclose(f);
+		CHECK(strstr(err, "/dev/kvm"));
+		CHECK_EQ(lines(err), 1);
+	}
+	unlink("/tmp/gmem-test-out");
+	unlink("/tmp/gmem-test-err");
+}
+
+TEST_FULL(vmm_demo, true, 120)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--stats", "/tmp/gmem-test-stats.json");
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "every check held"));
+	CHECK(stat_of("/tmp/gmem-test-stats.json", "requests") > 0);
+	CHECK(stat_of("/tmp/gmem-test-stats.json", "denied") > 0);
+	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "secrets_seen"), 0);
+	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "pins_active"), 0);
+	unlink("/tmp/gmem-test-stats.json");
+}
