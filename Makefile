@@ -52,6 +52,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/guest.ld -Wl,--build-id=
 	-Wl,-z,noexecstack
 GUEST_RT := $(addprefix $(BUILD)/guest/,start.o rt.o virtio_blk.o)
 GUEST_TESTS := $(patsubst guest/tests/%.c,$(BUILD)/guest/tests/%.elf,$(wildcard guest/tests/*.c))
+GUEST_BENCH := $(patsubst guest/bench/%.c,$(BUILD)/guest/bench/%.elf,$(wildcard guest/bench/*.c))
 DEMO_GUEST := $(BUILD)/guest/demo.elf
 
 # gmem-vmm: the VMM uses libgmem through its public header only.
@@ -62,7 +63,7 @@ VMM := $(BUILD)/vmm/gmem-vmm
 VMM_CFLAGS := -Iguest
 
 .PHONY: all check run run-libdemo bench install clean deps
-all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS)
+all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 
 # What the build needs from Debian, installed when missing (a no-op otherwise).
 deps:
@@ -127,8 +128,8 @@ run-libdemo: deps
 	@$(DEMO)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH)
-	@$(BENCH) $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory $(BENCH) $(VMM) $(GUEST_BENCH)
+	@GMEM_VMM=$(VMM) GUEST_BENCH_DIR=$(BUILD)/guest/bench $(BENCH) $(BENCH_ARGS)
 
 install: $(LIB_A) $(LIB_SO) $(VMM)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

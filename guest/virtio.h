@@ -51,6 +51,7 @@
 /* split virtqueue */
 #define VRING_DESC_F_NEXT 1
 #define VRING_DESC_F_WRITE 2
+#define VRING_USED_F_NO_NOTIFY 1 /* the device will look at the ring anyway */
 
 struct vring_desc {
 	uint64_t addr;

@@ -43,6 +43,12 @@ int vblk_init(struct vblk *d, uint64_t mmio_base);
 /* Start a request in slot s (< VBLK_SLOTS); buf/len may be 0 for a flush. */
 void vblk_submit(struct vblk *d, int s, uint32_t type, uint64_t sector, void *buf, uint32_t len);
 
+/*
+ * Issue slot s's last request again at another sector, same type and
+ * buffer: the short path for streaming I/O (its slot must be complete).
+ */
+void vblk_resubmit(struct vblk *d, int s, uint64_t sector);
+
 /* Poll for slot s's completion; the request's VIRTIO_BLK_S_* status. */
 int vblk_wait(struct vblk *d, int s);
 

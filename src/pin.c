@@ -16,6 +16,14 @@
 
 #include "internal.h"
 
+/* Page p's word: the one after prev's inside a leaf, else looked up (or made). */
+static inline pinword_t *word_after(struct gmem *g, uint64_t p, pinword_t *prev, bool make)
+{
+	if (prev && (p & (PINMAP_LEAF_PAGES - 1)))
+		return prev + 1;
+	return make ? pin_word(g, p) : pinmap_word(&g->pins, p);
+}
+
 /*
  * Release one pin of the given kind from every page in [first, end).
  * With `held`, a page without such a pin is a caller's error (-EINVAL),
@@ -27,12 +35,15 @@ static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm, 
 	struct transit *done = NULL;
 	gmem_convert_cb cb = NULL;
 	uint64_t p, zap_from = UINT64_MAX;
+	pinword_t *w = NULL;
 	void *cb_arg = NULL;
 	int err = 0;
 
 	for (p = first; p < end; p++) {
-		pinword_t *w = pinmap_word(&g->pins, p);
-		uint64_t old = atomic_load(w);
+		uint64_t old;
+
+		w = word_after(g, p, w, false);
+		old = atomic_load(w);
 
 		do {
 			if (!pw_count(old, longterm))
@@ -50,10 +61,12 @@ next:
 
 slow:
 	pthread_rwlock_wrlock(&g->lock);
-	for (; p < end; p++) {
-		pinword_t *w = pinmap_word(&g->pins, p);
-		uint64_t old = atomic_load(w);
+	for (w = NULL; p < end; p++) {
+		uint64_t old;
 		bool dropped = false, idle;
+
+		w = word_after(g, p, w, false);
+		old = atomic_load(w);
 
 		while (!dropped && pw_count(old, longterm))
 			dropped = atomic_compare_exchange_weak(w, &old, old - one);
@@ -85,6 +98,7 @@ int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 {
 	bool longterm = flags & GMEM_PIN_LONGTERM;
 	uint64_t first, end, p;
+	pinword_t *w = NULL;
 	int err = 0;
 
 	if (!g || !range_ok(g, offset, len) || (flags & ~GMEM_PIN_LONGTERM))
@@ -92,8 +106,7 @@ int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
 	for (p = first; p < end; p++) {
-		pinword_t *w = pin_word(g, p);
-
+		w = word_after(g, p, w, true);
 		if (!w) {
 			err = -ENOMEM;
 			break;
@@ -121,14 +134,14 @@ int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags
 {
 	bool longterm = flags & GMEM_PIN_LONGTERM;
 	uint64_t first, end;
+	pinword_t *w = NULL;
 
 	if (!g || !range_ok(g, offset, len) || (flags & ~GMEM_PIN_LONGTERM))
 		return -EINVAL;
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
 	for (uint64_t p = first; p < end; p++) {
-		pinword_t *w = pinmap_word(&g->pins, p);
-
+		w = word_after(g, p, w, false);
 		if (!w || !pw_count(atomic_load(w), longterm))
 			return -EINVAL;
 	}

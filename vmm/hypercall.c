@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 
 #include "vcpu.h"
+#include "virtio_blk.h"
 
 long map_gpa_range(struct vm *vm, uint64_t gpa, uint64_t npages, uint64_t attrs)
 {
@@ -28,6 +29,8 @@ long map_gpa_range(struct vm *vm, uint64_t gpa, uint64_t npages, uint64_t attrs)
 		atomic_fetch_add(&vm->n.hc_einval, 1);
 		return -EINVAL; /* zero pages, unaligned, overflowing, or not all RAM */
 	}
+	if (private)
+		vblk_sync(vm); /* requests already published are in flight: pin them first */
 	r = gmem_convert(vm->mem, off, npages * GMEM_PAGE_SIZE,
 			 private ? GMEM_PRIVATE : GMEM_SHARED, 0, NULL);
 	if (r == -EAGAIN) {

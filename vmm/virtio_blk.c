@@ -6,7 +6,10 @@
  * off the available ring, copies its descriptors (the guest may rewrite
  * them), and pins every buffer through gpa_pin() before it returns to the
  * guest: from then until completion the buffers are in flight and the
- * guest cannot make them private (-EAGAIN).  A worker thread does the
+ * guest cannot make them private (-EAGAIN).  While the worker is busy the
+ * driver need not ring (VRING_USED_F_NO_NOTIFY); then a conversion
+ * hypercall first has the device take what is on its ring (vblk_sync()),
+ * so that a request published before a conversion is pinned before it.  A worker thread does the
  * file I/O into the pinned host-view memory, writes the status, unpins,
  * and returns the chain on the used ring.  A buffer that is private, not
  * RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the device never
@@ -16,6 +19,7 @@
 #include "virtio_blk.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,8 @@
 #include <unistd.h>
 
 #define QUEUE_MAX 256
+/* after its last request, the worker watches the ring this long before sleeping */
+#define BUSY_POLL_NS 200000
 #define MAX_SEGS 32
 #define DEFAULT_IMAGE_SIZE (64ULL << 20)
 #define BLK_ID "gmem-vmm-blk"
@@ -130,22 +136,20 @@ static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head
 	return r;
 }
 
-static void notify(void *opaque, struct virtq *q)
+/* Take the new chains off the available ring (transport lock held); how many. */
+static int take_avail(struct vblk_dev *d, struct virtq *q)
 {
-	struct vblk_dev *d = opaque;
 	uint16_t avail = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+	int n = 0;
 
-	while (q->last_avail != avail) {
+	for (; q->last_avail != avail; n++) {
 		uint16_t head = q->avail->ring[q->last_avail % q->num];
 		struct vblk_req *r;
 
 		q->last_avail++;
 		r = parse(d, q, head);
 		if (!r) {
-			/* out of memory: give the chain back unprocessed */
-			q->used->ring[q->used_idx % q->num] = (struct vring_used_elem){ head, 0 };
-			q->used_idx++;
-			__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+			virtq_push_used_locked(&d->t, head, 0); /* out of memory: unprocessed */
 			continue;
 		}
 		pthread_mutex_lock(&d->mu);
@@ -158,6 +162,44 @@ static void notify(void *opaque, struct virtq *q)
 		pthread_cond_broadcast(&d->cv);
 		pthread_mutex_unlock(&d->mu);
 	}
+	return n;
+}
+
+/*
+ * The driver rang: take what it queued.  The worker is busy from now until
+ * it finds the ring empty, so the driver need not ring again meanwhile
+ * (VRING_USED_F_NO_NOTIFY: virtio's notification suppression).
+ */
+static void notify(void *opaque, struct virtq *q)
+{
+	struct vblk_dev *d = opaque;
+
+	if (take_avail(d, q))
+		__atomic_store_n(&q->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
+
+/*
+ * The worker's look at the ring, between requests: with `idle`, it is about
+ * to sleep, so it asks for notifications first and looks once more after
+ * (the driver publishes, then reads the flag: one of the two sees the other).
+ */
+static bool poll_ring(struct vblk_dev *d, bool idle)
+{
+	struct virtq *q = &d->t.q;
+	bool got = false;
+
+	pthread_mutex_lock(&d->t.mu);
+	if (q->ready && (d->t.status & VIRTIO_STATUS_DRIVER_OK)) {
+		if (idle) {
+			__atomic_store_n(&q->used->flags, 0, __ATOMIC_RELAXED);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		}
+		got = take_avail(d, q) > 0;
+		if (got && idle)
+			__atomic_store_n(&q->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&d->t.mu);
+	return got;
 }
 
 /* Do the request's I/O into its pinned buffers: a VIRTIO_BLK_S_* status. */
@@ -201,6 +243,27 @@ static uint8_t execute(struct vblk_dev *d, struct vblk_req *r, uint32_t *written
 	}
 }
 
+static bool busy_poll(struct vblk_dev *d)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (poll_ring(d, false))
+			return true;
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < BUSY_POLL_NS &&
+		 !atomic_load(&d->vm->stopping));
+	return false;
+}
+
+void vblk_sync(struct vm *vm)
+{
+	if (vm->blk)
+		poll_ring(vm->blk, false);
+}
+
 static void *worker(void *arg)
 {
 	struct vblk_dev *d = arg;
@@ -211,8 +274,21 @@ static void *worker(void *arg)
 		uint8_t result;
 
 		pthread_mutex_lock(&d->mu);
-		while (!d->head && !d->stop)
-			pthread_cond_wait(&d->cv, &d->mu);
+		while (!d->head && !d->stop) {
+			pthread_mutex_unlock(&d->mu);
+			/*
+			 * Busy-poll a moment before asking to be notified: a
+			 * streaming driver's next request is usually close, and
+			 * it saves the guest an exit and the worker a wake-up.
+			 */
+			if (busy_poll(d) || poll_ring(d, true)) {
+				pthread_mutex_lock(&d->mu);
+				continue;
+			}
+			pthread_mutex_lock(&d->mu);
+			if (!d->head && !d->stop)
+				pthread_cond_wait(&d->cv, &d->mu);
+		}
 		if (!d->head) {
 			pthread_mutex_unlock(&d->mu);
 			return NULL;
@@ -244,6 +320,7 @@ static void *worker(void *arg)
 		pthread_cond_broadcast(&d->cv);
 		pthread_mutex_unlock(&d->mu);
 		free(r);
+		poll_ring(d, false); /* what the driver queued meanwhile, unannounced */
 	}
 }
 

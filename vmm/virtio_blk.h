@@ -20,4 +20,7 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 void vblk_destroy(struct vm *vm);
 void vblk_get_stats(struct vm *vm, struct vblk_stats *st);
 
+/* Take (and pin) the requests the driver has published but not announced. */
+void vblk_sync(struct vm *vm);
+
 #endif /* GMEM_VMM_VIRTIO_BLK_H */

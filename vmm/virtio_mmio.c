@@ -4,10 +4,11 @@
  */
 #include "virtio_mmio.h"
 
-#include <sched.h>
+#include <time.h>
 #include <string.h>
 
 #define VENDOR_ID 0x6d656d67 /* "gmem" */
+#define ISR_WAIT_NS 200000L
 
 static void queue_release(struct virtio_mmio *t)
 {
@@ -61,7 +62,6 @@ static void device_reset(struct virtio_mmio *t)
 static uint64_t mmio_read(void *opaque, uint64_t off, unsigned int len)
 {
 	struct virtio_mmio *t = opaque;
-	bool poll_idle = false;
 	uint64_t v = 0;
 
 	if (off >= VIRTIO_MMIO_CONFIG)
@@ -92,9 +92,27 @@ static uint64_t mmio_read(void *opaque, uint64_t off, unsigned int len)
 		v = t->queue_sel == 0 && t->q.ready;
 		break;
 	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		/*
+		 * No interrupts here: a driver waiting for completions polls
+		 * this register.  Finding nothing, it would ask again at once:
+		 * rather let its vCPU sleep until the device returns a chain
+		 * (bounded), so that a waiting guest leaves the host CPU to the
+		 * device (halt-polling, from the host's side).
+		 */
+		if (!t->interrupt_status && t->q.ready) {
+			struct timespec deadline;
+
+			clock_gettime(CLOCK_MONOTONIC, &deadline);
+			deadline.tv_nsec += ISR_WAIT_NS;
+			if (deadline.tv_nsec >= 1000000000L) {
+				deadline.tv_sec++;
+				deadline.tv_nsec -= 1000000000L;
+			}
+			while (!t->interrupt_status && !atomic_load(&t->vm->stopping) &&
+			       pthread_cond_timedwait(&t->used_cv, &t->mu, &deadline) == 0)
+				;
+		}
 		v = t->interrupt_status;
-		if (!v)
-			poll_idle = true;
 		break;
 	case VIRTIO_MMIO_STATUS:
 		v = t->status;
@@ -106,13 +124,6 @@ static uint64_t mmio_read(void *opaque, uint64_t off, unsigned int len)
 		break;
 	}
 	pthread_mutex_unlock(&t->mu);
-	/*
-	 * No interrupts here: a driver waiting for completions polls this
-	 * register.  Finding nothing, it will ask again: give the host CPU to
-	 * the device's worker meanwhile (halt-polling, from the host's side).
-	 */
-	if (poll_idle)
-		sched_yield();
 	return v;
 }
 
@@ -208,6 +219,14 @@ void virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const struct virtio_
 	t->ops = ops;
 	t->dev = dev;
 	pthread_mutex_init(&t->mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&t->used_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 }
 
 void virtio_mmio_fini(struct virtio_mmio *t)
@@ -215,19 +234,26 @@ void virtio_mmio_fini(struct virtio_mmio *t)
 	pthread_mutex_lock(&t->mu);
 	queue_release(t);
 	pthread_mutex_unlock(&t->mu);
+	pthread_cond_destroy(&t->used_cv);
 	pthread_mutex_destroy(&t->mu);
+}
+
+void virtq_push_used_locked(struct virtio_mmio *t, uint16_t head, uint32_t len)
+{
+	struct virtq *q = &t->q;
+
+	if (!q->ready)
+		return;
+	q->used->ring[q->used_idx % q->num] = (struct vring_used_elem){ head, len };
+	q->used_idx++;
+	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	t->interrupt_status |= 1;
+	pthread_cond_broadcast(&t->used_cv);
 }
 
 void virtq_push_used(struct virtio_mmio *t, uint16_t head, uint32_t len)
 {
-	struct virtq *q = &t->q;
-
 	pthread_mutex_lock(&t->mu);
-	if (q->ready) {
-		q->used->ring[q->used_idx % q->num] = (struct vring_used_elem){ head, len };
-		q->used_idx++;
-		__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
-		t->interrupt_status |= 1;
-	}
+	virtq_push_used_locked(t, head, len);
 	pthread_mutex_unlock(&t->mu);
 }

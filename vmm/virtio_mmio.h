@@ -41,6 +41,7 @@ struct virtio_mmio {
 	const struct virtio_dev_ops *ops;
 	void *dev;
 	pthread_mutex_t mu; /* guards everything below, and the queue's rings */
+	pthread_cond_t used_cv; /* with mu: signalled when a chain is returned */
 	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, interrupt_status;
 	uint64_t driver_features;
 	struct virtq q;
@@ -52,7 +53,8 @@ void virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const struct virtio_
 		      void *dev);
 void virtio_mmio_fini(struct virtio_mmio *t);
 
-/* Return a finished chain to the driver (takes the transport lock). */
+/* Return a finished chain to the driver (takes the transport lock; _locked: held). */
 void virtq_push_used(struct virtio_mmio *t, uint16_t head, uint32_t len);
+void virtq_push_used_locked(struct virtio_mmio *t, uint16_t head, uint32_t len);
 
 #endif /* GMEM_VMM_VIRTIO_MMIO_H */
