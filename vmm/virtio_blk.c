@@ -6,21 +6,21 @@
  * off the available ring, copies its descriptors (the guest may rewrite
  * them), and pins every buffer through gpa_pin() before it returns to the
  * guest: from then until completion the buffers are in flight and the
- * guest cannot make them private (-EAGAIN).  While the worker is busy the
- * driver need not ring (VRING_USED_F_NO_NOTIFY); then a conversion
- * hypercall first has the device take what is on its ring (vblk_sync()),
- * so that a request published before a conversion is pinned before it.  A worker thread does the
- * file I/O into the pinned host-view memory, writes the status, unpins,
- * and returns the chain on the used ring.  A buffer that is private, not
- * RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the device never
- * touches such memory and the disk is not written.
+ * guest cannot make them private (-EAGAIN).  A worker thread does the file
+ * I/O into the pinned host-view memory, writes the status, unpins, and
+ * returns the chain on the used ring.  While the worker is busy the driver
+ * need not ring (VRING_USED_F_NO_NOTIFY); a conversion hypercall then first
+ * has the device take what is on its ring (vblk_sync()), so that a request
+ * published before a conversion is pinned before it.  A buffer that is
+ * private, not RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the
+ * device never touches such memory and the disk is not written.
  */
 #define _GNU_SOURCE
 #include "virtio_blk.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
