@@ -48,7 +48,7 @@ BENCH := $(BUILD)/bench/gmem-bench
 GUEST_CFLAGS := -std=gnu11 $(WARN) -O2 -g -ffreestanding -fno-builtin -nostdlib -fno-pic \
 	-fno-pie -fno-stack-protector -mno-red-zone -mno-mmx -mno-sse -mno-sse2 -mno-avx \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
-GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/guest.ld -Wl,--build-id=none \
+GUEST_LDFLAGS := -nostdlib -static -Wl,-T,guest/guest.ld -Wl,--build-id=none \
 	-Wl,-z,noexecstack
 GUEST_RT := $(addprefix $(BUILD)/guest/,start.o rt.o virtio_blk.o)
 GUEST_TESTS := $(patsubst guest/tests/%.c,$(BUILD)/guest/tests/%.elf,$(wildcard guest/tests/*.c))

@@ -190,10 +190,8 @@ static bool poll_ring(struct vblk_dev *d, bool idle)
 
 	pthread_mutex_lock(&d->t.mu);
 	if (q->ready && (d->t.status & VIRTIO_STATUS_DRIVER_OK)) {
-		if (idle) {
-			__atomic_store_n(&q->used->flags, 0, __ATOMIC_RELAXED);
-			__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		}
+		if (idle) /* a full barrier: the flag store is seen before the ring is read */
+			__atomic_exchange_n(&q->used->flags, 0, __ATOMIC_SEQ_CST);
 		got = take_avail(d, q) > 0;
 		if (got && idle)
 			__atomic_store_n(&q->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
