@@ -413,24 +413,29 @@ static void hc_convert(struct figure *f, int r)
 
 #define BLK_FILE "/tmp/gmem-bench-disk.img"
 #define BLK_REQ (1ULL << 20)
-#define BLK_TOTAL (32ULL << 20)
+#define BLK_TOTAL (64ULL << 20)
 
-/* The host doing the guest's I/O pattern on the same file, in TSC cycles. */
+/*
+ * The host doing the guest's I/O pattern on the same file, in TSC cycles:
+ * sequential 1 MiB requests rotating through as many buffers as the guest
+ * has requests in flight (guest/bench/blk.c).
+ */
+#define BLK_BUFFERS 16 /* = INFLIGHT in guest/bench/blk.c */
 static void raw_io(double *write_cycles, double *read_cycles)
 {
-	char *buf = aligned_alloc(4096, BLK_REQ);
+	char *buf = aligned_alloc(4096, BLK_BUFFERS * BLK_REQ);
 	int fd = open(BLK_FILE, O_RDWR);
 	double t0;
 
-	memset(buf, 0, BLK_REQ);
+	memset(buf, 0, BLK_BUFFERS * BLK_REQ);
 	t0 = now_ns();
-	for (uint64_t o = 0; o < BLK_TOTAL; o += BLK_REQ)
-		if (pwrite(fd, buf, BLK_REQ, (off_t)o) != (ssize_t)BLK_REQ)
+	for (uint64_t o = 0, i = 0; o < BLK_TOTAL; o += BLK_REQ, i = (i + 1) % BLK_BUFFERS)
+		if (pwrite(fd, buf + i * BLK_REQ, BLK_REQ, (off_t)o) != (ssize_t)BLK_REQ)
 			die("pwrite", errno);
 	*write_cycles = (now_ns() - t0) * tsc_ghz();
 	t0 = now_ns();
-	for (uint64_t o = 0; o < BLK_TOTAL; o += BLK_REQ)
-		if (pread(fd, buf, BLK_REQ, (off_t)o) != (ssize_t)BLK_REQ)
+	for (uint64_t o = 0, i = 0; o < BLK_TOTAL; o += BLK_REQ, i = (i + 1) % BLK_BUFFERS)
+		if (pread(fd, buf + i * BLK_REQ, BLK_REQ, (off_t)o) != (ssize_t)BLK_REQ)
 			die("pread", errno);
 	*read_cycles = (now_ns() - t0) * tsc_ghz();
 	close(fd);
@@ -444,7 +449,7 @@ static void blk_throughput(struct figure *f, int r, bool read)
 	double bytes, w, rd, raw_w, raw_r;
 	int fd = open(BLK_FILE, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
-	if (fd < 0 || ftruncate(fd, 64 << 20))
+	if (fd < 0 || ftruncate(fd, 128 << 20))
 		die(BLK_FILE, errno);
 	close(fd);
 	if (run_guest(f, "blk", "--mem 64M --disk " BLK_FILE, out, sizeof(out)) &&

@@ -103,14 +103,24 @@ int vblk_init(struct vblk *d, uint64_t mmio_base)
  * The hot path is short on purpose: on a software-virtualized KVM each
  * guest instruction can cost a microsecond.
  */
-/* Put slot s's chain on the available ring and tell the device if it needs telling. */
-static void publish(struct vblk *d, int s, uint32_t len)
+/* Slot s's data length (0: none). */
+static uint32_t slot_len(struct vblk *d, int s)
+{
+	return d->desc[DESCS * s].next == DESCS * s + 1 ? d->desc[DESCS * s + 1].len : 0;
+}
+
+/*
+ * Put slots first .. first + n - 1 on the available ring and tell the
+ * device if it needs telling.
+ */
+static void publish(struct vblk *d, int first, int n, uint64_t bytes)
 {
 	spin_lock(&d->lock);
-	d->avail->ring[d->avail_idx & (QSIZE - 1)] = (uint16_t)(DESCS * s);
-	__atomic_store_n(&d->avail->idx, ++d->avail_idx, __ATOMIC_RELEASE);
-	d->requests++;
-	d->bytes += len;
+	for (int s = first; s < first + n; s++)
+		d->avail->ring[d->avail_idx++ & (QSIZE - 1)] = (uint16_t)(DESCS * s);
+	__atomic_store_n(&d->avail->idx, d->avail_idx, __ATOMIC_RELEASE);
+	d->requests += (uint64_t)n;
+	d->bytes += bytes;
 	spin_unlock(&d->lock);
 	/* publish, then look: a busy device takes new requests without a notify */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -131,14 +141,26 @@ void vblk_submit(struct vblk *d, int s, uint32_t type, uint64_t sector, void *bu
 	data->len = len;
 	data->flags = VRING_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VRING_DESC_F_WRITE : 0);
 	d->desc[DESCS * s].next = (uint16_t)(DESCS * s + (len ? 1 : 2)); /* a flush has no data */
-	publish(d, s, len);
+	publish(d, s, 1, len);
 }
 
 void vblk_resubmit(struct vblk *d, int s, uint64_t sector)
 {
 	d->slot[s].hdr.sector = sector;
 	d->done[s] = 0;
-	publish(d, s, d->desc[DESCS * s].next == DESCS * s + 1 ? d->desc[DESCS * s + 1].len : 0);
+	publish(d, s, 1, slot_len(d, s));
+}
+
+void vblk_resubmit_batch(struct vblk *d, int first, int n, uint64_t sector, uint64_t step)
+{
+	uint64_t bytes = 0;
+
+	for (int s = first; s < first + n; s++, sector += step) {
+		d->slot[s].hdr.sector = sector;
+		d->done[s] = 0;
+		bytes += slot_len(d, s);
+	}
+	publish(d, first, n, bytes);
 }
 
 /* Take the completions the device has posted (lock held). */

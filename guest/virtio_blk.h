@@ -49,6 +49,12 @@ void vblk_submit(struct vblk *d, int s, uint32_t type, uint64_t sector, void *bu
  */
 void vblk_resubmit(struct vblk *d, int s, uint64_t sector);
 
+/*
+ * The same for slots first .. first + n - 1 at sector, sector + step, ...,
+ * published together: one ring update and at most one notify.
+ */
+void vblk_resubmit_batch(struct vblk *d, int first, int n, uint64_t sector, uint64_t step);
+
 /* Poll for slot s's completion; the request's VIRTIO_BLK_S_* status. */
 int vblk_wait(struct vblk *d, int s);
 
