@@ -71,6 +71,17 @@ int kvm_create(struct vm *vm)
 		return err;
 	}
 	vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	/*
+	 * Where KVM can hand a guest's vmcall to user space, take
+	 * KVM_HC_MAP_GPA_RANGE that way too (KVM_EXIT_HYPERCALL); port 0xf1
+	 * works everywhere.
+	 */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL) & (1 << HC_MAP_GPA_RANGE)) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXIT_HYPERCALL,
+					      .args = { 1ULL << HC_MAP_GPA_RANGE } };
+
+		ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap); /* optional: failure leaves port I/O */
+	}
 	return 0;
 }
 

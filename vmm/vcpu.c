@@ -138,6 +138,14 @@ static void *vcpu_main(void *arg)
 		case KVM_EXIT_MMIO:
 			handle_mmio(v);
 			break;
+		case KVM_EXIT_HYPERCALL: /* vmcall, where KVM hands it over */
+			atomic_fetch_add(&vm->n.hypercalls, 1);
+			run->hypercall.ret = run->hypercall.nr == HC_MAP_GPA_RANGE
+						     ? (uint64_t)map_gpa_range(vm, run->hypercall.args[0],
+									       run->hypercall.args[1],
+									       run->hypercall.args[2])
+						     : (uint64_t)-ENOSYS;
+			break;
 		case KVM_EXIT_HLT:
 			/* interrupts are off: a halted vCPU is done */
 			if (atomic_fetch_add(&vm->halted, 1) + 1 == vm->ncpus)
