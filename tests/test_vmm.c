@@ -198,6 +198,17 @@ TEST_ONCE(vmm_hypercall_invalid_args)
 	unlink("/tmp/gmem-test-stats.json");
 }
 
+/* RAM past 3 GiB sits above the hole at 4 GiB and converts like the rest. */
+TEST_ONCE(vmm_high_ram)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--mem", "4G", guest("high_ram"));
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "1024 MiB above 4 GiB converts in place"));
+}
+
 /* Host touches of private memory are refused while the guest runs on. */
 TEST_ONCE(vmm_host_touch_denied)
 {

@@ -92,15 +92,16 @@ int kvm_map_ram(struct vm *vm)
 	gmem_guest_map(vm->mem, &guest);
 	for (int i = 0, slot = 0; i < vm->map.n; i++) {
 		const struct region *r = &vm->map.r[i];
-		struct kvm_userspace_memory_region mr = {
+		struct kvm_userspace_memory_region mr;
+
+		if (r->kind != REGION_RAM)
+			continue;
+		mr = (struct kvm_userspace_memory_region){
 			.slot = (uint32_t)slot++,
 			.guest_phys_addr = r->gpa,
 			.memory_size = r->size,
 			.userspace_addr = (uintptr_t)guest + r->offset,
 		};
-
-		if (r->kind != REGION_RAM)
-			continue;
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr)) {
 			int err = -errno;
 
