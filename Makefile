@@ -111,7 +111,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_A)
 $(DEMO): $(BUILD)/demo/gmem-demo.o $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
-$(BENCH): $(BUILD)/bench/bench.o $(LIB_A)
+BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/*.c))
+$(BENCH): $(BENCH_OBJS) $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -lm -o $@
 
 check: deps

@@ -39,6 +39,8 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	end = first + (len >> PAGE_SHIFT);
 	pthread_rwlock_wrlock(&g->lock);
 	err = mark(g, first, end, true) ? -EBUSY : backing_punch(&g->b, offset, len);
+	if (!err)
+		views_forget_mapped(g, first, end); /* the punch unmapped them everywhere */
 	mark(g, first, end, false);
 	pthread_rwlock_unlock(&g->lock);
 	return err;

@@ -11,7 +11,8 @@
  * Mapping batches: the faulting page is mapped together with its shared
  * neighbours in one UFFDIO_CONTINUE (allocating them first on a missing
  * fault), a fault-around that never crosses into a page of another state
- * because the window is clipped to the faulting page's run.  An in-transit
+ * because the window is clipped to the faulting page's run, and never
+ * re-maps what the view already maps (view->mapped).  An in-transit
  * page is refused unless pinned: the pin is I/O the conversion is waiting
  * for, and it must be able to finish.  Refusing
  * leaves a mark the kernel enforces by itself from then on: a poison
@@ -35,23 +36,28 @@
 #define FAULT_AROUND_PAGES 256ULL
 #define MSG_BATCH 16
 
-/* Map [s, e) of view v, the faulting page `page` among them. */
-static void map_around(struct gmem *g, struct view *v, uint64_t page, uint64_t s, uint64_t e,
-		       bool missing)
+/* What the fault thread wakes once it has released g->lock. */
+struct wake {
+	uintptr_t addr;
+	uint64_t len;
+};
+
+/* Map [s, e) of view v, the faulting page among them. */
+static void map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool missing,
+		       struct wake *wake)
 {
 	uintptr_t base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
 	uintptr_t a = base + (s << PAGE_SHIFT), end = base + (e << PAGE_SHIFT);
-	uintptr_t fa = base + (page << PAGE_SHIFT);
-	bool allocated = false, woken = false;
+	bool allocated = false;
 
+	/* whoever waits on the window (the faulter, and any neighbour) */
+	*wake = (struct wake){ a, end - a };
 	if (missing && !backing_allocate(&g->b, s << PAGE_SHIFT, (e - s) << PAGE_SHIFT))
 		allocated = true;
 	while (a < end) {
 		uint64_t done;
 		int err = uffd_continue(g->uffd, a, end - a, &done);
 
-		if (fa >= a && fa < a + done)
-			woken = true;
 		a += done;
 		if (!err)
 			break;
@@ -69,24 +75,44 @@ static void map_around(struct gmem *g, struct view *v, uint64_t page, uint64_t s
 		}
 		break; /* out of memory or gone: the faulter retries */
 	}
-	if (!woken)
-		uffd_wake(g->uffd, fa, GMEM_PAGE_SIZE);
+}
+
+/*
+ * Map the stretch of [s, e) around page that view v does not map yet,
+ * marking it in v->mapped first (the marks must cover every PTE).
+ */
+static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s, uint64_t e,
+		       bool missing, struct wake *wake)
+{
+	uint64_t ms, me;
+
+	if (!v->mapped_lost) {
+		if (runmap_get(&v->mapped, page, &ms, &me)) {
+			/* marked, yet it faulted: the kernel unmapped it (reclaim); just it */
+			s = page;
+			e = page + 1;
+		} else {
+			s = s > ms ? s : ms;
+			e = e < me ? e : me;
+		}
+		if (runmap_reserve(&v->mapped, 2))
+			v->mapped_lost = true; /* from now on zaps cover the whole range */
+		else
+			runmap_set(&v->mapped, s, e, 1);
+	}
+	map_around(g, v, s, e, missing, wake);
 }
 
 static void deny(struct gmem *g, struct view *v, uint64_t page)
 {
 	uintptr_t a = (uintptr_t)v->addr + ((page - v->first) << PAGE_SHIFT);
 	bool recorded = !runmap_reserve(&v->denied, 2);
-	int err = -1;
 
 	count(&g->stats.host_faults_denied, 1);
-	if (g->fault_signal == SIGSEGV && recorded &&
-	    !mprotect((void *)a, GMEM_PAGE_SIZE, PROT_NONE))
-		err = uffd_wake(g->uffd, a, GMEM_PAGE_SIZE);
-	else
-		err = uffd_poison(g->uffd, a, GMEM_PAGE_SIZE); /* SIGBUS, or SIGSEGV out of VMAs */
-	if (err)
-		uffd_wake(g->uffd, a, GMEM_PAGE_SIZE); /* marked already, by an earlier fault */
+	/* SIGSEGV: PROT_NONE; SIGBUS (or SIGSEGV out of VMAs): a poison marker.  If
+	 * marked already, by an earlier fault, the woken toucher meets that mark. */
+	if (g->fault_signal != SIGSEGV || !recorded || mprotect((void *)a, GMEM_PAGE_SIZE, PROT_NONE))
+		uffd_poison(g->uffd, a, GMEM_PAGE_SIZE);
 	if (recorded)
 		runmap_set(&v->denied, page, page + 1, 1);
 	else
@@ -97,16 +123,14 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 {
 	uintptr_t addr = (uintptr_t)msg->arg.pagefault.address & ~(uintptr_t)(GMEM_PAGE_SIZE - 1);
 	bool missing = !(msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR);
+	struct wake wake = { addr, GMEM_PAGE_SIZE };
 	uint64_t page, rs, re, ws, we, unit;
 	struct view *v;
 
 	pthread_rwlock_rdlock(&g->lock);
 	v = view_find(g, addr);
-	if (!v) {
-		/* unmapped since it faulted: let the toucher find out */
-		uffd_wake(g->uffd, addr, GMEM_PAGE_SIZE);
-		goto out;
-	}
+	if (!v)
+		goto out; /* unmapped since it faulted: the woken toucher finds out */
 	count(&g->stats.host_faults, 1);
 	page = v->first + ((addr - (uintptr_t)v->addr) >> PAGE_SHIFT);
 	switch (runmap_get(&g->states, page, &rs, &re)) {
@@ -115,7 +139,7 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 	case GMEM_CONVERTING:
 		if (page_pinned(g, page)) {
 			/* the I/O the transit waits for: this page alone */
-			map_around(g, v, page, page, page + 1, missing);
+			map_window(g, v, page, page, page + 1, missing, &wake);
 			goto out;
 		}
 		/* fall through */
@@ -134,9 +158,11 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 		we = re;
 	if (we > v->end)
 		we = v->end;
-	map_around(g, v, page, ws, we, missing);
+	map_window(g, v, page, ws, we, missing, &wake);
 out:
 	pthread_rwlock_unlock(&g->lock);
+	/* after the unlock: a woken toucher that converts next finds the lock free */
+	uffd_wake(g->uffd, wake.addr, wake.len);
 }
 
 static void *fault_main(void *arg)

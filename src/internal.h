@@ -45,6 +45,15 @@ struct view {
 	 */
 	struct runmap denied;
 	bool denied_lost; /* a refusal could not be recorded: treat all as refused */
+	/*
+	 * Pages this view may map: every PTE in a view comes from the fault
+	 * thread's UFFDIO_CONTINUE, which marks its window first; only a zap
+	 * clears marks, after the zap.  So the marks are a superset of what is
+	 * mapped: zaps skip what is unmarked, fault-around skips what is
+	 * marked.  Same writers as `denied`.
+	 */
+	struct runmap mapped;
+	bool mapped_lost; /* a mapping could not be recorded: zap everything */
 };
 
 /* A conversion to private in transit: its shared pages are CONVERTING. */
@@ -123,6 +132,7 @@ struct view *view_find(struct gmem *g, uintptr_t addr);
 int views_reserve_denied(struct gmem *g, size_t insertions);
 uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end);
 int views_zap(struct gmem *g, uint64_t first, uint64_t end);
+void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
 void views_destroy(struct gmem *g);
 

@@ -4,10 +4,10 @@
  *
  * A view is a MAP_SHARED mapping of part of the backing file registered
  * with the object's userfaultfd, so that every first touch reaches the
- * fault thread (fault.c).  Conversions to private zap views; re-sharing
- * clears what refusals left in their page tables (poison markers, or
- * PROT_NONE under the SIGSEGV policy), which each view remembers in
- * view->denied.
+ * fault thread (fault.c).  Conversions to private zap views (only where
+ * view->mapped says the view may map something); re-sharing clears what
+ * refusals left in their page tables (poison markers, or PROT_NONE under
+ * the SIGSEGV policy), which each view remembers in view->denied.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -80,16 +80,57 @@ uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end)
 	return lowest;
 }
 
+/* Unmap [s, e) of view v (both clipped to it), skipping what it cannot map. */
+static int zap_view(struct view *v, uint64_t s, uint64_t e)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	struct runmap_iter it;
+	struct run r;
+
+	if (!v->mapped_lost) {
+		/* one call over the span of the marked pages: runs of holes are cheap to zap */
+		runmap_iter_start(&it, &v->mapped, s, e);
+		while (runmap_iter_next(&it, &r)) {
+			if (!r.val)
+				continue;
+			lo = r.start < lo ? r.start : lo;
+			hi = r.end;
+		}
+		if (lo == UINT64_MAX)
+			return 0; /* nothing there can be mapped */
+		s = lo;
+		e = hi;
+	}
+	if (madvise(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, MADV_DONTNEED))
+		return -errno;
+	/* cleared only after the zap; if clearing fails the marks stay a superset */
+	runmap_set(&v->mapped, s, e, 0);
+	return 0;
+}
+
 int views_zap(struct gmem *g, uint64_t first, uint64_t end)
 {
 	for (size_t i = 0; i < g->nviews; i++) {
 		struct view *v = g->views[i];
 		uint64_t s = first, e = end;
+		int err;
 
-		if (clip(v, &s, &e) && madvise(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, MADV_DONTNEED))
-			return -errno;
+		if (clip(v, &s, &e) && (err = zap_view(v, s, e)))
+			return err;
 	}
 	return 0;
+}
+
+/* The kernel unmapped [first, end) from every view itself (a hole punch). */
+void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end)
+{
+	for (size_t i = 0; i < g->nviews; i++) {
+		struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+
+		if (clip(v, &s, &e))
+			runmap_set(&v->mapped, s, e, 0);
+	}
 }
 
 /* Undo a refusal's marks on [s, e) of view v: zap the markers, restore access. */
@@ -133,6 +174,7 @@ int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
 
 static void view_free(struct view *v)
 {
+	runmap_fini(&v->mapped);
 	runmap_fini(&v->denied);
 	free(v);
 }
@@ -152,6 +194,8 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 	v->end = v->first + (len >> PAGE_SHIFT);
 	v->flags = flags;
 	err = runmap_init(&v->denied, g->npages, 0);
+	if (!err)
+		err = runmap_init(&v->mapped, g->npages, 0);
 	if (err)
 		goto err_free;
 

@@ -176,6 +176,20 @@ static void insert_entry(struct runmap *m, size_t ci, size_t ei, uint64_t x)
 {
 	struct runmap_chunk *c = m->chunks[ci];
 
+	if (c->n == RUNMAP_CHUNK && ei == RUNMAP_CHUNK) {
+		/*
+		 * Appending past a full chunk: start the next one with the entry
+		 * alone rather than halving this one, so that runs made in
+		 * ascending order (the common case) leave chunks full.
+		 */
+		struct runmap_chunk *nc = take_spare(m);
+
+		nc->e[0] = x;
+		nc->n = 1;
+		top_insert(m, ci + 1, nc);
+		m->nruns++;
+		return;
+	}
 	if (c->n == RUNMAP_CHUNK) {
 		struct runmap_chunk *nc = take_spare(m);
 		size_t half = RUNMAP_CHUNK / 2;

@@ -63,7 +63,8 @@ int uffd_register(int fd, void *addr, uint64_t len)
 
 int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done)
 {
-	struct uffdio_continue c = { .range = { .start = addr, .len = len } };
+	struct uffdio_continue c = { .range = { .start = addr, .len = len },
+				     .mode = UFFDIO_CONTINUE_MODE_DONTWAKE };
 	int err = ioctl(fd, UFFDIO_CONTINUE, &c) ? -errno : 0;
 
 	*done = err == 0 ? len : c.mapped > 0 ? (uint64_t)c.mapped : 0;
@@ -72,7 +73,8 @@ int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done)
 
 int uffd_poison(int fd, uintptr_t addr, uint64_t len)
 {
-	struct uffdio_poison p = { .range = { .start = addr, .len = len } };
+	struct uffdio_poison p = { .range = { .start = addr, .len = len },
+				   .mode = UFFDIO_POISON_MODE_DONTWAKE };
 
 	return ioctl(fd, UFFDIO_POISON, &p) ? -errno : 0;
 }
