@@ -62,7 +62,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 VMM_CFLAGS := -Iguest
 
-.PHONY: all check run run-libdemo bench install clean deps
+.PHONY: all check run run-libdemo bench bench-check install clean deps
 all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 
 # What the build needs from Debian, installed when missing (a no-op otherwise).
@@ -128,9 +128,14 @@ run-libdemo: deps
 	@$(MAKE) --no-print-directory $(DEMO)
 	@$(DEMO)
 
-bench: deps
+# The benchmark, then the tables and plots of docs/PERFORMANCE.md from its JSON.
+BENCH_JSON := $(BUILD)/bench.json
+bench bench-check: deps
 	@$(MAKE) --no-print-directory $(BENCH) $(VMM) $(GUEST_BENCH)
-	@GMEM_VMM=$(VMM) GUEST_BENCH_DIR=$(BUILD)/guest/bench $(BENCH) $(BENCH_ARGS)
+	@scripts/ensure-packages.sh python3-matplotlib
+	@GMEM_VMM=$(VMM) GUEST_BENCH_DIR=$(BUILD)/guest/bench $(BENCH) --json $(BENCH_JSON) \
+		$(if $(filter bench-check,$@),--check) $(BENCH_ARGS); status=$$?; \
+	/usr/bin/python3 bench/report.py $(BENCH_JSON) docs/PERFORMANCE.md docs/perf && exit $$status
 
 install: $(LIB_A) $(LIB_SO) $(VMM)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -27,6 +27,7 @@
 struct figure {
 	const char *id, *what, *unit, *baseline_what;
 	double target;  /* the ratio must be <= target (>= with at_least) */
+	double allowance; /* added to the target, measured in the run (vmm_convert's zap) */
 	bool at_least;  /* a throughput: higher is better */
 	bool absolute;  /* judged on the value itself (target in `unit`), not the ratio */
 	bool skipped;   /* what it needs is missing; why says what */

@@ -203,6 +203,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			ratios(f, &lo, &mid, &hi);
+			f->target += f->allowance;
 			ok = f->at_least ? mid >= f->target : mid <= f->target;
 			all_met &= ok;
 			snprintf(limit, sizeof(limit), "%s%.*f%s", f->at_least ? ">=" : "<=",

@@ -84,7 +84,7 @@ static void hc_convert(struct figure *f, int r)
 	}
 	f->value[r] = median(conv, n);
 	f->base[r] = median(null, n);
-	f->target = 1.5 + zap_cycles() / f->base[r];
+	f->allowance = zap_cycles() / f->base[r];
 }
 
 #define BLK_FILE "/tmp/gmem-bench-disk.img"
