@@ -22,6 +22,17 @@
 #include "bench.h"
 #include "strategy.h"
 
+/* min, median and max of n samples */
+static void spread(const double *v, int n, double out[3])
+{
+	out[0] = out[2] = v[0];
+	for (int i = 1; i < n; i++) {
+		out[0] = v[i] < out[0] ? v[i] : out[0];
+		out[2] = v[i] > out[2] ? v[i] : out[2];
+	}
+	out[1] = median(v, n);
+}
+
 static void open_or_die(struct strat *s, const struct strat_ops *ops, uint64_t size, int views)
 {
 	int err = strat_open(s, ops, size, views);
@@ -95,11 +106,20 @@ static void conversion_latency(void)
 				printf("%-9s %5d %7lluK %14.0f %14.0f %14.0f %8.2f\n", (*o)->name, views[vi],
 				       (unsigned long long)(size >> 10), median(priv, bench_reps),
 				       median(shared, bench_reps), fl, median(priv, bench_reps) / fl);
-				series("conversion_latency",
-				       "\"strategy\": \"%s\", \"views\": %d, \"bytes\": %llu, "
-				       "\"to_private_ns\": %.0f, \"to_shared_ns\": %.0f, \"zap_floor_ns\": %.0f",
-				       (*o)->name, views[vi], (unsigned long long)size,
-				       median(priv, bench_reps), median(shared, bench_reps), fl);
+				{
+					double p3[3], s3[3];
+
+					spread(priv, bench_reps, p3);
+					spread(shared, bench_reps, s3);
+					series("conversion_latency",
+					       "\"strategy\": \"%s\", \"views\": %d, \"bytes\": %llu, "
+					       "\"to_private_ns\": %.0f, \"to_private_min\": %.0f, "
+					       "\"to_private_max\": %.0f, \"to_shared_ns\": %.0f, "
+					       "\"to_shared_min\": %.0f, \"to_shared_max\": %.0f, "
+					       "\"zap_floor_ns\": %.0f",
+					       (*o)->name, views[vi], (unsigned long long)size, p3[1], p3[0],
+					       p3[2], s3[1], s3[0], s3[2], fl);
+				}
 			}
 		}
 	}
@@ -140,11 +160,19 @@ static void host_access(void)
 		printf("%-9s %16.0f %8.2f %16.1f %8.2f\n", all[i]->name, median(first, bench_reps),
 		       median(first, bench_reps) / floor_first, median(steady, bench_reps),
 		       median(steady, bench_reps) / floor_steady);
-		series("host_access",
-		       "\"strategy\": \"%s\", \"first_touch_ns_per_page\": %.1f, "
-		       "\"steady_ns_per_page\": %.2f, \"first_vs_none\": %.3f, \"steady_vs_none\": %.3f",
-		       all[i]->name, median(first, bench_reps), median(steady, bench_reps),
-		       median(first, bench_reps) / floor_first, median(steady, bench_reps) / floor_steady);
+		{
+			double f3[3], s3[3];
+
+			spread(first, bench_reps, f3);
+			spread(steady, bench_reps, s3);
+			series("host_access",
+			       "\"strategy\": \"%s\", \"first_touch_ns_per_page\": %.1f, "
+			       "\"first_min\": %.1f, \"first_max\": %.1f, \"steady_ns_per_page\": %.2f, "
+			       "\"steady_min\": %.2f, \"steady_max\": %.2f, \"first_vs_none\": %.3f, "
+			       "\"steady_vs_none\": %.3f",
+			       all[i]->name, f3[1], f3[0], f3[2], s3[1], s3[0], s3[2],
+			       f3[1] / floor_first, s3[1] / floor_steady);
+		}
 	}
 }
 
@@ -287,11 +315,17 @@ static void pins(void)
 		}
 		printf("%-24s %10.1f %10.1f %10.1f %12.1f\n", cases[c].what, median(v[0], bench_reps),
 		       median(v[1], bench_reps), median(v[2], bench_reps), median(v[3], bench_reps));
-		series("pins",
-		       "\"case\": \"%s\", \"gmem_ns\": %.1f, \"mprotect_ns\": %.1f, \"discard_ns\": %.1f, "
-		       "\"atomic_ns\": %.1f",
-		       cases[c].what, median(v[0], bench_reps), median(v[1], bench_reps),
-		       median(v[2], bench_reps), median(v[3], bench_reps));
+		{
+			double g3[3];
+
+			spread(v[0], bench_reps, g3);
+			series("pins",
+			       "\"case\": \"%s\", \"gmem_ns\": %.1f, \"gmem_min\": %.1f, "
+			       "\"gmem_max\": %.1f, \"mprotect_ns\": %.1f, \"discard_ns\": %.1f, "
+			       "\"atomic_ns\": %.1f",
+			       cases[c].what, g3[1], g3[0], g3[2], median(v[1], bench_reps),
+			       median(v[2], bench_reps), median(v[3], bench_reps));
+		}
 	}
 }
 

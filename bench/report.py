@@ -118,26 +118,32 @@ def generated(data, plot_rel):
                   f"![conversion latency]({plot_rel}/conversion_latency.svg)", ""]
         rows = []
         for r in s["conversion_latency"]:
-            rows.append([r["strategy"], r["views"], human_bytes(r["bytes"]), f"{r['to_private_ns']:,.0f}",
-                         f"{r['to_shared_ns']:,.0f}", f"{r['zap_floor_ns']:,.0f}",
-                         f"{r['to_private_ns'] / r['zap_floor_ns']:.2f}"])
-        parts.append(table(["strategy", "views", "range", "to private (ns)", "to shared (ns)",
-                            "zap floor (ns)", "to private ÷ floor"], rows))
+            rows.append([r["strategy"], r["views"], human_bytes(r["bytes"]),
+                         f"{r['to_private_ns']:,.0f} ({r['to_private_min']:,.0f}–{r['to_private_max']:,.0f})",
+                         f"{r['to_shared_ns']:,.0f} ({r['to_shared_min']:,.0f}–{r['to_shared_max']:,.0f})",
+                         f"{r['zap_floor_ns']:,.0f}", f"{r['to_private_ns'] / r['zap_floor_ns']:.2f}"])
+        parts.append(table(["strategy", "views", "range", "to private, ns: median (min–max)",
+                            "to shared, ns: median (min–max)", "zap floor (ns)", "to private ÷ floor"], rows))
 
     if "host_access" in s:
         parts += ["", "### Host access to shared memory", "",
                   "Command: `gmem-bench --only host_access`: 64 MiB touched page by page through one "
                   "view, first (allocating) and then four more passes.", ""]
-        rows = [[r["strategy"], f"{r['first_touch_ns_per_page']:,.0f}", f"{r['first_vs_none']:.2f}",
-                 f"{r['steady_ns_per_page']:.1f}", f"{r['steady_vs_none']:.2f}"] for r in s["host_access"]]
-        parts.append(table(["strategy", "first touch (ns/page)", "÷ none", "steady (ns/page)", "÷ none"], rows))
+        rows = [[r["strategy"],
+                 f"{r['first_touch_ns_per_page']:,.0f} ({r['first_min']:,.0f}–{r['first_max']:,.0f})",
+                 f"{r['first_vs_none']:.2f}",
+                 f"{r['steady_ns_per_page']:.1f} ({r['steady_min']:.1f}–{r['steady_max']:.1f})",
+                 f"{r['steady_vs_none']:.2f}"] for r in s["host_access"]]
+        parts.append(table(["strategy", "first touch, ns/page: median (min–max)", "÷ none",
+                            "steady, ns/page: median (min–max)", "÷ none"], rows))
 
     if "fragmentation" in s:
         parts += ["", "### Cost by number of runs", "",
                   "Command: `gmem-bench --only fragmentation`: N private pages alternating with shared "
                   "ones in 1 GiB with one view, made one conversion at a time; then one more page "
-                  "converted among them, there and back; the state's memory (gmem: library heap; "
-                  "mprotect: the kernel's VMAs; discard: the VMM's bitmap).", "",
+                  "converted among them, there and back (the mean of 400); the state's memory "
+                  "(gmem: library heap; mprotect: the kernel's VMAs; discard: the VMM's bitmap).  "
+                  "One build per N.", "",
                   f"![cost by runs]({plot_rel}/fragmentation.svg)", ""]
         rows = []
         for r in s["fragmentation"]:
@@ -155,9 +161,10 @@ def generated(data, plot_rel):
                   "Command: `gmem-bench --only pins`: ns per pin + unpin pair of one page; with two "
                   "threads, the slower one.  The baselines count pins in a per-page array, the least a "
                   "strategy that honours pins can do; the floor is an atomic increment and decrement.", ""]
-        rows = [[r["case"], f"{r['gmem_ns']:.1f}", f"{r['mprotect_ns']:.1f}", f"{r['discard_ns']:.1f}",
-                 f"{r['atomic_ns']:.1f}"] for r in s["pins"]]
-        parts.append(table(["", "gmem", "mprotect", "discard", "atomic floor"], rows))
+        rows = [[r["case"], f"{r['gmem_ns']:.1f} ({r['gmem_min']:.1f}–{r['gmem_max']:.1f})",
+                 f"{r['mprotect_ns']:.1f}", f"{r['discard_ns']:.1f}", f"{r['atomic_ns']:.1f}"]
+                for r in s["pins"]]
+        parts.append(table(["", "gmem: median (min–max)", "mprotect", "discard", "atomic floor"], rows))
 
     if "contents" in s:
         parts += ["", "### Contents and memory", "",
