@@ -4,6 +4,7 @@
 #   make check           build and run every test; ends "N passed, N failed, N skipped"
 #   make run             the main job: the demo
 #   make bench           the benchmark (ratios against baselines of the same run)
+#   make verify          model-check the conversion protocol (model/gmem.pml, spin)
 #   make install PREFIX=DIR
 #   make check SAN=asan  (or SAN=tsan) the same suite under sanitizers, in build-$(SAN)
 #   CC=clang make ...    any target with clang
@@ -62,7 +63,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 VMM_CFLAGS := -Iguest
 
-.PHONY: all check run run-libdemo bench bench-check install clean deps
+.PHONY: all check run run-libdemo bench bench-check verify install clean deps
 all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 
 # What the build needs from Debian, installed when missing (a no-op otherwise).
@@ -117,7 +118,7 @@ $(BENCH): $(BENCH_OBJS) $(LIB_A)
 
 check: deps
 	@$(MAKE) --no-print-directory $(TEST_BINS) $(VMM) $(GUEST_TESTS)
-	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh $(TEST_BINS)
+	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh $(TEST_BINS) tests/model_refs.sh
 
 run: deps
 	@$(MAKE) --no-print-directory $(VMM)
@@ -136,6 +137,11 @@ bench bench-check: deps
 	@GMEM_VMM=$(VMM) GUEST_BENCH_DIR=$(BUILD)/guest/bench $(BENCH) --json $(BENCH_JSON) \
 		$(if $(filter bench-check,$@),--check) $(BENCH_ARGS); status=$$?; \
 	/usr/bin/python3 bench/report.py $(BENCH_JSON) docs/PERFORMANCE.md docs/perf && exit $$status
+
+# Every interleaving of the protocol's actors, in several casts; a mutant must fail.
+verify: deps
+	@scripts/ensure-packages.sh spin
+	@model/verify.sh $(BUILD)/verify
 
 install: $(LIB_A) $(LIB_SO) $(VMM)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

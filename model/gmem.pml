@@ -1,0 +1,741 @@
+/*
+ * gmem.pml - libgmem's conversion protocol, for the spin model checker.
+ *
+ * Two pages, one host view, and the actors that race over them: a
+ * converter making two conversions (to shared; to private with no flag,
+ * WAIT or DEFER; each cancels an overlapping deferred one), two pinners
+ * (short-term, and either kind for the second) doing I/O through the view
+ * while they hold their pins, a toucher whose first touches the fault
+ * thread decides, and a discarder.  -DTWO_CONVERTERS puts a second
+ * converter in the discarder's place (lock_range(), and cancels across
+ * threads).  `make verify` explores every interleaving (model/verify.sh).
+ *
+ * Each step names the C it stands for as "C: file function() lines";
+ * tests/model_refs.sh fails when one of those functions is renamed away or
+ * the lines leave it, so the model cannot drift from the code silently.
+ *
+ * Memory ordering.  Shared variables here are sequentially consistent, as
+ * the C's atomics are (seq_cst read-modify-writes).  The C fuses each
+ * "publish, then check" into one read-modify-write of the page's pin word
+ * (core/pinword.h): a pin's fetch_add returns the state it raced with, a
+ * conversion's compare-exchange returns the counts it found.  The model
+ * splits each into two steps, publish then check, which allows every
+ * interleaving of the fused form and more, so proving the split protocol
+ * proves the C's.  -DMUTANT swaps the converter's steps (check the counts,
+ * then publish CONVERTING): seed 002's speculative-reference race, which
+ * must break invariant 2.
+ *
+ * Granularity.  A step is atomic here when nothing another thread does
+ * could tell it apart from the same step split: a section under g->lock
+ * held shared is one step guarded by "no writer" (what it reads under the
+ * lock cannot change, and the lock-free operations that can run beside it
+ * touch other variables or commute with it); under g->lock exclusive,
+ * steps are split exactly where lock-free actors (pins, unpins, host
+ * accesses) could observe the difference: each word's publish and check,
+ * each zap, each undeny.
+ *
+ * Not modelled: allocation and syscall failure (the fuzzer's fault
+ * injection covers them), strict views (a check under the exclusive
+ * lock), several views (each is zapped and undenied in the same lock hold,
+ * the same way), the rwlock's writer preference (nobody waits for anything
+ * while holding g->lock shared, so it cannot add a deadlock).
+ *
+ * Checked (../../shared/DESIGN.md's invariants; docs/VERIFY.md):
+ *  1. whenever g->lock is free, no PTE maps a private page or an unpinned
+ *     in-transit one (what gmem_audit() checks); no host access ever reaches
+ *     a page while it is private; refusals (markers) only on pages not shared;
+ *  2. no page a pin holds is ever private, and a conversion commits only
+ *     when no pin holds its range;
+ *  3. a conversion that fails leaves every page of its range as it found it;
+ *  4, 5. contents and the guest mapping: no conversion step touches them
+ *     (the model has no such step, as convert.c has no such call; zaps drop
+ *     page-table entries, never contents), so they are not variables here;
+ * and: each deferred conversion ends (completes or is cancelled) exactly
+ * once, its callback runs with no lock held; every actor finishes (no
+ * deadlock; with -DNOTIMEOUT a WAIT returns only when its pins drop, so a
+ * lost wakeup would hang it); with -DLIVENESS, "every actor eventually
+ * finishes" holds under weak fairness (no livelock).
+ */
+
+#define NP 2 /* pages */
+#define NT 2 /* transit slots: transits are disjoint and hold a page each */
+
+#define SHARED 0
+#define PRIVATE 1
+#define CONV 2 /* GMEM_CONVERTING */
+
+#define F_NONE 0
+#define F_WAIT 1
+#define F_DEFER 2
+
+#define E_OK 0
+#define E_BUSY 1
+#define E_AGAIN 2
+#define E_INPROGRESS 3
+#define E_ACCES 4
+
+#define NONE 255
+#ifndef NOPS
+#define NOPS 2 /* conversions the (first) converter makes */
+#endif
+#ifndef TOUCHES
+#define TOUCHES 1
+#endif
+#ifndef CONVERTERS
+#define CONVERTERS 1
+#endif
+#ifndef PINNERS
+#define PINNERS 2
+#endif
+#ifndef DISCARDER
+#define DISCARDER 1
+#endif
+#if TOUCHES > 0
+#define TOUCHER 1
+#else
+#define TOUCHER 0
+#endif
+#define NACTORS (CONVERTERS + PINNERS + TOUCHER + DISCARDER)
+
+/* ---- g->lock (the kernel's invalidate_lock); shared holders are single steps ---- */
+bool writer;
+byte owner = NONE; /* ghost: the pid holding it exclusive */
+
+inline wrlock()
+{
+	atomic { !writer -> writer = 1; owner = _pid }
+}
+inline wrunlock()
+{
+	atomic { owner = NONE; writer = 0 }
+}
+
+/* ---- g->wait_mu and g->wait_cv ---- */
+bool mu;
+bool asleep[2];   /* converters asleep on wait_cv */
+byte pin_waiters;
+byte transit_gen;
+
+inline mutex_lock()
+{
+	atomic { !mu -> mu = 1 }
+}
+inline mutex_unlock()
+{
+	mu = 0
+}
+inline broadcast()
+{
+	asleep[0] = 0;
+	asleep[1] = 0
+}
+/*
+ * pthread_cond_(timed)wait: release the mutex and sleep in one step; wake
+ * on a broadcast, spuriously, or (timedwait, unless -DNOTIMEOUT) at the
+ * deadline; then take the mutex again.
+ */
+inline cond_wait(me, timed, timedout)
+{
+	atomic { asleep[me] = 1; mu = 0 };
+	atomic {
+		if
+		:: !asleep[me] && !mu -> mu = 1
+#ifndef NOSPURIOUS
+		:: asleep[me] && !mu -> asleep[me] = 0; mu = 1
+#endif
+#ifndef NOTIMEOUT
+		:: timed && asleep[me] && !mu -> asleep[me] = 0; mu = 1; timedout = 1
+#endif
+		fi
+	}
+}
+
+/* ---- page states and pin words ---- */
+byte st[NP];   /* g->states, the run map (under g->lock) */
+bool leaf[NP]; /* the page's pin word exists */
+byte ws[NP];   /* word: state */
+byte sc[NP];   /* word: short-term pins */
+byte lc[NP];   /* word: long-term pins */
+bool disc[NP]; /* word: PW_DISCARDING */
+byte held[NP]; /* ghost: pins their owners hold (not speculative counts) */
+
+/* ---- the host view ---- */
+bool pte[NP];    /* a present page-table entry */
+bool mapped[NP]; /* view->mapped */
+bool marker[NP]; /* the kernel's poison marker (or PROT_NONE, for SIGSEGV) */
+bool denied[NP]; /* view->denied */
+
+/* ---- g->transits ---- */
+bool t_used[NT];
+byte t_first[NT], t_end[NT], t_mode[NT], t_id[NT];
+byte ids;      /* ghost: deferred conversions made */
+byte reported; /* ghost: one bit per deferred conversion whose callback ran */
+byte finished;
+
+#define IN(p, f, e) ((p) >= (f) && (p) < (e))
+#define COUNTS(p) (sc[p] + lc[p])
+/* Invariant 1 at page p: gmem_audit()'s check. */
+#define AUDIT_OK(p) (!pte[p] || st[p] == SHARED || (st[p] == CONV && COUNTS(p) > 0))
+
+/*
+ * One MADV_DONTNEED over the span of the marked pages of [f, e): clears
+ * PTEs and markers alike, then the marks.
+ * C: src/view.c views_zap() 111-122
+ * C: src/view.c zap_view() 84-109
+ */
+#define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0
+#define ZAP_BODY(f, e) if \
+	:: IN(0, f, e) && IN(1, f, e) && mapped[0] && mapped[1] -> ZAP_PAGE(0); ZAP_PAGE(1) \
+	:: else -> \
+		if :: IN(0, f, e) && mapped[0] -> ZAP_PAGE(0) :: else fi; \
+		if :: IN(1, f, e) && mapped[1] -> ZAP_PAGE(1) :: else fi \
+	fi
+inline views_zap(f, e)
+{
+	d_step { ZAP_BODY(f, e) }
+}
+
+/* C: src/view.c views_undeny() 147-173 */
+#define UNDENY_PAGE(p) pte[p] = 0; marker[p] = 0; denied[p] = 0
+#define UNDENY_BODY(f, e) \
+	if :: IN(0, f, e) && denied[0] -> UNDENY_PAGE(0) :: else fi; \
+	if :: IN(1, f, e) && denied[1] -> UNDENY_PAGE(1) :: else fi
+
+/*
+ * state_replace(): the run map, then each existing word of [f, e) whose
+ * state is from1 or from2: publish `to`, then check its counts.
+ * Pages other threads could see between are separate steps.
+ * C: src/state.c state_replace() 33-57
+ */
+#ifndef MUTANT
+#define WORD_FIRST(p) if :: leaf[p] && (ws[p] == from1 || ws[p] == from2) -> sel = sel | (1 << p); ws[p] = to :: else fi
+#define WORD_SECOND(p) if :: sel & (1 << p) -> \
+	if :: sc[p] > 0 && s1 == NONE -> s1 = p :: else fi; \
+	if :: lc[p] > 0 && s2 == NONE -> s2 = p :: else fi \
+	:: else fi
+#else
+#define WORD_FIRST(p) if :: leaf[p] && (ws[p] == from1 || ws[p] == from2) -> sel = sel | (1 << p); \
+	if :: sc[p] > 0 && s1 == NONE -> s1 = p :: else fi; \
+	if :: lc[p] > 0 && s2 == NONE -> s2 = p :: else fi \
+	:: else fi
+#define WORD_SECOND(p) if :: sel & (1 << p) -> ws[p] = to :: else fi
+#endif
+#define RUNMAP(f, e, from1, from2, to) \
+	if :: IN(0, f, e) && (st[0] == from1 || st[0] == from2) -> st[0] = to :: else fi; \
+	if :: IN(1, f, e) && (st[1] == from1 || st[1] == from2) -> st[1] = to :: else fi
+inline state_replace(f, e, from1, from2, to)
+{
+	atomic {
+		RUNMAP(f, e, from1, from2, to);
+		s1 = NONE; s2 = NONE; sel = 0;
+		WORD_FIRST(f)
+	};
+	atomic {
+		WORD_SECOND(f);
+		if :: f + 1 < e -> WORD_FIRST(f + 1) :: else fi
+	};
+	atomic {
+		if :: f + 1 < e -> WORD_SECOND(f + 1) :: else fi;
+		sel = 0
+	}
+}
+/* The same without learning the counts (the C passes no scan): a step a word. */
+inline state_set(f, e, from1, from2, to)
+{
+	atomic {
+		RUNMAP(f, e, from1, from2, to);
+		if :: leaf[f] && (ws[f] == from1 || ws[f] == from2) -> ws[f] = to :: else fi
+	};
+	atomic {
+		if :: f + 1 < e && leaf[f + 1] && (ws[f + 1] == from1 || ws[f + 1] == from2) -> ws[f + 1] = to :: else fi
+	}
+}
+
+/* Pins on the in-transit pages of [f, e): s1 short, s2 long (first page, or NONE).
+ * C: src/state.c pins_scan() 59-75 */
+#define SCAN_PAGE(f, e, p) if :: IN(p, f, e) && leaf[p] && ws[p] == CONV -> \
+	if :: sc[p] > 0 && s1 == NONE -> s1 = p :: else fi; \
+	if :: lc[p] > 0 && s2 == NONE -> s2 = p :: else fi \
+	:: else fi
+#define SCAN(f, e) s1 = NONE; s2 = NONE; SCAN_PAGE(f, e, 0); SCAN_PAGE(f, e, 1)
+inline pins_scan(f, e)
+{
+	d_step { SCAN(f, e) }
+}
+
+/*
+ * Complete the deferred transits overlapping [cf, ce) that no pin holds:
+ * the release that drops the last pin (the kernel's folio_put callback).
+ * C: src/convert.c convert_complete_locked() 295-331
+ */
+#define DEFER_OVERLAPS(t, f, e) (t_used[t] && t_mode[t] == F_DEFER && t_first[t] < (e) && (f) < t_end[t])
+inline complete_locked(cf, ce, done)
+{
+	ti = 0;
+	do
+	:: d_step {
+		/* the next deferred transit overlapping [cf, ce), and its pins */
+		if :: ti == 0 && !DEFER_OVERLAPS(0, cf, ce) -> ti = 1 :: else fi;
+		if :: ti == 1 && !DEFER_OVERLAPS(1, cf, ce) -> ti = 2 :: else fi;
+		if
+		:: ti < NT ->
+			tf = t_first[ti]; te = t_end[ti];
+			s1 = NONE; s2 = NONE; SCAN_PAGE(tf, te, 0); SCAN_PAGE(tf, te, 1)
+		:: else -> ti = 0
+		fi
+	   };
+	   if
+	   :: ti == 0 && tf == te -> break
+	   :: tf != te && (s1 != NONE || s2 != NONE) ->
+		d_step { ti++; tf = 0; te = 0; s1 = 0; s2 = 0 } /* not the last pin */
+	   :: tf != te && s1 == NONE && s2 == NONE ->
+		views_zap(tf, te);
+		state_set(tf, te, CONV, CONV, PRIVATE);
+		d_step { done = done | (1 << t_id[ti]); t_used[ti] = 0; ti++; tf = 0; te = 0; s1 = 0; s2 = 0 }
+	   fi
+	od
+}
+
+/* The deferred conversions' callbacks, with no lock held.
+ * C: src/convert.c convert_report() 110-121 */
+#define REPORT(done) \
+	assert(owner != _pid); \
+	assert((reported & done) == 0); /* each ends once */ \
+	reported = reported | done; \
+	done = 0
+
+/*
+ * Drop one pin of a kind from [rf, re): a compare-exchange per word unless
+ * the word is in transit; from there on under g->lock exclusive, zapping
+ * pages its drop left idle and completing what the drop finished.  own:
+ * the pages whose pin the caller held (the rest were speculative raises).
+ * Ends the pinner: its last step is the release's last.
+ * C: src/pin.c release() 32-95
+ */
+#define DROP(p) if :: longterm -> lc[p]-- :: else -> sc[p]-- fi; \
+	if :: own & (1 << p) -> held[p]-- :: else fi
+inline release(rf, re, longterm)
+{
+	rp = rf;
+	do
+	:: atomic { rp < re && ws[rp] != CONV -> DROP(rp); rp++ }
+	:: atomic { rp < re && ws[rp] == CONV -> slow = 1 }; break
+	:: atomic { rp >= re }; break
+	od;
+	if
+	:: slow ->
+		/* C: src/pin.c release() 62-95 */
+		wrlock();
+		do
+		:: atomic { rp < re ->
+			DROP(rp);
+			if :: ws[rp] == CONV && COUNTS(rp) == 0 -> idle = idle | (1 << rp) :: else fi;
+			rp++ }
+		:: atomic { rp >= re ->
+			/* no pin left on an in-transit page: its I/O is over, unmap it */
+			if
+			:: idle == 3 -> ZAP_BODY(0, 2)
+			:: idle == 1 -> ZAP_BODY(0, 1)
+			:: idle == 2 -> ZAP_BODY(1, 2)
+			:: else
+			fi;
+			idle = 0 }; break
+		od;
+		if
+		:: t_used[0] || t_used[1] -> complete_locked(rf, re, done)
+		:: else
+		fi;
+		wrunlock()
+	:: else
+	fi;
+	/* wake converters waiting for pins, then run the callbacks, lock-free
+	 * C: src/state.c pins_wake_waiters() 121-128 */
+	atomic {
+		if
+		:: pin_waiters == 0
+		:: pin_waiters > 0 && !mu -> broadcast()
+		fi;
+		REPORT(done);
+		finished++
+	}
+}
+
+/*
+ * One touch of page p through the view: the kernel lets through what has
+ * a PTE, signals where a marker is, and otherwise hands the fault to the
+ * fault thread, which decides under g->lock shared.  mine: the toucher
+ * holds a pin on p (its I/O must go through).
+ * C: src/fault.c handle_fault() 122-166
+ */
+inline touch(p, mine)
+{
+	do
+	:: atomic { pte[p] -> assert(st[p] != PRIVATE) }; break /* the access */
+	:: atomic { !pte[p] && marker[p] ->
+		assert(st[p] != SHARED); /* refused: only a page not shared */
+		assert(!mine)            /* pinned I/O is never refused */
+	   }; break
+	:: atomic { !pte[p] && !marker[p] && !writer ->
+		if
+		:: st[p] == SHARED ->
+			/* fault-around: the faulting page's run, minus what the view maps */
+			/* C: src/fault.c map_window() 84-104 */
+			if
+			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1
+			:: else /* a marked page that faulted anyway (reclaimed): it alone */
+			fi;
+			mapped[p] = 1; pte[p] = 1
+		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
+			/* the I/O a transit waits for: this page alone */
+			/* C: src/fault.c handle_fault() 139-144 */
+			mapped[p] = 1; pte[p] = 1
+		:: else ->
+			/* C: src/fault.c deny() 106-120 */
+			marker[p] = 1; denied[p] = 1
+		fi
+	   }
+	od
+}
+
+/*
+ * gmem_pin(): per page, make the word (under g->lock shared), raise the
+ * count (publish), then check the state; on a refusal back out of every
+ * page raised.
+ * C: src/pin.c gmem_pin() 97-131
+ * C: src/state.c pin_word() 89-99
+ */
+#define RAISE(p) if :: longterm -> lc[p]++ :: else -> sc[p]++ fi
+#define VERDICT(p) if \
+	:: ws[p] == PRIVATE -> err = E_ACCES \
+	:: ws[p] == CONV || disc[p] -> err = E_AGAIN \
+	:: else -> held[p]++ \
+	fi
+inline pin(f, e, longterm, err)
+{
+	pp = f;
+	do
+	:: atomic { pp < e && err == E_OK && !leaf[pp] && !writer -> leaf[pp] = 1; ws[pp] = st[pp] }
+	:: atomic { pp < e && err == E_OK && leaf[pp] -> RAISE(pp) };
+	   atomic { VERDICT(pp); if :: err == E_OK -> own = own | (1 << pp) :: else fi; pp++ }
+	:: atomic { pp >= e || err != E_OK }; break
+	od
+}
+
+proctype pinner(byte f, e; bool longterm)
+{
+	byte err, pp, rp, ti, tf, te, s1, s2, sel, done, idle, own;
+	bool slow;
+
+	pin(f, e, longterm, err);
+	if
+	:: err == E_OK ->
+		touch(f, 1); /* the I/O */
+		pp = e
+	:: else /* back out of the pages raised, the refused one included */
+	fi;
+	release(f, pp, longterm)
+}
+
+proctype toucher(byte p1, p2)
+{
+	touch(p1, 0);
+#if TOUCHES > 1
+	touch(p2, 0);
+#endif
+	finished++
+}
+
+/*
+ * gmem_discard(): mark the words discarding (publish), learn their pins
+ * (check), punch only if none holds one.
+ * C: src/discard.c gmem_discard() 31-47
+ * C: src/discard.c mark() 17-29
+ */
+proctype discarder(byte f, e)
+{
+	byte zp;
+	bool pinned;
+
+	wrlock();
+	zp = f;
+	do
+	:: atomic { zp < e && leaf[zp] -> disc[zp] = 1 };
+	   atomic { if :: COUNTS(zp) > 0 -> pinned = 1 :: else fi; zp++ }
+	:: atomic { zp < e && !leaf[zp] -> zp++ }
+	:: atomic { zp >= e }; break
+	od;
+	if
+	:: !pinned ->
+		/* every mapping loses the pages (markers stay); contents are zero */
+		d_step {
+			if :: IN(0, f, e) -> pte[0] = 0; mapped[0] = 0 :: else fi;
+			if :: IN(1, f, e) -> pte[1] = 0; mapped[1] = 0 :: else fi
+		}
+	:: else
+	fi;
+	d_step { disc[0] = 0; disc[1] = 0; zp = 0 };
+	wrunlock();
+	finished++
+}
+
+/*
+ * gmem_convert().
+ * C: src/convert.c gmem_convert() 259-293
+ */
+proctype converter(byte me; byte nops)
+{
+	byte f, e, to, flags, err, busy, slot, gen, n, b0, b1;
+	byte rp, ti, tf, te, s1, s2, sel, cancelled;
+	bool timedout, from_transit, waiting;
+
+	do
+	:: atomic { n < nops ->
+		if
+		:: f = 0; e = 1
+		:: f = 1; e = 2
+		:: f = 0; e = 2
+		fi;
+		if
+		:: to = SHARED; flags = F_NONE
+		:: to = PRIVATE; flags = F_NONE
+#ifndef PLAIN
+		:: to = PRIVATE; flags = F_WAIT
+		:: to = PRIVATE; flags = F_DEFER
+#endif
+		fi;
+		err = E_OK; busy = NONE }
+
+		/* g->lock exclusive, once no waiting conversion overlaps the range
+		 * C: src/convert.c lock_range() 42-57 */
+		do
+		:: atomic { !writer -> writer = 1; owner = _pid;
+			waiting = (t_used[0] && t_mode[0] == F_WAIT && t_first[0] < e && f < t_end[0]) ||
+				  (t_used[1] && t_mode[1] == F_WAIT && t_first[1] < e && f < t_end[1]);
+			if :: waiting -> gen = transit_gen; owner = NONE; writer = 0 :: else fi };
+		   if
+		   :: !waiting -> break
+		   :: waiting ->
+			mutex_lock();
+			do
+			:: transit_gen == gen -> cond_wait(me, 0, timedout)
+			:: else -> break
+			od;
+			atomic { mu = 0; gen = 0; waiting = 0 }
+		   fi
+		od;
+
+		/* C: src/convert.c cancel_deferred() 93-108 */
+		do
+		:: d_step {
+			if :: ti == 0 && !DEFER_OVERLAPS(0, f, e) -> ti = 1 :: else fi;
+			if :: ti == 1 && !DEFER_OVERLAPS(1, f, e) -> ti = 2 :: else fi;
+			if
+			:: ti < NT ->
+				/* C: src/convert.c revert_transit() 75-81 */
+				tf = t_first[ti]; te = t_end[ti];
+				UNDENY_BODY(tf, te);
+				RUNMAP(tf, te, CONV, CONV, SHARED);
+				if :: leaf[tf] && ws[tf] == CONV -> ws[tf] = SHARED :: else fi
+			:: else -> ti = 0; b0 = st[0]; b1 = st[1] /* invariant 3 compares with these */
+			fi
+		   };
+		   if
+		   :: tf == te -> break
+		   :: else ->
+			d_step {
+				if :: tf + 1 < te && leaf[tf + 1] && ws[tf + 1] == CONV -> ws[tf + 1] = SHARED :: else fi;
+				cancelled = cancelled | (1 << t_id[ti]); t_used[ti] = 0; ti++; tf = 0; te = 0
+			}
+		   fi
+		od;
+
+		if
+		:: to == SHARED ->
+			/* C: src/convert.c to_shared() 123-134 */
+			atomic {
+				UNDENY_BODY(f, e);
+				RUNMAP(f, e, PRIVATE, PRIVATE, SHARED);
+				if :: leaf[f] && ws[f] == PRIVATE -> ws[f] = SHARED :: else fi
+			};
+			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
+		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
+			/* no page was ever pinned, and none can be while we hold the lock
+			 * C: src/convert.c to_private() 232-245 */
+			skip
+		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
+			/* publish CONVERTING, then settle with the pins it found
+			 * C: src/convert.c publish() 169-221 */
+			from_transit = 1;
+			state_replace(f, e, SHARED, SHARED, CONV);
+			atomic {
+				if
+				:: s2 != NONE -> busy = s2; err = E_BUSY
+				:: s2 == NONE && s1 != NONE && flags == F_NONE -> busy = s1; err = E_AGAIN
+				:: else -> busy = s1
+				fi;
+				s1 = 0; s2 = 0;
+				if
+				:: err != E_OK -> /* revert, in the same steps as a publish */
+					RUNMAP(f, e, CONV, CONV, SHARED);
+					if :: leaf[f] && ws[f] == CONV -> ws[f] = SHARED :: else fi
+				:: err == E_OK && busy != NONE ->
+					/* in transit: only the pinned I/O may reach the pages now */
+					ZAP_BODY(f, e);
+					if :: !t_used[0] -> slot = 0 :: else -> assert(!t_used[1]); slot = 1 fi;
+					t_used[slot] = 1; t_first[slot] = f; t_end[slot] = e; t_mode[slot] = flags;
+					busy = NONE;
+					if
+					:: flags == F_DEFER -> t_id[slot] = ids; ids++; err = E_INPROGRESS
+					:: else -> waiting = 1 /* WAIT: below */
+					fi
+				:: else
+				fi
+			};
+			if
+			:: err == E_BUSY || err == E_AGAIN ->
+				atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = SHARED :: else fi }
+			:: waiting ->
+				/* sleep, g->lock released, until no pin holds the range
+				 * C: src/convert.c wait_for_pins() 137-160 */
+				atomic { owner = NONE; writer = 0 };
+				atomic { !mu -> mu = 1; pin_waiters++ };
+				do
+				:: pins_scan(f, e);
+				   if
+				   :: s1 == NONE || timedout -> break
+				   :: else -> cond_wait(me, 1, timedout)
+				   fi
+				od;
+				atomic { pin_waiters--; timedout = 0; waiting = 0; s1 = 0; s2 = 0; mu = 0 };
+				atomic { !writer -> writer = 1; owner = _pid; t_used[slot] = 0 };
+				/* C: src/convert.c transit_gen_bump() 60-66 */
+				atomic { !mu -> transit_gen++; broadcast(); SCAN(f, e) };
+				if
+				:: s1 == NONE
+				:: else -> /* still pinned: give the range back */
+					/* C: src/convert.c revert_transit() 75-81 */
+					atomic {
+						busy = s1; err = E_AGAIN; s1 = 0; s2 = 0;
+						UNDENY_BODY(f, e);
+						RUNMAP(f, e, CONV, CONV, SHARED);
+						if :: leaf[f] && ws[f] == CONV -> ws[f] = SHARED :: else fi
+					};
+					atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = SHARED :: else fi }
+				fi
+			:: else
+			fi
+		fi;
+		if
+		:: to == PRIVATE && err == E_OK ->
+			/* commit: zap (pinned pages may have been mapped for their I/O
+			 * during a WAIT), then PRIVATE
+			 * C: src/convert.c to_private() 246-256 */
+			atomic {
+				ZAP_BODY(f, e);
+				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */
+				assert(!IN(1, f, e) || held[1] == 0);
+				if
+				:: from_transit -> RUNMAP(f, e, CONV, CONV, PRIVATE)
+				:: else -> RUNMAP(f, e, SHARED, SHARED, PRIVATE)
+				fi;
+				if :: leaf[f] && ws[f] == CONV -> ws[f] = PRIVATE :: else fi
+			};
+			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = PRIVATE :: else fi }
+		:: else
+		fi;
+
+		/* invariant 3 and each answer's promise; unlock; callbacks lock-free */
+		atomic {
+			if
+			:: err == E_OK ->
+				assert(!IN(0, f, e) || st[0] == to);
+				assert(!IN(1, f, e) || st[1] == to)
+			:: err == E_INPROGRESS ->
+				assert(!IN(0, f, e) || st[0] != SHARED);
+				assert(!IN(1, f, e) || st[1] != SHARED)
+			:: else ->
+				assert(busy != NONE);
+				assert(!IN(0, f, e) || st[0] == b0);
+				assert(!IN(1, f, e) || st[1] == b1)
+			fi;
+			owner = NONE; writer = 0;
+			REPORT(cancelled);
+			n++;
+			f = 0; e = 0; to = 0; flags = 0; err = 0; busy = 0; slot = 0;
+			b0 = 0; b1 = 0; from_transit = 0
+		}
+	:: atomic { n >= nops -> finished++ }; break
+	od
+}
+
+/* What must hold in every state, checked as soon as it fails. */
+#define ALWAYS(p) ((writer || AUDIT_OK(p)) && \
+	(held[p] == 0 || st[p] != PRIVATE) && \
+	(!marker[p] || st[p] != SHARED) && \
+	(writer || !leaf[p] || ws[p] == st[p]))
+active proctype monitor()
+{
+end:
+	atomic { !(ALWAYS(0) && ALWAYS(1)) -> assert(false) }
+}
+
+/* Once every actor is done: nothing pending, every deferral ended once. */
+inline final()
+{
+	(finished == NACTORS);
+	d_step {
+		assert(held[0] == 0 && sc[0] == 0 && lc[0] == 0 && st[0] != CONV);
+		assert(held[1] == 0 && sc[1] == 0 && lc[1] == 0 && st[1] != CONV);
+		assert(!t_used[0] && !t_used[1]);
+		assert(reported == (1 << ids) - 1);
+		assert(!writer && !mu && pin_waiters == 0)
+	}
+}
+
+/*
+ * The cast (verify.sh checks several; every one exhaustively):
+ *   CONVERTERS 1 or 2: the first makes NOPS conversions, the second one;
+ *   PINNERS 1 or 2: the first short-term, the second either kind;
+ *   TOUCHES 0..2: host touches of pages chosen at will;
+ *   DISCARDER 0 or 1;
+ *   PLAIN: conversions without WAIT or DEFER.
+ * Every actor's range (and the pages touched) is chosen at will too.
+ */
+#define RANGE(f, e) if :: f = 0; e = 1 :: f = 1; e = 2 :: f = 0; e = 2 fi
+
+init {
+	byte f1, e1, f2, e2, f3, e3, p1, p2;
+	bool lt;
+
+	/* every actor's arguments, chosen in one step */
+	atomic {
+		RANGE(f1, e1);
+		run converter(0, NOPS);
+#if CONVERTERS > 1
+		run converter(1, 1);
+#endif
+		run pinner(f1, e1, 0);
+#if PINNERS > 1
+		RANGE(f2, e2);
+		if :: lt = 0 :: lt = 1 fi;
+		run pinner(f2, e2, lt);
+#endif
+#if TOUCHES > 0
+		if :: p1 = 0 :: p1 = 1 fi;
+#if TOUCHES > 1
+		if :: p2 = 0 :: p2 = 1 fi;
+#endif
+		run toucher(p1, p2);
+#endif
+#if DISCARDER
+		RANGE(f3, e3);
+		run discarder(f3, e3);
+#endif
+		f1 = 0; e1 = 0; f2 = 0; e2 = 0; f3 = 0; e3 = 0; p1 = 0; p2 = 0; lt = 0
+	}
+	final()
+}
+
+#ifdef LIVENESS
+ltl done { <> (finished == NACTORS) }
+#endif
