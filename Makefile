@@ -40,7 +40,7 @@ LIB_SO := $(BUILD)/lib/libgmem.so
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-TEST_COMMON := $(BUILD)/tests/harness.o
+TEST_COMMON := $(BUILD)/tests/harness.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o
 
 DEMO := $(BUILD)/demo/gmem-demo
 BENCH := $(BUILD)/bench/gmem-bench

@@ -4,15 +4,14 @@
  *
  * Output: one line per case ("ok", "FAIL" or "SKIP"), then a summary line
  * "# N passed, N failed, N skipped" that tests/run.sh adds up.  THP cases
- * need shmem huge pages: when the kernel refuses them and we may, the
- * harness sets shmem_enabled to "advise" for the run and restores it.
+ * need shmem huge pages: thp_enable() (sysfs.c) makes them available for
+ * the run where it may and restores the setting at exit.
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "sysfs.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +22,6 @@
 
 #define MAX_CASES 256
 #define EXIT_SKIP 77
-#define SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 
 struct tcase {
 	const char *name;
@@ -98,99 +96,6 @@ char *tg_view(struct gmem *g, unsigned int flags)
 	return v;
 }
 
-/* volatile: the stores around the access must stay where they are */
-static __thread sigjmp_buf *volatile touch_jmp;
-static __thread siginfo_t touch_si;
-
-static void touch_handler(int sig, siginfo_t *si, void *uc)
-{
-	(void)uc;
-	if (!touch_jmp) {
-		char msg[96];
-		int n = snprintf(msg, sizeof(msg), "  unexpected signal %d (code %d) at %p\n", sig,
-				 si->si_code, si->si_addr);
-
-		(void)!write(1, msg, (size_t)n);
-		signal(sig, SIG_DFL); /* not ours: die of it */
-		return;
-	}
-	touch_si = *si;
-	siglongjmp(*touch_jmp, sig);
-}
-
-static void touch_install(void)
-{
-	static __thread bool installed;
-
-	if (!installed) {
-		struct sigaction sa = { .sa_sigaction = touch_handler, .sa_flags = SA_SIGINFO };
-
-		sigaction(SIGBUS, &sa, NULL);
-		sigaction(SIGSEGV, &sa, NULL);
-		installed = true;
-	}
-}
-
-/* Run fn(arg); 0 if it completed, else the signal that stopped it (info in *si). */
-static int guarded(void (*fn)(void *arg), void *arg, siginfo_t *si)
-{
-	sigjmp_buf jb;
-	int sig;
-
-	touch_install();
-	sig = sigsetjmp(jb, 1);
-	if (sig == 0) {
-		touch_jmp = &jb;
-		fn(arg);
-	} else if (si) {
-		*si = touch_si;
-	}
-	touch_jmp = NULL;
-	return sig;
-}
-
-struct access {
-	volatile char *p;
-	bool write;
-	uint8_t *v;
-	char *dst;
-	size_t len;
-};
-
-static void do_copy(void *arg)
-{
-	struct access *a = arg;
-
-	for (size_t i = 0; i < a->len; i++)
-		a->dst[i] = a->p[i];
-}
-
-static void do_touch(void *arg)
-{
-	struct access *a = arg;
-
-	if (a->write)
-		*a->p = (char)(a->v ? *a->v : 0);
-	else if (a->v)
-		*a->v = (uint8_t)*a->p;
-	else
-		(void)*a->p;
-}
-
-int touch_copy(void *dst, const volatile char *src, size_t len)
-{
-	struct access a = { .p = (volatile char *)src, .dst = dst, .len = len };
-
-	return guarded(do_copy, &a, NULL);
-}
-
-int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si)
-{
-	struct access a = { .p = p, .write = write, .v = v };
-
-	return guarded(do_touch, &a, si);
-}
-
 void fill_page(char *p, uint64_t page, uint8_t seed)
 {
 	for (size_t i = 0; i < PS; i++)
@@ -211,75 +116,6 @@ bool page_zero(const char *p)
 		if (p[i])
 			return false;
 	return true;
-}
-
-struct saved_file {
-	char path[128];
-	char value[64];
-};
-static struct saved_file saved[8];
-static size_t nsaved;
-
-static int read_choice(const char *path, char *out, size_t outlen)
-{
-	char buf[256], *lb, *rb;
-	int fd = open(path, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	lb = strchr(buf, '[');
-	rb = lb ? strchr(lb, ']') : NULL;
-	if (!rb || (size_t)(rb - lb) >= outlen) {
-		/* not a multiple-choice file: the whole first line */
-		size_t len = strcspn(buf, "\n");
-
-		if (len >= outlen)
-			return -1;
-		memcpy(out, buf, len);
-		out[len] = '\0';
-		return 0;
-	}
-	memcpy(out, lb + 1, (size_t)(rb - lb - 1));
-	out[rb - lb - 1] = '\0';
-	return 0;
-}
-
-static int write_raw(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, value, strlen(value));
-	close(fd);
-	return n == (ssize_t)strlen(value) ? 0 : -EIO;
-}
-
-int test_write_file(const char *path, const char *value)
-{
-	if (nsaved < sizeof(saved) / sizeof(saved[0])) {
-		bool known = false;
-
-		for (size_t i = 0; i < nsaved; i++)
-			known |= !strcmp(saved[i].path, path);
-		if (!known && !read_choice(path, saved[nsaved].value, sizeof(saved[0].value))) {
-			snprintf(saved[nsaved].path, sizeof(saved[0].path), "%s", path);
-			nsaved++;
-		}
-	}
-	return write_raw(path, value);
-}
-
-static void restore_files(void)
-{
-	while (nsaved--)
-		write_raw(saved[nsaved].path, saved[nsaved].value);
-	nsaved = 0;
 }
 
 static double now_ms(void)
@@ -304,7 +140,7 @@ static int run_case(const struct tcase *c, const struct env *e)
 		return 1;
 	}
 	if (pid == 0) {
-		nsaved = 0; /* the parent restores what it set, not each case */
+		sysfs_forget(); /* the parent restores what it set, not each case */
 		alarm(c->timeout_s);
 		c->fn(e);
 		exit(0); /* not _exit: LeakSanitizer checks at exit */
@@ -330,17 +166,6 @@ static int run_case(const struct tcase *c, const struct env *e)
 	return 1;
 }
 
-static bool thp_usable(void)
-{
-	struct gmem_config cfg = { .size = 2 * MiB, .backing = GMEM_BACKING_THP };
-	struct gmem *g;
-
-	if (gmem_create(&cfg, &g))
-		return false;
-	gmem_destroy(g);
-	return true;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct env envs[] = {
@@ -351,9 +176,7 @@ int main(int argc, char **argv)
 	unsigned int counts[3] = { 0 };
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!thp_usable() && geteuid() == 0)
-		test_write_file(SHMEM_ENABLED, "advise");
-	atexit(restore_files);
+	thp_enable();
 
 	for (size_t i = 0; i < ncases; i++) {
 		if (filter && !strstr(cases[i].name, filter))

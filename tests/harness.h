@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "gmem.h"
+#include "touch.h"
 
 #define PS GMEM_PAGE_SIZE
 #define MiB (1ULL << 20)
@@ -64,15 +65,6 @@ struct gmem *tg_create(const struct env *e, uint64_t min, uint32_t flags, int fa
 /* A view of the whole object. */
 char *tg_view(struct gmem *g, unsigned int flags);
 
-/*
- * Touch one byte (write: store v, else load into *v).  0 if the access
- * completed, else the signal it raised, with *si filled (may be NULL).
- */
-int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si);
-
-/* Copy len bytes from src, guarded like touch(): 0, or the signal that stopped it. */
-int touch_copy(void *dst, const volatile char *src, size_t len);
-
 /* Byte i of a page's fill pattern: distinct per page and seed. */
 static inline uint8_t pattern(uint64_t page, uint8_t seed, size_t i)
 {
@@ -82,7 +74,5 @@ void fill_page(char *p, uint64_t page, uint8_t seed);
 bool page_has(const char *p, uint64_t page, uint8_t seed);
 bool page_zero(const char *p);
 
-/* Set a sysfs-like file, remembering the old value for test_restore_files(). */
-int test_write_file(const char *path, const char *value);
 
 #endif /* GMEM_TEST_HARNESS_H */

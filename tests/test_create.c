@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "harness.h"
+#include "sysfs.h"
 
 #define SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 #define PMD_SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled"

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+/*
+ * touch.c - touching memory that may answer with a signal.
+ *
+ * A touch of a private page raises SIGBUS or SIGSEGV in the touching
+ * thread; tests, the fuzzer and the soak run such touches under a guard
+ * that turns the signal into a return value with its siginfo.
+ */
+#define _GNU_SOURCE
+#include "touch.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <unistd.h>
+
+/* volatile: the stores around the access must stay where they are */
+static __thread sigjmp_buf *volatile touch_jmp;
+static __thread siginfo_t touch_si;
+
+static void touch_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (!touch_jmp) {
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg), "  unexpected signal %d (code %d) at %p\n", sig,
+				 si->si_code, si->si_addr);
+
+		(void)!write(1, msg, (size_t)n);
+		signal(sig, SIG_DFL); /* not ours: die of it */
+		return;
+	}
+	touch_si = *si;
+	siglongjmp(*touch_jmp, sig);
+}
+
+static void touch_install(void)
+{
+	static __thread bool installed;
+
+	if (!installed) {
+		struct sigaction sa = { .sa_sigaction = touch_handler, .sa_flags = SA_SIGINFO };
+
+		sigaction(SIGBUS, &sa, NULL);
+		sigaction(SIGSEGV, &sa, NULL);
+		installed = true;
+	}
+}
+
+/* Run fn(arg); 0 if it completed, else the signal that stopped it (info in *si). */
+static int guarded(void (*fn)(void *arg), void *arg, siginfo_t *si)
+{
+	sigjmp_buf jb;
+	int sig;
+
+	touch_install();
+	sig = sigsetjmp(jb, 1);
+	if (sig == 0) {
+		touch_jmp = &jb;
+		fn(arg);
+	} else if (si) {
+		*si = touch_si;
+	}
+	touch_jmp = NULL;
+	return sig;
+}
+
+struct access {
+	volatile char *p;
+	bool write;
+	uint8_t *v;
+	char *dst;
+	size_t len;
+};
+
+static void do_copy(void *arg)
+{
+	struct access *a = arg;
+
+	for (size_t i = 0; i < a->len; i++)
+		a->dst[i] = a->p[i];
+}
+
+static void do_touch(void *arg)
+{
+	struct access *a = arg;
+
+	if (a->write)
+		*a->p = (char)(a->v ? *a->v : 0);
+	else if (a->v)
+		*a->v = (uint8_t)*a->p;
+	else
+		(void)*a->p;
+}
+
+int touch_copy(void *dst, const volatile char *src, size_t len)
+{
+	struct access a = { .p = (volatile char *)src, .dst = dst, .len = len };
+
+	return guarded(do_copy, &a, NULL);
+}
+
+int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si)
+{
+	struct access a = { .p = p, .write = write, .v = v };
+
+	return guarded(do_touch, &a, si);
+}
+

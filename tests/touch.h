@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * touch.h - touching memory that may answer with a signal.
+ */
+#ifndef GMEM_TEST_TOUCH_H
+#define GMEM_TEST_TOUCH_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Touch one byte (write: store v, else load into *v).  0 if the access
+ * completed, else the signal it raised, with *si filled (may be NULL).
+ */
+int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si);
+
+/* Copy len bytes from src, guarded like touch(): 0, or the signal that stopped it. */
+int touch_copy(void *dst, const volatile char *src, size_t len);
+
+#endif /* GMEM_TEST_TOUCH_H */
