@@ -5,6 +5,7 @@
 #   make run             the main job: the demo
 #   make bench           the benchmark (ratios against baselines of the same run)
 #   make verify          model-check the conversion protocol (model/gmem.pml, spin)
+#   make fuzz SECONDS=N  libFuzzer: the library against its reference model (fuzz/)
 #   make install PREFIX=DIR
 #   make check SAN=asan  (or SAN=tsan) the same suite under sanitizers, in build-$(SAN)
 #   CC=clang make ...    any target with clang
@@ -63,7 +64,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 VMM_CFLAGS := -Iguest
 
-.PHONY: all check run run-libdemo bench bench-check verify install clean deps
+.PHONY: all check run run-libdemo bench bench-check verify fuzz install clean deps
 all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 
 # What the build needs from Debian, installed when missing (a no-op otherwise).
@@ -112,13 +113,35 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_A)
 $(DEMO): $(BUILD)/demo/gmem-demo.o $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
+# The library with its allocator and system calls renamed to fuzz/inject.c's
+# stand-ins, which fail on demand: the fuzzer's and test_inject's library.
+INJECT_SYMS := malloc calloc realloc free mmap madvise mprotect ioctl fallocate memfd_create \
+	ftruncate eventfd open pread syscall fopen pthread_create
+LIB_INJECT := $(BUILD)/lib/libgmem-inject.o
+$(LIB_INJECT): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(LD) -r -o $@.tmp $^
+	objcopy $(foreach s,$(INJECT_SYMS),--redefine-sym $(s)=inject_$(s)) $@.tmp $@
+	rm -f $@.tmp
+
+FUZZ_COMMON := $(BUILD)/fuzz/ref.o $(BUILD)/fuzz/inject.o $(BUILD)/tests/touch.o \
+	$(BUILD)/tests/sysfs.o $(LIB_INJECT)
+REPLAY := $(BUILD)/fuzz/replay
+$(REPLAY): $(BUILD)/fuzz/replay.o $(BUILD)/fuzz/fuzz_gmem.o $(FUZZ_COMMON)
+	$(CC) $^ $(ALL_LDFLAGS) -o $@
+$(BUILD)/fuzz/fuzz_gmem: $(BUILD)/fuzz/fuzz_gmem.o $(FUZZ_COMMON)
+	$(CC) $^ $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@
+$(BUILD)/tests/test_inject: $(BUILD)/tests/test_inject.o $(TEST_COMMON) $(BUILD)/fuzz/inject.o $(LIB_INJECT)
+	$(CC) $^ $(ALL_LDFLAGS) -o $@
+
 BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/*.c))
 $(BENCH): $(BENCH_OBJS) $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -lm -o $@
 
 check: deps
-	@$(MAKE) --no-print-directory $(TEST_BINS) $(VMM) $(GUEST_TESTS)
-	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh $(TEST_BINS) tests/model_refs.sh
+	@$(MAKE) --no-print-directory $(TEST_BINS) $(VMM) $(GUEST_TESTS) $(REPLAY)
+	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh $(TEST_BINS) \
+		"$(REPLAY) fuzz/corpus" tests/model_refs.sh
 
 run: deps
 	@$(MAKE) --no-print-directory $(VMM)
@@ -143,6 +166,18 @@ verify: deps
 	@scripts/ensure-packages.sh spin
 	@model/verify.sh $(BUILD)/verify
 
+# libFuzzer with ASan + UBSan over the library and its reference model.
+# New inputs go to build-fuzz/corpus; fuzz/corpus holds the seeds.
+SECONDS ?= 60
+FUZZ_BUILD := build-fuzz
+fuzz: deps
+	@scripts/ensure-packages.sh clang libclang-rt-14-dev
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SAN=asan \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/fuzz/fuzz_gmem
+	@mkdir -p $(FUZZ_BUILD)/corpus
+	$(FUZZ_BUILD)/fuzz/fuzz_gmem -max_total_time=$(SECONDS) -max_len=1024 -timeout=20 \
+		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus fuzz/corpus
+
 install: $(LIB_A) $(LIB_SO) $(VMM)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(VMM) $(DESTDIR)$(PREFIX)/bin/gmem-vmm
@@ -154,7 +189,7 @@ install: $(LIB_A) $(LIB_SO) $(VMM)
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/gmem.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-clang build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 .SECONDARY:

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "touch.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 /* volatile: the stores around the access must stay where they are */
 static __thread sigjmp_buf *volatile touch_jmp;
 static __thread siginfo_t touch_si;
+
+static struct sigaction prev_bus, prev_segv;
 
 static void touch_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -25,25 +28,29 @@ static void touch_handler(int sig, siginfo_t *si, void *uc)
 		int n = snprintf(msg, sizeof(msg), "  unexpected signal %d (code %d) at %p\n", sig,
 				 si->si_code, si->si_addr);
 
-		(void)!write(1, msg, (size_t)n);
-		signal(sig, SIG_DFL); /* not ours: die of it */
+		(void)!write(2, msg, (size_t)n);
+		/* not ours: whoever handled it before (a sanitizer, libFuzzer, the
+		 * default) gets it when the access runs again */
+		sigaction(sig, sig == SIGBUS ? &prev_bus : &prev_segv, NULL);
 		return;
 	}
 	touch_si = *si;
 	siglongjmp(*touch_jmp, sig);
 }
 
+static void install(void)
+{
+	struct sigaction sa = { .sa_sigaction = touch_handler, .sa_flags = SA_SIGINFO };
+
+	sigaction(SIGBUS, &sa, &prev_bus);
+	sigaction(SIGSEGV, &sa, &prev_segv);
+}
+
 static void touch_install(void)
 {
-	static __thread bool installed;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!installed) {
-		struct sigaction sa = { .sa_sigaction = touch_handler, .sa_flags = SA_SIGINFO };
-
-		sigaction(SIGBUS, &sa, NULL);
-		sigaction(SIGSEGV, &sa, NULL);
-		installed = true;
-	}
+	pthread_once(&once, install);
 }
 
 /* Run fn(arg); 0 if it completed, else the signal that stopped it (info in *si). */

@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fuzz_gmem.c - libgmem against its reference model, call by call.
+ *
+ * An input is a small program: a configuration byte, then operations
+ * (convert, pin, unpin, discard, views, host and guest touches, state
+ * queries, callbacks, injected failures).  Each runs on the library and on
+ * the reference model (ref.c); the two must agree on every return value,
+ * error offset, callback, page state, pin count and byte of contents, and
+ * gmem_audit() must find no view mapping a page it must not, after every
+ * step.  A disagreement aborts with a description (libFuzzer saves the
+ * input).  Built with libFuzzer (make fuzz) and, for make check, with
+ * replay.c, which runs the seed corpus.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../tests/sysfs.h"
+#include "../tests/touch.h"
+#include "gmem.h"
+#include "inject.h"
+#include "ref.h"
+
+#define PS GMEM_PAGE_SIZE
+#define MAX_OPS 96
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* The bytes of an input, read front to back; zeros once they run out. */
+struct input {
+	const uint8_t *p, *end;
+};
+
+static uint8_t u8(struct input *in)
+{
+	return in->p < in->end ? *in->p++ : 0;
+}
+
+static uint16_t u16(struct input *in)
+{
+	return (uint16_t)(u8(in) | u8(in) << 8);
+}
+
+enum op {
+	OP_CONVERT,
+	OP_PIN,
+	OP_UNPIN,
+	OP_DISCARD,
+	OP_VIEW_MAP,
+	OP_VIEW_UNMAP,
+	OP_HOST_TOUCH,
+	OP_GUEST_TOUCH,
+	OP_STATE,
+	OP_CALLBACK,
+	OP_INJECT,
+	OP_COUNT
+};
+
+struct run {
+	struct gmem *g;
+	struct ref ref;
+	char *guest;
+	int fault_signal;
+	bool callback;
+	uint64_t inject_nth; /* fail the nth fallible call of the next operation */
+	struct ref_event got[REF_MAX_EVENTS];
+	size_t ngot;
+	int step;
+};
+
+static bool thp_ok;
+
+static __attribute__((noreturn, format(printf, 2, 3))) void disagree(struct run *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fuzz_gmem: step %d: ", r->step);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+static void on_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to, int result,
+		       void *arg)
+{
+	struct run *r = arg;
+
+	(void)g;
+	if (to != GMEM_PRIVATE)
+		disagree(r, "callback for a conversion to %u", to);
+	if (r->ngot < REF_MAX_EVENTS)
+		r->got[r->ngot++] = (struct ref_event){ offset / PS, (offset + len) / PS, result };
+}
+
+static int event_cmp(const void *a, const void *b)
+{
+	const struct ref_event *x = a, *y = b;
+
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	if (x->end != y->end)
+		return x->end < y->end ? -1 : 1;
+	return x->result - y->result;
+}
+
+/* The callbacks the library made in this step are those the model expects. */
+static void check_events(struct run *r)
+{
+	size_t want = r->callback ? r->ref.nevents : 0;
+
+	if (r->ngot != want)
+		disagree(r, "%zu callbacks, the model expects %zu", r->ngot, want);
+	qsort(r->got, r->ngot, sizeof(r->got[0]), event_cmp);
+	qsort(r->ref.events, want, sizeof(r->ref.events[0]), event_cmp);
+	for (size_t i = 0; i < want; i++)
+		if (event_cmp(&r->got[i], &r->ref.events[i]))
+			disagree(r, "callback [%llu, %llu) result %d, the model expects [%llu, %llu) %d",
+				 (unsigned long long)r->got[i].first, (unsigned long long)r->got[i].end,
+				 r->got[i].result, (unsigned long long)r->ref.events[i].first,
+				 (unsigned long long)r->ref.events[i].end, r->ref.events[i].result);
+	r->ngot = 0;
+	r->ref.nevents = 0;
+}
+
+/* Every page's state and contents, the pins, and the audit. */
+static void check_all(struct run *r)
+{
+	struct gmem_stats st;
+	int err;
+
+	for (uint64_t p = 0; p < r->ref.npages; p++) {
+		int s = gmem_state(r->g, p * PS);
+
+		if (s != r->ref.pages[p].state)
+			disagree(r, "page %llu is %d, the model says %u", (unsigned long long)p, s,
+				 r->ref.pages[p].state);
+		if ((uint8_t)r->guest[p * PS] != r->ref.pages[p].data)
+			disagree(r, "page %llu holds %u, the model says %u", (unsigned long long)p,
+				 (uint8_t)r->guest[p * PS], r->ref.pages[p].data);
+	}
+	gmem_get_stats(r->g, &st);
+	if (st.pins_active != ref_pins_total(&r->ref))
+		disagree(r, "%llu pins active, the model holds %llu",
+			 (unsigned long long)st.pins_active,
+			 (unsigned long long)ref_pins_total(&r->ref));
+	err = gmem_audit(r->g);
+	if (err)
+		disagree(r, "gmem_audit() = %d", err);
+}
+
+/* A range from the input: usually pages inside the object, sometimes not. */
+static void range(struct input *in, const struct ref *ref, uint64_t *first, uint64_t *n)
+{
+	uint8_t len = u8(in);
+
+	*first = u16(in) % (ref->npages + 1);
+	if (len >= 0xf0) /* to the end, or past it */
+		*n = ref->npages - *first + (len & 1);
+	else if (len >= 0xc0) /* larger, in steps of 8 */
+		*n = (uint64_t)(len - 0xc0) * 8;
+	else
+		*n = len % 17; /* 0 is invalid */
+}
+
+static void check_ret(struct run *r, const char *what, int got, int want)
+{
+	if (got != want)
+		disagree(r, "%s returned %d, the model says %d", what, got, want);
+}
+
+/*
+ * After a call that may have had a failure injected: false when none was,
+ * or the library absorbed it (it returned what the model says: check it as
+ * usual).  Else the call must have failed with a negative errno and
+ * changed nothing - a conversion may have cancelled the deferred ones it
+ * overlaps first, as the contract says it does - and the model takes its
+ * call back.
+ */
+static bool injected(struct run *r, const char *what, int ret, int want, const struct ref *before)
+{
+	if (!inject_disarm() || ret == want)
+		return false;
+	if (ret >= 0 || ret == -EINVAL)
+		disagree(r, "%s with %s failing returned %d", what, inject_fired_in(), ret);
+	ref_fini(&r->ref);
+	if (ref_copy(&r->ref, before))
+		abort();
+	return true;
+}
+
+static void do_convert(struct run *r, struct input *in)
+{
+	static const unsigned int flagset[] = { 0, GMEM_CONVERT_WAIT, GMEM_CONVERT_DEFER,
+						GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER, 8 };
+	uint8_t b = u8(in);
+	unsigned int to = b & 1 ? GMEM_PRIVATE : GMEM_SHARED, flags = flagset[(b >> 1) % 5];
+	uint64_t first, n, eoff = UINT64_MAX, epage = 0;
+	struct ref before;
+	bool eset;
+	int want, got;
+
+	range(in, &r->ref, &first, &n);
+	if (b & 0x80)
+		to = 7; /* invalid */
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = ref_convert(&r->ref, first, n, to, flags, &epage, &eset);
+	if (want == -ENOSPC) { /* beyond the model's table: skip the call */
+		ref_fini(&r->ref);
+		r->ref = before;
+		return;
+	}
+	/* with no callback the cancels a failure left behind could not be seen */
+	inject_arm(r->callback ? r->inject_nth : 0);
+	got = gmem_convert(r->g, first * PS, n * PS, to, flags, &eoff);
+	if (injected(r, "gmem_convert", got, want, &before)) {
+		/* a cancel that happened before the failure: the model does it too */
+		for (size_t i = 0; i < r->ngot; i++)
+			if (r->got[i].result == -ECANCELED)
+				for (size_t t = 0; t < REF_MAX_TRANSITS; t++)
+					if (r->ref.transits[t].used &&
+					    r->ref.transits[t].first == r->got[i].first) {
+						for (uint64_t p = r->got[i].first; p < r->got[i].end; p++)
+							if (r->ref.pages[p].state == GMEM_CONVERTING)
+								r->ref.pages[p].state = GMEM_SHARED;
+						r->ref.transits[t].used = false;
+						r->ref.events[r->ref.nevents++] = r->got[i];
+					}
+		ref_fini(&before);
+		return;
+	}
+	ref_fini(&before);
+	check_ret(r, "gmem_convert", got, want);
+	if (eset && eoff != epage * PS)
+		disagree(r, "gmem_convert: error offset %llu, the model says page %llu",
+			 (unsigned long long)eoff, (unsigned long long)epage);
+	if (!eset && eoff != UINT64_MAX)
+		disagree(r, "gmem_convert: error offset set to %llu on %d", (unsigned long long)eoff,
+			 got);
+}
+
+static void do_pin(struct run *r, struct input *in, bool pin)
+{
+	uint8_t b = u8(in);
+	unsigned int flags = (b & 1 ? GMEM_PIN_LONGTERM : 0) | (b & 0x80 ? 4 : 0);
+	uint64_t first, n;
+	struct ref before;
+	int want, got;
+
+	range(in, &r->ref, &first, &n);
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = pin ? ref_pin(&r->ref, first, n, flags) : ref_unpin(&r->ref, first, n, flags);
+	/* an unpin reports no failure of its own: nothing to inject into */
+	inject_arm(pin ? r->inject_nth : 0);
+	got = pin ? gmem_pin(r->g, first * PS, n * PS, flags)
+		  : gmem_unpin(r->g, first * PS, n * PS, flags);
+	if (!injected(r, pin ? "gmem_pin" : "gmem_unpin", got, want, &before))
+		check_ret(r, pin ? "gmem_pin" : "gmem_unpin", got, want);
+	ref_fini(&before);
+}
+
+static void do_discard(struct run *r, struct input *in)
+{
+	uint64_t first, n;
+	struct ref before;
+	int want, got;
+
+	range(in, &r->ref, &first, &n);
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = ref_discard(&r->ref, first, n);
+	inject_arm(r->inject_nth);
+	got = gmem_discard(r->g, first * PS, n * PS);
+	if (!injected(r, "gmem_discard", got, want, &before))
+		check_ret(r, "gmem_discard", got, want);
+	ref_fini(&before);
+}
+
+static void do_view_map(struct run *r, struct input *in)
+{
+	uint8_t b = u8(in);
+	unsigned int flags = (b & 1 ? GMEM_VIEW_STRICT : 0) | (b & 0x80 ? 2 : 0);
+	uint64_t first, n;
+	struct ref before;
+	void *addr = NULL;
+	int want, got;
+
+	range(in, &r->ref, &first, &n);
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = ref_view_map(&r->ref, first, n, flags);
+	if (want == -ENOSPC) {
+		ref_fini(&r->ref);
+		r->ref = before;
+		return;
+	}
+	inject_arm(r->inject_nth);
+	got = gmem_view_map(r->g, first * PS, n * PS, flags, &addr);
+	if (injected(r, "gmem_view_map", got, want < 0 ? want : 0, &before)) {
+		ref_fini(&before);
+		return;
+	}
+	ref_fini(&before);
+	check_ret(r, "gmem_view_map", got, want < 0 ? want : 0);
+	if (want >= 0)
+		r->ref.views[want].addr = addr;
+}
+
+static int pick_view(struct run *r, uint8_t b)
+{
+	for (int i = 0; i < REF_MAX_VIEWS; i++) {
+		int v = (b + i) % REF_MAX_VIEWS;
+
+		if (r->ref.views[v].used)
+			return v;
+	}
+	return -1;
+}
+
+static void do_view_unmap(struct run *r, struct input *in)
+{
+	uint8_t b = u8(in);
+	int v = pick_view(r, b);
+	int got;
+
+	if (v < 0 || (b & 0x80)) {
+		/* not a view's address: refused, nothing changes */
+		got = gmem_view_unmap(r->g, v < 0 ? r->guest : (char *)r->ref.views[v].addr + 1);
+		check_ret(r, "gmem_view_unmap", got, -EINVAL);
+		return;
+	}
+	got = gmem_view_unmap(r->g, r->ref.views[v].addr);
+	check_ret(r, "gmem_view_unmap", got, 0);
+	ref_view_unmap(&r->ref, v);
+}
+
+static void do_host_touch(struct run *r, struct input *in)
+{
+	uint8_t b = u8(in), token = u8(in);
+	int v = pick_view(r, b);
+	const struct ref_view *rv;
+	volatile char *a;
+	uint64_t p, off;
+	siginfo_t si;
+	uint8_t val = token;
+	bool write = b & 0x80;
+	int sig;
+
+	if (v < 0)
+		return;
+	rv = &r->ref.views[v];
+	p = rv->first + u16(in) % (rv->end - rv->first);
+	off = (p - rv->first) * PS;
+	a = (volatile char *)rv->addr + off;
+	sig = touch(a, write, &val, &si);
+	if (ref_host_may_touch(&r->ref, p)) {
+		if (sig)
+			disagree(r, "a host touch of page %llu (state %u) got signal %d",
+				 (unsigned long long)p, r->ref.pages[p].state, sig);
+		if (write)
+			r->ref.pages[p].data = token;
+		else if (val != r->ref.pages[p].data)
+			disagree(r, "a host read of page %llu got %u, the model says %u",
+				 (unsigned long long)p, val, r->ref.pages[p].data);
+		return;
+	}
+	if (sig != r->fault_signal)
+		disagree(r, "a host touch of page %llu (state %u) got signal %d, not %d",
+			 (unsigned long long)p, r->ref.pages[p].state, sig, r->fault_signal);
+	if (si.si_addr != (void *)a ||
+	    si.si_code != (r->fault_signal == SIGBUS ? BUS_ADRERR : SEGV_ACCERR))
+		disagree(r, "the refusal of page %llu said %p code %d, not %p", (unsigned long long)p,
+			 si.si_addr, si.si_code, (void *)a);
+}
+
+static void do_guest_touch(struct run *r, struct input *in)
+{
+	uint8_t token = u8(in);
+	uint64_t p = u16(in) % r->ref.npages;
+
+	/* the guest's view of its memory: always there, whatever the state */
+	if (token & 1) {
+		r->guest[p * PS] = (char)token;
+		r->ref.pages[p].data = token;
+	}
+}
+
+static void do_state(struct run *r, struct input *in)
+{
+	uint64_t p = u16(in) % (r->ref.npages + 2);
+	int got = gmem_state(r->g, p * PS + (p & 1 ? 17 : 0));
+
+	check_ret(r, "gmem_state", got, p < r->ref.npages ? r->ref.pages[p].state : -EINVAL);
+}
+
+static int create(struct run *r, struct input *in)
+{
+	uint8_t b = u8(in);
+	struct gmem_config cfg = {
+		.backing = (b & 1) && thp_ok ? GMEM_BACKING_THP : GMEM_BACKING_SHMEM,
+		.flags = b & 2 ? GMEM_F_INIT_PRIVATE : 0,
+		.fault_signal = b & 4 ? SIGSEGV : SIGBUS,
+		.wait_timeout_ms = 1,
+	};
+	static const uint64_t pages[] = { 4, 16, 64, 9 };
+	int err;
+
+	cfg.size = cfg.backing == GMEM_BACKING_THP ? 2ULL << 20 : pages[(b >> 3) & 3] * PS;
+	r->fault_signal = cfg.fault_signal;
+	if (ref_init(&r->ref, cfg.size / PS, cfg.flags & GMEM_F_INIT_PRIVATE))
+		abort();
+	err = gmem_create(&cfg, &r->g);
+	if (err) {
+		fprintf(stderr, "fuzz_gmem: gmem_create: %s\n", strerror(-err));
+		abort();
+	}
+	if (gmem_guest_map(r->g, (void **)&r->guest))
+		abort();
+	r->callback = true;
+	gmem_set_convert_callback(r->g, on_convert, r);
+	return 0;
+}
+
+/* Drop what the input left behind, as a caller must before destroying. */
+static void teardown(struct run *r)
+{
+	for (uint64_t p = 0; p < r->ref.npages; p++) {
+		while (r->ref.pages[p].shortp--)
+			gmem_unpin(r->g, p * PS, PS, 0);
+		while (r->ref.pages[p].longp--)
+			gmem_unpin(r->g, p * PS, PS, GMEM_PIN_LONGTERM);
+	}
+	if (gmem_destroy(r->g))
+		abort();
+	ref_fini(&r->ref);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	thp_ok = thp_enable();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct input in = { data, data + size };
+	struct run r = { 0 };
+
+	if (create(&r, &in))
+		return 0;
+	check_all(&r);
+	for (r.step = 1; r.step <= MAX_OPS && in.p < in.end; r.step++) {
+		uint8_t op = u8(&in);
+
+		switch (op % OP_COUNT) {
+		case OP_CONVERT:
+			do_convert(&r, &in);
+			break;
+		case OP_PIN:
+			do_pin(&r, &in, true);
+			break;
+		case OP_UNPIN:
+			do_pin(&r, &in, false);
+			break;
+		case OP_DISCARD:
+			do_discard(&r, &in);
+			break;
+		case OP_VIEW_MAP:
+			do_view_map(&r, &in);
+			break;
+		case OP_VIEW_UNMAP:
+			do_view_unmap(&r, &in);
+			break;
+		case OP_HOST_TOUCH:
+			do_host_touch(&r, &in);
+			break;
+		case OP_GUEST_TOUCH:
+			do_guest_touch(&r, &in);
+			break;
+		case OP_STATE:
+			do_state(&r, &in);
+			break;
+		case OP_CALLBACK:
+			r.callback = !r.callback;
+			gmem_set_convert_callback(r.g, r.callback ? on_convert : NULL, &r);
+			break;
+		case OP_INJECT:
+			r.inject_nth = 1 + u8(&in) % 12;
+			continue; /* for the next operation */
+		}
+		r.inject_nth = 0;
+		check_events(&r);
+		check_all(&r);
+	}
+	teardown(&r);
+	return 0;
+}

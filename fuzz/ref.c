@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ref.c - gmem's contract as a plain page array: the reference model.
+ *
+ * Written from include/gmem.h, not from the library: every rule here is a
+ * sentence of the header, applied page by page in the most obvious way.
+ */
+#include "ref.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gmem.h"
+
+#define NONE UINT64_MAX
+
+int ref_init(struct ref *r, uint64_t npages, bool init_private)
+{
+	memset(r, 0, sizeof(*r));
+	r->pages = calloc(npages, sizeof(*r->pages));
+	if (!r->pages)
+		return -ENOMEM;
+	r->npages = npages;
+	for (uint64_t p = 0; p < npages; p++)
+		r->pages[p].state = init_private ? GMEM_PRIVATE : GMEM_SHARED;
+	return 0;
+}
+
+void ref_fini(struct ref *r)
+{
+	free(r->pages);
+	r->pages = NULL;
+}
+
+int ref_copy(struct ref *dst, const struct ref *src)
+{
+	*dst = *src;
+	dst->pages = malloc(src->npages * sizeof(*src->pages));
+	if (!dst->pages)
+		return -ENOMEM;
+	memcpy(dst->pages, src->pages, src->npages * sizeof(*src->pages));
+	return 0;
+}
+
+static bool has_transit(const struct ref *r, const struct ref_transit *t)
+{
+	for (size_t i = 0; i < REF_MAX_TRANSITS; i++)
+		if (r->transits[i].used && r->transits[i].first == t->first && r->transits[i].end == t->end)
+			return true;
+	return false;
+}
+
+bool ref_equal(const struct ref *a, const struct ref *b)
+{
+	if (a->npages != b->npages || memcmp(a->pages, b->pages, a->npages * sizeof(*a->pages)))
+		return false;
+	for (size_t i = 0; i < REF_MAX_VIEWS; i++)
+		if (a->views[i].used != b->views[i].used ||
+		    (a->views[i].used && (a->views[i].first != b->views[i].first ||
+					  a->views[i].end != b->views[i].end ||
+					  a->views[i].strict != b->views[i].strict)))
+			return false;
+	for (size_t i = 0; i < REF_MAX_TRANSITS; i++)
+		if ((a->transits[i].used && !has_transit(b, &a->transits[i])) ||
+		    (b->transits[i].used && !has_transit(a, &b->transits[i])))
+			return false;
+	return true;
+}
+
+bool ref_range_ok(const struct ref *r, uint64_t first, uint64_t n)
+{
+	return n && first <= r->npages && n <= r->npages - first;
+}
+
+static void event(struct ref *r, const struct ref_transit *t, int result)
+{
+	if (r->nevents < REF_MAX_EVENTS)
+		r->events[r->nevents++] = (struct ref_event){ t->first, t->end, result };
+}
+
+static bool overlaps(const struct ref_transit *t, uint64_t first, uint64_t end)
+{
+	return t->used && t->first < end && first < t->end;
+}
+
+/* "A pending deferred conversion overlapping the range is cancelled first." */
+static void cancel_overlapping(struct ref *r, uint64_t first, uint64_t end)
+{
+	for (size_t i = 0; i < REF_MAX_TRANSITS; i++) {
+		struct ref_transit *t = &r->transits[i];
+
+		if (!overlaps(t, first, end))
+			continue;
+		for (uint64_t p = t->first; p < t->end; p++)
+			if (r->pages[p].state == GMEM_CONVERTING)
+				r->pages[p].state = GMEM_SHARED;
+		event(r, t, -ECANCELED);
+		t->used = false;
+	}
+}
+
+static uint64_t first_strict(const struct ref *r, uint64_t first, uint64_t end)
+{
+	uint64_t lowest = NONE;
+
+	for (size_t i = 0; i < REF_MAX_VIEWS; i++) {
+		const struct ref_view *v = &r->views[i];
+		uint64_t s = first > v->first ? first : v->first;
+		uint64_t e = end < v->end ? end : v->end;
+
+		if (v->used && v->strict && s < e && s < lowest)
+			lowest = s;
+	}
+	return lowest;
+}
+
+int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsigned int flags,
+		uint64_t *error_page, bool *error_set)
+{
+	const unsigned int modes = GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER;
+	uint64_t end = first + n, busy, short_first = NONE;
+
+	r->nevents = 0;
+	*error_set = false;
+	if (!ref_range_ok(r, first, n) || (to != GMEM_SHARED && to != GMEM_PRIVATE) ||
+	    (flags & ~modes) || (flags & modes) == modes)
+		return -EINVAL;
+	cancel_overlapping(r, first, end);
+	if (to == GMEM_SHARED) {
+		/* "To shared: immediate, whatever the pins." */
+		for (uint64_t p = first; p < end; p++)
+			r->pages[p].state = GMEM_SHARED;
+		return 0;
+	}
+	/* "-EBUSY: a long-term pin or a strict view covers a page, whatever the flags" */
+	busy = first_strict(r, first, end);
+	for (uint64_t p = first; p < end && p < busy; p++)
+		if (r->pages[p].longp)
+			busy = p;
+	if (busy != NONE) {
+		*error_page = busy;
+		*error_set = true;
+		return -EBUSY;
+	}
+	for (uint64_t p = first; p < end && short_first == NONE; p++)
+		if (r->pages[p].shortp)
+			short_first = p;
+	if (short_first != NONE && !(flags & GMEM_CONVERT_DEFER)) {
+		/* with WAIT: one thread calls at a time, so the pins cannot drop */
+		*error_page = short_first;
+		*error_set = true;
+		return -EAGAIN;
+	}
+	if (short_first != NONE) {
+		for (size_t i = 0; i < REF_MAX_TRANSITS; i++) {
+			if (r->transits[i].used)
+				continue;
+			r->transits[i] = (struct ref_transit){ true, first, end };
+			for (uint64_t p = first; p < end; p++)
+				if (r->pages[p].state == GMEM_SHARED)
+					r->pages[p].state = GMEM_CONVERTING;
+			return -EINPROGRESS;
+		}
+		return -ENOSPC; /* the model's own limit: the caller avoids it */
+	}
+	for (uint64_t p = first; p < end; p++)
+		r->pages[p].state = GMEM_PRIVATE;
+	return 0;
+}
+
+int ref_pin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
+{
+	bool longterm = flags & GMEM_PIN_LONGTERM;
+	uint64_t end = first + n;
+
+	r->nevents = 0;
+	if (!ref_range_ok(r, first, n) || (flags & ~GMEM_PIN_LONGTERM))
+		return -EINVAL;
+	for (uint64_t p = first; p < end; p++) {
+		const struct ref_page *pg = &r->pages[p];
+
+		/* "-EACCES if a page is private, -EAGAIN if one is in transit" */
+		if (pg->state == GMEM_PRIVATE)
+			return -EACCES;
+		if (pg->state == GMEM_CONVERTING) {
+			for (uint64_t q = p + 1; q < end; q++)
+				if (r->pages[q].state == GMEM_PRIVATE)
+					return -EACCES;
+			return -EAGAIN;
+		}
+		if (longterm ? pg->longp >= 0x7fffff : pg->shortp >= 0x7fffffff)
+			return -EOVERFLOW;
+	}
+	for (uint64_t p = first; p < end; p++) {
+		if (longterm)
+			r->pages[p].longp++;
+		else
+			r->pages[p].shortp++;
+	}
+	return 0;
+}
+
+int ref_unpin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
+{
+	bool longterm = flags & GMEM_PIN_LONGTERM;
+	uint64_t end = first + n;
+
+	r->nevents = 0;
+	if (!ref_range_ok(r, first, n) || (flags & ~GMEM_PIN_LONGTERM))
+		return -EINVAL;
+	for (uint64_t p = first; p < end; p++)
+		if (!(longterm ? r->pages[p].longp : r->pages[p].shortp))
+			return -EINVAL;
+	for (uint64_t p = first; p < end; p++) {
+		if (longterm)
+			r->pages[p].longp--;
+		else
+			r->pages[p].shortp--;
+	}
+	/* "Dropping the last pin of a deferred conversion's range completes it." */
+	for (size_t i = 0; i < REF_MAX_TRANSITS; i++) {
+		struct ref_transit *t = &r->transits[i];
+		bool pinned = false;
+
+		if (!overlaps(t, first, end))
+			continue;
+		for (uint64_t p = t->first; p < t->end; p++)
+			pinned |= r->pages[p].state == GMEM_CONVERTING &&
+				  (r->pages[p].shortp || r->pages[p].longp);
+		if (pinned)
+			continue;
+		for (uint64_t p = t->first; p < t->end; p++)
+			if (r->pages[p].state == GMEM_CONVERTING)
+				r->pages[p].state = GMEM_PRIVATE;
+		event(r, t, 0);
+		t->used = false;
+	}
+	return 0;
+}
+
+int ref_discard(struct ref *r, uint64_t first, uint64_t n)
+{
+	r->nevents = 0;
+	if (!ref_range_ok(r, first, n))
+		return -EINVAL;
+	for (uint64_t p = first; p < first + n; p++)
+		if (r->pages[p].shortp || r->pages[p].longp)
+			return -EBUSY;
+	for (uint64_t p = first; p < first + n; p++)
+		r->pages[p].data = 0;
+	return 0;
+}
+
+int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
+{
+	r->nevents = 0;
+	if (!ref_range_ok(r, first, n) || (flags & ~GMEM_VIEW_STRICT))
+		return -EINVAL;
+	if (flags & GMEM_VIEW_STRICT)
+		for (uint64_t p = first; p < first + n; p++)
+			if (r->pages[p].state != GMEM_SHARED)
+				return -EACCES;
+	for (int i = 0; i < REF_MAX_VIEWS; i++) {
+		if (r->views[i].used)
+			continue;
+		r->views[i] = (struct ref_view){ true, flags & GMEM_VIEW_STRICT, first, first + n, NULL };
+		return i;
+	}
+	return -ENOSPC; /* the model's own limit: the caller avoids it */
+}
+
+void ref_view_unmap(struct ref *r, int slot)
+{
+	r->nevents = 0;
+	r->views[slot].used = false;
+}
+
+bool ref_host_may_touch(const struct ref *r, uint64_t p)
+{
+	const struct ref_page *pg = &r->pages[p];
+
+	/* in transit, a page still pinned stays reachable for the I/O holding it */
+	return pg->state == GMEM_SHARED ||
+	       (pg->state == GMEM_CONVERTING && (pg->shortp || pg->longp));
+}
+
+uint64_t ref_pins_total(const struct ref *r)
+{
+	uint64_t n = 0;
+
+	for (uint64_t p = 0; p < r->npages; p++)
+		n += r->pages[p].shortp + r->pages[p].longp;
+	return n;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ref.h - gmem's contract as a plain page array: the reference model.
+ *
+ * No kernel, no locks, no run maps: each call of the contract (gmem.h) as
+ * the header says it behaves, for one thread calling at a time.  The
+ * fuzzer runs the library and this side by side and compares every
+ * result, error offset, callback and page.  Ranges are in pages here.
+ */
+#ifndef GMEM_FUZZ_REF_H
+#define GMEM_FUZZ_REF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REF_MAX_VIEWS 8
+#define REF_MAX_TRANSITS 64
+#define REF_MAX_EVENTS 64
+
+struct ref_page {
+	uint8_t state;           /* GMEM_SHARED, GMEM_PRIVATE, GMEM_CONVERTING */
+	uint8_t data;            /* what the page holds (a token; 0 after discard) */
+	uint32_t shortp, longp;  /* pins held */
+};
+
+struct ref_view {
+	bool used;
+	bool strict;
+	uint64_t first, end;
+	void *addr; /* the library's address for it, kept by the caller */
+};
+
+/* A deferred conversion still in transit. */
+struct ref_transit {
+	bool used;
+	uint64_t first, end;
+};
+
+/* A callback the last call must have made. */
+struct ref_event {
+	uint64_t first, end;
+	int result; /* 0 completed, -ECANCELED */
+};
+
+struct ref {
+	uint64_t npages;
+	struct ref_page *pages;
+	struct ref_view views[REF_MAX_VIEWS];
+	struct ref_transit transits[REF_MAX_TRANSITS];
+	struct ref_event events[REF_MAX_EVENTS]; /* made by the last call */
+	size_t nevents;
+};
+
+int ref_init(struct ref *r, uint64_t npages, bool init_private);
+void ref_fini(struct ref *r);
+/* A deep copy, for comparing after a call that must change nothing. */
+int ref_copy(struct ref *dst, const struct ref *src);
+/* Whether two models agree on every page, view and transit. */
+bool ref_equal(const struct ref *a, const struct ref *b);
+
+/* Whether [first, first + n) names pages of the object. */
+bool ref_range_ok(const struct ref *r, uint64_t first, uint64_t n);
+
+/*
+ * The contract's calls.  Each returns what the library must return; on
+ * -EBUSY/-EAGAIN *error_page is the page the library must report (and
+ * *error_set says whether it reports one at all).
+ */
+int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsigned int flags,
+		uint64_t *error_page, bool *error_set);
+int ref_pin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
+int ref_unpin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
+int ref_discard(struct ref *r, uint64_t first, uint64_t n);
+/* A new view's slot (>= 0), or -errno. */
+int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
+void ref_view_unmap(struct ref *r, int slot);
+
+/* Whether a host touch of page p through a view completes (else it is refused). */
+bool ref_host_may_touch(const struct ref *r, uint64_t p);
+uint64_t ref_pins_total(const struct ref *r);
+
+#endif /* GMEM_FUZZ_REF_H */

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""seeds.py - write fuzz/corpus: one small program per behaviour of the contract.
+
+The byte format is fuzz_gmem.c's decoder; each seed is a readable list of
+operations here, so that the corpus can be regenerated and reviewed.
+Run: python3 fuzz/seeds.py fuzz/corpus
+"""
+import os
+import sys
+
+SHMEM, THP, PRIV, SEGV = 0, 1, 2, 4
+PAGES = {4: 0, 16: 1, 64: 2, 9: 3}
+NONE, WAIT, DEFER, BOTH, BAD = 0, 1, 2, 3, 4
+SHARED, PRIVATE = 0, 1
+
+
+def config(backing=SHMEM, flags=0, pages=16):
+    return bytes([backing | flags | (PAGES[pages] << 3)])
+
+
+def rng(first, n):
+    """n pages from first; "end" runs to the object's end."""
+    if n == "end":
+        code = 0xf0
+    elif n <= 16:
+        code = n
+    else:
+        assert n % 8 == 0 and n // 8 < 0x30
+        code = 0xc0 + n // 8
+    return bytes([code, first & 0xff, first >> 8])
+
+
+def convert(first, n, to, mode=NONE):
+    return bytes([0, to | (mode << 1)]) + rng(first, n)
+
+
+def pin(first, n, long=False):
+    return bytes([1, int(long)]) + rng(first, n)
+
+
+def unpin(first, n, long=False):
+    return bytes([2, int(long)]) + rng(first, n)
+
+
+def discard(first, n):
+    return bytes([3]) + rng(first, n)
+
+
+def view(first, n, strict=False):
+    return bytes([4, int(strict)]) + rng(first, n)
+
+
+def unview(slot, bogus=False):
+    return bytes([5, slot | (0x80 if bogus else 0)])
+
+
+def host(slot, page, write=False, token=0):
+    return bytes([6, slot | (0x80 if write else 0), token, page & 0xff, page >> 8])
+
+
+def guest(page, token):
+    return bytes([7, token | 1, page & 0xff, page >> 8])
+
+
+def state(page):
+    return bytes([8, page & 0xff, page >> 8])
+
+
+def callback():
+    return bytes([9])
+
+
+def inject(nth):
+    return bytes([10, nth - 1])
+
+
+SEEDS = {
+    "convert-roundtrip": config() + view(0, 8) + host(0, 2, True, 0x41)
+    + convert(0, 4, PRIVATE) + host(0, 2) + convert(0, 4, SHARED) + host(0, 2),
+    "guest-secret-stays": config() + view(0, 8) + convert(2, 2, PRIVATE) + guest(2, 0x5b)
+    + host(0, 2) + host(0, 3, True, 7) + convert(2, 2, SHARED) + host(0, 2),
+    "init-private": config(flags=PRIV) + view(0, 4) + host(0, 1) + convert(1, 1, SHARED)
+    + host(0, 1, True, 9) + state(1) + state(0),
+    "segv-policy": config(flags=SEGV) + view(0, 4) + convert(1, 2, PRIVATE) + host(0, 1)
+    + host(0, 2, True, 3) + convert(1, 1, SHARED) + host(0, 1, True, 5),
+    "pin-eagain": config() + pin(3, 2) + convert(0, 8, PRIVATE) + convert(0, 8, PRIVATE, WAIT)
+    + unpin(3, 2) + convert(0, 8, PRIVATE),
+    "long-pin-ebusy": config() + pin(5, 1, True) + pin(4, 1) + convert(0, 8, PRIVATE, DEFER)
+    + unpin(5, 1, True) + convert(0, 8, PRIVATE, DEFER) + unpin(4, 1),
+    "defer-completes": config() + view(0, 16) + pin(2, 2) + host(0, 2, True, 0x11)
+    + convert(0, 6, PRIVATE, DEFER) + host(0, 3) + host(0, 4) + pin(2, 1) + unpin(2, 1)
+    + host(0, 2) + unpin(3, 1) + host(0, 3) + state(5),
+    "defer-cancelled": config() + pin(1, 1) + convert(0, 4, PRIVATE, DEFER)
+    + convert(1, 1, SHARED) + unpin(1, 1) + convert(0, 4, PRIVATE, DEFER) + convert(2, 4, PRIVATE),
+    "defer-no-callback": config() + callback() + pin(0, 1) + convert(0, 2, PRIVATE, DEFER)
+    + unpin(0, 1) + callback() + pin(2, 1) + convert(2, 1, PRIVATE, DEFER) + unpin(2, 1),
+    "strict-view": config() + view(0, 4, True) + convert(2, 4, PRIVATE) + convert(4, 2, PRIVATE)
+    + view(4, 4, True) + unview(0) + convert(2, 4, PRIVATE) + view(0, 8, True),
+    "discard": config() + view(0, 8) + host(0, 1, True, 0x21) + pin(1, 1) + discard(0, 4)
+    + unpin(1, 1) + discard(0, 4) + host(0, 1) + convert(1, 1, PRIVATE) + discard(1, 1)
+    + host(0, 1) + convert(1, 1, SHARED) + host(0, 1),
+    "bad-input": config() + convert(0, 0, PRIVATE) + convert(16, 1, PRIVATE) + convert(0, 1, PRIVATE, BOTH)
+    + convert(0, 1, PRIVATE, BAD) + bytes([0, 0x81]) + rng(0, 1) + pin(15, 2) + unpin(0, 1)
+    + bytes([1, 0x80]) + rng(0, 1) + discard(0, 0) + view(0, 0) + bytes([4, 0x80]) + rng(0, 1)
+    + unview(0) + view(0, 2) + unview(0, True) + state(16) + state(17),
+    "views-many": config(pages=64) + view(0, 64) + view(8, 8) + view(16, 4, True) + host(1, 3, True, 0x33)
+    + convert(8, 8, PRIVATE) + host(0, 11) + host(1, 3) + convert(9, 1, SHARED) + host(1, 1)
+    + unview(1) + host(0, 9),
+    "thp-split": config(backing=THP) + view(0, "end") + host(0, 7, True, 0x71) + convert(1, 1, PRIVATE)
+    + host(0, 1) + host(0, 2) + convert(1, 1, SHARED) + host(0, 7) + convert(0, "end", PRIVATE)
+    + convert(0, "end", SHARED),
+    "thp-defer": config(backing=THP, flags=SEGV) + view(0, "end") + pin(10, 3) + convert(8, 8, PRIVATE, DEFER)
+    + host(0, 11, True, 3) + host(0, 14) + unpin(10, 3) + host(0, 11),
+    "inject-create-paths": config() + inject(1) + view(0, 4) + inject(2) + view(0, 4) + inject(3)
+    + view(0, 4, True) + view(0, 4) + host(1, 0),
+    "inject-convert": config() + view(0, 8) + host(0, 1, True, 1) + inject(1) + convert(0, 4, PRIVATE)
+    + inject(2) + convert(0, 4, PRIVATE) + inject(3) + convert(0, 4, PRIVATE) + convert(0, 4, PRIVATE)
+    + host(0, 1) + inject(1) + convert(0, 4, SHARED) + inject(2) + convert(0, 4, SHARED)
+    + convert(0, 4, SHARED) + host(0, 1),
+    "inject-defer": config() + pin(1, 1) + inject(1) + convert(0, 2, PRIVATE, DEFER) + inject(2)
+    + convert(0, 2, PRIVATE, DEFER) + convert(0, 2, PRIVATE, DEFER) + inject(2)
+    + convert(0, 3, PRIVATE, DEFER) + unpin(1, 1),
+    "inject-pin-discard": config() + inject(1) + pin(0, 2) + pin(0, 2) + unpin(0, 2) + inject(1)
+    + discard(0, 4) + host(0, 0) + discard(0, 4),
+}
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
+    os.makedirs(out, exist_ok=True)
+    for name, data in sorted(SEEDS.items()):
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    main()
