@@ -76,6 +76,13 @@ struct run {
 };
 
 static bool thp_ok;
+static bool trace; /* GMEM_FUZZ_TRACE=1: print each call, for reading a saved input */
+
+#define TRACE(...)                                                                   \
+	do {                                                                         \
+		if (trace)                                                           \
+			fprintf(stderr, __VA_ARGS__);                                \
+	} while (0)
 
 static __attribute__((noreturn, format(printf, 2, 3))) void disagree(struct run *r, const char *fmt, ...)
 {
@@ -222,6 +229,9 @@ static void do_convert(struct run *r, struct input *in)
 	/* with no callback the cancels a failure left behind could not be seen */
 	inject_arm(r->callback ? r->inject_nth : 0);
 	got = gmem_convert(r->g, first * PS, n * PS, to, flags, &eoff);
+	TRACE("%d: convert [%llu, +%llu) to %u flags %u inject %llu: %d (model %d)\n", r->step,
+	      (unsigned long long)first, (unsigned long long)n, to, flags,
+	      (unsigned long long)r->inject_nth, got, want);
 	if (injected(r, "gmem_convert", got, want, &before)) {
 		/* a cancel that happened before the failure: the model does it too */
 		for (size_t i = 0; i < r->ngot; i++)
@@ -264,6 +274,8 @@ static void do_pin(struct run *r, struct input *in, bool pin)
 	inject_arm(pin ? r->inject_nth : 0);
 	got = pin ? gmem_pin(r->g, first * PS, n * PS, flags)
 		  : gmem_unpin(r->g, first * PS, n * PS, flags);
+	TRACE("%d: %s [%llu, +%llu) flags %u: %d (model %d)\n", r->step, pin ? "pin" : "unpin",
+	      (unsigned long long)first, (unsigned long long)n, flags, got, want);
 	if (!injected(r, pin ? "gmem_pin" : "gmem_unpin", got, want, &before))
 		check_ret(r, pin ? "gmem_pin" : "gmem_unpin", got, want);
 	ref_fini(&before);
@@ -281,6 +293,8 @@ static void do_discard(struct run *r, struct input *in)
 	want = ref_discard(&r->ref, first, n);
 	inject_arm(r->inject_nth);
 	got = gmem_discard(r->g, first * PS, n * PS);
+	TRACE("%d: discard [%llu, +%llu): %d (model %d)\n", r->step, (unsigned long long)first,
+	      (unsigned long long)n, got, want);
 	if (!injected(r, "gmem_discard", got, want, &before))
 		check_ret(r, "gmem_discard", got, want);
 	ref_fini(&before);
@@ -306,6 +320,8 @@ static void do_view_map(struct run *r, struct input *in)
 	}
 	inject_arm(r->inject_nth);
 	got = gmem_view_map(r->g, first * PS, n * PS, flags, &addr);
+	TRACE("%d: view [%llu, +%llu) flags %u: %d (model %d)\n", r->step,
+	      (unsigned long long)first, (unsigned long long)n, flags, got, want);
 	if (injected(r, "gmem_view_map", got, want < 0 ? want : 0, &before)) {
 		ref_fini(&before);
 		return;
@@ -450,6 +466,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	thp_ok = thp_enable();
+	trace = getenv("GMEM_FUZZ_TRACE") != NULL;
 	return 0;
 }
 

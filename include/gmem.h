@@ -10,7 +10,9 @@
  *
  * Conventions (liburing's): every function returns 0, a documented
  * non-negative value, or a negative errno; errno is never the result.  A call
- * rejected with -EINVAL changes nothing.  Every function may be called from
+ * rejected with -EINVAL changes nothing.  When a system call the library
+ * needs fails, the call fails with its errno - or -EIO where that errno
+ * means something else here - and, unless it says otherwise, changes nothing.  Every function may be called from
  * any thread concurrently with any other, except gmem_destroy(), which must
  * be the last call on an object.  Library functions must not be called from
  * signal handlers.  A gmem is not usable in a child process after fork():

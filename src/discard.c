@@ -38,7 +38,7 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
 	pthread_rwlock_wrlock(&g->lock);
-	err = mark(g, first, end, true) ? -EBUSY : backing_punch(&g->b, offset, len);
+	err = mark(g, first, end, true) ? -EBUSY : sys_result(backing_punch(&g->b, offset, len));
 	if (!err)
 		views_forget_mapped(g, first, end); /* the punch unmapped them everywhere */
 	mark(g, first, end, false);

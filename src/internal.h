@@ -19,6 +19,7 @@
 #ifndef GMEM_INTERNAL_H
 #define GMEM_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -99,6 +100,28 @@ struct gmem {
 static inline void count(_Atomic uint64_t *c, uint64_t n)
 {
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/*
+ * A system call's failure as a library result: its -errno, except for the
+ * codes the contract gives meanings of its own (gmem.h: -EAGAIN "a pin
+ * holds a page", -EINVAL "bad arguments", ...), which would mislead the
+ * caller; those become -EIO.
+ */
+static inline int sys_result(int err)
+{
+	switch (err) {
+	case -EAGAIN:
+	case -EBUSY:
+	case -EINPROGRESS:
+	case -EINVAL:
+	case -EACCES:
+	case -EOVERFLOW:
+	case -ECANCELED:
+		return -EIO;
+	default:
+		return err;
+	}
 }
 
 /* offset and len name whole pages inside the object: the contract's "Ranges". */

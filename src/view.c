@@ -102,7 +102,7 @@ static int zap_view(struct view *v, uint64_t s, uint64_t e)
 		e = hi;
 	}
 	if (madvise(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, MADV_DONTNEED))
-		return -errno;
+		return sys_result(-errno);
 	/* cleared only after the zap; if clearing fails the marks stay a superset */
 	runmap_set(&v->mapped, s, e, 0);
 	return 0;
@@ -140,8 +140,8 @@ static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
 	size_t len = (e - s) << PAGE_SHIFT;
 
 	if (g->fault_signal == SIGSEGV && mprotect(a, len, PROT_READ | PROT_WRITE))
-		return -errno;
-	return madvise(a, len, MADV_DONTNEED) ? -errno : 0;
+		return sys_result(-errno);
+	return madvise(a, len, MADV_DONTNEED) ? sys_result(-errno) : 0;
 }
 
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
@@ -217,10 +217,10 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 		g->views = views;
 		g->views_cap = cap;
 	}
-	err = backing_map(&g->b, offset, len, &v->addr);
+	err = sys_result(backing_map(&g->b, offset, len, &v->addr));
 	if (err)
 		goto err_unlock;
-	err = uffd_register(g->uffd, v->addr, len);
+	err = sys_result(uffd_register(g->uffd, v->addr, len));
 	if (err)
 		goto err_unmap;
 

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_inject.c - every entry point under injected failures.
+ *
+ * Linked with the library whose allocator and system calls fail on demand
+ * (fuzz/inject.c).  Each case sets a scenario up, makes the call with its
+ * 1st, 2nd, ... fallible call failing until the call runs clean, and
+ * requires each time: a negative errno (or, where the library absorbs the
+ * failure, the normal result), no page changed state, contents or
+ * reachability, gmem_audit() still 0, and - once the object is destroyed -
+ * no allocation, descriptor or mapping left behind.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../fuzz/inject.h"
+#include "harness.h"
+
+#define NPAGES 16
+
+struct fixture {
+	struct gmem *g;
+	char *view;  /* a view of every page */
+	char *guest;
+	int ncallbacks, cancelled;
+};
+
+/* What the calls may change, as seen from outside. */
+struct snap {
+	int state[NPAGES];
+	uint8_t data[NPAGES];
+	bool reachable[NPAGES];
+	uint64_t pins;
+};
+
+static int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * Mappings of gmem's memfd: views and guest mappings.  (Not every line of
+ * the maps: the C library and the sanitizers map memory of their own as
+ * they go.  The PROT_NONE reservation a guest mapping is carved from is
+ * trimmed to that mapping's range before anything can fail, and unmapped
+ * with it.)
+ */
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "memfd:gmem") != NULL;
+	fclose(f);
+	return n;
+}
+
+static void on_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to, int result,
+		       void *arg)
+{
+	struct fixture *f = arg;
+
+	(void)g, (void)offset, (void)len, (void)to;
+	f->ncallbacks++;
+	f->cancelled += result == -ECANCELED;
+}
+
+static void snap(struct fixture *f, struct snap *s)
+{
+	struct gmem_stats st;
+
+	for (int p = 0; p < NPAGES; p++) {
+		s->state[p] = gmem_state(f->g, p * PS);
+		s->data[p] = (uint8_t)f->guest[p * PS];
+		s->reachable[p] = touch(f->view + p * PS, false, NULL, NULL) == 0;
+	}
+	gmem_get_stats(f->g, &st);
+	s->pins = st.pins_active;
+}
+
+static void check_same(const struct snap *a, const struct snap *b)
+{
+	for (int p = 0; p < NPAGES; p++) {
+		CHECK_EQ(a->state[p], b->state[p]);
+		CHECK_EQ(a->data[p], b->data[p]);
+		CHECK_EQ(a->reachable[p], b->reachable[p]);
+	}
+	CHECK_EQ(a->pins, b->pins);
+}
+
+/* A scenario: the object as the call finds it, the call, what it returns. */
+struct scenario {
+	const char *name;
+	void (*setup)(const struct env *e, struct fixture *f);
+	int (*call)(struct fixture *f);
+	int want;
+	void (*after)(struct fixture *f); /* release what the call or setup holds */
+};
+
+static void base(const struct env *e, struct fixture *f, uint32_t flags)
+{
+	memset(f, 0, sizeof(*f));
+	f->g = tg_create(e, NPAGES * PS, flags, 0);
+	f->view = tg_view(f->g, 0);
+	CHECK_OK(gmem_guest_map(f->g, (void **)&f->guest));
+	CHECK_OK(gmem_set_convert_callback(f->g, on_convert, f));
+	for (int p = 0; p < NPAGES; p++)
+		if (gmem_state(f->g, p * PS) == GMEM_SHARED)
+			f->view[p * PS] = (char)(p + 1);
+}
+
+/*
+ * Once, before counting what the process holds: the first run of the
+ * fault thread gives the C library an arena for good (mappings that stay).
+ */
+static void warm_up(const struct env *e, const struct scenario *s)
+{
+	struct fixture f;
+
+	s->setup(e, &f);
+	if (s->after)
+		s->after(&f);
+	CHECK_OK(gmem_destroy(f.g));
+}
+
+/* Run s once per failure point: the nth fallible call fails, n = 1, 2, ... */
+static void sweep(const struct env *e, const struct scenario *s)
+{
+	int64_t live0;
+	int fds0, maps0;
+	uint64_t nth;
+
+	warm_up(e, s);
+	live0 = inject_live_allocs();
+	fds0 = count_dir("/proc/self/fd");
+	maps0 = count_maps();
+
+	for (nth = 1;; nth++) {
+		struct fixture f;
+		struct snap before, after;
+		bool fired;
+		int ret;
+
+		s->setup(e, &f);
+		snap(&f, &before);
+		f.ncallbacks = f.cancelled = 0;
+		inject_arm(nth);
+		ret = s->call(&f);
+		fired = inject_disarm();
+		if (!fired || ret == s->want) {
+			if (ret != s->want)
+				printf("  %s: %d, not %d\n", s->name, ret, s->want);
+			CHECK_EQ(ret, s->want);
+		} else {
+			if (ret >= 0 || ret == -EINVAL)
+				printf("  %s with %s (call %llu) failing: %d\n", s->name,
+				       inject_fired_in(), (unsigned long long)nth, ret);
+			CHECK(ret < 0 && ret != -EINVAL);
+			/* only what the contract says happens first may have happened:
+			 * the deferred conversion the call overlaps, cancelled */
+			CHECK_EQ(f.ncallbacks, f.cancelled);
+			for (int p = 0; p < NPAGES && f.cancelled; p++) {
+				if (before.state[p] == GMEM_CONVERTING) {
+					before.state[p] = GMEM_SHARED;
+					before.reachable[p] = true;
+				}
+			}
+			snap(&f, &after);
+			check_same(&before, &after);
+		}
+		CHECK_OK(gmem_audit(f.g));
+		if (s->after)
+			s->after(&f);
+		CHECK_OK(gmem_destroy(f.g));
+		CHECK_EQ(inject_live_allocs(), live0);
+		CHECK_EQ(count_dir("/proc/self/fd"), fds0);
+		CHECK_EQ(count_maps(), maps0);
+		if (!fired)
+			break;
+	}
+	CHECK(nth > 1); /* the call made at least one fallible call */
+}
+
+static void setup_plain(const struct env *e, struct fixture *f)
+{
+	base(e, f, 0);
+}
+
+/* ---- gmem_create ---- */
+
+TEST(inject_create)
+{
+	static const uint32_t flags[] = { 0, GMEM_F_INIT_PRIVATE };
+	int64_t live0;
+	int fds0, maps0;
+
+	warm_up(env, &(struct scenario){ .setup = setup_plain });
+	live0 = inject_live_allocs();
+	fds0 = count_dir("/proc/self/fd");
+	maps0 = count_maps();
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		struct gmem_config cfg = { .size = env->unit, .backing = env->backing,
+					   .flags = flags[i], .fault_signal = i ? SIGSEGV : 0 };
+		uint64_t nth;
+
+		for (nth = 1;; nth++) {
+			struct gmem *g = NULL;
+			bool fired;
+			int ret;
+
+			inject_arm(nth);
+			ret = gmem_create(&cfg, &g);
+			fired = inject_disarm();
+			if (!fired) {
+				CHECK_OK(ret);
+				CHECK_OK(gmem_destroy(g));
+				break;
+			}
+			if (!ret) /* absorbed */
+				CHECK_OK(gmem_destroy(g));
+			else
+				CHECK(ret < 0 && ret != -EINVAL && !g);
+			CHECK_EQ(inject_live_allocs(), live0);
+			CHECK_EQ(count_dir("/proc/self/fd"), fds0);
+			CHECK_EQ(count_maps(), maps0);
+		}
+		CHECK(nth > 5);
+	}
+}
+
+/* ---- views ---- */
+
+static void *new_view;
+
+static int call_view_map(struct fixture *f)
+{
+	return gmem_view_map(f->g, 0, NPAGES * PS, 0, &new_view);
+}
+
+static int call_view_map_strict(struct fixture *f)
+{
+	return gmem_view_map(f->g, PS, 2 * PS, GMEM_VIEW_STRICT, &new_view);
+}
+
+TEST(inject_view_map)
+{
+	static const struct scenario s[] = {
+		{ "view", setup_plain, call_view_map, 0, NULL },
+		{ "strict view", setup_plain, call_view_map_strict, 0, NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		sweep(env, &s[i]);
+}
+
+/* ---- conversions ---- */
+
+static int to_private(struct fixture *f, uint64_t first, uint64_t n, unsigned int flags)
+{
+	return gmem_convert(f->g, first * PS, n * PS, GMEM_PRIVATE, flags, NULL);
+}
+
+static int call_private(struct fixture *f)
+{
+	return to_private(f, 2, 4, 0);
+}
+
+static int call_private_defer(struct fixture *f)
+{
+	return to_private(f, 2, 4, GMEM_CONVERT_DEFER);
+}
+
+static int call_private_wait(struct fixture *f)
+{
+	return to_private(f, 2, 4, GMEM_CONVERT_WAIT);
+}
+
+static int call_shared(struct fixture *f)
+{
+	return gmem_convert(f->g, 0, NPAGES * PS, GMEM_SHARED, 0, NULL);
+}
+
+/* A pin elsewhere: conversions take the path that publishes and checks. */
+static void setup_pinned_elsewhere(const struct env *e, struct fixture *f)
+{
+	base(e, f, 0);
+	CHECK_OK(gmem_pin(f->g, 12 * PS, PS, 0));
+}
+
+static void unpin_elsewhere(struct fixture *f)
+{
+	CHECK_OK(gmem_unpin(f->g, 12 * PS, PS, 0));
+}
+
+/* A pin inside the range: DEFER leaves it in transit, WAIT times out. */
+static void setup_pinned_inside(const struct env *e, struct fixture *f)
+{
+	struct gmem_config cfg = { .size = NPAGES * PS, .backing = e->backing, .wait_timeout_ms = 1 };
+
+	if (e->backing == GMEM_BACKING_THP)
+		cfg.size = e->unit;
+	memset(f, 0, sizeof(*f));
+	CHECK_OK(gmem_create(&cfg, &f->g));
+	CHECK_OK(gmem_view_map(f->g, 0, NPAGES * PS, 0, (void **)&f->view));
+	CHECK_OK(gmem_guest_map(f->g, (void **)&f->guest));
+	CHECK_OK(gmem_set_convert_callback(f->g, on_convert, f));
+	for (int p = 0; p < NPAGES; p++)
+		f->view[p * PS] = (char)(p + 1);
+	CHECK_OK(gmem_pin(f->g, 3 * PS, PS, 0));
+}
+
+static void unpin_inside(struct fixture *f)
+{
+	CHECK_OK(gmem_unpin(f->g, 3 * PS, PS, 0));
+}
+
+/* Private pages the view was refused: re-sharing must clear the refusals. */
+static void setup_private_refused(const struct env *e, struct fixture *f)
+{
+	base(e, f, GMEM_F_INIT_PRIVATE);
+	for (int p = 0; p < NPAGES; p += 3)
+		CHECK(touch(f->view + p * PS, false, NULL, NULL) != 0);
+}
+
+/* A deferred conversion pending over [3, 4): the next one cancels it. */
+static void setup_deferred(const struct env *e, struct fixture *f)
+{
+	setup_pinned_inside(e, f);
+	CHECK_EQ(to_private(f, 3, 1, GMEM_CONVERT_DEFER), -EINPROGRESS);
+}
+
+TEST(inject_convert)
+{
+	static const struct scenario s[] = {
+		{ "to private", setup_plain, call_private, 0, NULL },
+		{ "to private, a pin elsewhere", setup_pinned_elsewhere, call_private, 0,
+		  unpin_elsewhere },
+		{ "to private, pinned", setup_pinned_inside, call_private, -EAGAIN, unpin_inside },
+		{ "to private deferred", setup_pinned_inside, call_private_defer, -EINPROGRESS,
+		  unpin_inside },
+		{ "to private waiting", setup_pinned_inside, call_private_wait, -EAGAIN,
+		  unpin_inside },
+		{ "to shared", setup_private_refused, call_shared, 0, NULL },
+		{ "over a deferred one", setup_deferred, call_private_defer, -EINPROGRESS,
+		  unpin_inside },
+	};
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		sweep(env, &s[i]);
+}
+
+/* ---- pins, discard, audit ---- */
+
+static int call_pin(struct fixture *f)
+{
+	return gmem_pin(f->g, 0, NPAGES * PS, GMEM_PIN_LONGTERM);
+}
+
+static void unpin_all(struct fixture *f)
+{
+	struct gmem_stats st;
+
+	gmem_get_stats(f->g, &st);
+	if (st.pins_active)
+		CHECK_OK(gmem_unpin(f->g, 0, NPAGES * PS, GMEM_PIN_LONGTERM));
+}
+
+static int call_discard(struct fixture *f)
+{
+	return gmem_discard(f->g, 0, NPAGES * PS);
+}
+
+static int call_audit(struct fixture *f)
+{
+	return gmem_audit(f->g);
+}
+
+TEST(inject_pin_discard_audit)
+{
+	static const struct scenario s[] = {
+		{ "pin", setup_plain, call_pin, 0, unpin_all },
+		{ "discard", setup_plain, call_discard, 0, NULL },
+		{ "audit", setup_plain, call_audit, 0, NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		sweep(env, &s[i]);
+}
