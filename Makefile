@@ -6,6 +6,7 @@
 #   make bench           the benchmark (ratios against baselines of the same run)
 #   make verify          model-check the conversion protocol (model/gmem.pml, spin)
 #   make fuzz SECONDS=N  libFuzzer: the library against its reference model (fuzz/)
+#   make soak SECONDS=N  every operation at once, invariants checked throughout (soak/)
 #   make install PREFIX=DIR
 #   make check SAN=asan  (or SAN=tsan) the same suite under sanitizers, in build-$(SAN)
 #   CC=clang make ...    any target with clang
@@ -64,7 +65,7 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 VMM_CFLAGS := -Iguest
 
-.PHONY: all check run run-libdemo bench bench-check verify fuzz install clean deps
+.PHONY: all check run run-libdemo bench bench-check verify fuzz soak install clean deps
 all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 
 # What the build needs from Debian, installed when missing (a no-op otherwise).
@@ -177,6 +178,15 @@ fuzz: deps
 	@mkdir -p $(FUZZ_BUILD)/corpus
 	$(FUZZ_BUILD)/fuzz/fuzz_gmem -max_total_time=$(SECONDS) -max_len=1024 -timeout=20 \
 		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus fuzz/corpus
+
+SOAK := $(BUILD)/soak/gmem-soak
+$(SOAK): $(BUILD)/soak/soak.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o $(LIB_A)
+	$(CC) $^ $(ALL_LDFLAGS) -o $@
+
+# Half the time on shmem, half on THP; exits non-zero on any violation.
+soak: deps
+	@$(MAKE) --no-print-directory $(SOAK)
+	@$(SOAK) $(SECONDS)
 
 install: $(LIB_A) $(LIB_SO) $(VMM)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

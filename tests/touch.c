@@ -99,6 +99,21 @@ static void do_touch(void *arg)
 		(void)*a->p;
 }
 
+static void do_fill(void *arg)
+{
+	struct access *a = arg;
+
+	for (size_t i = 0; i < a->len / 8; i++)
+		((volatile uint64_t *)a->p)[i] = *(const uint64_t *)a->dst;
+}
+
+int touch_fill(volatile char *dst, uint64_t word, size_t len)
+{
+	struct access a = { .p = dst, .dst = (char *)&word, .len = len };
+
+	return guarded(do_fill, &a, NULL);
+}
+
 int touch_copy(void *dst, const volatile char *src, size_t len)
 {
 	struct access a = { .p = (volatile char *)src, .dst = dst, .len = len };

@@ -19,4 +19,7 @@ int touch(volatile char *p, bool write, uint8_t *v, siginfo_t *si);
 /* Copy len bytes from src, guarded like touch(): 0, or the signal that stopped it. */
 int touch_copy(void *dst, const volatile char *src, size_t len);
 
+/* Store word over len bytes (a multiple of 8) at dst, guarded likewise. */
+int touch_fill(volatile char *dst, uint64_t word, size_t len);
+
 #endif /* GMEM_TEST_TOUCH_H */

@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: MIT
+/*
+ * soak.c - every gmem operation at once, at random, checking as it goes.
+ *
+ * Threads convert (to shared, to private plain, WAIT and DEFER, which
+ * cancel each other), pin and unpin (both kinds) and do I/O through the
+ * pins, discard, touch pages through several views, write as the guest,
+ * and map and unmap strict views, for the time given; an auditor runs
+ * gmem_audit() without pause.  What is checked all along:
+ *  - gmem_audit() finds no view mapping a private or unpinned in-transit page;
+ *  - the guest writes a secret only into private pages, and no host read
+ *    through a view ever returns one (the converter scrubs before sharing,
+ *    as a guest does); every page a host reads holds whole, well-formed
+ *    contents of its own (contents survive conversions);
+ *  - I/O on a pinned page always goes through, and a pinned page is never
+ *    private;
+ *  - every call returns what the contract allows, its error offset inside
+ *    the range;
+ *  - at the end: every deferred conversion ended exactly once, no pin is
+ *    left, the audit is clean.
+ * Prints operations per second and the violations found, which must be 0.
+ *
+ *   gmem-soak [SECONDS] [shmem|thp]   (make soak SECONDS=N: both backings)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tests/sysfs.h"
+#include "../tests/touch.h"
+#include "gmem.h"
+
+#define PS GMEM_PAGE_SIZE
+#define NPAGES 512 /* one 2 MiB huge page */
+#define HOT 48     /* most ranges fall in the first HOT pages: more collisions */
+#define NVIEWS 3
+#define WORDS (PS / 8)
+#define SECRET 0x5ec4e7000000000ULL /* a guest secret's marker */
+#define NSTRIPES 32 /* page locks, striped: a whole range takes 32, not 512 */
+#define stripe(p) ((p) % NSTRIPES)
+
+enum kind { K_CONVERT, K_PIN, K_IO, K_DISCARD, K_TOUCH, K_GUEST, K_VIEW, K_AUDIT, K_COUNT };
+static const char *kind_name[K_COUNT] = { "conversions", "pins", "pinned I/O", "discards",
+					  "host touches", "guest writes", "strict views",
+					  "audits" };
+
+struct soak {
+	struct gmem *g;
+	char *guest;
+	char *views[NVIEWS];
+	uint64_t vfirst[NVIEWS], vend[NVIEWS];
+	/* the soak's own: contents are written and checked under page p's, stripe(p) */
+	pthread_mutex_t page_mu[NSTRIPES];
+	_Atomic bool stop;
+	_Atomic uint64_t ops[K_COUNT];
+	_Atomic uint64_t violations, deferred, ended, cancelled, refused;
+};
+
+static __attribute__((format(printf, 2, 3))) void violation(struct soak *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_fetch_add(&s->violations, 1) < 20) {
+		fputs("VIOLATION: ", stdout);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		putchar('\n');
+		fflush(stdout);
+	}
+}
+
+/* xorshift: each thread its own */
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void pick(uint64_t *x, uint64_t *first, uint64_t *n)
+{
+	uint64_t r = rnd(x);
+
+	if (r % 64 == 0) {
+		*first = 0;
+		*n = NPAGES;
+	} else {
+		*first = (r >> 8) % HOT;
+		*n = 1 + (r >> 20) % 6;
+		if (r % 16 == 1)
+			*first = (r >> 8) % (NPAGES - 8);
+	}
+}
+
+/* Page p's contents: zero (discarded), public data of p, or p's secret. */
+static uint64_t public_word(uint64_t p, uint64_t gen)
+{
+	return p << 40 | (gen & 0xffffffffffULL);
+}
+
+static void fill(volatile char *page, uint64_t w)
+{
+	for (size_t i = 0; i < WORDS; i++)
+		((volatile uint64_t *)page)[i] = w;
+}
+
+/*
+ * A host write of a whole page through a view.  If the page turns private
+ * under it (a deferred conversion completing as its last pin drops), the
+ * write stops with a signal; the soak then finishes it through the guest
+ * mapping, so that pages stay whole and the checks stay exact.  0, or the
+ * signal that stopped the host.
+ */
+static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w)
+{
+	int sig = touch_fill(page, w, PS);
+
+	if (sig)
+		fill(s->guest + p * PS, w);
+	return sig;
+}
+
+/* Whether a page read by the host is whole and its own; secrets are violations. */
+static void check_page(struct soak *s, uint64_t p, const uint64_t *w, const char *who)
+{
+	for (size_t i = 1; i < WORDS; i++)
+		if (w[i] != w[0]) {
+			violation(s, "%s: page %llu is torn (word %zu %#llx, word 0 %#llx)", who,
+				  (unsigned long long)p, i, (unsigned long long)w[i],
+				  (unsigned long long)w[0]);
+			return;
+		}
+	if ((w[0] & ~0xfffULL) == SECRET)
+		violation(s, "%s: the host read page %llu's guest secret", who, (unsigned long long)p);
+	else if (w[0] && w[0] >> 40 != p)
+		violation(s, "%s: page %llu holds page %llu's data", who, (unsigned long long)p,
+			  (unsigned long long)(w[0] >> 40));
+}
+
+static uint32_t stripes_of(uint64_t first, uint64_t n)
+{
+	uint32_t m = 0;
+
+	for (uint64_t p = first; p < first + n && p < first + NSTRIPES; p++)
+		m |= 1u << stripe(p);
+	return m;
+}
+
+/* In stripe order, so that two ranges never wait for each other in a cycle. */
+static void lock_pages(struct soak *s, uint64_t first, uint64_t n)
+{
+	uint32_t m = stripes_of(first, n);
+
+	for (int i = 0; i < NSTRIPES; i++)
+		if (m & (1u << i))
+			pthread_mutex_lock(&s->page_mu[i]);
+}
+
+static void unlock_pages(struct soak *s, uint64_t first, uint64_t n)
+{
+	uint32_t m = stripes_of(first, n);
+
+	for (int i = NSTRIPES; i-- > 0;)
+		if (m & (1u << i))
+			pthread_mutex_unlock(&s->page_mu[i]);
+}
+
+static void on_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to, int result,
+		       void *arg)
+{
+	struct soak *s = arg;
+
+	(void)g, (void)offset, (void)len;
+	if (to != GMEM_PRIVATE || (result && result != -ECANCELED))
+		violation(s, "callback: to %u result %d", to, result);
+	atomic_fetch_add(&s->ended, 1);
+	if (result)
+		atomic_fetch_add(&s->cancelled, 1);
+}
+
+static void *converter(void *arg)
+{
+	struct soak *s = arg;
+	uint64_t x = (uint64_t)pthread_self() | 1;
+
+	while (!atomic_load(&s->stop)) {
+		static const unsigned int modes[] = { 0, GMEM_CONVERT_WAIT, GMEM_CONVERT_DEFER,
+						      GMEM_CONVERT_DEFER };
+		uint64_t first, n, eoff = UINT64_MAX, r = rnd(&x);
+		unsigned int flags = modes[r % 4];
+		int err;
+
+		pick(&x, &first, &n);
+		if (r % 3 == 0) {
+			/* to shared: scrub the guest's secrets first, as a guest does */
+			lock_pages(s, first, n);
+			for (uint64_t p = first; p < first + n; p++)
+				if ((*(volatile uint64_t *)(s->guest + p * PS) & ~0xfffULL) == SECRET)
+					fill(s->guest + p * PS, public_word(p, r));
+			err = gmem_convert(s->g, first * PS, n * PS, GMEM_SHARED, 0, NULL);
+			unlock_pages(s, first, n);
+			if (err)
+				violation(s, "convert [%llu, +%llu) to shared: %d",
+					  (unsigned long long)first, (unsigned long long)n, err);
+		} else {
+			err = gmem_convert(s->g, first * PS, n * PS, GMEM_PRIVATE, flags, &eoff);
+			if (err == -EINPROGRESS)
+				atomic_fetch_add(&s->deferred, 1);
+			else if (err == -EBUSY || err == -EAGAIN) {
+				if (eoff < first * PS || eoff >= (first + n) * PS)
+					violation(s, "convert: %d with error offset %llu outside [%llu, +%llu)",
+						  err, (unsigned long long)eoff,
+						  (unsigned long long)first, (unsigned long long)n);
+			} else if (err)
+				violation(s, "convert [%llu, +%llu) to private: %d",
+					  (unsigned long long)first, (unsigned long long)n, err);
+		}
+		atomic_fetch_add(&s->ops[K_CONVERT], 1);
+	}
+	return NULL;
+}
+
+static void *pinner(void *arg)
+{
+	struct soak *s = arg;
+	uint64_t x = (uint64_t)pthread_self() | 3;
+	uint64_t w[WORDS];
+
+	while (!atomic_load(&s->stop)) {
+		uint64_t first, n, r = rnd(&x);
+		unsigned int flags = r % 8 == 0 ? GMEM_PIN_LONGTERM : 0;
+		int err;
+
+		pick(&x, &first, &n);
+		if (n > 16)
+			n = 16;
+		err = gmem_pin(s->g, first * PS, n * PS, flags);
+		atomic_fetch_add(&s->ops[K_PIN], 1);
+		if (err) {
+			if (err != -EACCES && err != -EAGAIN)
+				violation(s, "pin [%llu, +%llu): %d", (unsigned long long)first,
+					  (unsigned long long)n, err);
+			continue;
+		}
+		/* the I/O the pins are for: through a view, and it must go through */
+		for (uint64_t p = first; p < first + n; p++) {
+			char *page = s->views[0] + p * PS;
+			int st = gmem_state(s->g, p * PS), sig;
+
+			if (st == GMEM_PRIVATE)
+				violation(s, "pinned page %llu is private", (unsigned long long)p);
+			if (pthread_mutex_trylock(&s->page_mu[stripe(p)]))
+				continue;
+			sig = touch_copy(w, page, PS);
+			if (sig)
+				violation(s, "I/O on pinned page %llu got signal %d (state %d)",
+					  (unsigned long long)p, sig, gmem_state(s->g, p * PS));
+			else
+				check_page(s, p, w, "pinned I/O");
+			if (!sig && r % 2 && host_fill(s, p, page, public_word(p, r)))
+				violation(s, "a write to pinned page %llu was refused",
+					  (unsigned long long)p);
+			pthread_mutex_unlock(&s->page_mu[stripe(p)]);
+			atomic_fetch_add(&s->ops[K_IO], 1);
+		}
+		if (r % 16 == 0)
+			usleep(200); /* hold it a while: conversions meet it in transit */
+		err = gmem_unpin(s->g, first * PS, n * PS, flags);
+		if (err)
+			violation(s, "unpin [%llu, +%llu): %d", (unsigned long long)first,
+				  (unsigned long long)n, err);
+	}
+	return NULL;
+}
+
+static void *reader(void *arg)
+{
+	struct soak *s = arg;
+	uint64_t x = (uint64_t)pthread_self() | 5;
+	uint64_t w[WORDS];
+
+	while (!atomic_load(&s->stop)) {
+		uint64_t r = rnd(&x), v = r % NVIEWS, span = s->vend[v] - s->vfirst[v];
+		uint64_t p = s->vfirst[v] + (r % 4 ? (r >> 8) % HOT % span : (r >> 8) % span);
+		char *page = s->views[v] + (p - s->vfirst[v]) * PS;
+		int sig;
+
+		pthread_mutex_lock(&s->page_mu[stripe(p)]);
+		sig = touch_copy(w, page, PS);
+		if (!sig) {
+			check_page(s, p, w, "host read");
+			if (r % 3 == 0)
+				host_fill(s, p, page, public_word(p, r));
+		} else {
+			atomic_fetch_add(&s->refused, 1);
+		}
+		pthread_mutex_unlock(&s->page_mu[stripe(p)]);
+		atomic_fetch_add(&s->ops[K_TOUCH], 1);
+	}
+	return NULL;
+}
+
+/* The guest: secrets into private pages only. */
+static void *guest(void *arg)
+{
+	struct soak *s = arg;
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+	while (!atomic_load(&s->stop)) {
+		uint64_t r = rnd(&x), p = r % 4 ? (r >> 8) % HOT : (r >> 8) % NPAGES;
+
+		pthread_mutex_lock(&s->page_mu[stripe(p)]);
+		/* conversions to shared take the page's lock: it stays private meanwhile */
+		if (gmem_state(s->g, p * PS) == GMEM_PRIVATE)
+			fill(s->guest + p * PS, SECRET | (p & 0xfff));
+		pthread_mutex_unlock(&s->page_mu[stripe(p)]);
+		atomic_fetch_add(&s->ops[K_GUEST], 1);
+	}
+	return NULL;
+}
+
+static void *discarder(void *arg)
+{
+	struct soak *s = arg;
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+
+	while (!atomic_load(&s->stop)) {
+		uint64_t first, n;
+		int err;
+
+		pick(&x, &first, &n);
+		lock_pages(s, first, n);
+		err = gmem_discard(s->g, first * PS, n * PS);
+		unlock_pages(s, first, n);
+		if (err && err != -EBUSY)
+			violation(s, "discard [%llu, +%llu): %d", (unsigned long long)first,
+				  (unsigned long long)n, err);
+		atomic_fetch_add(&s->ops[K_DISCARD], 1);
+		usleep(500);
+	}
+	return NULL;
+}
+
+/* Strict views come and go: conversions under them must fail -EBUSY. */
+static void *viewer(void *arg)
+{
+	struct soak *s = arg;
+	uint64_t x = 0x8badf00dULL;
+
+	while (!atomic_load(&s->stop)) {
+		uint64_t first, n;
+		void *v;
+		int err;
+
+		pick(&x, &first, &n);
+		err = gmem_view_map(s->g, first * PS, n * PS, GMEM_VIEW_STRICT, &v);
+		if (err && err != -EACCES)
+			violation(s, "strict view [%llu, +%llu): %d", (unsigned long long)first,
+				  (unsigned long long)n, err);
+		if (!err) {
+			for (uint64_t p = first; p < first + n; p++)
+				if (gmem_state(s->g, p * PS) != GMEM_SHARED)
+					violation(s, "page %llu under a strict view is %d",
+						  (unsigned long long)p, gmem_state(s->g, p * PS));
+			usleep(300);
+			if (gmem_view_unmap(s->g, v))
+				violation(s, "unmapping a strict view failed");
+		}
+		atomic_fetch_add(&s->ops[K_VIEW], 1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void *auditor(void *arg)
+{
+	struct soak *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		int err = gmem_audit(s->g);
+
+		if (err)
+			violation(s, "gmem_audit() = %d", err);
+		atomic_fetch_add(&s->ops[K_AUDIT], 1);
+	}
+	return NULL;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int soak(uint32_t backing, const char *name, double seconds)
+{
+	static void *(*const fns[])(void *) = { converter, converter, pinner, pinner, reader,
+						reader, guest, discarder, viewer, auditor };
+	struct gmem_config cfg = { .size = NPAGES * PS, .backing = backing, .wait_timeout_ms = 20 };
+	pthread_t t[sizeof(fns) / sizeof(fns[0])];
+	struct soak *s = calloc(1, sizeof(*s));
+	struct gmem_stats st;
+	double t0, el;
+	uint64_t total = 0;
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	err = gmem_create(&cfg, &s->g);
+	if (err) {
+		fprintf(stderr, "gmem-soak: gmem_create (%s): %s\n", name, strerror(-err));
+		free(s);
+		return err;
+	}
+	gmem_guest_map(s->g, (void **)&s->guest);
+	gmem_set_convert_callback(s->g, on_convert, s);
+	s->vfirst[0] = 0, s->vend[0] = NPAGES;
+	s->vfirst[1] = 0, s->vend[1] = HOT;
+	s->vfirst[2] = HOT / 2, s->vend[2] = NPAGES / 2;
+	for (int v = 0; v < NVIEWS; v++)
+		if (gmem_view_map(s->g, s->vfirst[v] * PS, (s->vend[v] - s->vfirst[v]) * PS, 0,
+				  (void **)&s->views[v]))
+			return -ENOMEM;
+	for (int i = 0; i < NSTRIPES; i++)
+		pthread_mutex_init(&s->page_mu[i], NULL);
+	for (int p = 0; p < NPAGES; p++)
+		fill(s->views[0] + p * PS, public_word(p, 1));
+
+	t0 = now();
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
+		pthread_create(&t[i], NULL, fns[i], s);
+	while (now() - t0 < seconds && atomic_load(&s->violations) == 0)
+		usleep(100000);
+	atomic_store(&s->stop, true);
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
+		pthread_join(t[i], NULL);
+	el = now() - t0;
+
+	/* quiet now: every deferral ended, no pin left, the audit clean */
+	gmem_get_stats(s->g, &st);
+	if (atomic_load(&s->ended) != atomic_load(&s->deferred))
+		violation(s, "%llu deferred conversions, %llu ended",
+			  (unsigned long long)atomic_load(&s->deferred),
+			  (unsigned long long)atomic_load(&s->ended));
+	if (st.pins_active)
+		violation(s, "%llu pins left", (unsigned long long)st.pins_active);
+	for (int p = 0; p < NPAGES; p++)
+		if (gmem_state(s->g, p * PS) == GMEM_CONVERTING)
+			violation(s, "page %d still in transit", p);
+	if (gmem_audit(s->g))
+		violation(s, "the final audit failed");
+
+	printf("soak on %s: %.0f s\n", name, el);
+	for (int k = 0; k < K_COUNT; k++) {
+		uint64_t n = atomic_load(&s->ops[k]);
+
+		total += n;
+		printf("  %-14s %10llu  %9.0f/s\n", kind_name[k], (unsigned long long)n, n / el);
+	}
+	printf("  %-14s %10llu  %9.0f/s\n", "all", (unsigned long long)total, total / el);
+	printf("  deferred %llu (cancelled %llu), host touches refused %llu, faults decided %llu\n",
+	       (unsigned long long)atomic_load(&s->deferred),
+	       (unsigned long long)atomic_load(&s->cancelled),
+	       (unsigned long long)atomic_load(&s->refused), (unsigned long long)st.host_faults);
+	printf("  violations: %llu\n", (unsigned long long)atomic_load(&s->violations));
+	err = atomic_load(&s->violations) ? 1 : 0;
+	gmem_destroy(s->g);
+	for (int i = 0; i < NSTRIPES; i++)
+		pthread_mutex_destroy(&s->page_mu[i]);
+	free(s);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	double seconds = argc > 1 ? atof(argv[1]) : 60;
+	const char *only = argc > 2 ? argv[2] : NULL;
+	int bad = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (seconds <= 0 || (only && strcmp(only, "shmem") && strcmp(only, "thp"))) {
+		fprintf(stderr, "usage: gmem-soak [SECONDS > 0] [shmem|thp]\n");
+		return 2;
+	}
+	if (!only || !strcmp(only, "shmem"))
+		bad |= soak(GMEM_BACKING_SHMEM, "shmem", only ? seconds : seconds / 2) != 0;
+	if (!only || !strcmp(only, "thp")) {
+		if (thp_enable())
+			bad |= soak(GMEM_BACKING_THP, "thp", only ? seconds : seconds / 2) != 0;
+		else
+			printf("soak on thp: SKIP (shmem huge pages unavailable, and not root)\n");
+	}
+	return bad;
+}
