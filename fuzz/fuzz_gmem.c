@@ -96,6 +96,22 @@ static __attribute__((noreturn, format(printf, 2, 3))) void disagree(struct run 
 	abort();
 }
 
+/* The model's pages after a step: S/P/C for the state, then pins if any. */
+static void trace_pages(const struct run *r)
+{
+	if (!trace)
+		return;
+	fprintf(stderr, "   pages");
+	for (uint64_t p = 0; p < r->ref.npages; p++) {
+		const struct ref_page *pg = &r->ref.pages[p];
+
+		fprintf(stderr, " %c", "SPC"[pg->state]);
+		if (pg->shortp || pg->longp)
+			fprintf(stderr, "%u/%u", pg->shortp, pg->longp);
+	}
+	fputc('\n', stderr);
+}
+
 static void on_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to, int result,
 		       void *arg)
 {
@@ -229,9 +245,10 @@ static void do_convert(struct run *r, struct input *in)
 	/* with no callback the cancels a failure left behind could not be seen */
 	inject_arm(r->callback ? r->inject_nth : 0);
 	got = gmem_convert(r->g, first * PS, n * PS, to, flags, &eoff);
-	TRACE("%d: convert [%llu, +%llu) to %u flags %u inject %llu: %d (model %d)\n", r->step,
+	TRACE("%d: convert [%llu, +%llu) to %u flags %u inject %llu%s%s: %d (model %d)\n", r->step,
 	      (unsigned long long)first, (unsigned long long)n, to, flags,
-	      (unsigned long long)r->inject_nth, got, want);
+	      (unsigned long long)r->inject_nth, r->inject_nth ? " in " : "",
+	      r->inject_nth ? inject_fired_in() : "", got, want);
 	if (injected(r, "gmem_convert", got, want, &before)) {
 		/* a cancel that happened before the failure: the model does it too */
 		for (size_t i = 0; i < r->ngot; i++)
@@ -520,6 +537,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.inject_nth = 0;
 		check_events(&r);
 		check_all(&r);
+		trace_pages(&r);
 	}
 	teardown(&r);
 	return 0;

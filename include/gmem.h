@@ -138,9 +138,11 @@ int gmem_view_unmap(struct gmem *g, void *addr);
  *            shared pages are GMEM_CONVERTING until the last pin drops, then
  *            the conversion completes and the callback runs with 0.
  * While a range is in transit (WAIT or DEFER), new pins there fail with
- * -EAGAIN and host touches are refused - except touches of a page that is
- * still pinned: that is the I/O the conversion waits for, and it must be
- * able to finish.  Its last unpin unmaps it from every view.
+ * -EAGAIN.  Host touches of a page that is still pinned go through: that
+ * is the I/O the conversion waits for, and it must be able to finish (its
+ * last unpin unmaps it from every view).  Other host touches wait for a
+ * WAIT conversion's outcome (at most wait_timeout_ms) and are refused in a
+ * DEFER transit.
  * To shared: immediate, whatever the pins.
  */
 int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,

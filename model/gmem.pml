@@ -6,7 +6,8 @@
  * WAIT or DEFER; each cancels an overlapping deferred one), two pinners
  * (short-term, and either kind for the second) doing I/O through the view
  * while they hold their pins, a toucher whose first touches the fault
- * thread decides, and a discarder.  -DTWO_CONVERTERS puts a second
+ * thread decides (a touch of a waiting conversion's page waits for its
+ * outcome), and a discarder.  -DTWO_CONVERTERS puts a second
  * converter in the discarder's place (lock_range(), and cancels across
  * threads).  `make verify` explores every interleaving (model/verify.sh).
  *
@@ -23,7 +24,10 @@
  * interleaving of the fused form and more, so proving the split protocol
  * proves the C's.  -DMUTANT swaps the converter's steps (check the counts,
  * then publish CONVERTING): seed 002's speculative-reference race, which
- * must break invariant 2.
+ * must break invariant 2.  -DNOPARK refuses the touches a waiting
+ * conversion's transit meets instead of parking them, and so leaves a
+ * marker on a page a timed-out WAIT gives back to shared (the fuzzer's
+ * second finding, docs/VERIFY.md), which must break invariant 1.
  *
  * Granularity.  A step is atomic here when nothing another thread does
  * could tell it apart from the same step split: a section under g->lock
@@ -266,7 +270,7 @@ inline pins_scan(f, e)
 /*
  * Complete the deferred transits overlapping [cf, ce) that no pin holds:
  * the release that drops the last pin (the kernel's folio_put callback).
- * C: src/convert.c convert_complete_locked() 295-331
+ * C: src/convert.c convert_complete_locked() 309-345
  */
 #define DEFER_OVERLAPS(t, f, e) (t_used[t] && t_mode[t] == F_DEFER && t_first[t] < (e) && (f) < t_end[t])
 inline complete_locked(cf, ce, done)
@@ -297,7 +301,7 @@ inline complete_locked(cf, ce, done)
 }
 
 /* The deferred conversions' callbacks, with no lock held.
- * C: src/convert.c convert_report() 110-121 */
+ * C: src/convert.c convert_report() 122-133 */
 #define REPORT(done) \
 	assert(owner != _pid); \
 	assert((reported & done) == 0); /* each ends once */ \
@@ -360,26 +364,33 @@ inline release(rf, re, longterm)
 	}
 }
 
+/* A waiting conversion (WAIT) holds page p in transit. */
+#define WAIT_HOLDS(t, p) (t_used[t] && t_mode[t] == F_WAIT && IN(p, t_first[t], t_end[t]))
+#define WAITED(p) (WAIT_HOLDS(0, p) || WAIT_HOLDS(1, p))
+
 /*
  * One touch of page p through the view: the kernel lets through what has
  * a PTE, signals where a marker is, and otherwise hands the fault to the
  * fault thread, which decides under g->lock shared.  mine: the toucher
- * holds a pin on p (its I/O must go through).
- * C: src/fault.c handle_fault() 122-166
+ * holds a pin on p (its I/O must go through).  parked: the fault thread
+ * left the touch unwoken until the waiting conversion ends (views_wake()).
+ * C: src/fault.c handle_fault() 126-175
+ * C: src/convert.c transit_waiting_at() 81-84
  */
 inline touch(p, mine)
 {
 	do
-	:: atomic { pte[p] -> assert(st[p] != PRIVATE) }; break /* the access */
-	:: atomic { !pte[p] && marker[p] ->
+	:: atomic { !parked && pte[p] -> assert(st[p] != PRIVATE) }; break /* the access */
+	:: atomic { !parked && !pte[p] && marker[p] ->
 		assert(st[p] != SHARED); /* refused: only a page not shared */
 		assert(!mine)            /* pinned I/O is never refused */
 	   }; break
-	:: atomic { !pte[p] && !marker[p] && !writer ->
+	:: atomic { parked && !WAITED(p) -> parked = 0 } /* woken: the access again */
+	:: atomic { !parked && !pte[p] && !marker[p] && !writer ->
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
-			/* C: src/fault.c map_window() 84-104 */
+			/* C: src/fault.c map_window() 88-108 */
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1
 			:: else /* a marked page that faulted anyway (reclaimed): it alone */
@@ -387,10 +398,16 @@ inline touch(p, mine)
 			mapped[p] = 1; pte[p] = 1
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
-			/* C: src/fault.c handle_fault() 139-144 */
+			/* C: src/fault.c handle_fault() 143-148 */
 			mapped[p] = 1; pte[p] = 1
+#ifndef NOPARK
+		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
+			/* C: src/fault.c handle_fault() 149-152 */
+			assert(!mine);
+			parked = 1 /* no mark: the outcome decides */
+#endif
 		:: else ->
-			/* C: src/fault.c deny() 106-120 */
+			/* C: src/fault.c deny() 110-124 */
 			marker[p] = 1; denied[p] = 1
 		fi
 	   }
@@ -424,7 +441,7 @@ inline pin(f, e, longterm, err)
 proctype pinner(byte f, e; bool longterm)
 {
 	byte err, pp, rp, ti, tf, te, s1, s2, sel, done, idle, own;
-	bool slow;
+	bool slow, parked;
 
 	pin(f, e, longterm, err);
 	if
@@ -438,6 +455,8 @@ proctype pinner(byte f, e; bool longterm)
 
 proctype toucher(byte p1, p2)
 {
+	bool parked;
+
 	touch(p1, 0);
 #if TOUCHES > 1
 	touch(p2, 0);
@@ -480,7 +499,7 @@ proctype discarder(byte f, e)
 
 /*
  * gmem_convert().
- * C: src/convert.c gmem_convert() 259-293
+ * C: src/convert.c gmem_convert() 273-307
  */
 proctype converter(byte me; byte nops)
 {
@@ -506,7 +525,7 @@ proctype converter(byte me; byte nops)
 		err = E_OK; busy = NONE }
 
 		/* g->lock exclusive, once no waiting conversion overlaps the range
-		 * C: src/convert.c lock_range() 42-57 */
+		 * C: src/convert.c lock_range() 49-64 */
 		do
 		:: atomic { !writer -> writer = 1; owner = _pid;
 			waiting = (t_used[0] && t_mode[0] == F_WAIT && t_first[0] < e && f < t_end[0]) ||
@@ -524,16 +543,19 @@ proctype converter(byte me; byte nops)
 		   fi
 		od;
 
-		/* C: src/convert.c cancel_deferred() 93-108 */
+		/* first what can fail: clear every overlapping deferred transit's
+		 * marks; then give their pages back
+		 * C: src/convert.c cancel_deferred() 102-120 */
+		atomic { if :: DEFER_OVERLAPS(0, f, e) -> UNDENY_BODY(t_first[0], t_end[0]) :: else fi };
+		d_step { if :: DEFER_OVERLAPS(1, f, e) -> UNDENY_BODY(t_first[1], t_end[1]) :: else fi };
 		do
 		:: d_step {
 			if :: ti == 0 && !DEFER_OVERLAPS(0, f, e) -> ti = 1 :: else fi;
 			if :: ti == 1 && !DEFER_OVERLAPS(1, f, e) -> ti = 2 :: else fi;
 			if
 			:: ti < NT ->
-				/* C: src/convert.c revert_transit() 75-81 */
+				/* C: src/convert.c revert() 76-79 */
 				tf = t_first[ti]; te = t_end[ti];
-				UNDENY_BODY(tf, te);
 				RUNMAP(tf, te, CONV, CONV, SHARED);
 				if :: leaf[tf] && ws[tf] == CONV -> ws[tf] = SHARED :: else fi
 			:: else -> ti = 0; b0 = st[0]; b1 = st[1] /* invariant 3 compares with these */
@@ -551,7 +573,7 @@ proctype converter(byte me; byte nops)
 
 		if
 		:: to == SHARED ->
-			/* C: src/convert.c to_shared() 123-134 */
+			/* C: src/convert.c to_shared() 135-146 */
 			atomic {
 				UNDENY_BODY(f, e);
 				RUNMAP(f, e, PRIVATE, PRIVATE, SHARED);
@@ -560,11 +582,11 @@ proctype converter(byte me; byte nops)
 			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
 		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
 			/* no page was ever pinned, and none can be while we hold the lock
-			 * C: src/convert.c to_private() 232-245 */
+			 * C: src/convert.c to_private() 246-259 */
 			skip
 		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
 			/* publish CONVERTING, then settle with the pins it found
-			 * C: src/convert.c publish() 169-221 */
+			 * C: src/convert.c publish() 181-235 */
 			from_transit = 1;
 			state_replace(f, e, SHARED, SHARED, CONV);
 			atomic {
@@ -596,7 +618,7 @@ proctype converter(byte me; byte nops)
 				atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = SHARED :: else fi }
 			:: waiting ->
 				/* sleep, g->lock released, until no pin holds the range
-				 * C: src/convert.c wait_for_pins() 137-160 */
+				 * C: src/convert.c wait_for_pins() 149-172 */
 				atomic { owner = NONE; writer = 0 };
 				atomic { !mu -> mu = 1; pin_waiters++ };
 				do
@@ -608,15 +630,17 @@ proctype converter(byte me; byte nops)
 				od;
 				atomic { pin_waiters--; timedout = 0; waiting = 0; s1 = 0; s2 = 0; mu = 0 };
 				atomic { !writer -> writer = 1; owner = _pid; t_used[slot] = 0 };
-				/* C: src/convert.c transit_gen_bump() 60-66 */
+				/* C: src/convert.c transit_gen_bump() 67-73 */
 				atomic { !mu -> transit_gen++; broadcast(); SCAN(f, e) };
 				if
 				:: s1 == NONE
 				:: else -> /* still pinned: give the range back */
-					/* C: src/convert.c revert_transit() 75-81 */
+					/* no marks to clear: touches meanwhile were parked,
+					 * and the invariant's "no marker on a shared page"
+					 * checks that none was made
+					 * C: src/convert.c revert() 76-79 */
 					atomic {
 						busy = s1; err = E_AGAIN; s1 = 0; s2 = 0;
-						UNDENY_BODY(f, e);
 						RUNMAP(f, e, CONV, CONV, SHARED);
 						if :: leaf[f] && ws[f] == CONV -> ws[f] = SHARED :: else fi
 					};
@@ -629,7 +653,7 @@ proctype converter(byte me; byte nops)
 		:: to == PRIVATE && err == E_OK ->
 			/* commit: zap (pinned pages may have been mapped for their I/O
 			 * during a WAIT), then PRIVATE
-			 * C: src/convert.c to_private() 246-256 */
+			 * C: src/convert.c to_private() 260-270 */
 			atomic {
 				ZAP_BODY(f, e);
 				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */
@@ -676,7 +700,12 @@ proctype converter(byte me; byte nops)
 active proctype monitor()
 {
 end:
-	atomic { !(ALWAYS(0) && ALWAYS(1)) -> assert(false) }
+	atomic { !(ALWAYS(0) && ALWAYS(1)) ->
+		/* the clause that broke, named in the counterexample */
+		assert(!marker[0] || st[0] != SHARED);
+		assert(!marker[1] || st[1] != SHARED);
+		assert(false)
+	}
 }
 
 /* Once every actor is done: nothing pending, every deferral ended once. */

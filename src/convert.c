@@ -18,6 +18,13 @@
  * then a pinned page of the range stays reachable to the I/O holding it:
  * the pin is what the conversion waits for, so the pinned work must be
  * able to finish (fault.c maps it; pin.c unmaps it with its last pin).
+ *
+ * Host touches of the other pages wait for a waiting conversion's outcome
+ * (fault.c parks them; views_wake() here ends the wait), as the kernel's
+ * faults wait on a conversion's invalidate lock, and are refused in a
+ * deferred one, which may last.  So only a deferred transit leaves
+ * refusal marks, and the one way it gives pages back, a cancel, clears
+ * them before it changes a state: giving back never fails half-way.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -71,13 +78,9 @@ static void revert(struct gmem *g, uint64_t first, uint64_t end)
 	state_replace(g, first, end, IN_TRANSIT, GMEM_SHARED, NULL);
 }
 
-/* The same after g->lock was released: faults refused meanwhile left marks. */
-static int revert_transit(struct gmem *g, uint64_t first, uint64_t end)
+bool transit_waiting_at(struct gmem *g, uint64_t page)
 {
-	int err = views_undeny(g, first, end);
-
-	revert(g, first, end);
-	return err;
+	return transit_find(g, page, page + 1, GMEM_CONVERT_WAIT) != NULL;
 }
 
 static void transit_unlink(struct gmem *g, struct transit *t)
@@ -89,20 +92,29 @@ static void transit_unlink(struct gmem *g, struct transit *t)
 	*pp = t->next;
 }
 
-/* Cancel the deferred conversions overlapping [first, end), collecting them. */
+/*
+ * Cancel the deferred conversions overlapping [first, end), collecting
+ * them: all or none.  First what can fail, for every one: clear the marks
+ * refused touches left (while the pages stay in transit, a mark cleared
+ * early only lets the next touch be refused again), then give the pages
+ * back, which cannot fail.
+ */
 static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct transit **out)
 {
 	struct transit **pp;
+	int err;
 
+	for (struct transit *t = g->transits; t; t = t->next)
+		if (t->mode == GMEM_CONVERT_DEFER && t->first < end && first < t->end &&
+		    (err = views_undeny(g, t->first, t->end)))
+			return err;
 	while ((pp = transit_find(g, first, end, GMEM_CONVERT_DEFER))) {
 		struct transit *t = *pp;
-		int err = revert_transit(g, t->first, t->end);
 
+		revert(g, t->first, t->end);
 		*pp = t->next;
 		t->next = *out;
 		*out = t;
-		if (err)
-			return err;
 	}
 	return 0;
 }
@@ -211,13 +223,15 @@ static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int fl
 	transit_unlink(g, tr);
 	*t = tr;
 	transit_gen_bump(g);
+	/* the touches parked meanwhile fault again, and wait for the lock */
+	views_wake(g, first, end);
 	pins_scan(g, first, end, IN_TRANSIT, &scan);
 	if (scan.short_first == UINT64_MAX)
 		return 0;
-	err = revert_transit(g, first, end);
+	revert(g, first, end); /* no marks to clear: touches were parked, not refused */
 	*busy = scan.short_first;
 	count(&g->stats.convert_eagain, 1);
-	return err ? err : -EAGAIN;
+	return -EAGAIN;
 }
 
 /* With g->lock exclusive (released and retaken by a WAIT). */
@@ -247,7 +261,7 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 	err = views_zap(g, first, end);
 	if (err) {
 		if (from == IN_TRANSIT)
-			revert_transit(g, first, end);
+			revert(g, first, end);
 		return err;
 	}
 	n = state_replace(g, first, end, from, GMEM_PRIVATE, NULL);

@@ -12,9 +12,13 @@
  * neighbours in one UFFDIO_CONTINUE (allocating them first on a missing
  * fault), a fault-around that never crosses into a page of another state
  * because the window is clipped to the faulting page's run, and never
- * re-maps what the view already maps (view->mapped).  An in-transit
- * page is refused unless pinned: the pin is I/O the conversion is waiting
- * for, and it must be able to finish.  Refusing
+ * re-maps what the view already maps (view->mapped).
+ *
+ * An in-transit page is mapped if pinned: the pin is I/O the conversion is
+ * waiting for, and it must be able to finish.  Else, in a waiting
+ * conversion's transit the touch is parked - left unwoken, to fault again
+ * when the conversion ends (views_wake()), at most wait_timeout_ms away -
+ * and in a deferred one it is refused, like a private page's.  Refusing
  * leaves a mark the kernel enforces by itself from then on: a poison
  * marker (SIGBUS, BUS_ADRERR at the exact address), or PROT_NONE on that
  * page of that view (SIGSEGV, SEGV_ACCERR).
@@ -142,6 +146,10 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 			map_window(g, v, page, page, page + 1, missing, &wake);
 			goto out;
 		}
+		if (transit_waiting_at(g, page)) {
+			wake.len = 0; /* parked: the conversion's end wakes it */
+			goto out;
+		}
 		/* fall through */
 	default:
 		deny(g, v, page);
@@ -162,7 +170,8 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 out:
 	pthread_rwlock_unlock(&g->lock);
 	/* after the unlock: a woken toucher that converts next finds the lock free */
-	uffd_wake(g->uffd, wake.addr, wake.len);
+	if (wake.len)
+		uffd_wake(g->uffd, wake.addr, wake.len);
 }
 
 static void *fault_main(void *arg)

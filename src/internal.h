@@ -157,6 +157,8 @@ uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end);
 int views_zap(struct gmem *g, uint64_t first, uint64_t end);
 void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
+/* Wake the touches of [first, end) the fault thread left waiting. */
+void views_wake(struct gmem *g, uint64_t first, uint64_t end);
 void views_destroy(struct gmem *g);
 
 /* fault.c */
@@ -164,6 +166,8 @@ int fault_start(struct gmem *g);
 void fault_stop(struct gmem *g);
 
 /* convert.c */
+/* Whether a waiting conversion (GMEM_CONVERT_WAIT) has page in transit. */
+bool transit_waiting_at(struct gmem *g, uint64_t page);
 /* Complete the deferred conversions overlapping [first, end) that no pin holds. */
 void convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struct transit **done);
 /* Run the callback for each transit of list (result 0 or -ECANCELED), freeing them. */

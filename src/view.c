@@ -172,6 +172,18 @@ int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
 	return 0;
 }
 
+void views_wake(struct gmem *g, uint64_t first, uint64_t end)
+{
+	for (size_t i = 0; i < g->nviews; i++) {
+		struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+
+		/* a valid range: UFFDIO_WAKE has nothing else to fail on */
+		if (clip(v, &s, &e))
+			uffd_wake(g->uffd, (uintptr_t)PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT);
+	}
+}
+
 static void view_free(struct view *v)
 {
 	runmap_fini(&v->mapped);
@@ -257,8 +269,13 @@ int gmem_view_unmap(struct gmem *g, void *addr)
 	v = g->views[i];
 	memmove(&g->views[i], &g->views[i + 1], (g->nviews - i - 1) * sizeof(g->views[0]));
 	g->nviews--;
-	/* Unmapped under the lock: no fault is being decided for it meanwhile. */
+	/*
+	 * Unmapped under the lock: no fault is being decided for it meanwhile.
+	 * The kernel wakes no touch left waiting on it (fault.c parks some):
+	 * wake them here, to meet the unmapped range like any late touch.
+	 */
 	munmap(v->addr, (v->end - v->first) << PAGE_SHIFT);
+	uffd_wake(g->uffd, (uintptr_t)v->addr, (v->end - v->first) << PAGE_SHIFT);
 	pthread_rwlock_unlock(&g->lock);
 	view_free(v);
 	return 0;

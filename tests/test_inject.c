@@ -346,6 +346,16 @@ static void setup_deferred(const struct env *e, struct fixture *f)
 	CHECK_EQ(to_private(f, 3, 1, GMEM_CONVERT_DEFER), -EINPROGRESS);
 }
 
+/*
+ * One over [2, 6) around the pin: snap()'s touches of its unpinned pages
+ * are refused, so cancelling it must clear marks - which can fail.
+ */
+static void setup_deferred_refused(const struct env *e, struct fixture *f)
+{
+	setup_pinned_inside(e, f);
+	CHECK_EQ(to_private(f, 2, 4, GMEM_CONVERT_DEFER), -EINPROGRESS);
+}
+
 TEST(inject_convert)
 {
 	static const struct scenario s[] = {
@@ -359,6 +369,10 @@ TEST(inject_convert)
 		  unpin_inside },
 		{ "to shared", setup_private_refused, call_shared, 0, NULL },
 		{ "over a deferred one", setup_deferred, call_private_defer, -EINPROGRESS,
+		  unpin_inside },
+		{ "over a refused deferred one", setup_deferred_refused, call_private_defer,
+		  -EINPROGRESS, unpin_inside },
+		{ "to shared over a refused deferred one", setup_deferred_refused, call_shared, 0,
 		  unpin_inside },
 	};
 

@@ -172,6 +172,139 @@ TEST(convert_wait_times_out)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/* A host touch of an unpinned page in a waiting conversion's transit. */
+struct parked {
+	struct gmem *g;
+	volatile char *page;
+	uint64_t offset;
+	double at;   /* when the touch returned */
+	int sig;
+	pthread_t tid;
+};
+
+static void *touch_in_transit(void *arg)
+{
+	struct parked *t = arg;
+
+	while (gmem_state(t->g, t->offset) != GMEM_CONVERTING)
+		usleep(1000);
+	t->sig = touch(t->page, true, &(uint8_t){ 7 }, NULL);
+	t->at = now_ms();
+	return NULL;
+}
+
+/*
+ * A touch of a page a waiting conversion holds in transit waits for its
+ * outcome, as a kernel fault waits on the conversion: refused once the
+ * pins dropped and the page went private ...
+ */
+TEST(convert_wait_parks_touches_until_private)
+{
+	struct gmem *g = tg_create(env, 2 * PS, 0, 0);
+	struct unpinner u = { .g = g, .off = PS, .len = PS, .delay_ms = 150 };
+	struct parked t = { .g = g, .page = tg_view(g, 0), .offset = 0 };
+	double done;
+
+	CHECK_OK(gmem_pin(g, PS, PS, 0));
+	CHECK_OK(pthread_create(&t.tid, NULL, touch_in_transit, &t));
+	CHECK_OK(pthread_create(&u.tid, NULL, unpin_later, &u));
+	CHECK_OK(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_WAIT, NULL));
+	done = now_ms();
+	CHECK_OK(pthread_join(u.tid, NULL));
+	CHECK_OK(pthread_join(t.tid, NULL));
+	CHECK_EQ(t.sig, SIGBUS);
+	CHECK(t.at >= done - 1); /* not refused while the outcome was open */
+	CHECK_EQ(gmem_state(g, 0), GMEM_PRIVATE);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * ... and let through once the wait timed out and gave the pages back,
+ * with nothing left behind to refuse the next touch of the shared page.
+ */
+TEST(convert_wait_parks_touches_until_shared)
+{
+	struct gmem_config cfg = {
+		.size = env->unit > 2 * PS ? env->unit : 2 * PS,
+		.backing = env->backing,
+		.wait_timeout_ms = 150,
+	};
+	struct parked t = { .offset = 0 };
+	struct gmem *g;
+	double done;
+
+	if (gmem_create(&cfg, &g))
+		SKIP("backing unavailable");
+	t.g = g;
+	t.page = tg_view(g, 0);
+	CHECK_OK(gmem_pin(g, PS, PS, 0));
+	CHECK_OK(pthread_create(&t.tid, NULL, touch_in_transit, &t));
+	CHECK_EQ(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_WAIT, NULL), -EAGAIN);
+	done = now_ms();
+	CHECK_OK(pthread_join(t.tid, NULL));
+	CHECK_EQ(t.sig, 0);
+	CHECK(t.at >= done - 1);
+	CHECK_EQ(gmem_state(g, 0), GMEM_SHARED);
+	CHECK_OK(touch(t.page, false, NULL, NULL));
+	CHECK_EQ(t.page[0], 7);
+	CHECK_OK(gmem_unpin(g, PS, PS, 0));
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A conversion in a thread of its own. */
+struct converter {
+	struct gmem *g;
+	uint64_t len;
+	int ret;
+	double at; /* when it returned */
+	pthread_t tid;
+};
+
+static void *convert_waiting(void *arg)
+{
+	struct converter *c = arg;
+
+	c->ret = gmem_convert(c->g, 0, c->len, GMEM_PRIVATE, GMEM_CONVERT_WAIT, NULL);
+	c->at = now_ms();
+	return NULL;
+}
+
+/* A touch parked on a view that is unmapped meanwhile meets the unmapped range. */
+TEST(convert_wait_parked_touch_view_unmapped)
+{
+	struct gmem_config cfg = {
+		.size = env->unit > 2 * PS ? env->unit : 2 * PS,
+		.backing = env->backing,
+		.wait_timeout_ms = 400,
+	};
+	struct parked t = { .offset = 0 };
+	struct converter c = { .len = 2 * PS };
+	struct gmem *g;
+	void *v;
+
+	if (gmem_create(&cfg, &g))
+		SKIP("backing unavailable");
+	CHECK_OK(gmem_view_map(g, 0, 2 * PS, 0, &v));
+	t.g = c.g = g;
+	t.page = v;
+	CHECK_OK(gmem_pin(g, PS, PS, 0));
+	CHECK_OK(pthread_create(&t.tid, NULL, touch_in_transit, &t));
+	CHECK_OK(pthread_create(&c.tid, NULL, convert_waiting, &c));
+	while (gmem_state(g, 0) != GMEM_CONVERTING)
+		usleep(1000);
+	usleep(50 * 1000); /* the touch is parked by now */
+	CHECK_OK(gmem_view_unmap(g, v));
+	CHECK_OK(pthread_join(t.tid, NULL));
+	CHECK_OK(pthread_join(c.tid, NULL));
+	CHECK_EQ(t.sig, SIGSEGV);
+	CHECK(t.at < c.at); /* woken by the unmap, not by the conversion's end */
+	CHECK_EQ(c.ret, -EAGAIN);
+	CHECK_OK(gmem_unpin(g, PS, PS, 0));
+	CHECK_OK(gmem_destroy(g));
+}
+
 struct cb_log {
 	int calls;
 	uint64_t off, len;
