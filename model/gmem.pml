@@ -7,7 +7,7 @@
  * (short-term, and either kind for the second) doing I/O through the view
  * while they hold their pins, a toucher whose first touches the fault
  * thread decides (a touch of a waiting conversion's page waits for its
- * outcome), and a discarder.  -DTWO_CONVERTERS puts a second
+ * outcome), and a discarder.  -DCONVERTERS=2 puts a second
  * converter in the discarder's place (lock_range(), and cancels across
  * threads).  `make verify` explores every interleaving (model/verify.sh).
  *
