@@ -143,19 +143,28 @@ TEST(convert_wait_succeeds_when_pins_drop)
 	CHECK_OK(gmem_destroy(g));
 }
 
-TEST(convert_wait_times_out)
+/* A two-page object whose waiting conversions give up after timeout_ms; NULL
+ * if the backing is unavailable. */
+static struct gmem *create_timeout(const struct env *e, uint32_t timeout_ms)
 {
 	struct gmem_config cfg = {
-		.size = env->unit > 2 * PS ? env->unit : 2 * PS,
-		.backing = env->backing,
-		.wait_timeout_ms = 150,
+		.size = e->unit > 2 * PS ? e->unit : 2 * PS,
+		.backing = e->backing,
+		.wait_timeout_ms = timeout_ms,
 	};
+	struct gmem *g;
+
+	return gmem_create(&cfg, &g) ? NULL : g;
+}
+
+TEST(convert_wait_times_out)
+{
 	struct gmem *g;
 	char *v;
 	uint64_t eoff = 0;
 	double t0, took;
 
-	if (gmem_create(&cfg, &g))
+	if (!(g = create_timeout(env, 150)))
 		SKIP("backing unavailable");
 	v = tg_view(g, 0);
 	CHECK_OK(gmem_pin(g, PS, PS, 0));
@@ -225,16 +234,11 @@ TEST(convert_wait_parks_touches_until_private)
  */
 TEST(convert_wait_parks_touches_until_shared)
 {
-	struct gmem_config cfg = {
-		.size = env->unit > 2 * PS ? env->unit : 2 * PS,
-		.backing = env->backing,
-		.wait_timeout_ms = 150,
-	};
 	struct parked t = { .offset = 0 };
 	struct gmem *g;
 	double done;
 
-	if (gmem_create(&cfg, &g))
+	if (!(g = create_timeout(env, 150)))
 		SKIP("backing unavailable");
 	t.g = g;
 	t.page = tg_view(g, 0);
@@ -274,17 +278,12 @@ static void *convert_waiting(void *arg)
 /* A touch parked on a view that is unmapped meanwhile meets the unmapped range. */
 TEST(convert_wait_parked_touch_view_unmapped)
 {
-	struct gmem_config cfg = {
-		.size = env->unit > 2 * PS ? env->unit : 2 * PS,
-		.backing = env->backing,
-		.wait_timeout_ms = 400,
-	};
 	struct parked t = { .offset = 0 };
 	struct converter c = { .len = 2 * PS };
 	struct gmem *g;
 	void *v;
 
-	if (gmem_create(&cfg, &g))
+	if (!(g = create_timeout(env, 400)))
 		SKIP("backing unavailable");
 	CHECK_OK(gmem_view_map(g, 0, 2 * PS, 0, &v));
 	t.g = c.g = g;
