@@ -12,11 +12,12 @@
  * non-negative value, or a negative errno; errno is never the result.  A call
  * rejected with -EINVAL changes nothing.  When a system call the library
  * needs fails, the call fails with its errno - or -EIO where that errno
- * means something else here - and, unless it says otherwise, changes nothing.  Every function may be called from
- * any thread concurrently with any other, except gmem_destroy(), which must
- * be the last call on an object.  Library functions must not be called from
- * signal handlers.  A gmem is not usable in a child process after fork():
- * its views and guest mapping are not inherited.
+ * means something else here - and, unless it says otherwise, changes
+ * nothing.  Every function may be called from any thread concurrently with
+ * any other, except gmem_destroy(), which must be the last call on an
+ * object.  Library functions must not be called from signal handlers.  A
+ * gmem is not usable in a child process after fork(): its views and guest
+ * mapping are not inherited.
  */
 #ifndef GMEM_H
 #define GMEM_H

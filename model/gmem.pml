@@ -270,7 +270,7 @@ inline pins_scan(f, e)
 /*
  * Complete the deferred transits overlapping [cf, ce) that no pin holds:
  * the release that drops the last pin (the kernel's folio_put callback).
- * C: src/convert.c convert_complete_locked() 309-345
+ * C: src/convert.c convert_complete_locked() 316-352
  */
 #define DEFER_OVERLAPS(t, f, e) (t_used[t] && t_mode[t] == F_DEFER && t_first[t] < (e) && (f) < t_end[t])
 inline complete_locked(cf, ce, done)
@@ -301,7 +301,7 @@ inline complete_locked(cf, ce, done)
 }
 
 /* The deferred conversions' callbacks, with no lock held.
- * C: src/convert.c convert_report() 122-133 */
+ * C: src/convert.c convert_report() 129-140 */
 #define REPORT(done) \
 	assert(owner != _pid); \
 	assert((reported & done) == 0); /* each ends once */ \
@@ -375,7 +375,7 @@ inline release(rf, re, longterm)
  * holds a pin on p (its I/O must go through).  parked: the fault thread
  * left the touch unwoken until the waiting conversion ends (views_wake()).
  * C: src/fault.c handle_fault() 126-175
- * C: src/convert.c transit_waiting_at() 81-84
+ * C: src/convert.c transit_waiting_at() 88-91
  */
 inline touch(p, mine)
 {
@@ -499,7 +499,7 @@ proctype discarder(byte f, e)
 
 /*
  * gmem_convert().
- * C: src/convert.c gmem_convert() 273-307
+ * C: src/convert.c gmem_convert() 280-314
  */
 proctype converter(byte me; byte nops)
 {
@@ -525,7 +525,7 @@ proctype converter(byte me; byte nops)
 		err = E_OK; busy = NONE }
 
 		/* g->lock exclusive, once no waiting conversion overlaps the range
-		 * C: src/convert.c lock_range() 49-64 */
+		 * C: src/convert.c lock_range() 56-71 */
 		do
 		:: atomic { !writer -> writer = 1; owner = _pid;
 			waiting = (t_used[0] && t_mode[0] == F_WAIT && t_first[0] < e && f < t_end[0]) ||
@@ -545,7 +545,7 @@ proctype converter(byte me; byte nops)
 
 		/* first what can fail: clear every overlapping deferred transit's
 		 * marks; then give their pages back
-		 * C: src/convert.c cancel_deferred() 102-120 */
+		 * C: src/convert.c cancel_deferred() 109-127 */
 		atomic { if :: DEFER_OVERLAPS(0, f, e) -> UNDENY_BODY(t_first[0], t_end[0]) :: else fi };
 		d_step { if :: DEFER_OVERLAPS(1, f, e) -> UNDENY_BODY(t_first[1], t_end[1]) :: else fi };
 		do
@@ -554,7 +554,7 @@ proctype converter(byte me; byte nops)
 			if :: ti == 1 && !DEFER_OVERLAPS(1, f, e) -> ti = 2 :: else fi;
 			if
 			:: ti < NT ->
-				/* C: src/convert.c revert() 76-79 */
+				/* C: src/convert.c revert() 83-86 */
 				tf = t_first[ti]; te = t_end[ti];
 				RUNMAP(tf, te, CONV, CONV, SHARED);
 				if :: leaf[tf] && ws[tf] == CONV -> ws[tf] = SHARED :: else fi
@@ -573,7 +573,7 @@ proctype converter(byte me; byte nops)
 
 		if
 		:: to == SHARED ->
-			/* C: src/convert.c to_shared() 135-146 */
+			/* C: src/convert.c to_shared() 142-153 */
 			atomic {
 				UNDENY_BODY(f, e);
 				RUNMAP(f, e, PRIVATE, PRIVATE, SHARED);
@@ -582,11 +582,11 @@ proctype converter(byte me; byte nops)
 			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
 		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
 			/* no page was ever pinned, and none can be while we hold the lock
-			 * C: src/convert.c to_private() 246-259 */
+			 * C: src/convert.c to_private() 253-266 */
 			skip
 		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
 			/* publish CONVERTING, then settle with the pins it found
-			 * C: src/convert.c publish() 181-235 */
+			 * C: src/convert.c publish() 188-242 */
 			from_transit = 1;
 			state_replace(f, e, SHARED, SHARED, CONV);
 			atomic {
@@ -618,7 +618,7 @@ proctype converter(byte me; byte nops)
 				atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = SHARED :: else fi }
 			:: waiting ->
 				/* sleep, g->lock released, until no pin holds the range
-				 * C: src/convert.c wait_for_pins() 149-172 */
+				 * C: src/convert.c wait_for_pins() 156-179 */
 				atomic { owner = NONE; writer = 0 };
 				atomic { !mu -> mu = 1; pin_waiters++ };
 				do
@@ -630,7 +630,7 @@ proctype converter(byte me; byte nops)
 				od;
 				atomic { pin_waiters--; timedout = 0; waiting = 0; s1 = 0; s2 = 0; mu = 0 };
 				atomic { !writer -> writer = 1; owner = _pid; t_used[slot] = 0 };
-				/* C: src/convert.c transit_gen_bump() 67-73 */
+				/* C: src/convert.c transit_gen_bump() 74-80 */
 				atomic { !mu -> transit_gen++; broadcast(); SCAN(f, e) };
 				if
 				:: s1 == NONE
@@ -638,7 +638,7 @@ proctype converter(byte me; byte nops)
 					/* no marks to clear: touches meanwhile were parked,
 					 * and the invariant's "no marker on a shared page"
 					 * checks that none was made
-					 * C: src/convert.c revert() 76-79 */
+					 * C: src/convert.c revert() 83-86 */
 					atomic {
 						busy = s1; err = E_AGAIN; s1 = 0; s2 = 0;
 						RUNMAP(f, e, CONV, CONV, SHARED);
@@ -653,7 +653,7 @@ proctype converter(byte me; byte nops)
 		:: to == PRIVATE && err == E_OK ->
 			/* commit: zap (pinned pages may have been mapped for their I/O
 			 * during a WAIT), then PRIVATE
-			 * C: src/convert.c to_private() 260-270 */
+			 * C: src/convert.c to_private() 267-277 */
 			atomic {
 				ZAP_BODY(f, e);
 				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */

@@ -34,13 +34,20 @@
 
 #define IN_TRANSIT STATE_MASK(GMEM_CONVERTING)
 
+/* Whether t (of the given mode, or any if 0) overlaps [first, end). */
+static bool transit_overlaps(const struct transit *t, uint64_t first, uint64_t end,
+			     unsigned int mode)
+{
+	return (!mode || t->mode == mode) && t->first < end && first < t->end;
+}
+
 static struct transit **transit_find(struct gmem *g, uint64_t first, uint64_t end,
 				     unsigned int mode)
 {
 	struct transit **pp;
 
 	for (pp = &g->transits; *pp; pp = &(*pp)->next)
-		if ((!mode || (*pp)->mode == mode) && (*pp)->first < end && first < (*pp)->end)
+		if (transit_overlaps(*pp, first, end, mode))
 			return pp;
 	return NULL;
 }
@@ -105,7 +112,7 @@ static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct 
 	int err;
 
 	for (struct transit *t = g->transits; t; t = t->next)
-		if (t->mode == GMEM_CONVERT_DEFER && t->first < end && first < t->end &&
+		if (transit_overlaps(t, first, end, GMEM_CONVERT_DEFER) &&
 		    (err = views_undeny(g, t->first, t->end)))
 			return err;
 	while ((pp = transit_find(g, first, end, GMEM_CONVERT_DEFER))) {
@@ -315,7 +322,7 @@ void convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struc
 		struct pin_scan scan;
 		int64_t n;
 
-		if (t->mode != GMEM_CONVERT_DEFER || t->end <= first || end <= t->first) {
+		if (!transit_overlaps(t, first, end, GMEM_CONVERT_DEFER)) {
 			pp = &t->next;
 			continue;
 		}

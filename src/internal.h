@@ -83,7 +83,9 @@ struct gmem {
 	struct runmap states;     /* under lock */
 	struct view **views;      /* under lock; sorted by address */
 	size_t nviews, views_cap; /* under lock */
-	struct transit *transits; /* under lock */
+	/* written with g->lock exclusive; read holding it either way (the
+	 * fault thread's transit_waiting_at() holds it shared) */
+	struct transit *transits;
 	gmem_convert_cb cb;       /* under lock */
 	void *cb_arg;             /* under lock */
 
