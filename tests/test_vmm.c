@@ -460,3 +460,52 @@ TEST_FULL(vmm_demo, true, 120)
 	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "pins_active"), 0);
 	unlink("/tmp/gmem-test-stats.json");
 }
+
+/* Whether every byte of sector s of the image at path is `byte`. */
+static bool sector_is(const char *path, int s, char byte)
+{
+	char buf[512];
+	int fd = open(path, O_RDONLY);
+	bool same = true;
+
+	CHECK(fd >= 0);
+	CHECK(pread(fd, buf, sizeof(buf), (off_t)s * 512) == sizeof(buf));
+	close(fd);
+	for (int i = 0; i < 512; i++)
+		same &= buf[i] == byte;
+	return same;
+}
+
+/*
+ * A request whose status byte the device cannot write (private, MMIO, a
+ * hole, past RAM, not device-writable, zero length) is not executed: the
+ * guest gets the chain back with length 0 and its IN buffer untouched,
+ * and no OUT reaches the image.
+ */
+TEST_ONCE(vmm_unreachable_status_not_executed)
+{
+	const char *img = "/tmp/gmem-test-disk-nostatus.img", *stats = "/tmp/gmem-test-stats.json";
+	struct run r;
+	int written = 0;
+
+	need_kvm();
+	make_image(img, 64, -1);
+	VMM(&r, "--disk", img, "--stats", stats, guest("unreachable_status"));
+	if (r.status)
+		printf("%s", r.out);
+	for (int s = 0; s < 64; s++) {
+		if (!sector_is(img, s, (char)s)) {
+			printf("  sector %d of the image was written\n", s);
+			written++;
+		}
+	}
+	CHECK_EQ(written, 0);
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "6 kinds returned unexecuted"));
+	CHECK_EQ(stat_of(stats, "no_status"), 12);
+	CHECK_EQ(stat_of(stats, "requests"), 1); /* the guest's last read, status reachable */
+	CHECK_EQ(stat_of(stats, "bytes_written"), 0);
+	CHECK_EQ(stat_of(stats, "bytes_read"), 512);
+	unlink(img);
+	unlink(stats);
+}
