@@ -13,7 +13,9 @@
  * has the device take what is on its ring (vblk_sync()), so that a request
  * published before a conversion is pinned before it.  A buffer that is
  * private, not RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the
- * device never touches such memory and the disk is not written.
+ * device never touches such memory and the disk is not written.  A request
+ * whose status byte the device cannot write is not executed at all: it is
+ * returned with length 0 and nothing else of it read.
  */
 #define _GNU_SOURCE
 #include "virtio_blk.h"
@@ -47,7 +49,7 @@ struct vblk_req {
 	} seg[MAX_SEGS];
 	struct gpa_pin pin[MAX_SEGS + 2];
 	int npin;
-	uint8_t *status; /* NULL: the status byte could not be reached */
+	uint8_t *status; /* NULL: the status byte could not be reached; not executed */
 	uint8_t result;  /* VIRTIO_BLK_S_*, decided at parse time if not OK */
 };
 
@@ -102,17 +104,21 @@ static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head
 	r->head = head;
 	r->result = VIRTIO_BLK_S_OK;
 	for (uint16_t i = head;; i = desc[n - 1].next) {
-		if (i >= q->num || n == MAX_SEGS + 2) {
-			r->result = VIRTIO_BLK_S_IOERR; /* a loop, or too long */
-			return r;
-		}
+		if (i >= q->num || n == MAX_SEGS + 2)
+			return r; /* a loop, or too long: no last descriptor, no status byte */
 		memcpy(&desc[n++], &q->desc[i], sizeof(desc[0]));
 		if (!(desc[n - 1].flags & VRING_DESC_F_NEXT))
 			break;
 	}
-	/* the status byte: the last descriptor, device-writable */
-	if ((desc[n - 1].flags & VRING_DESC_F_WRITE) && desc[n - 1].len >= 1)
-		r->status = req_pin(d, r, desc[n - 1].addr, 1);
+	/*
+	 * The status byte, first: the last descriptor, device-writable.  A
+	 * request that cannot say how it went must not happen at all (a
+	 * driver that sees no status cannot tell an OUT that wrote the disk
+	 * from one that did not), so without it nothing more is read.
+	 */
+	if (!(desc[n - 1].flags & VRING_DESC_F_WRITE) || !desc[n - 1].len ||
+	    !(r->status = req_pin(d, r, desc[n - 1].addr, 1)))
+		return r;
 	if (n < 2 || (desc[0].flags & VRING_DESC_F_WRITE) || desc[0].len < sizeof(hdr) ||
 	    !(p = req_pin(d, r, desc[0].addr, sizeof(hdr)))) {
 		r->result = VIRTIO_BLK_S_IOERR;
@@ -269,7 +275,7 @@ static void *worker(void *arg)
 	for (;;) {
 		struct vblk_req *r;
 		uint32_t written = 0;
-		uint8_t result;
+		uint8_t result = 0;
 
 		pthread_mutex_lock(&d->mu);
 		while (!d->head && !d->stop) {
@@ -297,13 +303,14 @@ static void *worker(void *arg)
 			d->tail = NULL;
 		pthread_mutex_unlock(&d->mu);
 
-		if (d->latency_ms) {
-			struct timespec ts = { d->latency_ms / 1000, (d->latency_ms % 1000) * 1000000L };
-
-			nanosleep(&ts, NULL);
-		}
-		result = r->result == VIRTIO_BLK_S_OK ? execute(d, r, &written) : r->result;
 		if (r->status) {
+			if (d->latency_ms) {
+				struct timespec ts = { d->latency_ms / 1000,
+						       (d->latency_ms % 1000) * 1000000L };
+
+				nanosleep(&ts, NULL);
+			}
+			result = r->result == VIRTIO_BLK_S_OK ? execute(d, r, &written) : r->result;
 			*r->status = result;
 			written++;
 		}
@@ -312,8 +319,12 @@ static void *worker(void *arg)
 		virtq_push_used(&d->t, r->head, written);
 
 		pthread_mutex_lock(&d->mu);
-		d->st.requests++;
-		d->st.errors += result != VIRTIO_BLK_S_OK;
+		if (r->status) {
+			d->st.requests++;
+			d->st.errors += result != VIRTIO_BLK_S_OK;
+		} else {
+			d->st.no_status++;
+		}
 		d->inflight--;
 		pthread_cond_broadcast(&d->cv);
 		pthread_mutex_unlock(&d->mu);

@@ -8,7 +8,9 @@
 #include "virtio_mmio.h"
 
 struct vblk_stats {
-	uint64_t requests, bytes_read, bytes_written, errors;
+	uint64_t requests;  /* executed, whatever their status */
+	uint64_t bytes_read, bytes_written, errors;
+	uint64_t no_status; /* returned unexecuted: the status byte was unreachable */
 };
 
 /*
