@@ -11,11 +11,13 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -24,6 +26,7 @@
 
 struct run {
 	int status;
+	double seconds; /* wall time, start to exit */
 	char out[OUT_MAX], err[OUT_MAX];
 };
 
@@ -61,12 +64,25 @@ static void slurp(int fd, char *buf)
 	close(fd);
 }
 
-/* Run gmem-vmm with args (NULL-terminated); wrap, if set, is a shell prefix. */
-static void vmm_run(struct run *r, const char *const args[])
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Run gmem-vmm with args (NULL-terminated).  With limit_s, kill it after
+ * that many seconds (status 128 + SIGKILL): a case that measures how long
+ * the VMM takes to end need not wait for it to hang.
+ */
+static void vmm_run(struct run *r, unsigned int limit_s, const char *const args[])
 {
 	char out_name[] = "/tmp/gmem-test-out-XXXXXX", err_name[] = "/tmp/gmem-test-err-XXXXXX";
 	int out = mkstemp(out_name), err = mkstemp(err_name), status;
 	const char *argv[32] = { vmm_path() };
+	double t0 = now_s();
 	pid_t pid;
 	int n = 1;
 
@@ -84,7 +100,19 @@ static void vmm_run(struct run *r, const char *const args[])
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	CHECK(waitpid(pid, &status, 0) == pid);
+	if (limit_s) {
+		pid_t done;
+
+		while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
+			if (now_s() - t0 > limit_s)
+				kill(pid, SIGKILL);
+			usleep(10000);
+		}
+		CHECK(done == pid);
+	} else {
+		CHECK(waitpid(pid, &status, 0) == pid);
+	}
+	r->seconds = now_s() - t0;
 	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	slurp(out, r->out);
 	slurp(err, r->err);
@@ -92,7 +120,8 @@ static void vmm_run(struct run *r, const char *const args[])
 		printf("  stderr: %s", r->err);
 }
 
-#define VMM(r, ...) vmm_run(r, (const char *const[]){ __VA_ARGS__, NULL })
+#define VMM(r, ...) vmm_run(r, 0, (const char *const[]){ __VA_ARGS__, NULL })
+#define VMM_WITHIN(r, limit_s, ...) vmm_run(r, limit_s, (const char *const[]){ __VA_ARGS__, NULL })
 
 static int lines(const char *s)
 {
@@ -506,6 +535,80 @@ TEST_ONCE(vmm_unreachable_status_not_executed)
 	CHECK_EQ(stat_of(stats, "requests"), 1); /* the guest's last read, status reachable */
 	CHECK_EQ(stat_of(stats, "bytes_written"), 0);
 	CHECK_EQ(stat_of(stats, "bytes_read"), 512);
+	unlink(img);
+	unlink(stats);
+}
+
+/*
+ * A driver 65,535 chains ahead on a 64-entry queue: the device asks for a
+ * reset, executes none of them, takes nothing until the reset and works
+ * after it, and --timeout still ends the VM on time.
+ */
+TEST_ONCE(vmm_avail_overrun_needs_reset)
+{
+	const char *img = "/tmp/gmem-test-disk-overrun.img", *stats = "/tmp/gmem-test-stats.json";
+	struct run r;
+
+	need_kvm();
+	make_image(img, 256, -1);
+	/* 1 ms a request: taking every chain would hold the exit for over a minute */
+	VMM_WITHIN(&r, 30, "--timeout", "3", "--disk-latency", "1", "--disk", img, "--stats", stats,
+		   guest("avail_overrun"));
+	printf("  %s  exit status %d after %.2f s\n", r.out, r.status, r.seconds);
+	CHECK(strstr(r.out, "device status"));
+	CHECK(strstr(r.out, "needs reset"));
+	CHECK(strstr(r.out, "rung again, chains returned: 1\n")); /* the first write's */
+	CHECK(strstr(r.out, "after a reset, a write: ok"));
+	CHECK_EQ(r.status, 124);
+	CHECK(r.seconds < 6);
+	CHECK_EQ(stat_of(stats, "requests"), 2); /* the writes before the overrun and after the reset */
+	CHECK(sector_is(img, 99, (char)0xab));
+	CHECK(sector_is(img, 100, 100));
+	CHECK(sector_is(img, 101, (char)0xab));
+	unlink(img);
+	unlink(stats);
+}
+
+/*
+ * Ending the VM - the guest exits, or the timeout - drops the requests the
+ * device has queued but not started, instead of waiting out each one.
+ */
+TEST_ONCE(vmm_end_cancels_queued_requests)
+{
+	const char *img = "/tmp/gmem-test-disk-slow.img", *stats = "/tmp/gmem-test-stats.json";
+	const struct {
+		const char *how, *cpus, *timeout;
+		int status;
+		double within;
+	} end[] = {
+		{ "guest exit", "1", "60", 0, 4 },
+		{ "timeout", "2", "1", 124, 5 },
+	};
+	struct run r;
+
+	need_kvm();
+	for (int i = 0; i < 2; i++) {
+		long long executed, cancelled;
+		int written = 0;
+
+		make_image(img, 64, 0);
+		/* 16 requests of 1 s each: waiting for them would take 16 s */
+		VMM_WITHIN(&r, 30, "--disk-latency", "1000", "--cpus", end[i].cpus, "--timeout",
+			   end[i].timeout, "--disk", img, "--stats", stats, guest("slow_queue"));
+		printf("  %s: exit status %d after %.2f s\n", end[i].how, r.status, r.seconds);
+		CHECK(strstr(r.out, "16 writes queued"));
+		CHECK_EQ(r.status, end[i].status);
+		CHECK(r.seconds < end[i].within);
+		executed = stat_of(stats, "requests");
+		cancelled = stat_of(stats, "cancelled");
+		CHECK(cancelled >= 15);
+		CHECK_EQ(executed + cancelled, 16);
+		for (int s = 32; s < 48; s++)
+			written += sector_is(img, s, (char)0xc5);
+		CHECK_EQ(written, executed);
+		CHECK_EQ(stat_of(stats, "pins_active"), 0);
+		CHECK(!strstr(r.err, "still pinned"));
+	}
 	unlink(img);
 	unlink(stats);
 }
