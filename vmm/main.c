@@ -250,10 +250,10 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		(unsigned long long)vm->n.hc_eagain, (unsigned long long)vm->n.hc_einval,
 		(unsigned long long)vm->n.hc_other_errors);
 	fprintf(f, "  \"disk\": {\"requests\": %llu, \"bytes_read\": %llu, \"bytes_written\": %llu, "
-		   "\"errors\": %llu, \"no_status\": %llu},\n",
+		   "\"errors\": %llu, \"no_status\": %llu, \"cancelled\": %llu},\n",
 		(unsigned long long)r->blk.requests, (unsigned long long)r->blk.bytes_read,
 		(unsigned long long)r->blk.bytes_written, (unsigned long long)r->blk.errors,
-		(unsigned long long)r->blk.no_status);
+		(unsigned long long)r->blk.no_status, (unsigned long long)r->blk.cancelled);
 	fprintf(f, "  \"snoop\": {\"passes\": %llu, \"pages_read\": %llu, \"denied\": %llu, "
 		   "\"secrets_seen\": %llu, \"audits\": %llu, \"audit_failures\": %llu},\n",
 		(unsigned long long)r->snoop.passes, (unsigned long long)r->snoop.pages_read,
@@ -370,8 +370,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	snoop_stop(&vm, &rep.snoop);
-	vblk_get_stats(&vm, &rep.blk);
-	vblk_destroy(&vm);
+	vblk_destroy(&vm, &rep.blk);
 	gmem_get_stats(vm.mem, &rep.gm);
 	status = vm.exit_status;
 	if (vm.error[0])

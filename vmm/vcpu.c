@@ -6,7 +6,9 @@
  * The VM ends once: when a vCPU writes its status to port 0x501, when the
  * VMM meets an error it cannot hand back to the guest (a triple fault, an
  * exit it does not know), or on the timeout.  Ending kicks every vCPU out
- * of KVM_RUN: immediate_exit for one about to enter, a signal for one in.
+ * of KVM_RUN: immediate_exit for one about to enter, a signal for one in;
+ * and it cancels the disk requests queued behind the one in progress, so
+ * that how much the guest queued does not decide how long the end takes.
  */
 #define _GNU_SOURCE
 #include "vcpu.h"
@@ -18,6 +20,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
+
+#include "virtio_blk.h"
 
 #define SIG_KICK SIGUSR1
 
@@ -57,6 +61,7 @@ void vm_end(struct vm *vm, int status, const char *fmt, ...)
 	}
 	pthread_cond_broadcast(&vm->end_cv);
 	pthread_mutex_unlock(&vm->end_mu);
+	vblk_cancel(vm);
 }
 
 static void handle_io(struct vcpu *v)

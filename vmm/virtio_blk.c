@@ -16,6 +16,12 @@
  * device never touches such memory and the disk is not written.  A request
  * whose status byte the device cannot write is not executed at all: it is
  * returned with length 0 and nothing else of it read.
+ *
+ * The guest is not trusted to bound the work: the device takes no more
+ * chains than the queue has entries (more is a driver error: NEEDS_RESET,
+ * and nothing more taken until the driver resets the device), and when the
+ * VM ends, the requests queued but not started are dropped, so that the
+ * end waits for one request's I/O at most, whatever the guest queued.
  */
 #define _GNU_SOURCE
 #include "virtio_blk.h"
@@ -62,10 +68,11 @@ struct vblk_dev {
 
 	pthread_t worker;
 	pthread_mutex_t mu;  /* guards the queue below and the counters */
-	pthread_cond_t cv;
+	pthread_cond_t cv;   /* with mu, on CLOCK_MONOTONIC: the queue or cancel changed */
 	struct vblk_req *head, *tail;
 	int inflight;
-	bool stop;
+	bool cancel; /* the VM ended: what is queued is dropped, not done */
+	bool stop;   /* the worker exits once the queue is empty */
 	struct vblk_stats st;
 };
 
@@ -146,8 +153,22 @@ static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head
 static int take_avail(struct vblk_dev *d, struct virtq *q)
 {
 	uint16_t avail = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+	uint16_t out = q->last_avail - q->used_idx; /* taken and not yet returned */
 	int n = 0;
 
+	if ((d->t.status & VIRTIO_STATUS_NEEDS_RESET) || atomic_load(&d->vm->stopping))
+		return 0;
+	/*
+	 * Each chain out holds a descriptor the driver may not reuse until the
+	 * chain comes back, so a driver never has more chains out than the
+	 * queue has entries.  An index further ahead (or behind: it went back)
+	 * is garbage or hostile, and walking it would take the ring over and
+	 * over, up to 65,535 chains at a time.  A driver error: NEEDS_RESET.
+	 */
+	if ((uint16_t)(avail - q->last_avail) > q->num - out) {
+		d->t.status |= VIRTIO_STATUS_NEEDS_RESET;
+		return 0;
+	}
 	for (; q->last_avail != avail; n++) {
 		uint16_t head = q->avail->ring[q->last_avail % q->num];
 		struct vblk_req *r;
@@ -268,14 +289,83 @@ void vblk_sync(struct vm *vm)
 		poll_ring(vm->blk, false);
 }
 
+/*
+ * Wait out the configured latency (the slow disk's), before the request
+ * starts; false if the VM ended meanwhile.
+ */
+static bool hold(struct vblk_dev *d)
+{
+	struct timespec end;
+	bool ended;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += d->latency_ms / 1000;
+	end.tv_nsec += (long)(d->latency_ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&d->mu);
+	while (!d->cancel && pthread_cond_timedwait(&d->cv, &d->mu, &end) != ETIMEDOUT)
+		;
+	ended = d->cancel;
+	pthread_mutex_unlock(&d->mu);
+	return !ended;
+}
+
+static void unpin_all(struct vblk_dev *d, struct vblk_req *r)
+{
+	for (int i = 0; i < r->npin; i++)
+		gpa_unpin(d->vm, &r->pin[i]);
+}
+
+/* Do the request, if it can say how it went, and return its chain. */
+static void complete(struct vblk_dev *d, struct vblk_req *r)
+{
+	bool executed = r->status;
+	uint32_t written = 0;
+	uint8_t result = VIRTIO_BLK_S_OK;
+
+	if (executed) {
+		result = r->result == VIRTIO_BLK_S_OK ? execute(d, r, &written) : r->result;
+		*r->status = result;
+		written++;
+	}
+	unpin_all(d, r); /* before the driver sees the chain: it may convert the buffers at once */
+	virtq_push_used(&d->t, r->head, written);
+
+	pthread_mutex_lock(&d->mu);
+	if (executed) {
+		d->st.requests++;
+		d->st.errors += result != VIRTIO_BLK_S_OK;
+	} else {
+		d->st.no_status++;
+	}
+	d->inflight--;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	free(r);
+}
+
+/* Drop a request the VM's end caught before it started: nobody will look at the used ring. */
+static void cancel(struct vblk_dev *d, struct vblk_req *r)
+{
+	unpin_all(d, r);
+	pthread_mutex_lock(&d->mu);
+	d->st.cancelled++;
+	d->inflight--;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	free(r);
+}
+
 static void *worker(void *arg)
 {
 	struct vblk_dev *d = arg;
 
 	for (;;) {
 		struct vblk_req *r;
-		uint32_t written = 0;
-		uint8_t result = 0;
+		bool cancelled;
 
 		pthread_mutex_lock(&d->mu);
 		while (!d->head && !d->stop) {
@@ -301,34 +391,16 @@ static void *worker(void *arg)
 		d->head = r->next;
 		if (!d->head)
 			d->tail = NULL;
+		cancelled = d->cancel;
 		pthread_mutex_unlock(&d->mu);
 
-		if (r->status) {
-			if (d->latency_ms) {
-				struct timespec ts = { d->latency_ms / 1000,
-						       (d->latency_ms % 1000) * 1000000L };
-
-				nanosleep(&ts, NULL);
-			}
-			result = r->result == VIRTIO_BLK_S_OK ? execute(d, r, &written) : r->result;
-			*r->status = result;
-			written++;
+		if (!cancelled && r->status && d->latency_ms)
+			cancelled = !hold(d);
+		if (cancelled) {
+			cancel(d, r);
+			continue;
 		}
-		for (int i = 0; i < r->npin; i++)
-			gpa_unpin(d->vm, &r->pin[i]);
-		virtq_push_used(&d->t, r->head, written);
-
-		pthread_mutex_lock(&d->mu);
-		if (r->status) {
-			d->st.requests++;
-			d->st.errors += result != VIRTIO_BLK_S_OK;
-		} else {
-			d->st.no_status++;
-		}
-		d->inflight--;
-		pthread_cond_broadcast(&d->cv);
-		pthread_mutex_unlock(&d->mu);
-		free(r);
+		complete(d, r);
 		poll_ring(d, false); /* what the driver queued meanwhile, unannounced */
 	}
 }
@@ -405,7 +477,14 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	}
 	d->capacity = (uint64_t)st.st_size / VIRTIO_BLK_SECTOR;
 	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
+	{
+		pthread_condattr_t ca; /* hold() counts its deadline on CLOCK_MONOTONIC */
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	virtio_mmio_init(&d->t, vm, &vblk_ops, d);
 	err = gpa_map_add_mmio(&vm->map, gpa, VIRTIO_MMIO_STRIDE, &virtio_mmio_ops, &d->t);
 	if (err)
@@ -429,33 +508,38 @@ err_free:
 	return err;
 }
 
-void vblk_destroy(struct vm *vm)
+void vblk_cancel(struct vm *vm)
 {
 	struct vblk_dev *d = vm->blk;
 
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->mu);
+	d->cancel = true;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+void vblk_destroy(struct vm *vm, struct vblk_stats *st)
+{
+	struct vblk_dev *d = vm->blk;
+
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->cancel = true;
 	d->stop = true;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
-	pthread_join(d->worker, NULL); /* finishes what is queued first */
+	pthread_join(d->worker, NULL); /* after the request it is doing, if any */
+	if (st)
+		*st = d->st;
 	virtio_mmio_fini(&d->t);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
 	close(d->fd);
 	free(d);
 	vm->blk = NULL;
-}
-
-void vblk_get_stats(struct vm *vm, struct vblk_stats *st)
-{
-	struct vblk_dev *d = vm->blk;
-
-	memset(st, 0, sizeof(*st));
-	if (!d)
-		return;
-	pthread_mutex_lock(&d->mu);
-	*st = d->st;
-	pthread_mutex_unlock(&d->mu);
 }
