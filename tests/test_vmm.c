@@ -561,7 +561,7 @@ TEST_ONCE(vmm_avail_overrun_needs_reset)
 	CHECK(strstr(r.out, "after a reset, a write: ok"));
 	CHECK_EQ(r.status, 124);
 	CHECK(r.seconds < 6);
-	CHECK_EQ(stat_of(stats, "requests"), 2); /* the writes before the overrun and after the reset */
+	CHECK_EQ(stat_of(stats, "requests"), 2); /* the writes before the overrun, after the reset */
 	CHECK(sector_is(img, 99, (char)0xab));
 	CHECK(sector_is(img, 100, 100));
 	CHECK(sector_is(img, 101, (char)0xab));
