@@ -34,7 +34,7 @@ ALL_LDFLAGS = $(BASE_LDFLAGS) $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := src/core/runmap.c src/core/pinmap.c \
 	src/os/backing.c src/os/uffd.c src/os/pagemap.c \
-	src/state.c src/view.c src/fault.c src/convert.c src/pin.c src/discard.c src/audit.c \
+	src/state.c src/view.c src/fault.c src/reader.c src/forked.c src/convert.c src/fresh.c src/pin.c src/discard.c src/audit.c \
 	src/gmem.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/lib/libgmem.a
@@ -117,7 +117,7 @@ $(DEMO): $(BUILD)/demo/gmem-demo.o $(LIB_A)
 # The library with its allocator and system calls renamed to fuzz/inject.c's
 # stand-ins, which fail on demand: the fuzzer's and test_inject's library.
 INJECT_SYMS := malloc calloc realloc free mmap madvise mprotect ioctl fallocate memfd_create \
-	ftruncate eventfd open pread syscall fopen pthread_create
+	ftruncate eventfd open pread pwrite mincore syscall fopen pthread_create
 LIB_INJECT := $(BUILD)/lib/libgmem-inject.o
 $(LIB_INJECT): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -135,7 +135,7 @@ $(BUILD)/fuzz/fuzz_gmem: $(BUILD)/fuzz/fuzz_gmem.o $(FUZZ_COMMON)
 $(BUILD)/tests/test_inject: $(BUILD)/tests/test_inject.o $(TEST_COMMON) $(BUILD)/fuzz/inject.o $(LIB_INJECT)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
-BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/*.c))
+BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/*.c)) $(BUILD)/tests/touch.o
 $(BENCH): $(BENCH_OBJS) $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -lm -o $@
 

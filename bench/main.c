@@ -126,8 +126,8 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	const char *only = NULL, *json = NULL, *budget_file = "docs/PERFORMANCE.md";
-	struct bench_entry *sets[] = { core_figures, vmm_figures };
-	const size_t set_len[] = { n_core_figures, n_vmm_figures };
+	struct bench_entry *sets[] = { core_figures, harden_figures, vmm_figures };
+	const size_t set_len[] = { n_core_figures, n_harden_figures, n_vmm_figures };
 	bool all_met = true, check = false, figures_only = false;
 	FILE *out = NULL;
 	int c, n = 0;
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 
 	printf("%-54s %10s %10s %-8s %17s %9s\n", "figure", "gmem", "baseline", "unit",
 	       "ratio min/med/max", "budget");
-	for (size_t set = 0; set < 2; set++) {
+	for (size_t set = 0; set < sizeof(sets) / sizeof(sets[0]); set++) {
 		for (size_t i = 0; i < set_len[set]; i++) {
 			struct figure *f = &sets[set][i].f;
 			const struct budget *b = budget_of(f->id);

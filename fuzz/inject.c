@@ -37,12 +37,15 @@ int inject_ftruncate(int fd, off_t len);
 int inject_eventfd(unsigned int initval, int flags);
 int inject_open(const char *path, int flags, ...);
 ssize_t inject_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t inject_pwrite(int fd, const void *buf, size_t n, off_t off);
+int inject_mincore(void *addr, size_t len, unsigned char *vec);
 long inject_syscall(long nr, ...);
 FILE *inject_fopen(const char *path, const char *mode);
 int inject_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 static __thread uint64_t countdown; /* 0: disarmed */
 static __thread bool fired;
+static __thread bool sticky; /* once fired, every call fails until disarmed */
 static __thread const char *fired_in; /* the call that failed */
 static __thread uint64_t counted;
 static _Atomic int64_t live;
@@ -51,6 +54,13 @@ void inject_arm(uint64_t nth)
 {
 	countdown = nth;
 	fired = false;
+	sticky = false;
+}
+
+void inject_arm_from(uint64_t nth)
+{
+	inject_arm(nth);
+	sticky = true;
 }
 
 bool inject_disarm(void)
@@ -58,6 +68,7 @@ bool inject_disarm(void)
 	bool f = fired;
 
 	countdown = 0;
+	sticky = false;
 	fired = false;
 	return f;
 }
@@ -86,6 +97,10 @@ const char *inject_fired_in(void)
 static bool fail_(const char *fn, int err)
 {
 	counted++;
+	if (sticky && fired) {
+		errno = err;
+		return true;
+	}
 	if (!countdown || --countdown)
 		return false;
 	fired = true;
@@ -188,7 +203,17 @@ int inject_open(const char *path, int flags, ...)
 
 ssize_t inject_pread(int fd, void *buf, size_t n, off_t off)
 {
-	return fail(EINTR) ? -1 : pread(fd, buf, n, off);
+	return fail(EIO) ? -1 : pread(fd, buf, n, off);
+}
+
+ssize_t inject_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return fail(ENOMEM) ? -1 : pwrite(fd, buf, n, off);
+}
+
+int inject_mincore(void *addr, size_t len, unsigned char *vec)
+{
+	return fail(EAGAIN) ? -1 : mincore(addr, len, vec);
 }
 
 long inject_syscall(long nr, ...)

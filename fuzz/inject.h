@@ -17,6 +17,8 @@
 
 /* The nth (1-based) fallible call this thread makes from now fails. */
 void inject_arm(uint64_t nth);
+/* The nth and every later fallible call fail, until disarmed. */
+void inject_arm_from(uint64_t nth);
 /* Disarm; whether the failure happened since inject_arm(). */
 bool inject_disarm(void);
 /* The function whose failure was injected last ("inject_malloc", ...). */

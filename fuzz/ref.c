@@ -95,8 +95,10 @@ static void cancel_overlapping(struct ref *r, uint64_t first, uint64_t end)
 		for (uint64_t p = t->first; p < t->end; p++)
 			if (r->pages[p].state == GMEM_CONVERTING)
 				r->pages[p].state = GMEM_SHARED;
-		event(r, t, -ECANCELED);
-		t->used = false;
+		/* "... cancels it, with no second callback" */
+		if (!t->failed)
+			event(r, t, -ECANCELED);
+		t->used = t->failed = false;
 	}
 }
 
@@ -156,7 +158,7 @@ int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsi
 		for (size_t i = 0; i < REF_MAX_TRANSITS; i++) {
 			if (r->transits[i].used)
 				continue;
-			r->transits[i] = (struct ref_transit){ true, first, end };
+			r->transits[i] = (struct ref_transit){ true, false, first, end };
 			for (uint64_t p = first; p < end; p++)
 				if (r->pages[p].state == GMEM_SHARED)
 					r->pages[p].state = GMEM_CONVERTING;
@@ -223,7 +225,7 @@ int ref_unpin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
 		struct ref_transit *t = &r->transits[i];
 		bool pinned = false;
 
-		if (!overlaps(t, first, end))
+		if (!overlaps(t, first, end) || t->failed)
 			continue;
 		for (uint64_t p = t->first; p < t->end; p++)
 			pinned |= r->pages[p].state == GMEM_CONVERTING &&
@@ -237,6 +239,27 @@ int ref_unpin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
 		t->used = false;
 	}
 	return 0;
+}
+
+bool ref_completion_failed(struct ref *r, const struct ref *before, uint64_t first, uint64_t end,
+			   int result)
+{
+	for (size_t i = 0; i < r->nevents; i++) {
+		struct ref_event *e = &r->events[i];
+
+		if (e->first != first || e->end != end || e->result != 0)
+			continue;
+		for (size_t t = 0; t < REF_MAX_TRANSITS; t++) {
+			if (r->transits[t].used)
+				continue;
+			r->transits[t] = (struct ref_transit){ true, true, first, end };
+			for (uint64_t p = first; p < end; p++)
+				r->pages[p].state = before->pages[p].state;
+			e->result = result;
+			return true;
+		}
+	}
+	return false;
 }
 
 int ref_discard(struct ref *r, uint64_t first, uint64_t n)
@@ -264,7 +287,8 @@ int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
 	for (int i = 0; i < REF_MAX_VIEWS; i++) {
 		if (r->views[i].used)
 			continue;
-		r->views[i] = (struct ref_view){ true, flags & GMEM_VIEW_STRICT, first, first + n, NULL };
+		r->views[i] = (struct ref_view){ true, flags & GMEM_VIEW_STRICT, false, first, first + n,
+						 NULL };
 		return i;
 	}
 	return -ENOSPC; /* the model's own limit: the caller avoids it */

@@ -27,6 +27,7 @@ struct ref_page {
 struct ref_view {
 	bool used;
 	bool strict;
+	bool locked; /* ever mlock()ed: a SIGSEGV refusal may be SEGV_ACCERR (gmem.h) */
 	uint64_t first, end;
 	void *addr; /* the library's address for it, kept by the caller */
 };
@@ -34,6 +35,7 @@ struct ref_view {
 /* A deferred conversion still in transit. */
 struct ref_transit {
 	bool used;
+	bool failed; /* its completion failed: reported, its pages stay in transit */
 	uint64_t first, end;
 };
 
@@ -71,6 +73,14 @@ int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsi
 		uint64_t *error_page, bool *error_set);
 int ref_pin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
 int ref_unpin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
+/*
+ * The completion of [first, end) that the last call made failed with
+ * `result` (it could not unmap: only with failures injected): its pages
+ * keep the states they had `before` the call, the transit stays, failed.
+ * False if the call made no such completion.
+ */
+bool ref_completion_failed(struct ref *r, const struct ref *before, uint64_t first, uint64_t end,
+			   int result);
 int ref_discard(struct ref *r, uint64_t first, uint64_t n);
 /* A new view's slot (>= 0), or -errno. */
 int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);

@@ -8,7 +8,7 @@ Run: python3 fuzz/seeds.py fuzz/corpus
 import os
 import sys
 
-SHMEM, THP, PRIV, SEGV = 0, 1, 2, 4
+SHMEM, THP, PRIV, SEGV, FRESH = 0, 1, 2, 4, 0x20
 PAGES = {4: 0, 16: 1, 64: 2, 9: 3}
 NONE, WAIT, DEFER, BOTH, BAD = 0, 1, 2, 3, 4
 SHARED, PRIVATE = 0, 1
@@ -74,6 +74,13 @@ def inject(nth):
     return bytes([10, nth - 1])
 
 
+MLOCK, ONFAULT, MUNLOCK = 0x00, 0x40, 0x60
+
+
+def lock(slot, how=MLOCK):
+    return bytes([11, slot | how])
+
+
 SEEDS = {
     "convert-roundtrip": config() + view(0, 8) + host(0, 2, True, 0x41)
     + convert(0, 4, PRIVATE) + host(0, 2) + convert(0, 4, SHARED) + host(0, 2),
@@ -120,6 +127,20 @@ SEEDS = {
     "inject-defer": config() + pin(1, 1) + inject(1) + convert(0, 2, PRIVATE, DEFER) + inject(2)
     + convert(0, 2, PRIVATE, DEFER) + convert(0, 2, PRIVATE, DEFER) + inject(2)
     + convert(0, 3, PRIVATE, DEFER) + unpin(1, 1),
+    "fresh-private": config(flags=FRESH) + view(0, 8) + host(0, 1, True, 0x13) + pin(2, 1)
+    + convert(0, 4, PRIVATE) + host(0, 1) + guest(1, 0x25) + convert(0, 4, PRIVATE, DEFER)
+    + host(0, 2, True, 5) + unpin(2, 1) + convert(0, 8, SHARED) + host(0, 1) + host(0, 2),
+    "locked-views": config(flags=PRIV) + view(0, 8) + convert(0, 4, SHARED) + lock(0)
+    + host(0, 1, True, 9) + host(0, 5) + convert(0, 2, PRIVATE) + host(0, 1) + lock(0, MUNLOCK)
+    + view(4, 4) + lock(1, ONFAULT) + pin(2, 1) + convert(2, 2, PRIVATE, DEFER) + host(0, 2)
+    + unpin(2, 1) + host(0, 2),
+    "locked-segv": config(flags=SEGV) + view(0, 8) + lock(0, ONFAULT) + convert(1, 2, PRIVATE)
+    + host(0, 1) + host(0, 2, True, 4) + convert(0, 8, SHARED) + host(0, 2, True, 6)
+    + lock(0, MUNLOCK) + convert(2, 1, PRIVATE) + host(0, 2),
+    "inject-completion": config(flags=FRESH) + view(0, 8) + host(0, 0, True, 0x31) + pin(0, 1)
+    + convert(0, 2, PRIVATE, DEFER) + host(0, 0) + inject(3) + unpin(0, 1) + state(0) + host(0, 1)
+    + pin(0, 1) + convert(0, 2, SHARED) + host(0, 0) + pin(1, 1) + convert(0, 2, PRIVATE, DEFER)
+    + inject(1) + unpin(1, 1),
     "inject-pin-discard": config() + inject(1) + pin(0, 2) + pin(0, 2) + unpin(0, 2) + inject(1)
     + discard(0, 4) + host(0, 0) + discard(0, 4),
 }

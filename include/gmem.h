@@ -18,6 +18,28 @@
  * object.  Library functions must not be called from signal handlers.  A
  * gmem is not usable in a child process after fork(): its views and guest
  * mapping are not inherited.
+ *
+ * The process around it (docs/SECURITY.md has the whole threat model):
+ *  - Locked memory works: mlockall() (any flags) or mlock() of a view never
+ *    populates a private page, and conversions zap locked views.
+ *  - Core dumps leave out the guest mapping (MADV_DONTDUMP); a view's dump
+ *    holds only the shared pages it maps at the time.
+ *  - Views unmapped (munmap, mmap over them), moved or shrunk (mremap)
+ *    behind the library's back are followed: the pieces left stay views
+ *    (gmem_view_unmap() takes a piece's first address), a moved view works
+ *    at its new address, and a touch of what no view covers any more (a
+ *    part a view was grown by) gets SIGBUS.  Undoing MADV_DONTFORK and
+ *    forking gives the child copies of views whose every touch is SIGBUS
+ *    (when the process has CAP_SYS_PTRACE; otherwise outside the model).
+ *    Views are MADV_NOHUGEPAGE: MADV_COLLAPSE on one is refused.  Outside
+ *    the model: MADV_HUGEPAGE or remap_file_pages() on a view, MADV_REMOVE
+ *    through one (it destroys guest memory, though it reads nothing), and
+ *    closing the library's file descriptors behind its back.
+ *  - I/O that the kernel performs on a view's pages by reference - O_DIRECT,
+ *    io_uring (registered buffers above all), vmsplice(), AIO - keeps using
+ *    those pages after a zap.  Bracket it with gmem_pin()/gmem_unpin()
+ *    (GMEM_PIN_LONGTERM for registered buffers) so that no conversion can
+ *    happen under it, or create the object with GMEM_F_FRESH_PRIVATE.
  */
 #ifndef GMEM_H
 #define GMEM_H
@@ -43,6 +65,18 @@ struct gmem; /* opaque: one guest memory object */
 
 /* gmem_config.flags */
 #define GMEM_F_INIT_PRIVATE (1u << 0) /* every page starts private (default: shared) */
+/*
+ * A conversion to private gives each populated page a fresh backing page
+ * with the same contents, so that no reference the kernel took while it
+ * was shared (see above) can read or write it once private.  It copies
+ * what it converts (docs/PERFORMANCE.md has the cost), and re-points the
+ * guest mapping at the new pages (KVM refaults them): the guest must not
+ * write a page while converting it, as under SEV-SNP and TDX.
+ * GMEM_BACKING_SHMEM only (-EINVAL otherwise): a huge page cannot be
+ * replaced in part.  Where one turns up anyway (shmem_enabled "always")
+ * and something holds it, the conversion fails with -EBUSY at that page.
+ */
+#define GMEM_F_FRESH_PRIVATE (1u << 1)
 
 /* gmem_view_map() flags */
 #define GMEM_VIEW_STRICT (1u << 0) /* refuse private pages at map time, block conversions */
@@ -77,7 +111,11 @@ struct gmem_stats {
 /*
  * Called when a deferred conversion ends: result 0 when it completed (the
  * last pin in the range dropped), -ECANCELED when a later conversion
- * overlapping it cancelled it (its in-transit pages went back to shared).
+ * overlapping it cancelled it (its in-transit pages went back to shared),
+ * another negative errno when it could not complete (the kernel refused to
+ * unmap a view, or a page could not be copied for GMEM_F_FRESH_PRIVATE):
+ * then its pages stay GMEM_CONVERTING - refused to host touches and pins -
+ * until a conversion overlapping them cancels it, with no second callback.
  * Runs once per deferred conversion, in the thread that ended it, with no
  * library lock held: it may call any gmem function but gmem_destroy().
  */
@@ -113,15 +151,21 @@ int gmem_guest_map(struct gmem *g, void **addr);
  * Map [offset, offset + len) read-write for host code.  Shared pages are
  * mapped on first touch; touching a private or in-transit page delivers the
  * configured signal to the touching thread with si_addr in that page
- * (SIGBUS: BUS_ADRERR; SIGSEGV: SEGV_ACCERR) and never reads or writes it;
- * in-kernel accesses (read(2) into a view, ...) fail with EFAULT instead.
+ * (SIGBUS: BUS_ADRERR; SIGSEGV: SEGV_MAPERR - a guard marker, no mapping
+ * of its own - or SEGV_ACCERR in a view the process has mlock()ed, where
+ * the kernel refuses guards and each refused page costs a mapping, up to
+ * vm.max_map_count, then SIGBUS) and never reads or writes it; in-kernel
+ * accesses (read(2) into a view, ...) fail with EFAULT instead.
  * GMEM_VIEW_STRICT: -EACCES if any page in range is not shared; while the
  * view exists, converting a page it covers to private fails with -EBUSY.
  * Views are not inherited across fork().
  */
 int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags, void **addr);
 
-/* Unmap the view mapped at addr (exactly); -EINVAL if none is. */
+/*
+ * Unmap the view mapped at addr (exactly; or the first address of a piece
+ * left of it, see above); -EINVAL if none is.
+ */
 int gmem_view_unmap(struct gmem *g, void *addr);
 
 /*

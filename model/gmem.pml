@@ -38,7 +38,13 @@
  * accesses) could observe the difference: each word's publish and check,
  * each zap, each undeny.
  *
- * Not modelled: allocation and syscall failure (the fuzzer's fault
+ * Failing zaps.  -DZAPFAIL lets the kernel refuse any zap a release or a
+ * completion makes (the one the C must survive: a completion then must
+ * not commit, and reports failure).  Invariant 1 then weakens to "no PTE
+ * maps a private page"; -DIGNOREZAP commits anyway, as the first version
+ * did, and must break it.
+ *
+ * Not modelled: allocation and other syscall failure (the fuzzer's fault
  * injection covers them), strict views (a check under the exclusive
  * lock), several views (each is zapped and undenied in the same lock hold,
  * the same way), the rwlock's writer preference (nobody waits for anything
@@ -71,6 +77,7 @@
 #define F_NONE 0
 #define F_WAIT 1
 #define F_DEFER 2
+#define F_FAILED 3 /* a deferred one whose completion failed: TRANSIT_FAILED */
 
 #define E_OK 0
 #define E_BUSY 1
@@ -184,8 +191,8 @@ byte finished;
 /*
  * One MADV_DONTNEED over the span of the marked pages of [f, e): clears
  * PTEs and markers alike, then the marks.
- * C: src/view.c views_zap() 111-122
- * C: src/view.c zap_view() 84-109
+ * C: src/view.c views_zap() 165-197
+ * C: src/view.c zap_view() 105-132
  */
 #define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0
 #define ZAP_BODY(f, e) if \
@@ -199,7 +206,7 @@ inline views_zap(f, e)
 	d_step { ZAP_BODY(f, e) }
 }
 
-/* C: src/view.c views_undeny() 147-173 */
+/* C: src/view.c views_undeny() 257-283 */
 #define UNDENY_PAGE(p) pte[p] = 0; marker[p] = 0; denied[p] = 0
 #define UNDENY_BODY(f, e) \
 	if :: IN(0, f, e) && denied[0] -> UNDENY_PAGE(0) :: else fi; \
@@ -270,9 +277,21 @@ inline pins_scan(f, e)
 /*
  * Complete the deferred transits overlapping [cf, ce) that no pin holds:
  * the release that drops the last pin (the kernel's folio_put callback).
- * C: src/convert.c convert_complete_locked() 316-352
+ * C: src/convert.c convert_complete_locked() 355-418
  */
 #define DEFER_OVERLAPS(t, f, e) (t_used[t] && t_mode[t] == F_DEFER && t_first[t] < (e) && (f) < t_end[t])
+/* what a conversion cancels: a deferred transit, or one whose completion failed */
+#define CANCEL_OVERLAPS(t, f, e) (t_used[t] && (t_mode[t] == F_DEFER || t_mode[t] == F_FAILED) && \
+	t_first[t] < (e) && (f) < t_end[t])
+/*
+ * A zap the kernel may refuse (-DZAPFAIL): then nothing is unmapped, and
+ * zf says so.  Without ZAPFAIL zaps always hold.
+ */
+#ifdef ZAPFAIL
+#define MAY_ZAP(f, e) if :: d_step { ZAP_BODY(f, e); zf = 0 } :: zf = 1 fi
+#else
+#define MAY_ZAP(f, e) views_zap(f, e); zf = 0
+#endif
 inline complete_locked(cf, ce, done)
 {
 	ti = 0;
@@ -293,15 +312,26 @@ inline complete_locked(cf, ce, done)
 	   :: tf != te && (s1 != NONE || s2 != NONE) ->
 		d_step { ti++; tf = 0; te = 0; s1 = 0; s2 = 0 } /* not the last pin */
 	   :: tf != te && s1 == NONE && s2 == NONE ->
-		views_zap(tf, te);
-		state_set(tf, te, CONV, CONV, PRIVATE);
-		d_step { done = done | (1 << t_id[ti]); t_used[ti] = 0; ti++; tf = 0; te = 0; s1 = 0; s2 = 0 }
+		MAY_ZAP(tf, te);
+		if
+#ifndef IGNOREZAP
+		:: zf ->
+			/* never PRIVATE over a failed zap: reported, it stays, failed */
+			d_step {
+				done = done | (1 << t_id[ti]); t_mode[ti] = F_FAILED;
+				ti++; tf = 0; te = 0; s1 = 0; s2 = 0; zf = 0
+			}
+#endif
+		:: else ->
+			state_set(tf, te, CONV, CONV, PRIVATE);
+			d_step { done = done | (1 << t_id[ti]); t_used[ti] = 0; ti++; tf = 0; te = 0; s1 = 0; s2 = 0; zf = 0 }
+		fi
 	   fi
 	od
 }
 
 /* The deferred conversions' callbacks, with no lock held.
- * C: src/convert.c convert_report() 129-140 */
+ * C: src/convert.c convert_report() 141-152 */
 #define REPORT(done) \
 	assert(owner != _pid); \
 	assert((reported & done) == 0); /* each ends once */ \
@@ -344,6 +374,9 @@ inline release(rf, re, longterm)
 			:: else
 			fi;
 			idle = 0 }; break
+#ifdef ZAPFAIL
+		:: atomic { rp >= re -> idle = 0 }; break /* that zap refused (its error is ignored) */
+#endif
 		od;
 		if
 		:: t_used[0] || t_used[1] -> complete_locked(rf, re, done)
@@ -374,8 +407,8 @@ inline release(rf, re, longterm)
  * fault thread, which decides under g->lock shared.  mine: the toucher
  * holds a pin on p (its I/O must go through).  parked: the fault thread
  * left the touch unwoken until the waiting conversion ends (views_wake()).
- * C: src/fault.c handle_fault() 126-175
- * C: src/convert.c transit_waiting_at() 88-91
+ * C: src/fault.c handle_fault() 178-246
+ * C: src/convert.c transit_waiting_at() 94-97
  */
 inline touch(p, mine)
 {
@@ -390,7 +423,7 @@ inline touch(p, mine)
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
-			/* C: src/fault.c map_window() 88-108 */
+			/* C: src/fault.c map_window() 93-113 */
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1
 			:: else /* a marked page that faulted anyway (reclaimed): it alone */
@@ -398,16 +431,16 @@ inline touch(p, mine)
 			mapped[p] = 1; pte[p] = 1
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
-			/* C: src/fault.c handle_fault() 143-148 */
+			/* C: src/fault.c handle_fault() 215-219 */
 			mapped[p] = 1; pte[p] = 1
 #ifndef NOPARK
 		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
-			/* C: src/fault.c handle_fault() 149-152 */
+			/* C: src/fault.c handle_fault() 220-223 */
 			assert(!mine);
 			parked = 1 /* no mark: the outcome decides */
 #endif
 		:: else ->
-			/* C: src/fault.c deny() 110-124 */
+			/* C: src/fault.c deny() 138-163 */
 			marker[p] = 1; denied[p] = 1
 		fi
 	   }
@@ -418,7 +451,7 @@ inline touch(p, mine)
  * gmem_pin(): per page, make the word (under g->lock shared), raise the
  * count (publish), then check the state; on a refusal back out of every
  * page raised.
- * C: src/pin.c gmem_pin() 97-131
+ * C: src/pin.c gmem_pin() 104-138
  * C: src/state.c pin_word() 89-99
  */
 #define RAISE(p) if :: longterm -> lc[p]++ :: else -> sc[p]++ fi
@@ -441,7 +474,7 @@ inline pin(f, e, longterm, err)
 proctype pinner(byte f, e; bool longterm)
 {
 	byte err, pp, rp, ti, tf, te, s1, s2, sel, done, idle, own;
-	bool slow, parked;
+	bool slow, parked, zf;
 
 	pin(f, e, longterm, err);
 	if
@@ -499,7 +532,7 @@ proctype discarder(byte f, e)
 
 /*
  * gmem_convert().
- * C: src/convert.c gmem_convert() 280-314
+ * C: src/convert.c gmem_convert() 297-353
  */
 proctype converter(byte me; byte nops)
 {
@@ -525,7 +558,7 @@ proctype converter(byte me; byte nops)
 		err = E_OK; busy = NONE }
 
 		/* g->lock exclusive, once no waiting conversion overlaps the range
-		 * C: src/convert.c lock_range() 56-71 */
+		 * C: src/convert.c lock_range() 62-77 */
 		do
 		:: atomic { !writer -> writer = 1; owner = _pid;
 			waiting = (t_used[0] && t_mode[0] == F_WAIT && t_first[0] < e && f < t_end[0]) ||
@@ -545,16 +578,16 @@ proctype converter(byte me; byte nops)
 
 		/* first what can fail: clear every overlapping deferred transit's
 		 * marks; then give their pages back
-		 * C: src/convert.c cancel_deferred() 109-127 */
-		atomic { if :: DEFER_OVERLAPS(0, f, e) -> UNDENY_BODY(t_first[0], t_end[0]) :: else fi };
-		d_step { if :: DEFER_OVERLAPS(1, f, e) -> UNDENY_BODY(t_first[1], t_end[1]) :: else fi };
+		 * C: src/convert.c cancel_deferred() 116-139 */
+		atomic { if :: CANCEL_OVERLAPS(0, f, e) -> UNDENY_BODY(t_first[0], t_end[0]) :: else fi };
+		d_step { if :: CANCEL_OVERLAPS(1, f, e) -> UNDENY_BODY(t_first[1], t_end[1]) :: else fi };
 		do
 		:: d_step {
-			if :: ti == 0 && !DEFER_OVERLAPS(0, f, e) -> ti = 1 :: else fi;
-			if :: ti == 1 && !DEFER_OVERLAPS(1, f, e) -> ti = 2 :: else fi;
+			if :: ti == 0 && !CANCEL_OVERLAPS(0, f, e) -> ti = 1 :: else fi;
+			if :: ti == 1 && !CANCEL_OVERLAPS(1, f, e) -> ti = 2 :: else fi;
 			if
 			:: ti < NT ->
-				/* C: src/convert.c revert() 83-86 */
+				/* C: src/convert.c revert() 89-92 */
 				tf = t_first[ti]; te = t_end[ti];
 				RUNMAP(tf, te, CONV, CONV, SHARED);
 				if :: leaf[tf] && ws[tf] == CONV -> ws[tf] = SHARED :: else fi
@@ -566,14 +599,16 @@ proctype converter(byte me; byte nops)
 		   :: else ->
 			d_step {
 				if :: tf + 1 < te && leaf[tf + 1] && ws[tf + 1] == CONV -> ws[tf + 1] = SHARED :: else fi;
-				cancelled = cancelled | (1 << t_id[ti]); t_used[ti] = 0; ti++; tf = 0; te = 0
+				/* a failed one reported its end already */
+				if :: t_mode[ti] != F_FAILED -> cancelled = cancelled | (1 << t_id[ti]) :: else fi;
+				t_used[ti] = 0; ti++; tf = 0; te = 0
 			}
 		   fi
 		od;
 
 		if
 		:: to == SHARED ->
-			/* C: src/convert.c to_shared() 142-153 */
+			/* C: src/convert.c to_shared() 154-165 */
 			atomic {
 				UNDENY_BODY(f, e);
 				RUNMAP(f, e, PRIVATE, PRIVATE, SHARED);
@@ -582,11 +617,11 @@ proctype converter(byte me; byte nops)
 			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
 		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
 			/* no page was ever pinned, and none can be while we hold the lock
-			 * C: src/convert.c to_private() 253-266 */
+			 * C: src/convert.c to_private() 269-281 */
 			skip
 		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
 			/* publish CONVERTING, then settle with the pins it found
-			 * C: src/convert.c publish() 188-242 */
+			 * C: src/convert.c publish() 200-254 */
 			from_transit = 1;
 			state_replace(f, e, SHARED, SHARED, CONV);
 			atomic {
@@ -618,7 +653,7 @@ proctype converter(byte me; byte nops)
 				atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = SHARED :: else fi }
 			:: waiting ->
 				/* sleep, g->lock released, until no pin holds the range
-				 * C: src/convert.c wait_for_pins() 156-179 */
+				 * C: src/convert.c wait_for_pins() 168-191 */
 				atomic { owner = NONE; writer = 0 };
 				atomic { !mu -> mu = 1; pin_waiters++ };
 				do
@@ -630,7 +665,7 @@ proctype converter(byte me; byte nops)
 				od;
 				atomic { pin_waiters--; timedout = 0; waiting = 0; s1 = 0; s2 = 0; mu = 0 };
 				atomic { !writer -> writer = 1; owner = _pid; t_used[slot] = 0 };
-				/* C: src/convert.c transit_gen_bump() 74-80 */
+				/* C: src/convert.c transit_gen_bump() 80-86 */
 				atomic { !mu -> transit_gen++; broadcast(); SCAN(f, e) };
 				if
 				:: s1 == NONE
@@ -638,7 +673,7 @@ proctype converter(byte me; byte nops)
 					/* no marks to clear: touches meanwhile were parked,
 					 * and the invariant's "no marker on a shared page"
 					 * checks that none was made
-					 * C: src/convert.c revert() 83-86 */
+					 * C: src/convert.c revert() 89-92 */
 					atomic {
 						busy = s1; err = E_AGAIN; s1 = 0; s2 = 0;
 						RUNMAP(f, e, CONV, CONV, SHARED);
@@ -653,7 +688,7 @@ proctype converter(byte me; byte nops)
 		:: to == PRIVATE && err == E_OK ->
 			/* commit: zap (pinned pages may have been mapped for their I/O
 			 * during a WAIT), then PRIVATE
-			 * C: src/convert.c to_private() 267-277 */
+			 * C: src/convert.c to_private() 282-294 */
 			atomic {
 				ZAP_BODY(f, e);
 				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */
@@ -692,8 +727,17 @@ proctype converter(byte me; byte nops)
 	od
 }
 
-/* What must hold in every state, checked as soon as it fails. */
-#define ALWAYS(p) ((writer || AUDIT_OK(p)) && \
+/*
+ * What must hold in every state, checked as soon as it fails.  With zaps
+ * that may fail, an in-transit page can stay mapped (nothing can unmap
+ * it); what must still hold is that no private page is.
+ */
+#ifdef ZAPFAIL
+#define MAPPED_OK(p) (!pte[p] || st[p] != PRIVATE)
+#else
+#define MAPPED_OK(p) AUDIT_OK(p)
+#endif
+#define ALWAYS(p) ((writer || MAPPED_OK(p)) && \
 	(held[p] == 0 || st[p] != PRIVATE) && \
 	(!marker[p] || st[p] != SHARED) && \
 	(writer || !leaf[p] || ws[p] == st[p]))
@@ -702,6 +746,8 @@ active proctype monitor()
 end:
 	atomic { !(ALWAYS(0) && ALWAYS(1)) ->
 		/* the clause that broke, named in the counterexample */
+		assert(writer || !pte[0] || st[0] != PRIVATE);
+		assert(writer || !pte[1] || st[1] != PRIVATE);
 		assert(!marker[0] || st[0] != SHARED);
 		assert(!marker[1] || st[1] != SHARED);
 		assert(false)
@@ -713,9 +759,14 @@ inline final()
 {
 	(finished == NACTORS);
 	d_step {
-		assert(held[0] == 0 && sc[0] == 0 && lc[0] == 0 && st[0] != CONV);
-		assert(held[1] == 0 && sc[1] == 0 && lc[1] == 0 && st[1] != CONV);
-		assert(!t_used[0] && !t_used[1]);
+		/* in transit at the end: only a failed deferral's pages, which wait
+		 * for a conversion to cancel it */
+#define FAILED_HOLDS(t, p) (t_used[t] && t_mode[t] == F_FAILED && IN(p, t_first[t], t_end[t]))
+		assert(held[0] == 0 && sc[0] == 0 && lc[0] == 0);
+		assert(held[1] == 0 && sc[1] == 0 && lc[1] == 0);
+		assert(st[0] != CONV || FAILED_HOLDS(0, 0) || FAILED_HOLDS(1, 0));
+		assert(st[1] != CONV || FAILED_HOLDS(0, 1) || FAILED_HOLDS(1, 1));
+		assert((!t_used[0] || t_mode[0] == F_FAILED) && (!t_used[1] || t_mode[1] == F_FAILED));
 		assert(reported == (1 << ids) - 1);
 		assert(!writer && !mu && pin_waiters == 0)
 	}

@@ -19,8 +19,12 @@
  *  - at the end: every deferred conversion ended exactly once, no pin is
  *    left, the audit is clean.
  * Prints operations per second and the violations found, which must be 0.
+ * It runs in four settings, the time split between them: shmem; THP;
+ * shmem with GMEM_F_FRESH_PRIVATE; and shmem in a process that locks all
+ * its memory (mlockall, as a VMM's mem-lock does) under the SIGSEGV
+ * policy, whose refusals then fall back to PROT_NONE.
  *
- *   gmem-soak [SECONDS] [shmem|thp]   (make soak SECONDS=N: both backings)
+ *   gmem-soak [SECONDS] [shmem|thp|fresh|locked]   (make soak SECONDS=N: all four)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,10 +35,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../tests/sysfs.h"
+#include "../tests/memlock.h"
 #include "../tests/touch.h"
 #include "gmem.h"
 
@@ -404,11 +410,29 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int soak(uint32_t backing, const char *name, double seconds)
+/* A setting to soak in. */
+struct setting {
+	const char *name;
+	uint32_t backing, flags;
+	int fault_signal;
+	bool locked; /* mlockall(MCL_CURRENT | MCL_FUTURE) around it */
+};
+
+static const struct setting settings[] = {
+	{ "shmem", GMEM_BACKING_SHMEM, 0, SIGBUS, false },
+	{ "thp", GMEM_BACKING_THP, 0, SIGBUS, false },
+	{ "fresh", GMEM_BACKING_SHMEM, GMEM_F_FRESH_PRIVATE, SIGBUS, false },
+	{ "locked", GMEM_BACKING_SHMEM, 0, SIGSEGV, true },
+};
+
+static int soak(const struct setting *set, double seconds)
 {
 	static void *(*const fns[])(void *) = { converter, converter, pinner, pinner, reader,
 						reader, guest, discarder, viewer, auditor };
-	struct gmem_config cfg = { .size = NPAGES * PS, .backing = backing, .wait_timeout_ms = 20 };
+	struct gmem_config cfg = { .size = NPAGES * PS, .backing = set->backing,
+				   .flags = set->flags, .fault_signal = set->fault_signal,
+				   .wait_timeout_ms = 20 };
+	const char *name = set->name;
 	pthread_t t[sizeof(fns) / sizeof(fns[0])];
 	struct soak *s = calloc(1, sizeof(*s));
 	struct gmem_stats st;
@@ -418,6 +442,11 @@ static int soak(uint32_t backing, const char *name, double seconds)
 
 	if (!s)
 		return -ENOMEM;
+	if (set->locked && sys_mlockall(MCL_CURRENT | MCL_FUTURE)) {
+		fprintf(stderr, "gmem-soak: mlockall: %s\n", strerror(errno));
+		free(s);
+		return -errno;
+	}
 	err = gmem_create(&cfg, &s->g);
 	if (err) {
 		fprintf(stderr, "gmem-soak: gmem_create (%s): %s\n", name, strerror(-err));
@@ -477,6 +506,8 @@ static int soak(uint32_t backing, const char *name, double seconds)
 	printf("  violations: %llu\n", (unsigned long long)atomic_load(&s->violations));
 	err = atomic_load(&s->violations) ? 1 : 0;
 	gmem_destroy(s->g);
+	if (set->locked)
+		sys_munlockall();
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_destroy(&s->page_mu[i]);
 	free(s);
@@ -485,22 +516,30 @@ static int soak(uint32_t backing, const char *name, double seconds)
 
 int main(int argc, char **argv)
 {
+	const size_t nsettings = sizeof(settings) / sizeof(settings[0]);
 	double seconds = argc > 1 ? atof(argv[1]) : 60;
 	const char *only = argc > 2 ? argv[2] : NULL;
+	const struct setting *one = NULL;
 	int bad = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (seconds <= 0 || (only && strcmp(only, "shmem") && strcmp(only, "thp"))) {
-		fprintf(stderr, "usage: gmem-soak [SECONDS > 0] [shmem|thp]\n");
+	for (size_t i = 0; only && i < nsettings; i++)
+		if (!strcmp(only, settings[i].name))
+			one = &settings[i];
+	if (seconds <= 0 || (only && !one)) {
+		fprintf(stderr, "usage: gmem-soak [SECONDS > 0] [shmem|thp|fresh|locked]\n");
 		return 2;
 	}
-	if (!only || !strcmp(only, "shmem"))
-		bad |= soak(GMEM_BACKING_SHMEM, "shmem", only ? seconds : seconds / 2) != 0;
-	if (!only || !strcmp(only, "thp")) {
-		if (thp_enable())
-			bad |= soak(GMEM_BACKING_THP, "thp", only ? seconds : seconds / 2) != 0;
-		else
+	for (size_t i = 0; i < nsettings; i++) {
+		const struct setting *set = &settings[i];
+
+		if (one && set != one)
+			continue;
+		if (set->backing == GMEM_BACKING_THP && !thp_enable()) {
 			printf("soak on thp: SKIP (shmem huge pages unavailable, and not root)\n");
+			continue;
+		}
+		bad |= soak(set, one ? seconds : seconds / (double)nsettings) != 0;
 	}
 	return bad;
 }

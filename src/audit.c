@@ -25,7 +25,7 @@ int gmem_audit(struct gmem *g)
 	err = pagemap_open(&fd);
 	if (err)
 		return err;
-	pthread_rwlock_rdlock(&g->lock);
+	views_lock(g, false);
 	for (size_t i = 0; i < g->nviews && !err; i++) {
 		const struct view *v = g->views[i];
 		uintptr_t base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT), found;

@@ -14,8 +14,15 @@
 #include <sys/mman.h>
 
 /* madvise(2) */
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24 /* Linux 5.18: MADV_DONTNEED that also zaps mlock()ed pages */
+#endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25 /* Linux 6.1 (glibc 2.36 lacks it) */
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 (file-backed mappings since 6.15) */
+#define MADV_GUARD_REMOVE 103
 #endif
 
 /* userfaultfd: UFFDIO_POISON, Linux 6.6 */
@@ -31,6 +38,23 @@ struct uffdio_poison {
 	__s64 updated;
 };
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
+/* userfaultfd: UFFDIO_MOVE, Linux 6.8 (gmem uses it only to ask whether
+ * mappings are changing: it answers EAGAIN then, before looking at them) */
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+#ifndef _UFFDIO_MOVE
+#define _UFFDIO_MOVE 0x05
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
 /* userfaultfd: UFFDIO_CONTINUE_MODE_WP, Linux 6.4 */

@@ -34,11 +34,17 @@
 
 #define IN_TRANSIT STATE_MASK(GMEM_CONVERTING)
 
-/* Whether t (of the given mode, or any if 0) overlaps [first, end). */
+/* Whether t (of one of the given modes, or any if 0) overlaps [first, end). */
 static bool transit_overlaps(const struct transit *t, uint64_t first, uint64_t end,
-			     unsigned int mode)
+			     unsigned int modes)
 {
-	return (!mode || t->mode == mode) && t->first < end && first < t->end;
+	return (!modes || (t->mode & modes)) && t->first < end && first < t->end;
+}
+
+static void transit_free(struct transit *t)
+{
+	free(t->report);
+	free(t);
 }
 
 static struct transit **transit_find(struct gmem *g, uint64_t first, uint64_t end,
@@ -58,7 +64,7 @@ static void lock_range(struct gmem *g, uint64_t first, uint64_t end)
 	for (;;) {
 		uint64_t gen;
 
-		pthread_rwlock_wrlock(&g->lock);
+		views_lock(g, true);
 		if (!transit_find(g, first, end, GMEM_CONVERT_WAIT))
 			return;
 		gen = atomic_load(&g->transit_gen);
@@ -104,29 +110,35 @@ static void transit_unlink(struct gmem *g, struct transit *t)
  * them: all or none.  First what can fail, for every one: clear the marks
  * refused touches left (while the pages stay in transit, a mark cleared
  * early only lets the next touch be refused again), then give the pages
- * back, which cannot fail.
+ * back, which cannot fail.  A failed one (TRANSIT_FAILED) goes the same
+ * way, but reported its end already.
  */
 static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct transit **out)
 {
+	const unsigned int modes = GMEM_CONVERT_DEFER | TRANSIT_FAILED;
 	struct transit **pp;
 	int err;
 
 	for (struct transit *t = g->transits; t; t = t->next)
-		if (transit_overlaps(t, first, end, GMEM_CONVERT_DEFER) &&
-		    (err = views_undeny(g, t->first, t->end)))
+		if (transit_overlaps(t, first, end, modes) && (err = views_undeny(g, t->first, t->end)))
 			return err;
-	while ((pp = transit_find(g, first, end, GMEM_CONVERT_DEFER))) {
+	while ((pp = transit_find(g, first, end, modes))) {
 		struct transit *t = *pp;
 
 		revert(g, t->first, t->end);
 		*pp = t->next;
+		if (t->mode == TRANSIT_FAILED) {
+			transit_free(t);
+			continue;
+		}
+		t->result = -ECANCELED;
 		t->next = *out;
 		*out = t;
 	}
 	return 0;
 }
 
-void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, void *arg, int result)
+void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, void *arg)
 {
 	while (list) {
 		struct transit *t = list;
@@ -134,8 +146,8 @@ void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, vo
 		list = t->next;
 		if (cb)
 			cb(g, t->first << PAGE_SHIFT, (t->end - t->first) << PAGE_SHIFT, GMEM_PRIVATE,
-			   result, arg);
-		free(t);
+			   t->result, arg);
+		transit_free(t);
 	}
 }
 
@@ -186,7 +198,7 @@ static void wait_for_pins(struct gmem *g, uint64_t first, uint64_t end)
  * NULL when the object keeps it); *busy the offending page of a refusal.
  */
 static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int flags,
-		   struct transit **t, uint64_t *busy)
+		   struct transit **t, uint64_t *busy, bool strict)
 {
 	struct pin_scan scan;
 	struct transit *tr;
@@ -208,7 +220,7 @@ static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int fl
 		return -EAGAIN;
 	}
 	/* In transit: only the pinned I/O may reach the pages from here on. */
-	err = views_zap(g, first, end);
+	err = views_zap(g, first, end, strict);
 	if (err) {
 		revert(g, first, end);
 		return err;
@@ -226,7 +238,7 @@ static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int fl
 	}
 	pthread_rwlock_unlock(&g->lock);
 	wait_for_pins(g, first, end);
-	pthread_rwlock_wrlock(&g->lock);
+	views_lock(g, true);
 	transit_unlink(g, tr);
 	*t = tr;
 	transit_gen_bump(g);
@@ -241,9 +253,12 @@ static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int fl
 	return -EAGAIN;
 }
 
-/* With g->lock exclusive (released and retaken by a WAIT). */
+/*
+ * With g->lock exclusive (released and retaken by a WAIT).  strict: see
+ * views_zap(); -ESTALE means nothing changed and the caller tries again.
+ */
 static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int flags,
-		      struct transit **t, uint64_t *busy)
+		      struct transit **t, uint64_t *busy, bool strict)
 {
 	uint32_t from = STATE_MASK(GMEM_SHARED);
 	uint64_t p = first;
@@ -257,7 +272,7 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 	 * wait for, no transit to publish.
 	 */
 	if (pinmap_next(&g->pins, &p, end)) {
-		err = publish(g, first, end, flags, t, busy);
+		err = publish(g, first, end, flags, t, busy, strict);
 		if (err)
 			return err;
 		from = IN_TRANSIT;
@@ -265,7 +280,9 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 		return -EBUSY;
 	}
 	/* after a WAIT, pinned pages may have been mapped for their I/O */
-	err = views_zap(g, first, end);
+	err = views_zap(g, first, end, strict);
+	if (!err && g->fresh_buf)
+		err = fresh_private(g, first, end, from, busy);
 	if (err) {
 		if (from == IN_TRANSIT)
 			revert(g, first, end);
@@ -283,6 +300,7 @@ int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
 	const unsigned int modes = GMEM_CONVERT_WAIT | GMEM_CONVERT_DEFER;
 	uint64_t first, end, busy = UINT64_MAX;
 	struct transit *t = NULL, *cancelled = NULL;
+	struct timespec stale_deadline = { 0, 0 };
 	gmem_convert_cb cb;
 	void *cb_arg;
 	int err;
@@ -292,35 +310,59 @@ int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
 		return -EINVAL;
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
-	if (to == GMEM_PRIVATE && (flags & modes) && !(t = malloc(sizeof(*t))))
-		return -ENOMEM;
+	if (to == GMEM_PRIVATE && (flags & modes)) {
+		t = calloc(1, sizeof(*t));
+		/* a deferred one may have to report a failed end while it stays */
+		if (t && (flags & GMEM_CONVERT_DEFER) && !(t->report = calloc(1, sizeof(*t)))) {
+			free(t);
+			t = NULL;
+		}
+		if (!t)
+			return -ENOMEM;
+	}
 
-	lock_range(g, first, end);
-	err = state_reserve(g);
-	if (!err)
-		err = cancel_deferred(g, first, end, &cancelled);
-	if (!err)
-		err = to == GMEM_SHARED ? to_shared(g, first, end)
-					: to_private(g, first, end, flags, &t, &busy);
+	/*
+	 * A view the process has just moved or unmapped makes the zap stale
+	 * (-ESTALE): a moved view took its page-table entries along, which a
+	 * zap of the old address misses.  Wait for the fault thread to apply
+	 * it, then convert again; after a second, take the records as they are.
+	 */
+	for (bool strict = true;;) {
+		lock_range(g, first, end);
+		err = state_reserve(g);
+		if (!err)
+			err = cancel_deferred(g, first, end, &cancelled);
+		if (!err)
+			err = to == GMEM_SHARED ? to_shared(g, first, end)
+						: to_private(g, first, end, flags, &t, &busy, strict);
+		if (err != -ESTALE)
+			break;
+		pthread_rwlock_unlock(&g->lock);
+		strict = views_wait_records(g, &stale_deadline);
+	}
 	cb = g->cb;
 	cb_arg = g->cb_arg;
 	pthread_rwlock_unlock(&g->lock);
 
-	convert_report(g, cancelled, cb, cb_arg, -ECANCELED);
-	free(t);
+	convert_report(g, cancelled, cb, cb_arg);
+	if (t)
+		transit_free(t);
 	if (error_offset && busy != UINT64_MAX)
 		*error_offset = busy << PAGE_SHIFT;
 	return err;
 }
 
-void convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struct transit **done)
+bool convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struct transit **done,
+			     bool strict)
 {
 	struct transit **pp = &g->transits;
+	bool stale = false;
 
 	while (*pp) {
 		struct transit *t = *pp;
 		struct pin_scan scan;
-		int64_t n;
+		int64_t n = 0;
+		int err;
 
 		if (!transit_overlaps(t, first, end, GMEM_CONVERT_DEFER)) {
 			pp = &t->next;
@@ -333,22 +375,46 @@ void convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struc
 		}
 		/*
 		 * Pinned pages may have been mapped for their I/O; each was zapped
-		 * when its last pin went, but zap the range whole: the commit below
-		 * must not fail, and this cannot.  Room for the commit was reserved
-		 * when the transit was made (state_reserve()).
+		 * when its last pin went, but zap the range whole, and commit only
+		 * if that held: never PRIVATE over a page a view may still map.
+		 * Room for the commit was reserved when the transit was made
+		 * (state_reserve()).
 		 */
-		views_zap(g, t->first, t->end);
-		n = state_replace(g, t->first, t->end, IN_TRANSIT, GMEM_PRIVATE, NULL);
-		if (n < 0) {
-			pp = &t->next; /* stays pending: a later release or conversion ends it */
+		err = views_zap(g, t->first, t->end, strict);
+		if (err == -ESTALE) {
+			stale = true; /* not yet: the caller waits for the records and comes back */
+			pp = &t->next;
+			continue;
+		}
+		if (!err && g->fresh_buf)
+			err = fresh_private(g, t->first, t->end, IN_TRANSIT, &(uint64_t){ 0 });
+		if (!err && (n = state_replace(g, t->first, t->end, IN_TRANSIT, GMEM_PRIVATE, NULL)) < 0)
+			err = (int)n;
+		if (err) {
+			/*
+			 * It ends with that error, reported through the room kept
+			 * for it, and its pages stay in transit - refused to host
+			 * touches and pins, the guest's as before - until a
+			 * conversion overlapping it cancels it (unreported).
+			 */
+			struct transit *r = t->report;
+
+			t->report = NULL;
+			t->mode = TRANSIT_FAILED;
+			*r = (struct transit){ .first = t->first, .end = t->end, .result = err };
+			r->next = *done;
+			*done = r;
+			pp = &t->next;
 			continue;
 		}
 		*pp = t->next;
+		t->result = 0;
 		t->next = *done;
 		*done = t;
 		count(&g->stats.pages_to_private, (uint64_t)n);
 		count(&g->stats.conversions, 1);
 	}
+	return stale;
 }
 
 int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void *arg)

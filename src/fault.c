@@ -3,7 +3,9 @@
  * fault.c - the fault thread: decides every first touch of a host view.
  *
  * Each view is registered with the object's userfaultfd for missing and
- * minor faults, so a touch of a page the view does not map waits here.
+ * minor faults, so a touch of a page the view does not map waits here,
+ * handed over by the reader thread (reader.c), which also brings the
+ * process's unmaps and moves of views for the records to follow.
  * Under g->lock held shared the thread looks the page up and either maps it
  * or refuses it; a conversion changes states and zaps views with the lock
  * exclusive, so no mapping made here can outlive the state that allowed it.
@@ -19,12 +21,11 @@
  * conversion's transit the touch is parked - left unwoken, to fault again
  * when the conversion ends (views_wake()), at most wait_timeout_ms away -
  * and in a deferred one it is refused, like a private page's.  Refusing
- * leaves a mark the kernel enforces by itself from then on: a poison
- * marker (SIGBUS, BUS_ADRERR at the exact address), or PROT_NONE on that
- * page of that view (SIGSEGV, SEGV_ACCERR).
+ * leaves a mark the kernel enforces by itself from then on (deny()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -65,8 +66,12 @@ static void map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, b
 		a += done;
 		if (!err)
 			break;
-		if (err == -EAGAIN)
+		if (err == -EAGAIN && done)
 			continue; /* progress; ask again to learn what stopped it */
+		if (err == -EAGAIN)
+			break; /* the process is unmapping, moving or forking: its
+				* event is next in the queue, and the woken faulter
+				* faults again after it */
 		if (err == -EEXIST) {
 			a += GMEM_PAGE_SIZE; /* mapped already (an earlier fault) */
 			continue;
@@ -107,20 +112,67 @@ static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s
 	map_around(g, v, s, e, missing, wake);
 }
 
+/*
+ * Whether the reader has read unmaps or moves the records do not hold yet.
+ * Under events_mu: the kernel lets the mover go as the reader reads, a
+ * moment before the reader counts it (view.c's records_stale()).
+ */
+static bool records_behind(struct gmem *g)
+{
+	uint64_t read;
+
+	pthread_mutex_lock(&g->events_mu);
+	read = atomic_load(&g->events_read);
+	pthread_mutex_unlock(&g->events_mu);
+	return read != atomic_load(&g->events_seq);
+}
+
+/*
+ * Refuse a touch of page through view v.  The SIGSEGV policy places a
+ * guard marker (MADV_GUARD_INSTALL: SEGV_MAPERR, no VMA of its own); the
+ * kernel refuses guards in mlock()ed mappings, and there PROT_NONE on the
+ * page does (SEGV_ACCERR, a VMA split per page).  Otherwise, or if that
+ * fails too, a poison marker (SIGBUS, BUS_ADRERR).  If the page is marked
+ * already, by an earlier fault, the woken toucher meets that mark.
+ */
 static void deny(struct gmem *g, struct view *v, uint64_t page)
 {
-	uintptr_t a = (uintptr_t)v->addr + ((page - v->first) << PAGE_SHIFT);
-	bool recorded = !runmap_reserve(&v->denied, 2);
+	char *a = v->addr + ((page - v->first) << PAGE_SHIFT);
+	bool marked = false;
 
+	/*
+	 * A guard or PROT_NONE lands on whatever is mapped at a: if an unmap
+	 * or move was read since the records were checked, the process may
+	 * have put its own memory there.  Leave it: the woken toucher faults
+	 * again, after it.
+	 */
+	if (g->fault_signal == SIGSEGV && records_behind(g))
+		return;
 	count(&g->stats.host_faults_denied, 1);
-	/* SIGSEGV: PROT_NONE; SIGBUS (or SIGSEGV out of VMAs): a poison marker.  If
-	 * marked already, by an earlier fault, the woken toucher meets that mark. */
-	if (g->fault_signal != SIGSEGV || !recorded || mprotect((void *)a, GMEM_PAGE_SIZE, PROT_NONE))
-		uffd_poison(g->uffd, a, GMEM_PAGE_SIZE);
-	if (recorded)
+	if (g->fault_signal == SIGSEGV) {
+		marked = !madvise(a, GMEM_PAGE_SIZE, MADV_GUARD_INSTALL);
+		if (!marked && !mprotect(a, GMEM_PAGE_SIZE, PROT_NONE))
+			marked = v->prot_used = true;
+	}
+	if (!marked)
+		uffd_poison(g->uffd, (uintptr_t)a, GMEM_PAGE_SIZE);
+	if (!runmap_reserve(&v->denied, 2))
 		runmap_set(&v->denied, page, page + 1, 1);
 	else
 		v->denied_lost = true;
+}
+
+static void handle_event(struct gmem *g, const struct uffd_msg *msg);
+
+/* Apply the unmaps and moves the reader has queued. */
+static void drain_events(struct gmem *g)
+{
+	struct uffd_msg msg[MSG_BATCH];
+	size_t n;
+
+	while ((n = queue_pop(&g->q, msg, MSG_BATCH, true)))
+		for (size_t i = 0; i < n; i++)
+			handle_event(g, &msg[i]);
 }
 
 static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
@@ -131,10 +183,29 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 	uint64_t page, rs, re, ws, we, unit;
 	struct view *v;
 
-	pthread_rwlock_rdlock(&g->lock);
+	/*
+	 * Decide on records that hold every unmap and move read so far: one
+	 * not yet applied could mean this address is another view now, or not
+	 * the library's at all (views_lock() does the same for other threads).
+	 */
+	for (;;) {
+		drain_events(g);
+		pthread_rwlock_rdlock(&g->lock);
+		if (!records_behind(g))
+			break;
+		pthread_rwlock_unlock(&g->lock);
+	}
 	v = view_find(g, addr);
-	if (!v)
-		goto out; /* unmapped since it faulted: the woken toucher finds out */
+	if (!v) {
+		/*
+		 * Registered with us, yet no view: a part the process grew a view
+		 * by (mremap), a piece the records could not keep, or a view
+		 * unmapped since the touch (then the mark lands nowhere).  It maps
+		 * nothing it may not: refuse, never wake it unanswered.
+		 */
+		uffd_poison(g->uffd, addr, GMEM_PAGE_SIZE);
+		goto out;
+	}
 	count(&g->stats.host_faults, 1);
 	page = v->first + ((addr - (uintptr_t)v->addr) >> PAGE_SHIFT);
 	switch (runmap_get(&g->states, page, &rs, &re)) {
@@ -174,49 +245,124 @@ out:
 		uffd_wake(g->uffd, wake.addr, wake.len);
 }
 
+/* The fault thread has applied the process's changes to views: tell views_wait_stale(). */
+static void events_applied(struct gmem *g)
+{
+	pthread_mutex_lock(&g->wait_mu);
+	atomic_fetch_add(&g->events_seq, 1);
+	pthread_cond_broadcast(&g->wait_cv);
+	pthread_mutex_unlock(&g->wait_mu);
+}
+
+/*
+ * The object's userfaultfd was closed behind the library's back: its views
+ * are plain mappings now, which map whatever they cover.  Close them all
+ * (PROT_NONE): fail closed, since nothing can decide touches any more.
+ */
+static void close_views(struct gmem *g)
+{
+	pthread_rwlock_wrlock(&g->lock);
+	g->uffd_gone = true;
+	views_close_all(g);
+	pthread_rwlock_unlock(&g->lock);
+}
+
+/* What the process did to views behind the library's back (reader.c read it). */
+static void handle_event(struct gmem *g, const struct uffd_msg *msg)
+{
+	switch (msg->event) {
+	case UFFD_EVENT_UNMAP:
+		pthread_rwlock_wrlock(&g->lock);
+		views_unmapped(g, (uintptr_t)msg->arg.remove.start, (uintptr_t)msg->arg.remove.end);
+		pthread_rwlock_unlock(&g->lock);
+		events_applied(g);
+		/* a touch parked there (a waiting conversion's) meets the unmapped range */
+		uffd_wake(g->uffd, (uintptr_t)msg->arg.remove.start,
+			  msg->arg.remove.end - msg->arg.remove.start);
+		break;
+	case UFFD_EVENT_REMAP:
+		pthread_rwlock_wrlock(&g->lock);
+		views_moved(g, (uintptr_t)msg->arg.remap.from, (uintptr_t)msg->arg.remap.to,
+			    msg->arg.remap.len);
+		pthread_rwlock_unlock(&g->lock);
+		events_applied(g);
+		uffd_wake(g->uffd, (uintptr_t)msg->arg.remap.from, msg->arg.remap.len);
+		break;
+	case FAULT_MSG_UFFD_GONE:
+		close_views(g);
+		break;
+	default:
+		break;
+	}
+}
+
 static void *fault_main(void *arg)
 {
 	struct gmem *g = arg;
-	struct pollfd pfd[2] = {
-		{ .fd = g->uffd, .events = POLLIN },
-		{ .fd = g->stopfd, .events = POLLIN },
-	};
 	struct uffd_msg msg[MSG_BATCH];
+	size_t n;
 
-	for (;;) {
-		ssize_t n;
-
-		if (poll(pfd, 2, -1) < 0)
-			continue; /* EINTR; nothing else is possible with valid fds */
-		if (pfd[1].revents)
-			break;
-		n = read(g->uffd, msg, sizeof(msg));
-		if (n <= 0)
-			continue; /* EAGAIN: another wakeup took it */
-		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
+	/* unmaps and moves come first (queue_pop()), and before each fault */
+	while ((n = queue_pop(&g->q, msg, MSG_BATCH, false))) {
+		for (size_t i = 0; i < n; i++) {
 			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
 				handle_fault(g, &msg[i]);
+			else
+				handle_event(g, &msg[i]);
+		}
 	}
 	return NULL;
 }
 
-int fault_start(struct gmem *g)
+/* Start a thread with every signal blocked: the library's threads take none of the process's. */
+static int start(pthread_t *t, void *(*fn)(void *), struct gmem *g, const char *name)
 {
 	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(t, NULL, fn, g);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err)
+		pthread_setname_np(*t, name); /* for ps, gdb and seccomp profiles (docs) */
+	return err;
+}
+
+int fault_start(struct gmem *g)
+{
 	int err;
 
 	g->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (g->stopfd < 0)
 		return -errno;
-	/* The thread must never take the process's signals. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = -pthread_create(&g->fault_thread, NULL, fault_main, g);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
-		close(g->stopfd);
-		g->stopfd = -1;
-	}
+	err = queue_init(&g->q);
+	if (err)
+		goto err_stopfd;
+	g->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* reader.c; -1 is survivable */
+	err = forked_init(g);
+	if (err)
+		goto err_queue;
+	err = start(&g->fault_thread, fault_main, g, "gmem-fault");
+	if (err)
+		goto err_forked;
+	err = start(&g->reader_thread, reader_main, g, "gmem-uffd");
+	if (err)
+		goto err_fault;
+	return 0;
+
+err_fault:
+	queue_stop(&g->q);
+	pthread_join(g->fault_thread, NULL);
+err_forked:
+	forked_fini(g);
+err_queue:
+	if (g->spare_fd >= 0)
+		close(g->spare_fd);
+	queue_fini(&g->q);
+err_stopfd:
+	close(g->stopfd);
+	g->stopfd = -1;
 	return err;
 }
 
@@ -226,7 +372,13 @@ void fault_stop(struct gmem *g)
 
 	/* an eventfd write fails only at counter overflow, 2^64 - 2 writes away */
 	(void)!write(g->stopfd, &one, sizeof(one));
+	queue_stop(&g->q); /* the reader may be waiting for room in it */
+	pthread_join(g->reader_thread, NULL);
 	pthread_join(g->fault_thread, NULL);
 	close(g->stopfd);
 	g->stopfd = -1;
+	forked_fini(g);
+	if (g->spare_fd >= 0)
+		close(g->spare_fd);
+	queue_fini(&g->q);
 }

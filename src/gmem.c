@@ -21,7 +21,10 @@ static int config_check(const struct gmem_config *cfg)
 	unit = cfg->backing == GMEM_BACKING_THP ? 2ULL << 20 : GMEM_PAGE_SIZE;
 	if (!cfg->size || cfg->size % unit || cfg->size > GMEM_MAX_SIZE)
 		return -EINVAL;
-	if (cfg->flags & ~GMEM_F_INIT_PRIVATE)
+	if (cfg->flags & ~(GMEM_F_INIT_PRIVATE | GMEM_F_FRESH_PRIVATE))
+		return -EINVAL;
+	/* a huge folio cannot be replaced in part (fresh.c) */
+	if ((cfg->flags & GMEM_F_FRESH_PRIVATE) && cfg->backing != GMEM_BACKING_SHMEM)
 		return -EINVAL;
 	if (cfg->fault_signal && cfg->fault_signal != SIGBUS && cfg->fault_signal != SIGSEGV)
 		return -EINVAL;
@@ -47,15 +50,20 @@ static int locks_init(struct gmem *g)
 	err = pthread_mutex_init(&g->wait_mu, NULL);
 	if (err)
 		goto err_rwlock;
+	err = pthread_mutex_init(&g->events_mu, NULL);
+	if (err)
+		goto err_wait_mu;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	err = pthread_cond_init(&g->wait_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	if (err)
-		goto err_mutex;
+		goto err_events_mu;
 	return 0;
 
-err_mutex:
+err_events_mu:
+	pthread_mutex_destroy(&g->events_mu);
+err_wait_mu:
 	pthread_mutex_destroy(&g->wait_mu);
 err_rwlock:
 	pthread_rwlock_destroy(&g->lock);
@@ -65,12 +73,14 @@ err_rwlock:
 static void locks_fini(struct gmem *g)
 {
 	pthread_cond_destroy(&g->wait_cv);
+	pthread_mutex_destroy(&g->events_mu);
 	pthread_mutex_destroy(&g->wait_mu);
 	pthread_rwlock_destroy(&g->lock);
 }
 
 int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 {
+	unsigned int have;
 	struct gmem *g;
 	int err;
 
@@ -88,7 +98,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	g->npages = cfg->size >> PAGE_SHIFT;
 	g->fault_signal = cfg->fault_signal ? cfg->fault_signal : SIGBUS;
 	g->wait_timeout_ms = cfg->wait_timeout_ms ? cfg->wait_timeout_ms : 1000;
-	g->uffd = g->stopfd = -1;
+	g->uffd = g->stopfd = g->spare_fd = -1;
 
 	err = runmap_init(&g->states, g->npages,
 			  cfg->flags & GMEM_F_INIT_PRIVATE ? GMEM_PRIVATE : GMEM_SHARED);
@@ -103,9 +113,16 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	err = backing_open(&g->b, cfg->backing, cfg->size);
 	if (err)
 		goto err_locks;
-	err = uffd_open(&g->uffd);
+	if (cfg->flags & GMEM_F_FRESH_PRIVATE) {
+		err = fresh_init(g);
+		if (err)
+			goto err_backing;
+	}
+	err = uffd_open(&g->uffd, &have);
 	if (err)
-		goto err_backing;
+		goto err_fresh;
+	g->follows_fork = have & UFFD_HAVE_FORK;
+	g->can_probe = have & UFFD_HAVE_PROBE;
 	err = fault_start(g);
 	if (err)
 		goto err_uffd;
@@ -114,6 +131,8 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 
 err_uffd:
 	close(g->uffd);
+err_fresh:
+	fresh_fini(g);
 err_backing:
 	backing_close(&g->b);
 err_locks:
@@ -133,15 +152,30 @@ int gmem_destroy(struct gmem *g)
 		return 0;
 	if (pins_total(g))
 		return -EBUSY;
+	/*
+	 * Every page punched out first, while the threads still answer: a
+	 * mapping of the file the library does not know of (a part the process
+	 * grew a view by, a forked child's copy) loses its registration when
+	 * the userfaultfds close below, and must find nothing of the guest's.
+	 */
+	backing_punch(&g->b, 0, g->b.size);
 	fault_stop(g);
+	/*
+	 * Closed before the views go: unregistered, their unmaps post no
+	 * events.  Not if the process closed it already (a double close): the
+	 * number may be another file's by now.
+	 */
+	if (!g->uffd_gone)
+		close(g->uffd);
 	views_destroy(g);
 	while (g->transits) { /* none can be left without pins; kept for safety */
 		struct transit *t = g->transits;
 
 		g->transits = t->next;
+		free(t->report);
 		free(t);
 	}
-	close(g->uffd);
+	fresh_fini(g);
 	backing_close(&g->b);
 	locks_fini(g);
 	pinmap_fini(&g->pins);

@@ -32,6 +32,7 @@ static inline pinword_t *word_after(struct gmem *g, uint64_t p, pinword_t *prev,
 static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm, bool held)
 {
 	const uint64_t one = pw_one(longterm);
+	struct timespec stale_deadline = { 0, 0 };
 	struct transit *done = NULL;
 	gmem_convert_cb cb = NULL;
 	uint64_t p, zap_from = UINT64_MAX;
@@ -60,7 +61,7 @@ next:
 	return err;
 
 slow:
-	pthread_rwlock_wrlock(&g->lock);
+	views_lock(g, true);
 	for (w = NULL; p < end; p++) {
 		uint64_t old;
 		bool dropped = false, idle;
@@ -79,18 +80,24 @@ slow:
 			if (zap_from == UINT64_MAX)
 				zap_from = p;
 		} else if (zap_from != UINT64_MAX) {
-			views_zap(g, zap_from, p);
+			views_zap(g, zap_from, p, false);
 			zap_from = UINT64_MAX;
 		}
 	}
+	/* the completion zaps the whole range again: these may fail */
 	if (zap_from != UINT64_MAX)
-		views_zap(g, zap_from, end);
-	convert_complete_locked(g, first, end, &done);
+		views_zap(g, zap_from, end, false);
+	/* as gmem_convert() does for a view moved or unmapped just now */
+	for (bool strict = true; convert_complete_locked(g, first, end, &done, strict);) {
+		pthread_rwlock_unlock(&g->lock);
+		strict = views_wait_records(g, &stale_deadline);
+		views_lock(g, true);
+	}
 	cb = g->cb;
 	cb_arg = g->cb_arg;
 	pthread_rwlock_unlock(&g->lock);
 	pins_wake_waiters(g);
-	convert_report(g, done, cb, cb_arg, 0);
+	convert_report(g, done, cb, cb_arg);
 	return err;
 }
 

@@ -52,6 +52,7 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	putchar('\n');
 	fflush(stdout);
+	sysfs_restore();
 	_exit(1);
 }
 
@@ -65,6 +66,7 @@ void test_skip(const char *fmt, ...)
 	va_end(ap);
 	putchar('\n');
 	fflush(stdout);
+	sysfs_restore();
 	_exit(EXIT_SKIP);
 }
 

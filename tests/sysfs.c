@@ -69,6 +69,11 @@ static int write_raw(const char *path, const char *value)
 
 static void restore_files(void);
 
+void sysfs_restore(void)
+{
+	restore_files();
+}
+
 int test_write_file(const char *path, const char *value)
 {
 	static bool registered;

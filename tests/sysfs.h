@@ -11,6 +11,8 @@
 int test_write_file(const char *path, const char *value);
 /* In a forked child: leave restoring to the parent. */
 void sysfs_forget(void);
+/* Put back now what this process set (a failing case exits without atexit). */
+void sysfs_restore(void);
 /* Make shmem THP available if we may (restored at exit); whether it is. */
 bool thp_enable(void);
 

@@ -52,8 +52,11 @@ TEST(create_invalid_flags)
 	struct gmem_config cfg = { .size = env->unit, .backing = env->backing };
 	struct gmem *g = NULL;
 
-	for (unsigned int bit = 1; bit < 32; bit++)
+	for (unsigned int bit = 2; bit < 32; bit++)
 		CHECK_EQ(create(env->unit, env->backing, 1u << bit, 0), -EINVAL);
+	/* fresh pages need 4 KiB backing pages */
+	if (env->backing != GMEM_BACKING_SHMEM)
+		CHECK_EQ(create(env->unit, env->backing, GMEM_F_FRESH_PRIVATE, 0), -EINVAL);
 	CHECK_EQ(create(env->unit, 2, 0, 0), -EINVAL);
 	CHECK_EQ(create(env->unit, UINT32_MAX, 0, 0), -EINVAL);
 	CHECK_EQ(create(env->unit, env->backing, 0, SIGKILL), -EINVAL);

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -60,7 +62,7 @@ TEST(fault_private_sigbus)
 
 TEST(fault_private_sigsegv)
 {
-	denied_everywhere(env, SIGSEGV, SEGV_ACCERR);
+	denied_everywhere(env, SIGSEGV, SEGV_MAPERR);
 }
 
 /* The default policy, 0, is SIGBUS. */
@@ -152,5 +154,59 @@ TEST(fault_around_stops_at_private)
 	for (uint64_t p = 1; p < 64; p += 2)
 		CHECK_EQ(touch(v + p * PS, false, NULL, NULL), SIGBUS);
 	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+static int count_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, c;
+
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/*
+ * 100,000 refusals under the SIGSEGV policy: each a SIGSEGV at the exact
+ * address, with no mapping of its own.  PROT_NONE per refused page split a
+ * VMA each; past vm.max_map_count (~65,530) refusals turned into SIGBUS
+ * and the process could no longer create mappings (malloc, threads).
+ */
+TEST_FULL(fault_sigsegv_100k_refusals, false, 120)
+{
+	const uint64_t n = 100000;
+	struct gmem *g = tg_create(env, n * PS, GMEM_F_INIT_PRIVATE, SIGSEGV);
+	char *v = tg_view(g, 0);
+	struct gmem_stats st;
+	siginfo_t si;
+	int maps0;
+	void *p;
+
+	/* the first refusal gives the fault thread its malloc arena (mappings that stay) */
+	CHECK_EQ(touch(v, false, NULL, NULL), SIGSEGV);
+	maps0 = count_mappings();
+	for (uint64_t i = 1; i < n; i++) {
+		char *a = v + i * PS + (i % 64) * 8;
+
+		if (touch(a, i & 1, &(uint8_t){ 1 }, &si) != SIGSEGV || si.si_code != SEGV_MAPERR ||
+		    si.si_addr != a)
+			test_fail(__FILE__, __LINE__, "refusal %llu: signal %d code %d at %p, not %p",
+				  (unsigned long long)i, si.si_signo, si.si_code, si.si_addr, a);
+	}
+	CHECK_EQ(count_mappings(), maps0);
+	gmem_get_stats(g, &st);
+	CHECK_EQ(st.host_faults_denied, n);
+	p = malloc(1 << 20); /* a fresh mapping still works */
+	CHECK(p);
+	free(p);
+	CHECK_OK(gmem_audit(g));
+	/* every mark goes with a re-share */
+	CHECK_OK(gmem_convert(g, 0, n * PS, GMEM_SHARED, 0, NULL));
+	for (uint64_t i = 0; i < n; i += 997)
+		CHECK_OK(touch(v + i * PS, true, &(uint8_t){ 2 }, NULL));
 	CHECK_OK(gmem_destroy(g));
 }

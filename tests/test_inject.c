@@ -26,7 +26,7 @@ struct fixture {
 	struct gmem *g;
 	char *view;  /* a view of every page */
 	char *guest;
-	int ncallbacks, cancelled;
+	int ncallbacks, cancelled, last_result;
 };
 
 /* What the calls may change, as seen from outside. */
@@ -79,6 +79,7 @@ static void on_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned i
 	(void)g, (void)offset, (void)len, (void)to;
 	f->ncallbacks++;
 	f->cancelled += result == -ECANCELED;
+	f->last_result = result;
 }
 
 static void snap(struct fixture *f, struct snap *s)
@@ -206,7 +207,7 @@ static void setup_plain(const struct env *e, struct fixture *f)
 
 TEST(inject_create)
 {
-	static const uint32_t flags[] = { 0, GMEM_F_INIT_PRIVATE };
+	static const uint32_t flags[] = { 0, GMEM_F_INIT_PRIVATE, GMEM_F_FRESH_PRIVATE };
 	int64_t live0;
 	int fds0, maps0;
 
@@ -220,6 +221,8 @@ TEST(inject_create)
 					   .flags = flags[i], .fault_signal = i ? SIGSEGV : 0 };
 		uint64_t nth;
 
+		if ((flags[i] & GMEM_F_FRESH_PRIVATE) && env->backing != GMEM_BACKING_SHMEM)
+			continue; /* refused outright: test_create.c */
 		for (nth = 1;; nth++) {
 			struct gmem *g = NULL;
 			bool fired;
@@ -310,9 +313,10 @@ static void unpin_elsewhere(struct fixture *f)
 }
 
 /* A pin inside the range: DEFER leaves it in transit, WAIT times out. */
-static void setup_pinned_inside(const struct env *e, struct fixture *f)
+static void pinned_inside(const struct env *e, struct fixture *f, uint32_t flags)
 {
-	struct gmem_config cfg = { .size = NPAGES * PS, .backing = e->backing, .wait_timeout_ms = 1 };
+	struct gmem_config cfg = { .size = NPAGES * PS, .backing = e->backing, .flags = flags,
+				   .wait_timeout_ms = 1 };
 
 	if (e->backing == GMEM_BACKING_THP)
 		cfg.size = e->unit;
@@ -324,6 +328,11 @@ static void setup_pinned_inside(const struct env *e, struct fixture *f)
 	for (int p = 0; p < NPAGES; p++)
 		f->view[p * PS] = (char)(p + 1);
 	CHECK_OK(gmem_pin(f->g, 3 * PS, PS, 0));
+}
+
+static void setup_pinned_inside(const struct env *e, struct fixture *f)
+{
+	pinned_inside(e, f, 0);
 }
 
 static void unpin_inside(struct fixture *f)
@@ -356,6 +365,17 @@ static void setup_deferred_refused(const struct env *e, struct fixture *f)
 	CHECK_EQ(to_private(f, 2, 4, GMEM_CONVERT_DEFER), -EINPROGRESS);
 }
 
+/* Fresh private pages: every page of the range populated and touched. */
+static void setup_fresh(const struct env *e, struct fixture *f)
+{
+	base(e, f, GMEM_F_FRESH_PRIVATE);
+}
+
+static void setup_fresh_pinned_inside(const struct env *e, struct fixture *f)
+{
+	pinned_inside(e, f, GMEM_F_FRESH_PRIVATE);
+}
+
 TEST(inject_convert)
 {
 	static const struct scenario s[] = {
@@ -376,8 +396,19 @@ TEST(inject_convert)
 		  unpin_inside },
 	};
 
+	static const struct scenario fresh[] = {
+		{ "to private, fresh", setup_fresh, call_private, 0, NULL },
+		{ "to private deferred, fresh", setup_fresh_pinned_inside, call_private_defer,
+		  -EINPROGRESS, unpin_inside },
+		{ "to private waiting, fresh", setup_fresh_pinned_inside, call_private_wait, -EAGAIN,
+		  unpin_inside },
+	};
+
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		sweep(env, &s[i]);
+	for (size_t i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++)
+		if (env->backing == GMEM_BACKING_SHMEM) /* the flag's only backing */
+			sweep(env, &fresh[i]);
 }
 
 /* ---- pins, discard, audit ---- */
@@ -416,4 +447,89 @@ TEST(inject_pin_discard_audit)
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		sweep(env, &s[i]);
+}
+
+/* ---- a deferred conversion's completion ---- */
+
+/*
+ * Pages 0 and 1 pinned, page 0 touched through the view (mapped for its
+ * I/O), [0, 2) converted with DEFER.  Page 1 is unpinned first; the unpin
+ * of page 0 is the last: it zaps page 0, then completes the conversion,
+ * zapping the range: page 0 again if its own zap failed.
+ */
+static void setup_completion(const struct env *e, struct fixture *f)
+{
+	base(e, f, 0);
+	CHECK_OK(gmem_pin(f->g, 0, 2 * PS, 0));
+	CHECK_EQ(to_private(f, 0, 2, GMEM_CONVERT_DEFER), -EINPROGRESS);
+	CHECK_OK(touch(f->view, true, &(uint8_t){ 0x11 }, NULL));
+	CHECK_OK(gmem_unpin(f->g, PS, PS, 0));
+}
+
+/*
+ * The audit sees what a failed zap leaves: the unpin of page 0 while page 1
+ * still holds the conversion back zaps page 0 alone; that zap failing
+ * leaves an unpinned page in transit mapped, which gmem_audit() reports.
+ */
+TEST(audit_catches_mapped_idle_transit_page)
+{
+	struct fixture f;
+
+	base(env, &f, 0);
+	CHECK_OK(gmem_pin(f.g, 0, 2 * PS, 0));
+	CHECK_EQ(to_private(&f, 0, 2, GMEM_CONVERT_DEFER), -EINPROGRESS);
+	CHECK_OK(touch(f.view, true, &(uint8_t){ 0x11 }, NULL));
+	CHECK_OK(gmem_audit(f.g)); /* pinned: its I/O may map it */
+	inject_arm(1);
+	CHECK_OK(gmem_unpin(f.g, 0, PS, 0));
+	CHECK(inject_disarm());
+	CHECK_EQ(gmem_audit(f.g), -EIO);
+	CHECK_OK(gmem_unpin(f.g, PS, PS, 0)); /* the completion zaps the range whole */
+	CHECK_EQ(f.ncallbacks, 1);
+	CHECK_OK(gmem_audit(f.g));
+	CHECK_EQ(gmem_state(f.g, 0), GMEM_PRIVATE);
+	CHECK_OK(gmem_destroy(f.g));
+}
+
+/*
+ * A completion that cannot unmap must not commit: the callback says so,
+ * the pages stay in transit - refused to the host and to pins - and a
+ * conversion of them decides, either way, with the contents in place.
+ * (Fails where the completion ignored its zap and committed.)
+ */
+TEST(completion_that_cannot_unmap_does_not_commit)
+{
+	struct fixture f;
+	siginfo_t si;
+
+	setup_completion(env, &f);
+	f.ncallbacks = 0;
+	inject_arm_from(1); /* page 0's zap, and the completion's (page 0 still marked) */
+	CHECK_OK(gmem_unpin(f.g, 0, PS, 0));
+	CHECK(inject_disarm());
+	CHECK_EQ(f.ncallbacks, 1);
+	CHECK_EQ(f.last_result, -EIO);
+	CHECK_EQ(gmem_state(f.g, 0), GMEM_CONVERTING);
+	CHECK_EQ(gmem_state(f.g, PS), GMEM_CONVERTING);
+	CHECK_EQ(gmem_audit(f.g), -EIO); /* page 0 is still mapped: so nothing committed */
+	CHECK_EQ(touch(f.view + PS, false, NULL, &si), SIGBUS);
+	CHECK_EQ(gmem_pin(f.g, 0, PS, 0), -EAGAIN);
+	/* given back: shared, in place, reachable; no second callback */
+	CHECK_OK(gmem_convert(f.g, 0, 2 * PS, GMEM_SHARED, 0, NULL));
+	CHECK_EQ(gmem_state(f.g, 0), GMEM_SHARED);
+	CHECK_EQ((uint8_t)f.view[0], 0x11);
+	CHECK_EQ((uint8_t)f.view[PS], 2);
+	CHECK_EQ(f.ncallbacks, 1);
+	CHECK_OK(gmem_destroy(f.g));
+	/* or taken again: private */
+	setup_completion(env, &f);
+	inject_arm_from(1);
+	CHECK_OK(gmem_unpin(f.g, 0, PS, 0));
+	CHECK(inject_disarm());
+	CHECK_OK(to_private(&f, 0, 2, 0));
+	CHECK_EQ(gmem_state(f.g, 0), GMEM_PRIVATE);
+	CHECK_EQ((uint8_t)f.guest[0], 0x11);
+	CHECK_EQ(touch(f.view, false, NULL, &si), SIGBUS);
+	CHECK_OK(gmem_audit(f.g));
+	CHECK_OK(gmem_destroy(f.g));
 }

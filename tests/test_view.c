@@ -6,6 +6,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -184,4 +187,88 @@ TEST(many_views)
 	CHECK_OK(gmem_convert(g, 10 * PS, PS, GMEM_SHARED, 0, NULL));
 	CHECK(page_has(views[9] + PS, 10, 5));
 	CHECK_OK(gmem_destroy(g)); /* unmaps the rest */
+}
+
+/*
+ * The address gmem_view_map() returns may be stored in a view (a page of
+ * shared memory a device reads its queue from, say): the store faults.  It
+ * was made with the object's lock held, which the fault needs: the call
+ * never returned.
+ */
+TEST_FULL(view_map_result_stored_in_a_view, false, 15)
+{
+	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	char *v = tg_view(g, 0);
+	void **slot = (void **)(v + 3 * PS); /* shared, never touched */
+
+	CHECK_OK(gmem_view_map(g, 0, 2 * PS, 0, slot));
+	CHECK(*slot != NULL && *slot != v);
+	CHECK_OK(gmem_view_unmap(g, *slot));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A strict view's check and its insertion, with other threads unmapping
+ * views behind the library's back (so that a new view may have to wait for
+ * their notices, the lock dropped) and converting the page: a strict view
+ * was returned over a private page about once in seven hundred.
+ */
+struct strict_race {
+	struct gmem *g;
+	_Atomic bool stop;
+};
+
+static void *unmap_behind(void *arg)
+{
+	struct strict_race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		void *p;
+
+		if (!gmem_view_map(r->g, 64 * PS, 16 * PS, 0, &p))
+			munmap(p, 16 * PS);
+	}
+	return NULL;
+}
+
+static void *flip_page(void *arg)
+{
+	struct strict_race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		gmem_convert(r->g, 0, PS, GMEM_PRIVATE, 0, NULL);
+		gmem_convert(r->g, 0, PS, GMEM_SHARED, 0, NULL);
+	}
+	return NULL;
+}
+
+TEST_FULL(strict_view_never_over_private, false, 30)
+{
+	struct strict_race r = { .g = tg_create(env, 128 * PS, 0, 0) };
+	struct timespec t0, t;
+	long maps = 0;
+	pthread_t th[3];
+
+	CHECK_OK(pthread_create(&th[0], NULL, unmap_behind, &r));
+	CHECK_OK(pthread_create(&th[1], NULL, unmap_behind, &r));
+	CHECK_OK(pthread_create(&th[2], NULL, flip_page, &r));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		void *p;
+
+		if (!gmem_view_map(r.g, 0, 16 * PS, GMEM_VIEW_STRICT, &p)) {
+			maps++;
+			/* while it exists, the page cannot turn private */
+			if (gmem_state(r.g, 0) != GMEM_SHARED)
+				test_fail(__FILE__, __LINE__, "a strict view over a %s page",
+					  gmem_state(r.g, 0) == GMEM_PRIVATE ? "private" : "converting");
+			CHECK_OK(gmem_view_unmap(r.g, p));
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 2);
+	atomic_store(&r.stop, true);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	CHECK(maps > 0);
+	CHECK_OK(gmem_destroy(r.g));
 }

@@ -8,7 +8,8 @@
  * guest: from then until completion the buffers are in flight and the
  * guest cannot make them private (-EAGAIN).  A worker thread does the file
  * I/O into the pinned host-view memory, writes the status, unpins, and
- * returns the chain on the used ring.  While the worker is busy the driver
+ * returns the chain on the used ring: the kernel's I/O on view pages is
+ * bracketed by pins, as gmem.h asks.  While the worker is busy the driver
  * need not ring (VRING_USED_F_NO_NOTIFY); a conversion hypercall then first
  * has the device take what is on its ring (vblk_sync()), so that a request
  * published before a conversion is pinned before it.  A buffer that is

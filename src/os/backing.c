@@ -96,13 +96,21 @@ int backing_open(struct backing *b, uint32_t type, uint64_t size)
 		munmap(reserve, (size_t)(guest - reserve));
 	if (guest + size < reserve + size + extra)
 		munmap(guest + size, (size_t)(reserve + size + extra - (guest + size)));
-	if (mmap(guest, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, b->fd, 0) ==
-	    MAP_FAILED) {
+	/*
+	 * Mapped inaccessible and opened once it is marked: under
+	 * mlockall(MCL_FUTURE) an accessible mapping is populated at once -
+	 * before MADV_HUGEPAGE, with small pages.  MADV_DONTDUMP: a core dump
+	 * must not carry the guest's private memory.  The 4 KiB backing keeps
+	 * 4 KiB pages whatever shmem_enabled says (GMEM_F_FRESH_PRIVATE needs
+	 * them).
+	 */
+	if (mmap(guest, size, PROT_NONE, MAP_SHARED | MAP_FIXED, b->fd, 0) == MAP_FAILED) {
 		err = -errno;
 		goto err_unmap;
 	}
-	if (madvise(guest, size, MADV_DONTFORK) ||
-	    (type == GMEM_BACKING_THP && madvise(guest, size, MADV_HUGEPAGE))) {
+	if (madvise(guest, size, MADV_DONTFORK) || madvise(guest, size, MADV_DONTDUMP) ||
+	    madvise(guest, size, type == GMEM_BACKING_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) ||
+	    mprotect(guest, size, PROT_READ | PROT_WRITE)) {
 		err = -errno;
 		goto err_unmap;
 	}
@@ -148,12 +156,17 @@ int backing_punch(const struct backing *b, uint64_t off, uint64_t len)
 
 int backing_map(const struct backing *b, uint64_t off, uint64_t len, char **addr)
 {
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, (off_t)off);
+	char *p = mmap(NULL, len, PROT_NONE, MAP_SHARED, b->fd, (off_t)off);
 	int err;
 
 	if (p == MAP_FAILED)
 		return -errno;
-	if (madvise(p, len, MADV_DONTFORK)) {
+	/*
+	 * Views map 4 KiB pages, one decision each: a huge page mapped into a
+	 * view (MADV_COLLAPSE, khugepaged) would map its private pages too,
+	 * with no fault for the library to decide.
+	 */
+	if (madvise(p, len, MADV_DONTFORK) || madvise(p, len, MADV_NOHUGEPAGE)) {
 		err = -errno;
 		munmap(p, len);
 		return err;

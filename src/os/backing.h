@@ -32,7 +32,10 @@ int backing_allocate(const struct backing *b, uint64_t off, uint64_t len);
 /* Punch [off, off + len) out of the file: every mapping then reads zero. */
 int backing_punch(const struct backing *b, uint64_t off, uint64_t len);
 
-/* A read-write shared mapping of [off, off + len), not inherited by fork(). */
+/*
+ * A shared mapping of [off, off + len), not inherited by fork(), made
+ * PROT_NONE: the caller opens it (mprotect) once it is ready for touches.
+ */
 int backing_map(const struct backing *b, uint64_t off, uint64_t len, char **addr);
 
 #endif /* GMEM_OS_BACKING_H */

@@ -14,6 +14,12 @@
 #include "../compat.h"
 
 #define UFFD_FEATURES (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_POISON)
+/*
+ * The non-cooperative events that let the library's records follow what
+ * the process does to its views behind its back (fault.c).  Not REMOVE:
+ * it would make every zap the library does wait for the fault thread.
+ */
+#define UFFD_EVENTS (UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP)
 
 static int uffd_new(void)
 {
@@ -32,19 +38,66 @@ static int uffd_new(void)
 	return fd >= 0 ? fd : err;
 }
 
-int uffd_open(int *out)
+/* A userfaultfd with `features`, or -errno (-EOPNOTSUPP if the kernel lacks some). */
+static int uffd_with(uint64_t features)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURES };
-	int fd = uffd_new();
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd = uffd_new(), err;
 
 	if (fd < 0)
 		return fd == -ENOSYS ? -EOPNOTSUPP : fd;
-	if (ioctl(fd, UFFDIO_API, &api) || (api.features & UFFD_FEATURES) != UFFD_FEATURES) {
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		err = errno == EPERM ? -EPERM : -EOPNOTSUPP;
+		close(fd);
+		return err;
+	}
+	if ((api.features & features) != features) {
 		close(fd);
 		return -EOPNOTSUPP; /* kernel older than 6.6 or built without shmem support */
 	}
+	return fd;
+}
+
+int uffd_open(int *out, unsigned int *have)
+{
+	/*
+	 * EVENT_FORK needs CAP_SYS_PTRACE: without it, fork is not followed.
+	 * MOVE (6.8) only answers uffd_changing(): without it, that says no.
+	 */
+	static const uint64_t wishes[] = {
+		UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MOVE,
+		UFFD_FEATURE_EVENT_FORK,
+		UFFD_FEATURE_MOVE,
+		0,
+	};
+	int fd = -EOPNOTSUPP;
+
+	for (size_t i = 0; i < sizeof(wishes) / sizeof(wishes[0]); i++) {
+		fd = uffd_with(UFFD_FEATURES | UFFD_EVENTS | wishes[i]);
+		if (fd >= 0) {
+			*have = (wishes[i] & UFFD_FEATURE_EVENT_FORK ? UFFD_HAVE_FORK : 0) |
+				(wishes[i] & UFFD_FEATURE_MOVE ? UFFD_HAVE_PROBE : 0);
+			break;
+		}
+		if (fd != -EPERM && fd != -EOPNOTSUPP)
+			return fd;
+	}
+	if (fd < 0)
+		return fd;
 	*out = fd;
 	return 0;
+}
+
+bool uffd_changing(int fd, uintptr_t probe)
+{
+	/*
+	 * The kernel checks "mappings changing" before it looks at the
+	 * addresses, which here can never be moved (one shared page onto
+	 * itself): EAGAIN, or EINVAL and nothing done.
+	 */
+	struct uffdio_move m = { .dst = probe, .src = probe, .len = 4096 };
+
+	return ioctl(fd, UFFDIO_MOVE, &m) && errno == EAGAIN;
 }
 
 int uffd_register(int fd, void *addr, uint64_t len)
@@ -59,6 +112,13 @@ int uffd_register(int fd, void *addr, uint64_t len)
 	if (ioctl(fd, UFFDIO_REGISTER, &reg))
 		return -errno;
 	return (reg.ioctls & need) == need ? 0 : -EOPNOTSUPP;
+}
+
+int uffd_unregister(int fd, void *addr, uint64_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
 }
 
 int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done)

@@ -12,12 +12,29 @@
 #ifndef GMEM_OS_UFFD_H
 #define GMEM_OS_UFFD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* A userfaultfd for this process with the features views need. */
-int uffd_open(int *fd);
+/*
+ * A userfaultfd for this process with the features views need, and the
+ * events that report unmapping and moving them.  *have says what else the
+ * kernel gives: UFFD_HAVE_FORK, fork() reported too (it needs
+ * CAP_SYS_PTRACE); UFFD_HAVE_PROBE, uffd_changing() answers.
+ */
+#define UFFD_HAVE_FORK (1u << 0)
+#define UFFD_HAVE_PROBE (1u << 1)
+int uffd_open(int *fd, unsigned int *have);
+
+/*
+ * Whether the process is unmapping, moving or forking a registered range
+ * right now, its event not yet read (the kernel's "mappings changing").
+ * probe: any page-aligned address of a shared mapping.
+ */
+bool uffd_changing(int fd, uintptr_t probe);
 
 int uffd_register(int fd, void *addr, uint64_t len);
+/* Also wakes the faults waiting in the range. */
+int uffd_unregister(int fd, void *addr, uint64_t len);
 
 /*
  * Map the page-cache pages behind [addr, addr + len).

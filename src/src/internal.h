@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the gmem object, and what the library's modules share.
+ *
+ * Locking, in one place:
+ *  - g->lock is the kernel's invalidate_lock.  The fault path decides and
+ *    maps under it shared; anything that changes page states, views or
+ *    transits holds it exclusive, so a conversion's "publish the state, zap
+ *    every view" cannot interleave with a fault's "look up, then map".
+ *  - Pins take no lock: their race with conversions is decided per page in
+ *    one atomic word (core/pinword.h).  Leaves of words are created with
+ *    g->lock shared and their states changed with it exclusive, so a word
+ *    always agrees with g->states.
+ *  - g->wait_mu only guards sleeping: converters waiting for pins to drop
+ *    and conversions waiting for a waiting conversion to end.  Nobody takes
+ *    g->lock while holding it.
+ *  - User callbacks run with no lock held.
+ */
+#ifndef GMEM_INTERNAL_H
+#define GMEM_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "compat.h"
+
+#include "core/pinmap.h"
+#include "core/runmap.h"
+#include "gmem.h"
+#include "os/backing.h"
+
+#define PAGE_SHIFT 12
+#define GMEM_MAX_SIZE (1ULL << 46) /* 64 TiB: the guest mapping must fit in user VA */
+#define STATE_MASK(s) RUNMAP_MASK(s)
+
+/* Children with views the reader watches at once (forked.c). */
+#define FORKED_MAX 65536
+/* Messages the reader can hand the fault thread before it waits (reader.c). */
+#define QUEUE_MSGS 65536
+/* A message of the reader's own: the userfaultfd was closed behind our back. */
+#define FAULT_MSG_UFFD_GONE 0x01
+
+/* Messages in order, QUEUE_MSGS of them, mapped: the reader must not need malloc. */
+struct msg_ring {
+	struct uffd_msg *msgs;
+	uint64_t head, tail;
+};
+
+/* What the reader thread hands the fault thread (reader.c). */
+struct fault_queue {
+	struct msg_ring events, faults; /* under mu */
+	bool stop;                      /* under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;              /* with mu: a ring or stop moved */
+};
+
+struct view {
+	char *addr;
+	uint64_t first, end; /* the pages of the object it maps: [first, end) */
+	unsigned int flags;  /* GMEM_VIEW_* */
+	/*
+	 * Pages refused through this view, where its page tables hold a poison
+	 * marker or PROT_NONE that a re-share must clear; a superset is fine.
+	 * Written by the fault thread holding g->lock shared (the only writer on
+	 * that side) or by others holding it exclusive.
+	 */
+	struct runmap denied;
+	bool denied_lost; /* a refusal could not be recorded: treat all as refused */
+	/*
+	 * Pages this view may map: every PTE in a view comes from the fault
+	 * thread's UFFDIO_CONTINUE, which marks its window first; only a zap
+	 * clears marks, after the zap.  So the marks are a superset of what is
+	 * mapped: zaps skip what is unmarked, fault-around skips what is
+	 * marked.  Same writers as `denied`.
+	 */
+	struct runmap mapped;
+	bool mapped_lost; /* a mapping could not be recorded: zap everything */
+	bool prot_used;   /* a refusal fell back to PROT_NONE: re-sharing restores access */
+};
+
+/* A deferred conversion whose completion failed: its pages stay in transit. */
+#define TRANSIT_FAILED (1u << 8)
+
+/* A conversion to private in transit: its shared pages are CONVERTING. */
+struct transit {
+	struct transit *next;
+	uint64_t first, end;
+	unsigned int mode;        /* GMEM_CONVERT_WAIT, GMEM_CONVERT_DEFER or TRANSIT_FAILED */
+	int result;               /* for the callback, once it has ended */
+	struct transit *report;   /* DEFER: room to report a failed end while it stays */
+};
+
+struct gmem_counters {
+	_Atomic uint64_t conversions, pages_to_private, pages_to_shared, convert_eagain,
+		convert_deferred, host_faults, host_faults_denied;
+};
+
+struct gmem {
+	/* Set by gmem_create(), then read-only. */
+	struct backing b;
+	uint64_t npages;
+	int fault_signal;
+	uint32_t wait_timeout_ms;
+	int uffd;
+	bool follows_fork; /* the kernel reports forks (UFFD_EVENT_FORK): forked.c */
+	bool can_probe;    /* uffd_changing() answers (UFFDIO_MOVE) */
+	int stopfd;
+	pthread_t reader_thread, fault_thread;
+	struct fault_queue q;
+
+	pthread_rwlock_t lock;
+	struct runmap states;     /* under lock */
+	struct view **views;      /* under lock; sorted by address */
+	size_t nviews, views_cap; /* under lock */
+	/* written with g->lock exclusive; read holding it either way (the
+	 * fault thread's transit_waiting_at() holds it shared) */
+	struct transit *transits;
+	gmem_convert_cb cb;       /* under lock */
+	void *cb_arg;             /* under lock */
+
+	struct pinmap pins; /* lock-free words, see above */
+
+	pthread_mutex_t wait_mu;
+	pthread_cond_t wait_cv;            /* with wait_mu; CLOCK_MONOTONIC */
+	_Atomic unsigned int pin_waiters;  /* converters sleeping until pins drop */
+	_Atomic uint64_t transit_gen;      /* bumped when a waiting conversion ends */
+	/*
+	 * The process's unmaps and moves of views, as reader.c reads them from
+	 * the userfaultfd (events_read, under events_mu, counted in the same
+	 * breath as the read) and once it has applied them to the records
+	 * (events_seq, bumped with wait_cv).  views_lock() waits for the two
+	 * to meet.
+	 */
+	pthread_mutex_t events_mu;
+	_Atomic uint64_t events_read; /* written under events_mu */
+	_Atomic uint64_t events_seq;
+	uint64_t events_locked; /* under lock exclusive: events_read when views_lock() took it */
+
+	struct gmem_counters stats; /* relaxed atomics */
+
+	char *fresh_buf; /* GMEM_F_FRESH_PRIVATE: the copy-out buffer (fresh.c), under lock */
+
+	bool uffd_gone; /* under lock: the userfaultfd was closed behind our back */
+	int spare_fd;   /* the reader's: a descriptor to give up when none is free */
+
+	/* userfaultfds of children that inherited views (forked.c): the reader's */
+	int *forked;
+	size_t nforked;
+	struct pollfd *pfd; /* the reader's poll set */
+};
+
+static inline void count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/*
+ * A system call's failure as a library result: its -errno, except for the
+ * codes the contract gives meanings of its own (gmem.h: -EAGAIN "a pin
+ * holds a page", -EINVAL "bad arguments", ...), which would mislead the
+ * caller; those become -EIO.
+ */
+static inline int sys_result(int err)
+{
+	switch (err) {
+	case -EAGAIN:
+	case -EBUSY:
+	case -EINPROGRESS:
+	case -EINVAL:
+	case -EACCES:
+	case -EOVERFLOW:
+	case -ECANCELED:
+		return -EIO;
+	default:
+		return err;
+	}
+}
+
+/* offset and len name whole pages inside the object: the contract's "Ranges". */
+static inline bool range_ok(const struct gmem *g, uint64_t offset, uint64_t len)
+{
+	return len && !(offset % GMEM_PAGE_SIZE) && !(len % GMEM_PAGE_SIZE) &&
+	       offset <= g->b.size && len <= g->b.size - offset;
+}
+
+/* state.c: page states, the run map and the pin words kept equal */
+struct pin_scan {
+	uint64_t short_first, long_first; /* lowest page holding such a pin, or UINT64_MAX */
+};
+int state_reserve(struct gmem *g);
+int64_t state_replace(struct gmem *g, uint64_t first, uint64_t end, uint32_t from, unsigned int to,
+		      struct pin_scan *scan);
+/* Pins on the pages of [first, end) whose state is in `states`. */
+void pins_scan(struct gmem *g, uint64_t first, uint64_t end, uint32_t states,
+	       struct pin_scan *scan);
+pinword_t *pin_word(struct gmem *g, uint64_t page);
+/*
+ * Whether page holds a pin.  An in-transit page's count falls only with
+ * g->lock exclusive (pin.c): with the lock held shared, "pinned" stays true.
+ */
+bool page_pinned(struct gmem *g, uint64_t page);
+uint64_t pins_total(struct gmem *g);
+void pins_wake_waiters(struct gmem *g);
+
+/*
+ * Take g->lock, exclusive or shared, once the view records hold every
+ * unmap and move of a view that the reader has read (reader.c):
+ * for everything but the fault thread that acts on view addresses.
+ */
+void views_lock(struct gmem *g, bool exclusive);
+
+/* view.c (g->lock held) */
+struct view *view_find(struct gmem *g, uintptr_t addr);
+int views_reserve_denied(struct gmem *g, size_t insertions);
+uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end);
+/*
+ * Unmap [first, end) from every view.  strict: -ESTALE if a view is not
+ * where its record says (moved or unmapped, not yet applied): wait with
+ * views_wait_records() and try again.
+ */
+int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict);
+/*
+ * With g->lock released: wait a moment for the fault thread to apply a
+ * change to the view records.  *deadline (zero: set to a second from now)
+ * bounds the retries: false once it has passed.
+ */
+bool views_wait_records(struct gmem *g, struct timespec *deadline);
+void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
+int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
+/* Wake the touches of [first, end) the fault thread left waiting. */
+void views_wake(struct gmem *g, uint64_t first, uint64_t end);
+/*
+ * The process itself unmapped [s, e) (munmap, mmap over it, a shrinking
+ * mremap) or moved [from, from + len) to `to` (mremap): the records follow,
+ * splitting views that were cut in pieces.
+ */
+void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e);
+void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len);
+void views_destroy(struct gmem *g);
+/* Make every view inaccessible (the userfaultfd is gone: fault.c). */
+void views_close_all(struct gmem *g);
+
+/* fault.c: the reader and fault threads, started and stopped together */
+int fault_start(struct gmem *g);
+void fault_stop(struct gmem *g);
+
+/* reader.c */
+int queue_init(struct fault_queue *q);
+void queue_fini(struct fault_queue *q);
+/*
+ * Up to max messages, unmaps and moves ahead of faults, waiting for one;
+ * 0 once stopped and empty.  events_only: unmaps and moves, not waiting.
+ */
+size_t queue_pop(struct fault_queue *q, struct uffd_msg *msg, size_t max, bool events_only);
+void queue_stop(struct fault_queue *q);
+void *reader_main(void *g);
+
+/* fresh.c (g->lock exclusive) */
+#define FRESH_BUF (2ULL << 20)
+int fresh_init(struct gmem *g);
+void fresh_fini(struct gmem *g);
+/*
+ * Fresh backing pages for the populated pages of [first, end) whose state
+ * is in `from`.  -EBUSY with *busy at a page that could not be replaced
+ * (part of a huge page something holds); its contents are kept.
+ */
+int fresh_private(struct gmem *g, uint64_t first, uint64_t end, uint32_t from, uint64_t *busy);
+
+/* forked.c (the reader thread, but init and fini) */
+int forked_init(struct gmem *g);
+void forked_fini(struct gmem *g);
+void forked_add(struct gmem *g, int fd);
+void forked_serve(struct gmem *g, int fd);
+void forked_reap(struct gmem *g);
+
+/* convert.c */
+/* Whether a waiting conversion (GMEM_CONVERT_WAIT) has page in transit. */
+bool transit_waiting_at(struct gmem *g, uint64_t page);
+/*
+ * End the deferred conversions overlapping [first, end) that no pin holds,
+ * reporting onto *done: completed (result 0), or failed (-errno; it stays,
+ * TRANSIT_FAILED, its pages in transit).  true if one could not end yet
+ * because a view's record is stale (views_zap()): wait and call again.
+ */
+bool convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struct transit **done,
+			     bool strict);
+/* Run the callback for each transit of list with its result, freeing them. */
+void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, void *arg);
+
+#endif /* GMEM_INTERNAL_H */

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pagemap.c - which pages of this process have present page-table entries.
+ */
+#define _GNU_SOURCE
+#include "pagemap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "../compat.h"
+#include "gmem.h"
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_BATCH 512
+
+int pagemap_open(int *fd)
+{
+	*fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	return *fd < 0 ? -errno : 0;
+}
+
+static int scan_ioctl(int fd, uintptr_t start, uintptr_t end, uintptr_t *found)
+{
+	struct page_region r;
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = start,
+		.end = end,
+		.vec = (uintptr_t)&r,
+		.vec_len = 1,
+		.max_pages = 1,
+		.category_mask = PAGE_IS_PRESENT,
+		.return_mask = PAGE_IS_PRESENT,
+	};
+	int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+	if (n < 0)
+		return -errno;
+	if (n > 0)
+		*found = (uintptr_t)r.start;
+	return n > 0;
+}
+
+static int scan_read(int fd, uintptr_t start, uintptr_t end, uintptr_t *found)
+{
+	uint64_t ent[PM_BATCH];
+
+	for (uintptr_t a = start; a < end;) {
+		size_t n = (end - a) / GMEM_PAGE_SIZE;
+		ssize_t got;
+
+		if (n > PM_BATCH)
+			n = PM_BATCH;
+		got = pread(fd, ent, n * sizeof(ent[0]), (off_t)(a / GMEM_PAGE_SIZE * sizeof(ent[0])));
+		if (got < (ssize_t)sizeof(ent[0]))
+			return got < 0 ? -errno : -EIO;
+		n = (size_t)got / sizeof(ent[0]);
+		for (size_t i = 0; i < n; i++) {
+			if (ent[i] & PM_PRESENT) {
+				*found = a + i * GMEM_PAGE_SIZE;
+				return 1;
+			}
+		}
+		a += n * GMEM_PAGE_SIZE;
+	}
+	return 0;
+}
+
+int pagemap_first_present(int fd, uintptr_t start, uintptr_t end, uintptr_t *found)
+{
+	int r = scan_ioctl(fd, start, end, found);
+
+	if (r == -ENOTTY || r == -EINVAL)
+		r = scan_read(fd, start, end, found);
+	return r;
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pagemap.h - which pages of this process have present page-table entries.
+ *
+ * The audit's evidence comes from the kernel's own page tables, read
+ * without faulting anything in: PAGEMAP_SCAN (Linux 6.7) skips unpopulated
+ * tables whole; older kernels fall back to reading /proc/self/pagemap.
+ */
+#ifndef GMEM_OS_PAGEMAP_H
+#define GMEM_OS_PAGEMAP_H
+
+#include <stdint.h>
+
+int pagemap_open(int *fd);
+
+/* 1 and *found = its address if a page in [start, end) is present, 0 if none, -errno. */
+int pagemap_first_present(int fd, uintptr_t start, uintptr_t end, uintptr_t *found);
+
+#endif /* GMEM_OS_PAGEMAP_H */

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+/*
+ * uffd.c - the userfaultfd operations gmem's host views are built on.
+ */
+#define _GNU_SOURCE
+#include "uffd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../compat.h"
+
+#define UFFD_FEATURES (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_POISON)
+/*
+ * The non-cooperative events that let the library's records follow what
+ * the process does to its views behind its back (fault.c).  Not REMOVE:
+ * it would make every zap the library does wait for the fault thread.
+ */
+#define UFFD_EVENTS (UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP)
+
+static int uffd_new(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int dev, err;
+
+	if (fd >= 0 || errno != EPERM)
+		return fd >= 0 ? fd : -errno;
+	/* Without vm.unprivileged_userfaultfd, /dev/userfaultfd may still allow it. */
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -EPERM;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	err = fd < 0 ? -errno : 0;
+	close(dev);
+	return fd >= 0 ? fd : err;
+}
+
+/* A userfaultfd with `features`, or -errno (-EOPNOTSUPP if the kernel lacks some). */
+static int uffd_with(uint64_t features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd = uffd_new(), err;
+
+	if (fd < 0)
+		return fd == -ENOSYS ? -EOPNOTSUPP : fd;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		err = errno == EPERM ? -EPERM : -EOPNOTSUPP;
+		close(fd);
+		return err;
+	}
+	if ((api.features & features) != features) {
+		close(fd);
+		return -EOPNOTSUPP; /* kernel older than 6.6 or built without shmem support */
+	}
+	return fd;
+}
+
+int uffd_open(int *out, unsigned int *have)
+{
+	/*
+	 * EVENT_FORK needs CAP_SYS_PTRACE: without it, fork is not followed.
+	 * MOVE (6.8) only answers uffd_changing(): without it, that says no.
+	 */
+	static const uint64_t wishes[] = {
+		UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MOVE,
+		UFFD_FEATURE_EVENT_FORK,
+		UFFD_FEATURE_MOVE,
+		0,
+	};
+	int fd = -EOPNOTSUPP;
+
+	for (size_t i = 0; i < sizeof(wishes) / sizeof(wishes[0]); i++) {
+		fd = uffd_with(UFFD_FEATURES | UFFD_EVENTS | wishes[i]);
+		if (fd >= 0) {
+			*have = (wishes[i] & UFFD_FEATURE_EVENT_FORK ? UFFD_HAVE_FORK : 0) |
+				(wishes[i] & UFFD_FEATURE_MOVE ? UFFD_HAVE_PROBE : 0);
+			break;
+		}
+		if (fd != -EPERM && fd != -EOPNOTSUPP)
+			return fd;
+	}
+	if (fd < 0)
+		return fd;
+	*out = fd;
+	return 0;
+}
+
+bool uffd_changing(int fd, uintptr_t probe)
+{
+	/*
+	 * The kernel checks "mappings changing" before it looks at the
+	 * addresses, which here can never be moved (one shared page onto
+	 * itself): EAGAIN, or EINVAL and nothing done.
+	 */
+	struct uffdio_move m = { .dst = probe, .src = probe, .len = 4096 };
+
+	return ioctl(fd, UFFDIO_MOVE, &m) && errno == EAGAIN;
+}
+
+int uffd_register(int fd, void *addr, uint64_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR,
+	};
+	const uint64_t need = (1ULL << _UFFDIO_CONTINUE) | (1ULL << _UFFDIO_POISON) |
+			      (1ULL << _UFFDIO_WAKE);
+
+	if (ioctl(fd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	return (reg.ioctls & need) == need ? 0 : -EOPNOTSUPP;
+}
+
+int uffd_unregister(int fd, void *addr, uint64_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done)
+{
+	struct uffdio_continue c = { .range = { .start = addr, .len = len },
+				     .mode = UFFDIO_CONTINUE_MODE_DONTWAKE };
+	int err = ioctl(fd, UFFDIO_CONTINUE, &c) ? -errno : 0;
+
+	*done = err == 0 ? len : c.mapped > 0 ? (uint64_t)c.mapped : 0;
+	return err;
+}
+
+int uffd_poison(int fd, uintptr_t addr, uint64_t len)
+{
+	struct uffdio_poison p = { .range = { .start = addr, .len = len },
+				   .mode = UFFDIO_POISON_MODE_DONTWAKE };
+
+	return ioctl(fd, UFFDIO_POISON, &p) ? -errno : 0;
+}
+
+int uffd_wake(int fd, uintptr_t addr, uint64_t len)
+{
+	struct uffdio_range r = { .start = addr, .len = len };
+
+	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uffd.h - the userfaultfd operations gmem's host views are built on.
+ *
+ * Views register for missing and minor faults together: with minor alone a
+ * touch of a hole (never allocated, or discarded) would let the kernel
+ * allocate a page and map it without asking gmem, into a private range.
+ * Every call returns 0 or -errno.  Mapping and marking do not wake the
+ * faulters: the caller wakes them (uffd_wake()) once it has released what
+ * a woken thread may need next.
+ */
+#ifndef GMEM_OS_UFFD_H
+#define GMEM_OS_UFFD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * A userfaultfd for this process with the features views need, and the
+ * events that report unmapping and moving them.  *have says what else the
+ * kernel gives: UFFD_HAVE_FORK, fork() reported too (it needs
+ * CAP_SYS_PTRACE); UFFD_HAVE_PROBE, uffd_changing() answers.
+ */
+#define UFFD_HAVE_FORK (1u << 0)
+#define UFFD_HAVE_PROBE (1u << 1)
+int uffd_open(int *fd, unsigned int *have);
+
+/*
+ * Whether the process is unmapping, moving or forking a registered range
+ * right now, its event not yet read (the kernel's "mappings changing").
+ * probe: any page-aligned address of a shared mapping.
+ */
+bool uffd_changing(int fd, uintptr_t probe);
+
+int uffd_register(int fd, void *addr, uint64_t len);
+/* Also wakes the faults waiting in the range. */
+int uffd_unregister(int fd, void *addr, uint64_t len);
+
+/*
+ * Map the page-cache pages behind [addr, addr + len).
+ * The first page that is already mapped (-EEXIST) or has no page in the
+ * cache (-EFAULT) stops it: -EAGAIN when pages before it were mapped (ask
+ * again from there to learn which), and *done says how many bytes were.
+ */
+int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done);
+
+/* Mark [addr, addr + len) so that a touch gets SIGBUS. */
+int uffd_poison(int fd, uintptr_t addr, uint64_t len);
+
+int uffd_wake(int fd, uintptr_t addr, uint64_t len);
+
+#endif /* GMEM_OS_UFFD_H */

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+/*
+ * state.c - page states: the run map and the pin words, kept equal.
+ *
+ * g->states answers the fault path and every range question; the pin words
+ * answer pins without a lock.  Both change here, together, under g->lock
+ * held exclusive; a word's state is published with a read-modify-write that
+ * also returns the pins it held at that instant (see core/pinword.h).
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+int state_reserve(struct gmem *g)
+{
+	size_t transits = 0;
+	int r;
+
+	for (struct transit *t = g->transits; t; t = t->next)
+		transits++;
+	/*
+	 * Each state change splits at most two runs.  A conversion makes at
+	 * most four (cancel, publish, revert or commit...), and every transit
+	 * still pending must find room for its own completion, which runs in
+	 * an unpin that cannot fail.
+	 */
+	r = runmap_reserve(&g->states, 2 * (4 + transits));
+	if (!r)
+		r = views_reserve_denied(g, 2 * (2 + transits));
+	return r;
+}
+
+int64_t state_replace(struct gmem *g, uint64_t first, uint64_t end, uint32_t from, unsigned int to,
+		      struct pin_scan *scan)
+{
+	int64_t changed = runmap_replace(&g->states, first, end, from, (uint8_t)to);
+	pinword_t *w;
+
+	if (scan)
+		scan->short_first = scan->long_first = UINT64_MAX;
+	if (changed < 0)
+		return changed;
+	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end)); p++) {
+		uint64_t old;
+
+		if (!(from & STATE_MASK(pw_state(atomic_load(w)))))
+			continue;
+		old = pw_set_state(w, to);
+		if (!scan)
+			continue;
+		if (pw_count(old, false) && scan->short_first == UINT64_MAX)
+			scan->short_first = p;
+		if (pw_count(old, true) && scan->long_first == UINT64_MAX)
+			scan->long_first = p;
+	}
+	return changed;
+}
+
+void pins_scan(struct gmem *g, uint64_t first, uint64_t end, uint32_t states,
+	       struct pin_scan *scan)
+{
+	pinword_t *w;
+
+	scan->short_first = scan->long_first = UINT64_MAX;
+	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end)); p++) {
+		uint64_t x = atomic_load(w);
+
+		if (!(states & STATE_MASK(pw_state(x))))
+			continue;
+		if (pw_count(x, false) && scan->short_first == UINT64_MAX)
+			scan->short_first = p;
+		if (pw_count(x, true) && scan->long_first == UINT64_MAX)
+			scan->long_first = p;
+	}
+}
+
+static void init_words(void *arg, uint64_t first, uint64_t n, pinword_t *w)
+{
+	struct gmem *g = arg;
+	struct runmap_iter it;
+	struct run r;
+
+	runmap_iter_start(&it, &g->states, first, first + n);
+	while (runmap_iter_next(&it, &r))
+		for (uint64_t p = r.start; p < r.end; p++)
+			atomic_init(&w[p - first], pw_make(r.val));
+}
+
+pinword_t *pin_word(struct gmem *g, uint64_t page)
+{
+	pinword_t *w = pinmap_word(&g->pins, page);
+
+	if (w)
+		return w;
+	pthread_rwlock_rdlock(&g->lock);
+	w = pinmap_word_create(&g->pins, page, init_words, g);
+	pthread_rwlock_unlock(&g->lock);
+	return w;
+}
+
+bool page_pinned(struct gmem *g, uint64_t page)
+{
+	pinword_t *w = pinmap_word(&g->pins, page);
+
+	return w && (atomic_load(w) & PW_COUNTS);
+}
+
+uint64_t pins_total(struct gmem *g)
+{
+	uint64_t n = 0;
+	pinword_t *w;
+
+	for (uint64_t p = 0; (w = pinmap_next(&g->pins, &p, g->npages)); p++) {
+		uint64_t x = atomic_load(w);
+
+		n += pw_count(x, false) + pw_count(x, true);
+	}
+	return n;
+}
+
+void pins_wake_waiters(struct gmem *g)
+{
+	if (!atomic_load(&g->pin_waiters))
+		return;
+	pthread_mutex_lock(&g->wait_mu);
+	pthread_cond_broadcast(&g->wait_cv);
+	pthread_mutex_unlock(&g->wait_mu);
+}

@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: MIT
+/*
+ * view.c - host views: mapping them, finding them, and clearing them.
+ *
+ * A view is a MAP_SHARED mapping of part of the backing file registered
+ * with the object's userfaultfd, so that every first touch reaches the
+ * fault thread (fault.c).  Conversions to private zap views (only where
+ * view->mapped says the view may map something); re-sharing clears what
+ * refusals left in their page tables (poison markers, or PROT_NONE under
+ * the SIGSEGV policy), which each view remembers in view->denied.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "compat.h"
+#include "internal.h"
+#include "os/uffd.h"
+
+#define PAGE_ADDR(v, p) ((v)->addr + (((p) - (v)->first) << PAGE_SHIFT))
+
+/* The index of the first view at or above addr. */
+static size_t view_index(struct gmem *g, uintptr_t addr)
+{
+	size_t lo = 0, hi = g->nviews;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((uintptr_t)g->views[mid]->addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct view *view_find(struct gmem *g, uintptr_t addr)
+{
+	size_t i = view_index(g, addr + 1);
+	struct view *v;
+
+	if (i == 0)
+		return NULL;
+	v = g->views[i - 1];
+	return addr - (uintptr_t)v->addr < ((v->end - v->first) << PAGE_SHIFT) ? v : NULL;
+}
+
+/* Clip [first, end) to view v; false if they do not meet. */
+static bool clip(const struct view *v, uint64_t *first, uint64_t *end)
+{
+	if (*first < v->first)
+		*first = v->first;
+	if (*end > v->end)
+		*end = v->end;
+	return *first < *end;
+}
+
+int views_reserve_denied(struct gmem *g, size_t insertions)
+{
+	for (size_t i = 0; i < g->nviews; i++)
+		if (runmap_reserve(&g->views[i]->denied, insertions))
+			return -ENOMEM;
+	return 0;
+}
+
+uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end)
+{
+	uint64_t lowest = UINT64_MAX;
+
+	for (size_t i = 0; i < g->nviews; i++) {
+		const struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+
+		if ((v->flags & GMEM_VIEW_STRICT) && clip(v, &s, &e) && s < lowest)
+			lowest = s;
+	}
+	return lowest;
+}
+
+/*
+ * madvise() over a view's pages for a zap.  MADV_DONTNEED_LOCKED zaps
+ * mlock()ed pages too (plain MADV_DONTNEED refuses them), so a process that
+ * locks its memory can still convert.  ENOMEM means part of the range is
+ * not mapped: the process unmapped or moved the view and the fault thread
+ * has not yet applied it (fault.c).  Where the zap must reach whatever the
+ * view maps (`strict`), that is -ESTALE, for the caller to wait for the
+ * records and try again: a moved view took its page-table entries along.
+ * Elsewhere nothing is mapped there to zap.
+ */
+static int zap_range(char *a, uint64_t len, bool strict)
+{
+	if (!madvise(a, len, MADV_DONTNEED_LOCKED))
+		return 0;
+	if (errno == ENOMEM)
+		return strict ? -ESTALE : 0;
+	return sys_result(-errno);
+}
+
+/* Unmap [s, e) of view v (both clipped to it), skipping what it cannot map. */
+static int zap_view(struct view *v, uint64_t s, uint64_t e, bool strict, bool *zapped)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	struct runmap_iter it;
+	struct run r;
+	int err;
+
+	if (!v->mapped_lost) {
+		/* one call over the span of the marked pages: runs of holes are cheap to zap */
+		runmap_iter_start(&it, &v->mapped, s, e);
+		while (runmap_iter_next(&it, &r)) {
+			if (!r.val)
+				continue;
+			lo = r.start < lo ? r.start : lo;
+			hi = r.end;
+		}
+		if (lo == UINT64_MAX)
+			return 0; /* nothing there can be mapped */
+		s = lo;
+		e = hi;
+	}
+	err = zap_range(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, strict);
+	if (err)
+		return err;
+	*zapped = true;
+	/*
+	 * Cleared only after the zap (if clearing fails the marks stay a
+	 * superset), and by the caller if it must first know the zap reached
+	 * what the view maps (strict: views_zap()).
+	 */
+	if (!strict)
+		runmap_set(&v->mapped, s, e, 0);
+	return 0;
+}
+
+/*
+ * Whether the records may have missed a move since views_lock() took the
+ * lock: an event read since, or one under way (a mremap() moves the
+ * page-table entries first and reports after).  A zap of the old address,
+ * which a move that kept it mapped (MREMAP_DONTUNMAP) lets succeed, then
+ * missed what the view maps now.
+ */
+static bool records_stale(struct gmem *g)
+{
+	return atomic_load(&g->events_read) != g->events_locked ||
+	       (g->can_probe && uffd_changing(g->uffd, (uintptr_t)g->b.guest));
+}
+
+int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
+{
+	bool zapped = false;
+
+	for (size_t i = 0; i < g->nviews; i++) {
+		struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+		int err;
+
+		if (!clip(v, &s, &e))
+			continue;
+		err = zap_view(v, s, e, strict, &zapped);
+		if (err)
+			return err;
+	}
+	if (!strict)
+		return 0;
+	/*
+	 * After the zaps: a move under way was either zapped first or is seen
+	 * here.  If one is, the zaps may have hit an address the view left:
+	 * its marks stay as they were, to be zapped again where it is now.
+	 */
+	if (zapped && records_stale(g))
+		return -ESTALE;
+	for (size_t i = 0; i < g->nviews; i++) {
+		struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+
+		if (clip(v, &s, &e) && !v->mapped_lost)
+			runmap_set(&v->mapped, s, e, 0);
+	}
+	return 0;
+}
+
+bool views_wait_records(struct gmem *g, struct timespec *deadline)
+{
+	struct timespec now, until;
+	uint64_t seq = atomic_load(&g->events_seq);
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!deadline->tv_sec && !deadline->tv_nsec) {
+		*deadline = now;
+		deadline->tv_sec += 1;
+	}
+	if (now.tv_sec > deadline->tv_sec ||
+	    (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec))
+		return false;
+	/* the event may not be posted yet: look again every 10 ms */
+	until = now;
+	until.tv_nsec += 10000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&g->wait_mu);
+	while (atomic_load(&g->events_seq) == seq && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&g->wait_cv, &g->wait_mu, &until);
+	pthread_mutex_unlock(&g->wait_mu);
+	return true;
+}
+
+/* The kernel unmapped [first, end) from every view itself (a hole punch). */
+void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end)
+{
+	for (size_t i = 0; i < g->nviews; i++) {
+		struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+
+		if (clip(v, &s, &e))
+			runmap_set(&v->mapped, s, e, 0);
+	}
+}
+
+/*
+ * Undo a refusal's marks on [s, e) of view v: remove guard markers and
+ * restore access (the SIGSEGV policy), zap poison markers.
+ */
+static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
+{
+	char *a = PAGE_ADDR(v, s);
+	size_t len = (e - s) << PAGE_SHIFT;
+
+	if (g->fault_signal == SIGSEGV) {
+		if (madvise(a, len, MADV_GUARD_REMOVE) && errno != ENOMEM)
+			return sys_result(-errno);
+		if (v->prot_used && mprotect(a, len, PROT_READ | PROT_WRITE) && errno != ENOMEM)
+			return sys_result(-errno);
+	}
+	return zap_range(a, len, false);
+}
+
+int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
+{
+	for (size_t i = 0; i < g->nviews; i++) {
+		struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+		struct runmap_iter it;
+		struct run r;
+		int err;
+
+		if (!clip(v, &s, &e))
+			continue;
+		if (v->denied_lost) {
+			err = undeny_run(g, v, s, e);
+			if (err)
+				return err;
+			continue;
+		}
+		runmap_iter_start(&it, &v->denied, s, e);
+		while (runmap_iter_next(&it, &r)) {
+			if (r.val && (err = undeny_run(g, v, r.start, r.end)))
+				return err;
+		}
+		/* state_reserve() made room: clearing cannot fail */
+		runmap_set(&v->denied, s, e, 0);
+	}
+	return 0;
+}
+
+void views_wake(struct gmem *g, uint64_t first, uint64_t end)
+{
+	for (size_t i = 0; i < g->nviews; i++) {
+		struct view *v = g->views[i];
+		uint64_t s = first, e = end;
+
+		/* a valid range: UFFDIO_WAKE has nothing else to fail on */
+		if (clip(v, &s, &e))
+			uffd_wake(g->uffd, (uintptr_t)PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT);
+	}
+}
+
+static void view_free(struct view *v)
+{
+	runmap_fini(&v->mapped);
+	runmap_fini(&v->denied);
+	free(v);
+}
+
+static uint64_t view_len(const struct view *v)
+{
+	return (v->end - v->first) << PAGE_SHIFT;
+}
+
+static struct view *view_new(uint64_t npages, uint64_t first, uint64_t end, unsigned int flags)
+{
+	struct view *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	v->first = first;
+	v->end = end;
+	v->flags = flags;
+	if (runmap_init(&v->denied, npages, 0) || runmap_init(&v->mapped, npages, 0)) {
+		view_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* Room for `more` views in g->views. */
+static int views_reserve(struct gmem *g, size_t more)
+{
+	size_t cap = g->views_cap ? g->views_cap : 8;
+	struct view **views;
+
+	while (cap < g->nviews + more)
+		cap *= 2;
+	if (cap == g->views_cap)
+		return 0;
+	views = realloc(g->views, cap * sizeof(*views));
+	if (!views)
+		return -ENOMEM;
+	g->views = views;
+	g->views_cap = cap;
+	return 0;
+}
+
+/* Insert v in address order; views_reserve() made room. */
+static void view_insert(struct gmem *g, struct view *v)
+{
+	size_t i = view_index(g, (uintptr_t)v->addr);
+
+	memmove(&g->views[i + 1], &g->views[i], (g->nviews - i) * sizeof(g->views[0]));
+	g->views[i] = v;
+	g->nviews++;
+}
+
+static void view_remove(struct gmem *g, struct view *v)
+{
+	size_t i = view_index(g, (uintptr_t)v->addr);
+
+	memmove(&g->views[i], &g->views[i + 1], (g->nviews - i - 1) * sizeof(g->views[0]));
+	g->nviews--;
+}
+
+/* Copy v's marks on [s, e) to w; if that fails, w treats everything as marked. */
+static void marks_copy(struct view *w, const struct view *v, uint64_t s, uint64_t e)
+{
+	struct runmap_iter it;
+	struct run r;
+
+	w->denied_lost = v->denied_lost;
+	w->mapped_lost = v->mapped_lost;
+	w->prot_used = v->prot_used;
+	runmap_iter_start(&it, &v->denied, s, e);
+	while (!w->denied_lost && runmap_iter_next(&it, &r))
+		if (r.val && (runmap_reserve(&w->denied, 2) || runmap_set(&w->denied, r.start, r.end, 1) < 0))
+			w->denied_lost = true;
+	runmap_iter_start(&it, &v->mapped, s, e);
+	while (!w->mapped_lost && runmap_iter_next(&it, &r))
+		if (r.val && (runmap_reserve(&w->mapped, 2) || runmap_set(&w->mapped, r.start, r.end, 1) < 0))
+			w->mapped_lost = true;
+}
+
+/*
+ * Split view v at page p (inside it): v keeps [first, p), and the piece
+ * [p, end) becomes a view of its own, inserted.  NULL when there is no
+ * memory for it: the caller then orphans that piece (orphan()).
+ */
+static struct view *view_split(struct gmem *g, struct view *v, uint64_t p)
+{
+	struct view *w;
+
+	if (views_reserve(g, 1) || !(w = view_new(g->npages, p, v->end, v->flags)))
+		return NULL;
+	w->addr = PAGE_ADDR(v, p);
+	marks_copy(w, v, p, v->end);
+	v->end = p;
+	view_insert(g, w);
+	return w;
+}
+
+/*
+ * A stretch of a registered mapping no view describes any more: zap it, so
+ * that each touch faults, and fault.c refuses touches it cannot place.
+ */
+static void orphan(char *a, uint64_t len)
+{
+	zap_range(a, len, false);
+}
+
+/* A view overlapping [s, e), or NULL. */
+static struct view *view_overlapping(struct gmem *g, uintptr_t s, uintptr_t e)
+{
+	size_t i = view_index(g, s + 1);
+
+	if (i > 0 && (uintptr_t)g->views[i - 1]->addr + view_len(g->views[i - 1]) > s)
+		return g->views[i - 1];
+	return i < g->nviews && (uintptr_t)g->views[i]->addr < e ? g->views[i] : NULL;
+}
+
+/*
+ * Cut [s, e) out of the views it overlaps: what lies inside is taken out
+ * of g->views and returned in *cut, what lies outside stays.  A piece that
+ * cannot be made for want of memory is orphaned in place.
+ */
+static size_t views_cut(struct gmem *g, uintptr_t s, uintptr_t e, struct view **cut, size_t max)
+{
+	struct view *v;
+	size_t n = 0;
+
+	while ((v = view_overlapping(g, s, e))) {
+		uintptr_t a = (uintptr_t)v->addr, b = a + view_len(v);
+
+		if (a < s) {
+			struct view *w = view_split(g, v, v->first + ((s - a) >> PAGE_SHIFT));
+
+			if (!w) {
+				/* v can only keep [a, s): what lies past it is orphaned */
+				orphan((char *)s, b - s);
+				v->end = v->first + ((s - a) >> PAGE_SHIFT);
+				continue;
+			}
+			v = w;
+			a = s;
+		}
+		if (b > e && !view_split(g, v, v->first + ((e - a) >> PAGE_SHIFT))) {
+			orphan((char *)e, b - e);
+			v->end = v->first + ((e - a) >> PAGE_SHIFT);
+		}
+		view_remove(g, v);
+		if (n < max)
+			cut[n++] = v;
+		else
+			view_free(v); /* more pieces than expected: forgotten; unknown touches are refused */
+	}
+	return n;
+}
+
+#define CUT_MAX 64
+
+void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e)
+{
+	struct view *cut[CUT_MAX];
+	size_t n = views_cut(g, s, e, cut, CUT_MAX);
+
+	for (size_t i = 0; i < n; i++)
+		view_free(cut[i]);
+}
+
+void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len)
+{
+	struct view *cut[CUT_MAX];
+	size_t n = views_cut(g, from, from + len, cut, CUT_MAX);
+
+	/*
+	 * The page-table entries moved with the pages, and the marks with the
+	 * records: they stay true.  Nothing is zapped here - the process may
+	 * have put something else at `to` since - because no conversion
+	 * commits while a move is under way or unapplied (views_zap()).
+	 */
+	for (size_t i = 0; i < n; i++) {
+		struct view *v = cut[i];
+
+		v->addr += to - from;
+		if (views_reserve(g, 1)) {
+			orphan(v->addr, view_len(v)); /* nowhere to keep it: its touches are refused */
+			view_free(v);
+			continue;
+		}
+		view_insert(g, v);
+	}
+}
+
+/*
+ * The new mapping at [s, e) proves that whatever the records say is there
+ * is gone: the process unmapped or moved it, and the kernel's notice is on
+ * its way to the fault thread.  Wait for it (bounded), so that the notice
+ * cannot be applied to the new view; then forget what is left.
+ */
+static void views_wait_stale(struct gmem *g, uintptr_t s, uintptr_t e)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 1;
+	while (view_overlapping(g, s, e)) {
+		uint64_t seq = atomic_load(&g->events_seq);
+		int rc = 0;
+
+		pthread_rwlock_unlock(&g->lock);
+		pthread_mutex_lock(&g->wait_mu);
+		while (atomic_load(&g->events_seq) == seq && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&g->wait_cv, &g->wait_mu, &deadline);
+		pthread_mutex_unlock(&g->wait_mu);
+		pthread_rwlock_wrlock(&g->lock);
+		if (rc == ETIMEDOUT) {
+			views_unmapped(g, s, e);
+			break;
+		}
+	}
+}
+
+void views_lock(struct gmem *g, bool exclusive)
+{
+	for (;;) {
+		uint64_t read;
+
+		if (exclusive)
+			pthread_rwlock_wrlock(&g->lock);
+		else
+			pthread_rwlock_rdlock(&g->lock);
+		pthread_mutex_lock(&g->events_mu);
+		read = atomic_load(&g->events_read);
+		pthread_mutex_unlock(&g->events_mu);
+		if (atomic_load(&g->events_seq) >= read) {
+			if (exclusive)
+				g->events_locked = read; /* records_stale() compares */
+			return;
+		}
+		pthread_rwlock_unlock(&g->lock);
+		pthread_mutex_lock(&g->wait_mu);
+		while (atomic_load(&g->events_seq) < read)
+			pthread_cond_wait(&g->wait_cv, &g->wait_mu);
+		pthread_mutex_unlock(&g->wait_mu);
+	}
+}
+
+/* A strict view may cover shared pages only. */
+static bool strict_refused(struct gmem *g, const struct view *v)
+{
+	return (v->flags & GMEM_VIEW_STRICT) &&
+	       runmap_find(&g->states, v->first, v->end,
+			   STATE_MASK(GMEM_PRIVATE) | STATE_MASK(GMEM_CONVERTING)) < v->end;
+}
+
+int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags, void **addr)
+{
+	struct view *v;
+	void *mapped;
+	int err;
+
+	if (!g || !addr || !range_ok(g, offset, len) || (flags & ~GMEM_VIEW_STRICT))
+		return -EINVAL;
+	v = view_new(g->npages, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT, flags);
+	if (!v)
+		return -ENOMEM;
+
+	views_lock(g, true);
+	if (strict_refused(g, v)) {
+		err = -EACCES;
+		goto err_unlock;
+	}
+	err = views_reserve(g, 1);
+	if (err)
+		goto err_unlock;
+	/*
+	 * Mapped inaccessible, registered, then opened: nothing can populate
+	 * it before every touch goes through the fault thread - not even
+	 * mlockall(MCL_FUTURE), which populates new mappings as they are made.
+	 * Opened last, once recorded: a touch meanwhile is a SIGSEGV, never a
+	 * fault decided from records that may still name this address stale.
+	 */
+	err = sys_result(backing_map(&g->b, offset, len, &v->addr));
+	if (err)
+		goto err_unlock;
+	err = sys_result(uffd_register(g->uffd, v->addr, len));
+	if (err)
+		goto err_unmap;
+	views_wait_stale(g, (uintptr_t)v->addr, (uintptr_t)v->addr + len);
+	/* again: the wait may have let conversions and other views in */
+	err = strict_refused(g, v) ? -EACCES : views_reserve(g, 1);
+	if (!err && mprotect(v->addr, len, PROT_READ | PROT_WRITE))
+		err = sys_result(-errno);
+	if (err) {
+		uffd_unregister(g->uffd, v->addr, len);
+		goto err_unmap;
+	}
+	mapped = v->addr; /* once unlocked, v is the fault thread's to move or free */
+	view_insert(g, v);
+	pthread_rwlock_unlock(&g->lock);
+	*addr = mapped; /* after: addr may lie in a view, whose fault needs the lock */
+	return 0;
+
+err_unmap:
+	pthread_rwlock_unlock(&g->lock);
+	munmap(v->addr, len); /* no longer registered: no event for the fault thread */
+	view_free(v);
+	return err;
+err_unlock:
+	pthread_rwlock_unlock(&g->lock);
+	view_free(v);
+	return err;
+}
+
+int gmem_view_unmap(struct gmem *g, void *addr)
+{
+	struct view *v;
+	size_t i;
+
+	if (!g || !addr)
+		return -EINVAL;
+	views_lock(g, true);
+	i = view_index(g, (uintptr_t)addr);
+	if (i == g->nviews || g->views[i]->addr != addr) {
+		pthread_rwlock_unlock(&g->lock);
+		return -EINVAL;
+	}
+	v = g->views[i];
+	view_remove(g, v);
+	/*
+	 * Closed first, so that a touch meanwhile is a SIGSEGV, never a read;
+	 * then unregistered, which wakes the touches fault.c left waiting on
+	 * it (they meet the closed mapping) and means the unmap posts no event
+	 * that the fault thread would have to read.
+	 */
+	mprotect(v->addr, view_len(v), PROT_NONE);
+	uffd_unregister(g->uffd, v->addr, view_len(v));
+	pthread_rwlock_unlock(&g->lock);
+	/* outside the lock: were it still registered, the unmap would wait for the fault thread */
+	munmap(v->addr, view_len(v));
+	view_free(v);
+	return 0;
+}
+
+void views_close_all(struct gmem *g)
+{
+	for (size_t i = 0; i < g->nviews; i++)
+		mprotect(g->views[i]->addr, view_len(g->views[i]), PROT_NONE);
+}
+
+void views_destroy(struct gmem *g)
+{
+	/* the userfaultfd is closed: these unmaps post no events */
+	for (size_t i = 0; i < g->nviews; i++) {
+		munmap(g->views[i]->addr, view_len(g->views[i]));
+		view_free(g->views[i]);
+	}
+	free(g->views);
+	g->views = NULL;
+	g->nviews = g->views_cap = 0;
+}
