@@ -21,7 +21,7 @@
  * conversion's transit the touch is parked - left unwoken, to fault again
  * when the conversion ends (views_wake()), at most wait_timeout_ms away -
  * and in a deferred one it is refused, like a private page's.  Refusing
- * leaves a mark the kernel enforces by itself from then on (deny()).
+ * leaves a mark the kernel enforces by itself from then on (views_deny()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -112,56 +112,6 @@ static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s
 	map_around(g, v, s, e, missing, wake);
 }
 
-/*
- * Whether the reader has read unmaps or moves the records do not hold yet.
- * Under events_mu: the kernel lets the mover go as the reader reads, a
- * moment before the reader counts it (view.c's records_stale()).
- */
-static bool records_behind(struct gmem *g)
-{
-	uint64_t read;
-
-	pthread_mutex_lock(&g->events_mu);
-	read = atomic_load(&g->events_read);
-	pthread_mutex_unlock(&g->events_mu);
-	return read != atomic_load(&g->events_seq);
-}
-
-/*
- * Refuse a touch of page through view v.  The SIGSEGV policy places a
- * guard marker (MADV_GUARD_INSTALL: SEGV_MAPERR, no VMA of its own); the
- * kernel refuses guards in mlock()ed mappings, and there PROT_NONE on the
- * page does (SEGV_ACCERR, a VMA split per page).  Otherwise, or if that
- * fails too, a poison marker (SIGBUS, BUS_ADRERR).  If the page is marked
- * already, by an earlier fault, the woken toucher meets that mark.
- */
-static void deny(struct gmem *g, struct view *v, uint64_t page)
-{
-	char *a = v->addr + ((page - v->first) << PAGE_SHIFT);
-	bool marked = false;
-
-	/*
-	 * A guard or PROT_NONE lands on whatever is mapped at a: if an unmap
-	 * or move was read since the records were checked, the process may
-	 * have put its own memory there.  Leave it: the woken toucher faults
-	 * again, after it.
-	 */
-	if (g->fault_signal == SIGSEGV && records_behind(g))
-		return;
-	count(&g->stats.host_faults_denied, 1);
-	if (g->fault_signal == SIGSEGV) {
-		marked = !madvise(a, GMEM_PAGE_SIZE, MADV_GUARD_INSTALL);
-		if (!marked && !mprotect(a, GMEM_PAGE_SIZE, PROT_NONE))
-			marked = v->prot_used = true;
-	}
-	if (!marked)
-		uffd_poison(g->uffd, (uintptr_t)a, GMEM_PAGE_SIZE);
-	if (!runmap_reserve(&v->denied, 2))
-		runmap_set(&v->denied, page, page + 1, 1);
-	else
-		v->denied_lost = true;
-}
-
 static void handle_event(struct gmem *g, const struct uffd_msg *msg);
 
 /* Apply the unmaps and moves the reader has queued. */
@@ -182,6 +132,7 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 	struct wake wake = { addr, GMEM_PAGE_SIZE };
 	uint64_t page, rs, re, ws, we, unit;
 	struct view *v;
+	bool current;
 
 	/*
 	 * Decide on records that hold every unmap and move read so far: one
@@ -191,7 +142,10 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 	for (;;) {
 		drain_events(g);
 		pthread_rwlock_rdlock(&g->lock);
-		if (!records_behind(g))
+		views_gate_enter(g);
+		current = atomic_load(&g->events_read) == atomic_load(&g->events_seq);
+		views_gate_leave(g);
+		if (current)
 			break;
 		pthread_rwlock_unlock(&g->lock);
 	}
@@ -223,7 +177,7 @@ static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
 		}
 		/* fall through */
 	default:
-		deny(g, v, page);
+		views_deny(g, v, page);
 		goto out;
 	}
 	unit = g->b.type == GMEM_BACKING_THP ? g->b.align >> PAGE_SHIFT : FAULT_AROUND_PAGES;

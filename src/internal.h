@@ -138,7 +138,6 @@ struct gmem {
 	pthread_mutex_t events_mu;
 	_Atomic uint64_t events_read; /* written under events_mu */
 	_Atomic uint64_t events_seq;
-	uint64_t events_locked; /* under lock exclusive: events_read when views_lock() took it */
 
 	struct gmem_counters stats; /* relaxed atomics */
 
@@ -231,6 +230,16 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict);
 bool views_wait_records(struct gmem *g, struct timespec *deadline);
 void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
+/* Refuse the touch of page through v: a mark in v's page tables (g->lock shared or more). */
+void views_deny(struct gmem *g, struct view *v, uint64_t page);
+/*
+ * The gate (events_mu): while held, an unmap or move of a view cannot be
+ * read, so one the process begins stays under way.  records_current(),
+ * with it held: none is under way and every one read is applied.
+ */
+void views_gate_enter(struct gmem *g);
+void views_gate_leave(struct gmem *g);
+bool records_current(struct gmem *g);
 /* Wake the touches of [first, end) the fault thread left waiting. */
 void views_wake(struct gmem *g, uint64_t first, uint64_t end);
 /*

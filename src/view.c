@@ -138,54 +138,62 @@ static int zap_view(struct view *v, uint64_t s, uint64_t e, bool strict, bool *z
 }
 
 /*
- * Whether the records may have missed a move since views_lock() took the
- * lock: an event read since, or one under way (a mremap() moves the
- * page-table entries first and reports after).  A zap of the old address,
- * which a move that kept it mapped (MREMAP_DONTUNMAP) lets succeed, then
- * missed what the view maps now.
+ * The gate.  The reader reads the userfaultfd holding events_mu (reader.c),
+ * and the kernel holds a process that unmaps or moves a view - and keeps
+ * its "mappings changing" count raised (uffd_changing()) - until its event
+ * is read.  So while the gate is held, a change the process makes to its
+ * mappings stays visible as under way, and an address whose records are
+ * current cannot quietly become someone else's: check the records, act on
+ * an address, check again; if a change began meanwhile, the act may have
+ * hit the process's own memory, and the caller knows it before anyone can
+ * use that memory (the process's call has not returned).
  */
-static bool records_stale(struct gmem *g)
+void views_gate_enter(struct gmem *g)
 {
-	uint64_t read;
-
-	/*
-	 * In this order: the kernel lets the mover go when the reader reads
-	 * its event, before the reader has counted it.  A move not yet read
-	 * is "changing"; one being read is counted under events_mu, which we
-	 * wait for; one read before is counted already.
-	 */
-	if (g->can_probe && uffd_changing(g->uffd, (uintptr_t)g->b.guest))
-		return true;
 	pthread_mutex_lock(&g->events_mu);
-	read = atomic_load(&g->events_read);
+}
+
+void views_gate_leave(struct gmem *g)
+{
 	pthread_mutex_unlock(&g->events_mu);
-	return read != g->events_locked;
+}
+
+bool records_current(struct gmem *g)
+{
+	if (g->can_probe && uffd_changing(g->uffd, (uintptr_t)g->b.guest))
+		return false;
+	return atomic_load(&g->events_read) == atomic_load(&g->events_seq);
 }
 
 int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 {
 	bool zapped = false;
+	int err = 0;
 
-	for (size_t i = 0; i < g->nviews; i++) {
+	if (strict) {
+		views_gate_enter(g);
+		if (!records_current(g))
+			err = -ESTALE; /* an unmap or move not yet applied: not here yet */
+	}
+	for (size_t i = 0; i < g->nviews && !err; i++) {
 		struct view *v = g->views[i];
 		uint64_t s = first, e = end;
-		int err;
 
-		if (!clip(v, &s, &e))
-			continue;
-		err = zap_view(v, s, e, strict, &zapped);
-		if (err)
-			return err;
+		if (clip(v, &s, &e))
+			err = zap_view(v, s, e, strict, &zapped);
 	}
 	if (!strict)
-		return 0;
+		return err;
 	/*
-	 * After the zaps: a move under way was either zapped first or is seen
-	 * here.  If one is, the zaps may have hit an address the view left:
-	 * its marks stay as they were, to be zapped again where it is now.
+	 * After the zaps, the gate still held: a move begun meanwhile is seen
+	 * here.  Then the zaps may have hit an address the view left: its
+	 * marks stay as they were, to be zapped again where it is now.
 	 */
-	if (zapped && records_stale(g))
-		return -ESTALE;
+	if (!err && zapped && !records_current(g))
+		err = -ESTALE;
+	views_gate_leave(g);
+	if (err)
+		return err;
 	for (size_t i = 0; i < g->nviews; i++) {
 		struct view *v = g->views[i];
 		uint64_t s = first, e = end;
@@ -280,6 +288,55 @@ int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
 		runmap_set(&v->denied, s, e, 0);
 	}
 	return 0;
+}
+
+/*
+ * Refuse a touch of page through view v, leaving a mark the kernel enforces
+ * from then on.  The SIGSEGV policy places a guard marker
+ * (MADV_GUARD_INSTALL: SEGV_MAPERR, no VMA of its own); the kernel refuses
+ * guards in mlock()ed mappings, and there PROT_NONE on the page does
+ * (SEGV_ACCERR, a VMA split per page).  Otherwise, or if that fails too, a
+ * poison marker (SIGBUS).  If the page is marked already, by an earlier
+ * fault, the woken toucher meets that mark.
+ *
+ * A guard or PROT_NONE lands on whatever is mapped at the address, so it
+ * goes through the gate: not placed while an unmap or move is under way or
+ * unapplied (the woken toucher faults again, after it), and taken back if
+ * one began while it was placed - the process's call that put its own
+ * memory there has not returned yet.  A poison marker needs no gate: the
+ * kernel refuses UFFDIO_POISON itself while mappings are changing.
+ */
+void views_deny(struct gmem *g, struct view *v, uint64_t page)
+{
+	char *a = PAGE_ADDR(v, page);
+	bool marked = false;
+
+	if (g->fault_signal == SIGSEGV && g->can_probe) {
+		views_gate_enter(g);
+		if (!records_current(g)) {
+			views_gate_leave(g);
+			return;
+		}
+		marked = !madvise(a, GMEM_PAGE_SIZE, MADV_GUARD_INSTALL);
+		if (!marked && !mprotect(a, GMEM_PAGE_SIZE, PROT_NONE))
+			marked = v->prot_used = true;
+		if (marked && !records_current(g)) {
+			/* not ours any more: undo, and let the toucher fault again */
+			madvise(a, GMEM_PAGE_SIZE, MADV_GUARD_REMOVE);
+			if (v->prot_used)
+				mprotect(a, GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE);
+			views_gate_leave(g);
+			return;
+		}
+		views_gate_leave(g);
+	}
+	count(&g->stats.host_faults_denied, 1);
+	if (!marked)
+		uffd_poison(g->uffd, (uintptr_t)a, GMEM_PAGE_SIZE);
+	if (!runmap_reserve(&v->denied, 2))
+		runmap_set(&v->denied, page, page + 1, 1);
+	else
+		v->denied_lost = true;
 }
 
 void views_wake(struct gmem *g, uint64_t first, uint64_t end)
@@ -528,11 +585,8 @@ void views_lock(struct gmem *g, bool exclusive)
 		pthread_mutex_lock(&g->events_mu);
 		read = atomic_load(&g->events_read);
 		pthread_mutex_unlock(&g->events_mu);
-		if (atomic_load(&g->events_seq) >= read) {
-			if (exclusive)
-				g->events_locked = read; /* records_stale() compares */
+		if (atomic_load(&g->events_seq) >= read)
 			return;
-		}
 		pthread_rwlock_unlock(&g->lock);
 		pthread_mutex_lock(&g->wait_mu);
 		while (atomic_load(&g->events_seq) < read)
