@@ -70,8 +70,10 @@ struct gmem; /* opaque: one guest memory object */
  * with the same contents, so that no reference the kernel took while it
  * was shared (see above) can read or write it once private.  It copies
  * what it converts (docs/PERFORMANCE.md has the cost), and re-points the
- * guest mapping at the new pages (KVM refaults them): the guest must not
- * write a page while converting it, as under SEV-SNP and TDX.
+ * guest mapping at the new pages (KVM refaults them).  The guest must not
+ * touch a page while converting it, as under SEV-SNP and TDX: a touch
+ * between the copy and the write-back fails the conversion with -EBUSY at
+ * that page (a deferred one ends with it), and a write there is lost.
  * GMEM_BACKING_SHMEM only (-EINVAL otherwise): a huge page cannot be
  * replaced in part.  Where one turns up anyway (shmem_enabled "always")
  * and something holds it, the conversion fails with -EBUSY at that page.

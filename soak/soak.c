@@ -123,16 +123,32 @@ static void fill(volatile char *page, uint64_t w)
 /*
  * A host write of a whole page through a view.  If the page turns private
  * under it (a deferred conversion completing as its last pin drops), the
- * write stops with a signal; the soak then finishes it through the guest
- * mapping, so that pages stay whole and the checks stay exact.  0, or the
- * signal that stopped the host.
+ * write stops with a signal; the soak then finishes it, so that pages stay
+ * whole and the checks stay exact: through the guest mapping once the page
+ * is private, or through the view again if the transit was cancelled.
+ * Never through the guest mapping while the page is not private: a guest
+ * does not touch a page it is converting (gmem.h: GMEM_F_FRESH_PRIVATE
+ * copies it meanwhile), and a shared one may start converting at any time.
+ * The caller holds the page's lock, so a private page stays private.  A
+ * pinner (`waits` false) must not wait: its own pin holds the transit.
+ * 0, or the signal that first stopped the host.
  */
-static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w)
+static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w, bool waits)
 {
-	int sig = touch_fill(page, w, PS);
+	int sig = touch_fill(page, w, PS), again = sig;
 
-	if (sig)
-		fill(s->guest + p * PS, w);
+	for (int i = 0; again && waits && i < 100000; i++) {
+		int st = gmem_state(s->g, p * PS);
+
+		if (st == GMEM_PRIVATE) {
+			fill(s->guest + p * PS, w);
+			break;
+		}
+		if (st == GMEM_SHARED)
+			again = touch_fill(page, w, PS);
+		else
+			usleep(50);
+	}
 	return sig;
 }
 
@@ -210,8 +226,10 @@ static void *converter(void *arg)
 		if (r % 3 == 0) {
 			/* to shared: scrub the guest's secrets first, as a guest does */
 			lock_pages(s, first, n);
+			/* secrets live in private pages only; others may be converting */
 			for (uint64_t p = first; p < first + n; p++)
-				if ((*(volatile uint64_t *)(s->guest + p * PS) & ~0xfffULL) == SECRET)
+				if (gmem_state(s->g, p * PS) == GMEM_PRIVATE &&
+				    (*(volatile uint64_t *)(s->guest + p * PS) & ~0xfffULL) == SECRET)
 					fill(s->guest + p * PS, public_word(p, r));
 			err = gmem_convert(s->g, first * PS, n * PS, GMEM_SHARED, 0, NULL);
 			unlock_pages(s, first, n);
@@ -273,7 +291,7 @@ static void *pinner(void *arg)
 					  (unsigned long long)p, sig, gmem_state(s->g, p * PS));
 			else
 				check_page(s, p, w, "pinned I/O");
-			if (!sig && r % 2 && host_fill(s, p, page, public_word(p, r)))
+			if (!sig && r % 2 && host_fill(s, p, page, public_word(p, r), false))
 				violation(s, "a write to pinned page %llu was refused",
 					  (unsigned long long)p);
 			pthread_mutex_unlock(&s->page_mu[stripe(p)]);
@@ -306,7 +324,7 @@ static void *reader(void *arg)
 		if (!sig) {
 			check_page(s, p, w, "host read");
 			if (r % 3 == 0)
-				host_fill(s, p, page, public_word(p, r));
+				host_fill(s, p, page, public_word(p, r), true);
 		} else {
 			atomic_fetch_add(&s->refused, 1);
 		}
