@@ -451,10 +451,11 @@ static void do_host_touch(struct run *r, struct input *in)
 	if (sig != r->fault_signal)
 		disagree(r, "a host touch of page %llu (state %u) got signal %d, not %d",
 			 (unsigned long long)p, r->ref.pages[p].state, sig, r->fault_signal);
-	/* SIGSEGV: a guard marker; in a locked view, maybe PROT_NONE (gmem.h) */
+	/* SIGBUS: a poison marker; SIGSEGV: a guard, or in a locked view maybe PROT_NONE (gmem.h) */
 	if (si.si_addr != (void *)a ||
-	    (si.si_code != (r->fault_signal == SIGBUS ? BUS_ADRERR : SEGV_MAPERR) &&
-	     !(r->fault_signal == SIGSEGV && rv->locked && si.si_code == SEGV_ACCERR)))
+	    (r->fault_signal == SIGBUS ? !sigbus_refusal(si.si_code)
+				       : si.si_code != SEGV_MAPERR &&
+						 !(rv->locked && si.si_code == SEGV_ACCERR)))
 		disagree(r, "the refusal of page %llu said %p code %d, not %p", (unsigned long long)p,
 			 si.si_addr, si.si_code, (void *)a);
 }

@@ -153,7 +153,9 @@ int gmem_guest_map(struct gmem *g, void **addr);
  * Map [offset, offset + len) read-write for host code.  Shared pages are
  * mapped on first touch; touching a private or in-transit page delivers the
  * configured signal to the touching thread with si_addr in that page
- * (SIGBUS: BUS_ADRERR; SIGSEGV: SEGV_MAPERR - a guard marker, no mapping
+ * (SIGBUS: BUS_ADRERR, or BUS_MCEERR_AR with si_addr_lsb 12 on kernels
+ * built with CONFIG_MEMORY_FAILURE, which report a userfaultfd poison
+ * marker like a hardware-poisoned page; SIGSEGV: SEGV_MAPERR - a guard marker, no mapping
  * of its own - or SEGV_ACCERR in a view the process has mlock()ed, where
  * the kernel refuses guards and each refused page costs a mapping, up to
  * vm.max_map_count, then SIGBUS) and never reads or writes it; in-kernel

@@ -37,7 +37,7 @@ static void denied_everywhere(const struct env *env, int sig, int code)
 			memset(&si, 0, sizeof(si));
 			CHECK_EQ(touch(a, wr, &b, &si), sig);
 			CHECK_EQ(si.si_signo, sig);
-			CHECK_EQ(si.si_code, code);
+			CHECK(code ? si.si_code == code : sigbus_refusal(si.si_code));
 			CHECK(si.si_addr == (void *)a);
 		}
 	}
@@ -57,7 +57,7 @@ static void denied_everywhere(const struct env *env, int sig, int code)
 
 TEST(fault_private_sigbus)
 {
-	denied_everywhere(env, SIGBUS, BUS_ADRERR);
+	denied_everywhere(env, SIGBUS, 0 /* sigbus_refusal() */);
 }
 
 TEST(fault_private_sigsegv)
@@ -73,7 +73,7 @@ TEST(fault_private_default_signal)
 	siginfo_t si;
 
 	CHECK_EQ(touch(v, false, NULL, &si), SIGBUS);
-	CHECK_EQ(si.si_code, BUS_ADRERR);
+	CHECK(sigbus_refusal(si.si_code));
 	CHECK_OK(gmem_destroy(g));
 }
 

@@ -22,4 +22,14 @@ int touch_copy(void *dst, const volatile char *src, size_t len);
 /* Store word over len bytes (a multiple of 8) at dst, guarded likewise. */
 int touch_fill(volatile char *dst, uint64_t word, size_t len);
 
+/*
+ * Whether si_code is how a refused touch arrives under the SIGBUS policy: a
+ * poison marker is BUS_ADRERR, or BUS_MCEERR_AR on kernels built with
+ * CONFIG_MEMORY_FAILURE (they report it like a hardware-poisoned page).
+ */
+static inline bool sigbus_refusal(int code)
+{
+	return code == BUS_ADRERR || code == BUS_MCEERR_AR;
+}
+
 #endif /* GMEM_TEST_TOUCH_H */
