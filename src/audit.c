@@ -18,6 +18,8 @@
 
 int gmem_audit(struct gmem *g)
 {
+	const struct view *v;
+	uint64_t s, e;
 	int fd, err;
 
 	if (!g)
@@ -26,13 +28,12 @@ int gmem_audit(struct gmem *g)
 	if (err)
 		return err;
 	views_lock(g, false);
-	for (size_t i = 0; i < g->nviews && !err; i++) {
-		const struct view *v = g->views[i];
+	for (size_t i = 0; !err && (v = views_next(g, &i, 0, g->npages, &s, &e));) {
 		uintptr_t base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT), found;
 		struct runmap_iter it;
 		struct run r;
 
-		runmap_iter_start(&it, &g->states, v->first, v->end);
+		runmap_iter_start(&it, &g->states, s, e);
 		while (!err && runmap_iter_next(&it, &r)) {
 			uintptr_t a = base + (r.start << PAGE_SHIFT), end = base + (r.end << PAGE_SHIFT);
 

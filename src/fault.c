@@ -26,9 +26,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -86,38 +84,20 @@ static void map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, b
 	}
 }
 
-/*
- * Map the stretch of [s, e) around page that view v does not map yet,
- * marking it in v->mapped first (the marks must cover every PTE).
- */
+/* Map the stretch of [s, e) around page that view v does not map yet. */
 static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s, uint64_t e,
 		       bool missing, struct wake *wake)
 {
-	uint64_t ms, me;
-
-	if (!v->mapped_lost) {
-		if (runmap_get(&v->mapped, page, &ms, &me)) {
-			/* marked, yet it faulted: the kernel unmapped it (reclaim); just it */
-			s = page;
-			e = page + 1;
-		} else {
-			s = s > ms ? s : ms;
-			e = e < me ? e : me;
-		}
-		if (runmap_reserve(&v->mapped, 2))
-			v->mapped_lost = true; /* from now on zaps cover the whole range */
-		else
-			runmap_set(&v->mapped, s, e, 1);
-	}
+	view_mark_mapped(v, page, &s, &e);
 	map_around(g, v, s, e, missing, wake);
 }
 
-static void handle_event(struct gmem *g, const struct uffd_msg *msg);
+static void handle_event(struct gmem *g, const struct uffd_event *ev);
 
 /* Apply the unmaps and moves the reader has queued. */
 static void drain_events(struct gmem *g)
 {
-	struct uffd_msg msg[MSG_BATCH];
+	struct uffd_event msg[MSG_BATCH];
 	size_t n;
 
 	while ((n = queue_pop(&g->q, msg, MSG_BATCH, true)))
@@ -125,10 +105,10 @@ static void drain_events(struct gmem *g)
 			handle_event(g, &msg[i]);
 }
 
-static void handle_fault(struct gmem *g, const struct uffd_msg *msg)
+static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 {
-	uintptr_t addr = (uintptr_t)msg->arg.pagefault.address & ~(uintptr_t)(GMEM_PAGE_SIZE - 1);
-	bool missing = !(msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR);
+	uintptr_t addr = ev->addr;
+	bool missing = !ev->minor;
 	struct wake wake = { addr, GMEM_PAGE_SIZE };
 	uint64_t page, rs, re, ws, we, unit;
 	struct view *v;
@@ -222,27 +202,25 @@ static void close_views(struct gmem *g)
 }
 
 /* What the process did to views behind the library's back (reader.c read it). */
-static void handle_event(struct gmem *g, const struct uffd_msg *msg)
+static void handle_event(struct gmem *g, const struct uffd_event *ev)
 {
-	switch (msg->event) {
-	case UFFD_EVENT_UNMAP:
+	switch (ev->kind) {
+	case UFFD_EV_UNMAP:
 		pthread_rwlock_wrlock(&g->lock);
-		views_unmapped(g, (uintptr_t)msg->arg.remove.start, (uintptr_t)msg->arg.remove.end);
+		views_unmapped(g, ev->addr, ev->addr + ev->len);
 		pthread_rwlock_unlock(&g->lock);
 		events_applied(g);
 		/* a touch parked there (a waiting conversion's) meets the unmapped range */
-		uffd_wake(g->uffd, (uintptr_t)msg->arg.remove.start,
-			  msg->arg.remove.end - msg->arg.remove.start);
+		uffd_wake(g->uffd, ev->addr, ev->len);
 		break;
-	case UFFD_EVENT_REMAP:
+	case UFFD_EV_MOVE:
 		pthread_rwlock_wrlock(&g->lock);
-		views_moved(g, (uintptr_t)msg->arg.remap.from, (uintptr_t)msg->arg.remap.to,
-			    msg->arg.remap.len);
+		views_moved(g, ev->addr, ev->to, ev->len);
 		pthread_rwlock_unlock(&g->lock);
 		events_applied(g);
-		uffd_wake(g->uffd, (uintptr_t)msg->arg.remap.from, msg->arg.remap.len);
+		uffd_wake(g->uffd, ev->addr, ev->len);
 		break;
-	case FAULT_MSG_UFFD_GONE:
+	case UFFD_EV_GONE:
 		close_views(g);
 		break;
 	default:
@@ -253,13 +231,13 @@ static void handle_event(struct gmem *g, const struct uffd_msg *msg)
 static void *fault_main(void *arg)
 {
 	struct gmem *g = arg;
-	struct uffd_msg msg[MSG_BATCH];
+	struct uffd_event msg[MSG_BATCH];
 	size_t n;
 
 	/* unmaps and moves come first (queue_pop()), and before each fault */
 	while ((n = queue_pop(&g->q, msg, MSG_BATCH, false))) {
 		for (size_t i = 0; i < n; i++) {
-			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
+			if (msg[i].kind == UFFD_EV_FAULT)
 				handle_fault(g, &msg[i]);
 			else
 				handle_event(g, &msg[i]);
@@ -287,9 +265,9 @@ int fault_start(struct gmem *g)
 {
 	int err;
 
-	g->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	g->stopfd = stopfd_open();
 	if (g->stopfd < 0)
-		return -errno;
+		return g->stopfd;
 	err = queue_init(&g->q);
 	if (err)
 		goto err_stopfd;
@@ -322,10 +300,7 @@ err_stopfd:
 
 void fault_stop(struct gmem *g)
 {
-	uint64_t one = 1;
-
-	/* an eventfd write fails only at counter overflow, 2^64 - 2 writes away */
-	(void)!write(g->stopfd, &one, sizeof(one));
+	stopfd_fire(g->stopfd);
 	queue_stop(&g->q); /* the reader may be waiting for room in it */
 	pthread_join(g->reader_thread, NULL);
 	pthread_join(g->fault_thread, NULL);

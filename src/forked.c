@@ -87,20 +87,17 @@ void forked_add(struct gmem *g, int fd)
 
 void forked_serve(struct gmem *g, int fd)
 {
-	struct uffd_msg msg[16];
-	ssize_t n = read(fd, msg, sizeof(msg));
+	struct uffd_event ev[16];
+	ssize_t n = uffd_read(fd, ev, 16);
 
-	for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
-		uintptr_t a;
-
-		switch (msg[i].event) {
-		case UFFD_EVENT_PAGEFAULT:
-			a = (uintptr_t)msg[i].arg.pagefault.address & ~(uintptr_t)(GMEM_PAGE_SIZE - 1);
-			uffd_poison(fd, a, GMEM_PAGE_SIZE);
-			uffd_wake(fd, a, GMEM_PAGE_SIZE);
+	for (ssize_t i = 0; i < n; i++) {
+		switch (ev[i].kind) {
+		case UFFD_EV_FAULT:
+			uffd_poison(fd, ev[i].addr, GMEM_PAGE_SIZE);
+			uffd_wake(fd, ev[i].addr, GMEM_PAGE_SIZE);
 			break;
-		case UFFD_EVENT_FORK: /* a grandchild: the same rule */
-			forked_add(g, (int)msg[i].arg.fork.ufd);
+		case UFFD_EV_FORK: /* a grandchild: the same rule */
+			forked_add(g, ev[i].fd);
 			break;
 		default: /* the child unmapped or moved its copies: nothing to follow */
 			break;

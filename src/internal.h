@@ -32,6 +32,7 @@
 #include "core/runmap.h"
 #include "gmem.h"
 #include "os/backing.h"
+#include "os/uffd.h"
 
 #define PAGE_SHIFT 12
 #define GMEM_MAX_SIZE (1ULL << 46) /* 64 TiB: the guest mapping must fit in user VA */
@@ -41,12 +42,10 @@
 #define FORKED_MAX 65536
 /* Messages the reader can hand the fault thread before it waits (reader.c). */
 #define QUEUE_MSGS 65536
-/* A message of the reader's own: the userfaultfd was closed behind our back. */
-#define FAULT_MSG_UFFD_GONE 0x01
 
 /* Messages in order, QUEUE_MSGS of them, mapped: the reader must not need malloc. */
 struct msg_ring {
-	struct uffd_msg *msgs;
+	struct uffd_event *msgs;
 	uint64_t head, tail;
 };
 
@@ -193,10 +192,11 @@ struct pin_scan {
 int state_reserve(struct gmem *g);
 int64_t state_replace(struct gmem *g, uint64_t first, uint64_t end, uint32_t from, unsigned int to,
 		      struct pin_scan *scan);
+
+/* pin.c */
 /* Pins on the pages of [first, end) whose state is in `states`. */
 void pins_scan(struct gmem *g, uint64_t first, uint64_t end, uint32_t states,
 	       struct pin_scan *scan);
-pinword_t *pin_word(struct gmem *g, uint64_t page);
 /*
  * Whether page holds a pin.  An in-transit page's count falls only with
  * g->lock exclusive (pin.c): with the lock held shared, "pinned" stays true.
@@ -214,6 +214,13 @@ void views_lock(struct gmem *g, bool exclusive);
 
 /* view.c (g->lock held) */
 struct view *view_find(struct gmem *g, uintptr_t addr);
+/*
+ * The next view from index *i on that overlaps [first, end), with the
+ * overlap in [*s, *e); NULL past the last.  Walk them with
+ *	for (size_t i = 0; (v = views_next(g, &i, first, end, &s, &e));)
+ */
+struct view *views_next(struct gmem *g, size_t *i, uint64_t first, uint64_t end, uint64_t *s,
+			uint64_t *e);
 int views_reserve_denied(struct gmem *g, size_t insertions);
 uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end);
 /*
@@ -228,8 +235,15 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict);
  * bounds the retries: false once it has passed.
  */
 bool views_wait_records(struct gmem *g, struct timespec *deadline);
+/* The kernel unmapped [first, end) from every view itself (a zap, a hole punch). */
 void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
+/*
+ * Before the fault thread maps [*s, *e) around page in v: narrow the window
+ * to what v does not map yet (just page if the kernel dropped it from a
+ * marked stretch) and mark it, so that the marks cover every PTE.
+ */
+void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e);
 /* Refuse the touch of page through v: a mark in v's page tables (g->lock shared or more). */
 void views_deny(struct gmem *g, struct view *v, uint64_t page);
 /*
@@ -264,7 +278,7 @@ void queue_fini(struct fault_queue *q);
  * Up to max messages, unmaps and moves ahead of faults, waiting for one;
  * 0 once stopped and empty.  events_only: unmaps and moves, not waiting.
  */
-size_t queue_pop(struct fault_queue *q, struct uffd_msg *msg, size_t max, bool events_only);
+size_t queue_pop(struct fault_queue *q, struct uffd_event *msg, size_t max, bool events_only);
 void queue_stop(struct fault_queue *q);
 void *reader_main(void *g);
 

@@ -16,6 +16,79 @@
 
 #include "internal.h"
 
+void pins_scan(struct gmem *g, uint64_t first, uint64_t end, uint32_t states,
+	       struct pin_scan *scan)
+{
+	pinword_t *w;
+
+	scan->short_first = scan->long_first = UINT64_MAX;
+	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end)); p++) {
+		uint64_t x = atomic_load(w);
+
+		if (!(states & STATE_MASK(pw_state(x))))
+			continue;
+		if (pw_count(x, false) && scan->short_first == UINT64_MAX)
+			scan->short_first = p;
+		if (pw_count(x, true) && scan->long_first == UINT64_MAX)
+			scan->long_first = p;
+	}
+}
+
+/* A new leaf's words take their states from the run map (g->lock held shared). */
+static void init_words(void *arg, uint64_t first, uint64_t n, pinword_t *w)
+{
+	struct gmem *g = arg;
+	struct runmap_iter it;
+	struct run r;
+
+	runmap_iter_start(&it, &g->states, first, first + n);
+	while (runmap_iter_next(&it, &r))
+		for (uint64_t p = r.start; p < r.end; p++)
+			atomic_init(&w[p - first], pw_make(r.val));
+}
+
+/* Page's word, made if it has none yet; NULL without memory. */
+static pinword_t *pin_word(struct gmem *g, uint64_t page)
+{
+	pinword_t *w = pinmap_word(&g->pins, page);
+
+	if (w)
+		return w;
+	pthread_rwlock_rdlock(&g->lock);
+	w = pinmap_word_create(&g->pins, page, init_words, g);
+	pthread_rwlock_unlock(&g->lock);
+	return w;
+}
+
+bool page_pinned(struct gmem *g, uint64_t page)
+{
+	pinword_t *w = pinmap_word(&g->pins, page);
+
+	return w && (atomic_load(w) & PW_COUNTS);
+}
+
+uint64_t pins_total(struct gmem *g)
+{
+	uint64_t n = 0;
+	pinword_t *w;
+
+	for (uint64_t p = 0; (w = pinmap_next(&g->pins, &p, g->npages)); p++) {
+		uint64_t x = atomic_load(w);
+
+		n += pw_count(x, false) + pw_count(x, true);
+	}
+	return n;
+}
+
+void pins_wake_waiters(struct gmem *g)
+{
+	if (!atomic_load(&g->pin_waiters))
+		return;
+	pthread_mutex_lock(&g->wait_mu);
+	pthread_cond_broadcast(&g->wait_cv);
+	pthread_mutex_unlock(&g->wait_mu);
+}
+
 /* Page p's word: the one after prev's inside a leaf, else looked up (or made). */
 static inline pinword_t *word_after(struct gmem *g, uint64_t p, pinword_t *prev, bool make)
 {
@@ -25,66 +98,68 @@ static inline pinword_t *word_after(struct gmem *g, uint64_t p, pinword_t *prev,
 }
 
 /*
- * Release one pin of the given kind from every page in [first, end).
- * With `held`, a page without such a pin is a caller's error (-EINVAL),
- * possible here only if another thread releases the same pins at once.
+ * Drop one pin of the kind from the pages of [first, end) without a lock,
+ * up to the first page in transit, whose count falls only under the lock.
+ * Returns that page, or end.  *missing: a page held no such pin.
  */
-static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm, bool held)
+static uint64_t release_fast(struct gmem *g, uint64_t first, uint64_t end, bool longterm,
+			     bool *missing)
 {
-	const uint64_t one = pw_one(longterm);
-	struct timespec stale_deadline = { 0, 0 };
-	struct transit *done = NULL;
-	gmem_convert_cb cb = NULL;
-	uint64_t p, zap_from = UINT64_MAX;
 	pinword_t *w = NULL;
-	void *cb_arg = NULL;
-	int err = 0;
+	uint64_t after;
 
-	for (p = first; p < end; p++) {
-		uint64_t old;
-
+	for (uint64_t p = first; p < end; p++) {
 		w = word_after(g, p, w, false);
-		old = atomic_load(w);
-
-		do {
-			if (!pw_count(old, longterm))
-				goto next;
-			if (pw_state(old) == GMEM_CONVERTING)
-				goto slow;
-		} while (!atomic_compare_exchange_weak(w, &old, old - one));
-		continue;
-next:
-		if (held)
-			err = -EINVAL;
+		switch (pw_unpin(w, longterm, GMEM_CONVERTING, &after)) {
+		case PW_KEPT:
+			return p;
+		case PW_NOT_HELD:
+			*missing = true;
+			break;
+		case PW_DROPPED:
+			break;
+		}
 	}
-	pins_wake_waiters(g);
-	return err;
+	return end;
+}
 
-slow:
-	views_lock(g, true);
-	for (w = NULL; p < end; p++) {
-		uint64_t old;
-		bool dropped = false, idle;
+/*
+ * Drop the pins of [p, end) with g->lock exclusive: an in-transit page
+ * left with no pin has finished its I/O and is unmapped, and a deferred
+ * conversion whose last pin this was completes.  Returns the conversions
+ * that ended, for the caller to report once unlocked.
+ */
+static struct transit *release_locked(struct gmem *g, uint64_t p, uint64_t end, bool longterm,
+				      bool *missing)
+{
+	struct timespec stale_deadline = { 0, 0 };
+	uint64_t first = p, zap_from = UINT64_MAX;
+	struct transit *done = NULL;
+	pinword_t *w = NULL;
+
+	for (; p < end; p++) {
+		uint64_t after = 0;
+		bool idle = false;
 
 		w = word_after(g, p, w, false);
-		old = atomic_load(w);
-
-		while (!dropped && pw_count(old, longterm))
-			dropped = atomic_compare_exchange_weak(w, &old, old - one);
-		if (!dropped && held)
-			err = -EINVAL;
-		/* no pin left on an in-transit page: its I/O is over, unmap it */
-		old -= dropped ? one : 0;
-		idle = dropped && pw_state(old) == GMEM_CONVERTING && !(old & PW_COUNTS);
-		if (idle) {
-			if (zap_from == UINT64_MAX)
-				zap_from = p;
-		} else if (zap_from != UINT64_MAX) {
+		switch (pw_unpin(w, longterm, -1, &after)) {
+		case PW_NOT_HELD:
+			*missing = true;
+			break;
+		case PW_DROPPED:
+			idle = pw_state(after) == GMEM_CONVERTING && !(after & PW_COUNTS);
+			break;
+		case PW_KEPT:
+			break;
+		}
+		if (idle && zap_from == UINT64_MAX)
+			zap_from = p;
+		if (!idle && zap_from != UINT64_MAX) {
 			views_zap(g, zap_from, p, false);
 			zap_from = UINT64_MAX;
 		}
 	}
-	/* the completion zaps the whole range again: these may fail */
+	/* best effort: the completion zaps the whole range again, and checks */
 	if (zap_from != UINT64_MAX)
 		views_zap(g, zap_from, end, false);
 	/* as gmem_convert() does for a view moved or unmapped just now */
@@ -93,12 +168,28 @@ slow:
 		strict = views_wait_records(g, &stale_deadline);
 		views_lock(g, true);
 	}
-	cb = g->cb;
-	cb_arg = g->cb_arg;
-	pthread_rwlock_unlock(&g->lock);
+	return done;
+}
+
+/* Release one pin of the kind from every page in [first, end); -EINVAL if one held none. */
+static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm)
+{
+	struct transit *done = NULL;
+	gmem_convert_cb cb = NULL;
+	bool missing = false;
+	void *cb_arg = NULL;
+	uint64_t p = release_fast(g, first, end, longterm, &missing);
+
+	if (p < end) {
+		views_lock(g, true);
+		done = release_locked(g, p, end, longterm, &missing);
+		cb = g->cb;
+		cb_arg = g->cb_arg;
+		pthread_rwlock_unlock(&g->lock);
+	}
 	pins_wake_waiters(g);
 	convert_report(g, done, cb, cb_arg);
-	return err;
+	return missing ? -EINVAL : 0;
 }
 
 int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
@@ -126,7 +217,7 @@ int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 	}
 	if (!err)
 		return 0;
-	release(g, first, p, longterm, false);
+	release(g, first, p, longterm);
 	if (err == -EAGAIN && p < end) {
 		/* a private page further on is the lasting reason: say so */
 		pthread_rwlock_rdlock(&g->lock);
@@ -152,5 +243,5 @@ int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags
 		if (!w || !pw_count(atomic_load(w), longterm))
 			return -EINVAL;
 	}
-	return release(g, first, end, longterm, true);
+	return release(g, first, end, longterm);
 }

@@ -16,7 +16,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -95,11 +94,11 @@ void queue_fini(struct fault_queue *q)
  * unmapper waits for its answer), so it fills only if the fault thread
  * stops for that long: then wait for room.
  */
-static void queue_push(struct fault_queue *q, const struct uffd_msg *msg, size_t n)
+static void queue_push(struct fault_queue *q, const struct uffd_event *msg, size_t n)
 {
 	pthread_mutex_lock(&q->mu);
 	for (size_t i = 0; i < n; i++) {
-		struct msg_ring *r = msg[i].event == UFFD_EVENT_PAGEFAULT ? &q->faults : &q->events;
+		struct msg_ring *r = msg[i].kind == UFFD_EV_FAULT ? &q->faults : &q->events;
 
 		while (r->tail - r->head == QUEUE_MSGS && !q->stop)
 			pthread_cond_wait(&q->cv, &q->mu);
@@ -111,7 +110,7 @@ static void queue_push(struct fault_queue *q, const struct uffd_msg *msg, size_t
 	pthread_mutex_unlock(&q->mu);
 }
 
-size_t queue_pop(struct fault_queue *q, struct uffd_msg *msg, size_t max, bool events_only)
+size_t queue_pop(struct fault_queue *q, struct uffd_event *msg, size_t max, bool events_only)
 {
 	struct msg_ring *r;
 	size_t n = 0;
@@ -142,18 +141,17 @@ void queue_stop(struct fault_queue *q)
  * the fork with it, and every unmap behind it.  The spare descriptor kept
  * for this makes room; without one, wait a moment rather than spin.
  */
-static ssize_t read_with_spare_fd(struct gmem *g, struct uffd_msg *msg, size_t len)
+static ssize_t read_with_spare_fd(struct gmem *g, struct uffd_event *ev, size_t max)
 {
 	struct timespec ms = { 0, 1000000 };
 	ssize_t n;
 
 	if (g->spare_fd < 0) {
 		nanosleep(&ms, NULL);
-		errno = EMFILE;
-		return -1;
+		return -EMFILE;
 	}
 	close(g->spare_fd);
-	n = read(g->uffd, msg, len);
+	n = uffd_read(g->uffd, ev, max);
 	g->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return n;
 }
@@ -161,7 +159,7 @@ static ssize_t read_with_spare_fd(struct gmem *g, struct uffd_msg *msg, size_t l
 /* Read what the object's userfaultfd holds; false if it is gone. */
 static bool read_main(struct gmem *g)
 {
-	struct uffd_msg msg[READ_BATCH], pass[READ_BATCH];
+	struct uffd_event ev[READ_BATCH], pass[READ_BATCH];
 	size_t npass = 0;
 	ssize_t n;
 
@@ -171,25 +169,23 @@ static bool read_main(struct gmem *g)
 	 * lets that thread's next call wait for it (views_lock()).
 	 */
 	pthread_mutex_lock(&g->events_mu);
-	n = read(g->uffd, msg, sizeof(msg));
-	if (n < 0 && (errno == EMFILE || errno == ENFILE))
-		n = read_with_spare_fd(g, msg, sizeof(msg));
-	for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
-		if (msg[i].event == UFFD_EVENT_FORK) {
-			forked_add(g, (int)msg[i].arg.fork.ufd);
+	n = uffd_read(g->uffd, ev, READ_BATCH);
+	if (n == -EMFILE || n == -ENFILE)
+		n = read_with_spare_fd(g, ev, READ_BATCH);
+	for (ssize_t i = 0; i < n; i++) {
+		if (ev[i].kind == UFFD_EV_FORK) {
+			forked_add(g, ev[i].fd);
 			continue;
 		}
-		if (msg[i].event == UFFD_EVENT_UNMAP || msg[i].event == UFFD_EVENT_REMAP)
+		if (uffd_event_changes_views(&ev[i]))
 			atomic_fetch_add(&g->events_read, 1);
-		pass[npass++] = msg[i];
+		pass[npass++] = ev[i];
 	}
 	/* counted and queued together: a count the fault thread sees is on its ring */
 	if (npass)
 		queue_push(&g->q, pass, npass);
 	pthread_mutex_unlock(&g->events_mu);
-	if (n < 0 && errno == EBADF)
-		return false;
-	return true;
+	return n != -EBADF;
 }
 
 /*
@@ -199,7 +195,7 @@ static bool read_main(struct gmem *g)
  */
 static void uffd_gone(struct gmem *g)
 {
-	struct uffd_msg lost = { .event = FAULT_MSG_UFFD_GONE };
+	struct uffd_event lost = { .kind = UFFD_EV_GONE, .fd = -1 };
 
 	queue_push(&g->q, &lost, 1);
 }
@@ -219,9 +215,7 @@ void *reader_main(void *arg)
 		for (size_t i = 0; i < children; i++)
 			pfd[2 + i] = (struct pollfd){ .fd = g->forked[i], .events = POLLIN };
 		/* children's ends are noticed by probing, once a second while any live */
-		n = poll(pfd, 2 + children, children ? 1000 : -1);
-		if (n < 0)
-			continue; /* EINTR; nothing else is possible with valid fds */
+		n = fds_wait(pfd, 2 + children, children ? 1000 : -1);
 		if (pfd[1].revents)
 			break;
 		if (pfd[0].revents & POLLNVAL || (pfd[0].revents && !read_main(g))) {

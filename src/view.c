@@ -60,6 +60,20 @@ static bool clip(const struct view *v, uint64_t *first, uint64_t *end)
 	return *first < *end;
 }
 
+struct view *views_next(struct gmem *g, size_t *i, uint64_t first, uint64_t end, uint64_t *s,
+			uint64_t *e)
+{
+	while (*i < g->nviews) {
+		struct view *v = g->views[(*i)++];
+
+		*s = first;
+		*e = end;
+		if (clip(v, s, e))
+			return v;
+	}
+	return NULL;
+}
+
 int views_reserve_denied(struct gmem *g, size_t insertions)
 {
 	for (size_t i = 0; i < g->nviews; i++)
@@ -70,15 +84,12 @@ int views_reserve_denied(struct gmem *g, size_t insertions)
 
 uint64_t views_strict_first(struct gmem *g, uint64_t first, uint64_t end)
 {
-	uint64_t lowest = UINT64_MAX;
+	uint64_t lowest = UINT64_MAX, s, e;
+	struct view *v;
 
-	for (size_t i = 0; i < g->nviews; i++) {
-		const struct view *v = g->views[i];
-		uint64_t s = first, e = end;
-
-		if ((v->flags & GMEM_VIEW_STRICT) && clip(v, &s, &e) && s < lowest)
+	for (size_t i = 0; (v = views_next(g, &i, first, end, &s, &e));)
+		if ((v->flags & GMEM_VIEW_STRICT) && s < lowest)
 			lowest = s;
-	}
 	return lowest;
 }
 
@@ -168,6 +179,8 @@ bool records_current(struct gmem *g)
 int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 {
 	bool zapped = false;
+	struct view *v;
+	uint64_t s, e;
 	int err = 0;
 
 	if (strict) {
@@ -175,13 +188,8 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 		if (!records_current(g))
 			err = -ESTALE; /* an unmap or move not yet applied: not here yet */
 	}
-	for (size_t i = 0; i < g->nviews && !err; i++) {
-		struct view *v = g->views[i];
-		uint64_t s = first, e = end;
-
-		if (clip(v, &s, &e))
-			err = zap_view(v, s, e, strict, &zapped);
-	}
+	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));)
+		err = zap_view(v, s, e, strict, &zapped);
 	if (!strict)
 		return err;
 	/*
@@ -194,13 +202,7 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 	views_gate_leave(g);
 	if (err)
 		return err;
-	for (size_t i = 0; i < g->nviews; i++) {
-		struct view *v = g->views[i];
-		uint64_t s = first, e = end;
-
-		if (clip(v, &s, &e) && !v->mapped_lost)
-			runmap_set(&v->mapped, s, e, 0);
-	}
+	views_forget_mapped(g, first, end);
 	return 0;
 }
 
@@ -232,16 +234,15 @@ bool views_wait_records(struct gmem *g, struct timespec *deadline)
 	return true;
 }
 
-/* The kernel unmapped [first, end) from every view itself (a hole punch). */
 void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end)
 {
-	for (size_t i = 0; i < g->nviews; i++) {
-		struct view *v = g->views[i];
-		uint64_t s = first, e = end;
+	struct view *v;
+	uint64_t s, e;
 
-		if (clip(v, &s, &e))
+	/* a clear that finds no room leaves the marks as they were: a superset */
+	for (size_t i = 0; (v = views_next(g, &i, first, end, &s, &e));)
+		if (!v->mapped_lost)
 			runmap_set(&v->mapped, s, e, 0);
-	}
 }
 
 /*
@@ -264,15 +265,14 @@ static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
 
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
 {
-	for (size_t i = 0; i < g->nviews; i++) {
-		struct view *v = g->views[i];
-		uint64_t s = first, e = end;
+	struct view *v;
+	uint64_t s, e;
+
+	for (size_t i = 0; (v = views_next(g, &i, first, end, &s, &e));) {
 		struct runmap_iter it;
 		struct run r;
 		int err;
 
-		if (!clip(v, &s, &e))
-			continue;
 		if (v->denied_lost) {
 			err = undeny_run(g, v, s, e);
 			if (err)
@@ -288,6 +288,26 @@ int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
 		runmap_set(&v->denied, s, e, 0);
 	}
 	return 0;
+}
+
+void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
+{
+	uint64_t ms, me;
+
+	if (v->mapped_lost)
+		return;
+	if (runmap_get(&v->mapped, page, &ms, &me)) {
+		/* marked, yet it faulted: the kernel unmapped it (reclaim); just it */
+		*s = page;
+		*e = page + 1;
+	} else {
+		*s = *s > ms ? *s : ms;
+		*e = *e < me ? *e : me;
+	}
+	if (runmap_reserve(&v->mapped, 2))
+		v->mapped_lost = true; /* from now on zaps cover the whole range */
+	else
+		runmap_set(&v->mapped, *s, *e, 1);
 }
 
 /*
@@ -341,14 +361,12 @@ void views_deny(struct gmem *g, struct view *v, uint64_t page)
 
 void views_wake(struct gmem *g, uint64_t first, uint64_t end)
 {
-	for (size_t i = 0; i < g->nviews; i++) {
-		struct view *v = g->views[i];
-		uint64_t s = first, e = end;
+	struct view *v;
+	uint64_t s, e;
 
-		/* a valid range: UFFDIO_WAKE has nothing else to fail on */
-		if (clip(v, &s, &e))
-			uffd_wake(g->uffd, (uintptr_t)PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT);
-	}
+	/* a valid range: UFFDIO_WAKE has nothing else to fail on */
+	for (size_t i = 0; (v = views_next(g, &i, first, end, &s, &e));)
+		uffd_wake(g->uffd, (uintptr_t)PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT);
 }
 
 static void view_free(struct view *v)

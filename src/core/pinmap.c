@@ -68,10 +68,8 @@ pinword_t *pinmap_word_create(struct pinmap *pm, uint64_t p, pinmap_init_fn init
 	for (uint64_t i = n; i < PINMAP_LEAF_PAGES; i++)
 		atomic_init(&leaf->w[i], pw_make(GMEM_PRIVATE)); /* past the end: never pinnable */
 	init(arg, first, n, leaf->w);
-	if (atomic_compare_exchange_strong(&mid->leaf[LEAF_INDEX(p)], &expect, leaf)) {
-		atomic_fetch_add(&pm->nleaves, 1);
-	} else {
-		free(leaf);
+	if (!atomic_compare_exchange_strong(&mid->leaf[LEAF_INDEX(p)], &expect, leaf)) {
+		free(leaf); /* another thread made it first */
 		leaf = expect;
 	}
 	return &leaf->w[p & (PINMAP_LEAF_PAGES - 1)];
@@ -99,14 +97,4 @@ pinword_t *pinmap_next(const struct pinmap *pm, uint64_t *p, uint64_t end)
 		return &leaf->w[q & (PINMAP_LEAF_PAGES - 1)];
 	}
 	return NULL;
-}
-
-size_t pinmap_bytes(const struct pinmap *pm)
-{
-	size_t mids = 0;
-
-	for (size_t i = 0; i < pm->ntop; i++)
-		mids += atomic_load(&pm->top[i]) != NULL;
-	return pm->ntop * sizeof(pm->top[0]) + mids * sizeof(struct pinmap_mid) +
-	       atomic_load(&pm->nleaves) * sizeof(struct pinmap_leaf);
 }

@@ -35,7 +35,6 @@ struct pinmap {
 	uint64_t npages;
 	size_t ntop;
 	struct pinmap_mid *_Atomic *top;
-	_Atomic size_t nleaves;
 };
 
 /* Fills the words of pages [first, first + n) of a new leaf. */
@@ -72,7 +71,5 @@ pinword_t *pinmap_word_create(struct pinmap *pm, uint64_t p, pinmap_init_fn init
  *	for (p = s; (w = pinmap_next(pm, &p, e)); p++)
  */
 pinword_t *pinmap_next(const struct pinmap *pm, uint64_t *p, uint64_t end);
-
-size_t pinmap_bytes(const struct pinmap *pm);
 
 #endif /* GMEM_CORE_PINMAP_H */

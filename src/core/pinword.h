@@ -78,23 +78,30 @@ static inline int pw_pin_verdict(uint64_t old, bool longterm)
 	return 0;
 }
 
-/* Drop a reference pw_pin() took; returns the word after. */
-static inline uint64_t pw_drop(pinword_t *w, bool longterm)
-{
-	return atomic_fetch_sub(w, pw_one(longterm)) - pw_one(longterm);
-}
+/* What pw_unpin() did. */
+enum pw_unpin_result {
+	PW_DROPPED,    /* one reference dropped; *after is the word after */
+	PW_NOT_HELD,   /* no reference of that kind: nothing changed */
+	PW_KEPT,       /* the word is in state `keep`: nothing changed */
+};
 
-/* Drop one held reference; false (nothing changed) when none is held. */
-static inline bool pw_unpin(pinword_t *w, bool longterm, uint64_t *after)
+/*
+ * Drop one held reference of the kind, unless the word's state is `keep`
+ * (pass -1 for none): the owner may want some states' counts to fall only
+ * where it can act on the last one (gmem: in-transit pages, under its lock).
+ */
+static inline enum pw_unpin_result pw_unpin(pinword_t *w, bool longterm, int keep, uint64_t *after)
 {
 	uint64_t old = atomic_load(w);
 
 	do {
 		if (pw_count(old, longterm) == 0)
-			return false;
+			return PW_NOT_HELD;
+		if ((int)pw_state(old) == keep)
+			return PW_KEPT;
 	} while (!atomic_compare_exchange_weak(w, &old, old - pw_one(longterm)));
 	*after = old - pw_one(longterm);
-	return true;
+	return PW_DROPPED;
 }
 
 /* Publish a state, keeping counts and flags; returns the word before. */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -144,4 +145,71 @@ int uffd_wake(int fd, uintptr_t addr, uint64_t len)
 	struct uffdio_range r = { .start = addr, .len = len };
 
 	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
+static void decode(const struct uffd_msg *m, struct uffd_event *ev)
+{
+	*ev = (struct uffd_event){ .kind = UFFD_EV_OTHER, .fd = -1 };
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		ev->kind = UFFD_EV_FAULT;
+		ev->addr = (uintptr_t)m->arg.pagefault.address & ~(uintptr_t)4095;
+		ev->minor = m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR;
+		break;
+	case UFFD_EVENT_UNMAP:
+		ev->kind = UFFD_EV_UNMAP;
+		ev->addr = (uintptr_t)m->arg.remove.start;
+		ev->len = m->arg.remove.end - m->arg.remove.start;
+		break;
+	case UFFD_EVENT_REMAP:
+		ev->kind = UFFD_EV_MOVE;
+		ev->addr = (uintptr_t)m->arg.remap.from;
+		ev->to = (uintptr_t)m->arg.remap.to;
+		ev->len = m->arg.remap.len;
+		break;
+	case UFFD_EVENT_FORK:
+		ev->kind = UFFD_EV_FORK;
+		ev->fd = (int)m->arg.fork.ufd;
+		break;
+	default:
+		break;
+	}
+}
+
+ssize_t uffd_read(int fd, struct uffd_event *ev, size_t max)
+{
+	struct uffd_msg msg[16]; /* on the stack: the reader must not allocate */
+	size_t want = max < 16 ? max : 16;
+	ssize_t n = read(fd, msg, want * sizeof(msg[0]));
+
+	if (n < 0)
+		return -errno;
+	n /= (ssize_t)sizeof(msg[0]);
+	for (ssize_t i = 0; i < n; i++)
+		decode(&msg[i], &ev[i]);
+	return n;
+}
+
+int stopfd_open(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	return fd < 0 ? -errno : fd;
+}
+
+void stopfd_fire(int fd)
+{
+	uint64_t one = 1;
+
+	/* an eventfd write fails only at counter overflow, 2^64 - 2 writes away */
+	(void)!write(fd, &one, sizeof(one));
+}
+
+int fds_wait(struct pollfd *pfd, size_t n, int timeout_ms)
+{
+	int r;
+
+	while ((r = poll(pfd, n, timeout_ms)) < 0 && errno == EINTR)
+		;
+	return r < 0 ? 0 : r; /* nothing else can fail with valid descriptors */
 }

@@ -12,8 +12,10 @@
 #ifndef GMEM_OS_UFFD_H
 #define GMEM_OS_UFFD_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * A userfaultfd for this process with the features views need, and the
@@ -48,5 +50,45 @@ int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done);
 int uffd_poison(int fd, uintptr_t addr, uint64_t len);
 
 int uffd_wake(int fd, uintptr_t addr, uint64_t len);
+
+/* What a userfaultfd reports, decoded (the library's threads see no raw uffd_msg). */
+enum uffd_event_kind {
+	UFFD_EV_FAULT, /* a touch of a page nothing maps yet */
+	UFFD_EV_UNMAP, /* the process unmapped [addr, addr + len) */
+	UFFD_EV_MOVE,  /* the process moved [addr, addr + len) to `to` */
+	UFFD_EV_FORK,  /* a child inherited registered mappings: fd is its userfaultfd */
+	UFFD_EV_OTHER, /* nothing gmem acts on */
+	UFFD_EV_GONE,  /* not the kernel's: the reader's word that the descriptor is gone */
+};
+struct uffd_event {
+	uint8_t kind;   /* enum uffd_event_kind */
+	bool minor;     /* FAULT: the page is in the page cache (else missing) */
+	int fd;         /* FORK */
+	uintptr_t addr; /* FAULT: the page touched (aligned down); UNMAP, MOVE: where */
+	uintptr_t to;   /* MOVE */
+	uint64_t len;   /* UNMAP, MOVE */
+};
+
+/*
+ * Read up to max events without waiting: how many, or -errno (-EAGAIN:
+ * none; -EMFILE: a fork's event needs a free descriptor; -EBADF: closed).
+ */
+ssize_t uffd_read(int fd, struct uffd_event *ev, size_t max);
+
+/* Whether an event is an unmap or a move: what the records must follow. */
+static inline bool uffd_event_changes_views(const struct uffd_event *ev)
+{
+	return ev->kind == UFFD_EV_UNMAP || ev->kind == UFFD_EV_MOVE;
+}
+
+/*
+ * A descriptor to stop a poll with (an eventfd): stopfd_open() gives it,
+ * or -errno; after stopfd_fire() it polls readable for good.
+ */
+int stopfd_open(void);
+void stopfd_fire(int fd);
+
+/* poll(2), retried on EINTR: the number of ready descriptors (0 on timeout). */
+int fds_wait(struct pollfd *pfd, size_t n, int timeout_ms);
 
 #endif /* GMEM_OS_UFFD_H */
