@@ -162,6 +162,9 @@ int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsi
 			for (uint64_t p = first; p < end; p++)
 				if (r->pages[p].state == GMEM_SHARED)
 					r->pages[p].state = GMEM_CONVERTING;
+			/* "-EINPROGRESS ... *error_offset: the lowest page still pinned" */
+			*error_page = short_first;
+			*error_set = true;
 			return -EINPROGRESS;
 		}
 		return -ENOSPC; /* the model's own limit: the caller avoids it */

@@ -108,6 +108,7 @@ struct gmem_stats {
 	uint64_t host_faults;        /* host-view faults gmem decided */
 	uint64_t host_faults_denied; /* ... of which refused (private or in transit) */
 	uint64_t pins_active;        /* page references held by pins right now */
+	uint64_t warnings;           /* steps that cannot fail that failed (logged: a bug) */
 };
 
 /*
@@ -183,9 +184,10 @@ int gmem_view_unmap(struct gmem *g, void *addr);
  *   -EBUSY   a long-term pin or a strict view covers a page, whatever the flags;
  *   -EAGAIN  a short-term pin holds a page (with GMEM_CONVERT_WAIT: still
  *            after wait_timeout_ms);
- *   -EINPROGRESS  (GMEM_CONVERT_DEFER) short-term pins remain: the range's
- *            shared pages are GMEM_CONVERTING until the last pin drops, then
- *            the conversion completes and the callback runs with 0.
+ *   -EINPROGRESS  (GMEM_CONVERT_DEFER) short-term pins remain (*error_offset:
+ *            the lowest page pinned): the range's shared pages are
+ *            GMEM_CONVERTING until the last pin drops, then the conversion
+ *            completes and the callback runs with 0.
  * While a range is in transit (WAIT or DEFER), new pins there fail with
  * -EAGAIN.  Host touches of a page that is still pinned go through: that
  * is the I/O the conversion waits for, and it must be able to finish (its
@@ -230,7 +232,11 @@ int gmem_state(struct gmem *g, uint64_t offset);
  */
 int gmem_audit(struct gmem *g);
 
-/* A snapshot of the counters; st is zeroed for a NULL g. */
+/*
+ * A snapshot of the counters; st is zeroed for a NULL g.  A non-zero
+ * `warnings` means a step the library holds cannot fail did (a bug: it
+ * logged where, once, to stderr, and the call took its error path).
+ */
 void gmem_get_stats(struct gmem *g, struct gmem_stats *st);
 
 #ifdef __cplusplus

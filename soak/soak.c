@@ -541,6 +541,7 @@ int main(int argc, char **argv)
 	int bad = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	setenv("GMEM_DEBUG", "1", 1); /* a step that cannot fail and does aborts the soak */
 	for (size_t i = 0; only && i < nsettings; i++)
 		if (!strcmp(only, settings[i].name))
 			one = &settings[i];

@@ -49,7 +49,7 @@ int gmem_audit(struct gmem *g)
 			}
 		}
 	}
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	close(fd);
 	return err;
 }

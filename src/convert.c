@@ -25,6 +25,26 @@
  * deferred one, which may last.  So only a deferred transit leaves
  * refusal marks, and the one way it gives pages back, a cancel, clears
  * them before it changes a state: giving back never fails half-way.
+ *
+ * The state machine, once (tests/test_transitions.c walks it row by row
+ * with every party; model/gmem.pml checks its interleavings):
+ *
+ *   from        to          done by                      holding g->lock
+ *   SHARED      PRIVATE     to_private(): no pin         exclusive
+ *   SHARED      CONVERTING  publish(): pins, WAIT/DEFER  exclusive
+ *   CONVERTING  PRIVATE     to_private() after a WAIT;   exclusive
+ *                           convert_complete_locked()
+ *                           on the last unpin (DEFER)
+ *   CONVERTING  SHARED      revert(): refused or timed   exclusive
+ *                           out; cancel_deferred()
+ *   PRIVATE     SHARED      to_shared()                  exclusive
+ *   (any)       (same)      gmem_discard(): contents     exclusive
+ *                           only
+ *
+ * Pins never change a state; they are refused by PRIVATE (-EACCES) and
+ * CONVERTING (-EAGAIN) in their own atomic step (core/pinword.h), with
+ * no lock.  Each state change is a state_replace() for which
+ * state_reserve() made room first: it cannot fail (GMEM_WARN_ON).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,7 +88,7 @@ static void lock_range(struct gmem *g, uint64_t first, uint64_t end)
 		if (!transit_find(g, first, end, GMEM_CONVERT_WAIT))
 			return;
 		gen = atomic_load(&g->transit_gen);
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		pthread_mutex_lock(&g->wait_mu);
 		while (atomic_load(&g->transit_gen) == gen)
 			pthread_cond_wait(&g->wait_cv, &g->wait_mu);
@@ -88,7 +108,7 @@ static void transit_gen_bump(struct gmem *g)
 /* Give [first, end)'s in-transit pages back to shared. */
 static void revert(struct gmem *g, uint64_t first, uint64_t end)
 {
-	state_replace(g, first, end, IN_TRANSIT, GMEM_SHARED, NULL);
+	GMEM_WARN_ON(g, state_replace(g, first, end, IN_TRANSIT, GMEM_SHARED, NULL) < 0);
 }
 
 bool transit_waiting_at(struct gmem *g, uint64_t page)
@@ -119,6 +139,7 @@ static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct 
 	struct transit **pp;
 	int err;
 
+	assert_exclusive(g);
 	for (struct transit *t = g->transits; t; t = t->next)
 		if (transit_overlaps(t, first, end, modes) && (err = views_undeny(g, t->first, t->end)))
 			return err;
@@ -154,11 +175,15 @@ void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, vo
 static int to_shared(struct gmem *g, uint64_t first, uint64_t end)
 {
 	int64_t n;
-	int err = views_undeny(g, first, end);
+	int err;
 
+	assert_exclusive(g);
+	err = views_undeny(g, first, end);
 	if (err)
 		return err;
 	n = state_replace(g, first, end, STATE_MASK(GMEM_PRIVATE), GMEM_SHARED, NULL);
+	if (GMEM_WARN_ON(g, n < 0))
+		return (int)n; /* no room after all: nothing changed */
 	count(&g->stats.pages_to_shared, (uint64_t)n);
 	count(&g->stats.conversions, 1);
 	return 0;
@@ -202,9 +227,13 @@ static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int fl
 {
 	struct pin_scan scan;
 	struct transit *tr;
+	int64_t n;
 	int err;
 
-	state_replace(g, first, end, STATE_MASK(GMEM_SHARED), GMEM_CONVERTING, &scan);
+	assert_exclusive(g);
+	n = state_replace(g, first, end, STATE_MASK(GMEM_SHARED), GMEM_CONVERTING, &scan);
+	if (GMEM_WARN_ON(g, n < 0))
+		return (int)n; /* no room after all: nothing published */
 	if (scan.long_first < *busy)
 		*busy = scan.long_first;
 	if (*busy != UINT64_MAX) {
@@ -233,10 +262,11 @@ static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int fl
 	tr->next = g->transits;
 	g->transits = tr;
 	if (flags & GMEM_CONVERT_DEFER) {
+		*busy = scan.short_first; /* the lowest page its completion waits for */
 		count(&g->stats.convert_deferred, 1);
 		return -EINPROGRESS;
 	}
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	wait_for_pins(g, first, end);
 	views_lock(g, true);
 	transit_unlink(g, tr);
@@ -265,6 +295,7 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 	int64_t n;
 	int err;
 
+	assert_exclusive(g);
 	*busy = views_strict_first(g, first, end);
 	/*
 	 * If no page of the range was ever pinned, none can be while we hold
@@ -289,6 +320,11 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 		return err;
 	}
 	n = state_replace(g, first, end, from, GMEM_PRIVATE, NULL);
+	if (GMEM_WARN_ON(g, n < 0)) {
+		if (from == IN_TRANSIT)
+			revert(g, first, end);
+		return (int)n;
+	}
 	count(&g->stats.pages_to_private, (uint64_t)n);
 	count(&g->stats.conversions, 1);
 	return 0;
@@ -337,12 +373,12 @@ int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
 						: to_private(g, first, end, flags, &t, &busy, strict);
 		if (err != -ESTALE)
 			break;
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		strict = views_wait_records(g, &stale_deadline);
 	}
 	cb = g->cb;
 	cb_arg = g->cb_arg;
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 
 	convert_report(g, cancelled, cb, cb_arg);
 	if (t)
@@ -358,6 +394,7 @@ bool convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struc
 	struct transit **pp = &g->transits;
 	bool stale = false;
 
+	assert_exclusive(g);
 	while (*pp) {
 		struct transit *t = *pp;
 		struct pin_scan scan;
@@ -388,8 +425,9 @@ bool convert_complete_locked(struct gmem *g, uint64_t first, uint64_t end, struc
 		}
 		if (!err && g->fresh_buf)
 			err = fresh_private(g, t->first, t->end, IN_TRANSIT, &(uint64_t){ 0 });
-		if (!err && (n = state_replace(g, t->first, t->end, IN_TRANSIT, GMEM_PRIVATE, NULL)) < 0)
-			err = (int)n;
+		if (!err && GMEM_WARN_ON(g, (n = state_replace(g, t->first, t->end, IN_TRANSIT,
+								      GMEM_PRIVATE, NULL)) < 0))
+			err = (int)n; /* room was reserved with the transit (state_reserve()) */
 		if (err) {
 			/*
 			 * It ends with that error, reported through the room kept
@@ -421,9 +459,9 @@ int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void *arg)
 {
 	if (!g)
 		return -EINVAL;
-	pthread_rwlock_wrlock(&g->lock);
+	lock_exclusive(g);
 	g->cb = cb;
 	g->cb_arg = arg;
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	return 0;
 }

@@ -37,11 +37,11 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 		return -EINVAL;
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
-	pthread_rwlock_wrlock(&g->lock);
+	lock_exclusive(g);
 	err = mark(g, first, end, true) ? -EBUSY : sys_result(backing_punch(&g->b, offset, len));
 	if (!err)
 		views_forget_mapped(g, first, end); /* the punch unmapped them everywhere */
 	mark(g, first, end, false);
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	return err;
 }

@@ -121,13 +121,13 @@ static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 	 */
 	for (;;) {
 		drain_events(g);
-		pthread_rwlock_rdlock(&g->lock);
+		lock_shared(g);
 		views_gate_enter(g);
 		current = atomic_load(&g->events_read) == atomic_load(&g->events_seq);
 		views_gate_leave(g);
 		if (current)
 			break;
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 	}
 	v = view_find(g, addr);
 	if (!v) {
@@ -173,7 +173,7 @@ static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 		we = v->end;
 	map_window(g, v, page, ws, we, missing, &wake);
 out:
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	/* after the unlock: a woken toucher that converts next finds the lock free */
 	if (wake.len)
 		uffd_wake(g->uffd, wake.addr, wake.len);
@@ -195,10 +195,10 @@ static void events_applied(struct gmem *g)
  */
 static void close_views(struct gmem *g)
 {
-	pthread_rwlock_wrlock(&g->lock);
+	lock_exclusive(g);
 	g->uffd_gone = true;
 	views_close_all(g);
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 }
 
 /* What the process did to views behind the library's back (reader.c read it). */
@@ -206,17 +206,17 @@ static void handle_event(struct gmem *g, const struct uffd_event *ev)
 {
 	switch (ev->kind) {
 	case UFFD_EV_UNMAP:
-		pthread_rwlock_wrlock(&g->lock);
+		lock_exclusive(g);
 		views_unmapped(g, ev->addr, ev->addr + ev->len);
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		events_applied(g);
 		/* a touch parked there (a waiting conversion's) meets the unmapped range */
 		uffd_wake(g->uffd, ev->addr, ev->len);
 		break;
 	case UFFD_EV_MOVE:
-		pthread_rwlock_wrlock(&g->lock);
+		lock_exclusive(g);
 		views_moved(g, ev->addr, ev->to, ev->len);
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		events_applied(g);
 		uffd_wake(g->uffd, ev->addr, ev->len);
 		break;

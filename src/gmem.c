@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -99,6 +100,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	g->fault_signal = cfg->fault_signal ? cfg->fault_signal : SIGBUS;
 	g->wait_timeout_ms = cfg->wait_timeout_ms ? cfg->wait_timeout_ms : 1000;
 	g->uffd = g->stopfd = g->spare_fd = -1;
+	g->debug = getenv("GMEM_DEBUG") && !strcmp(getenv("GMEM_DEBUG"), "1");
 
 	err = runmap_init(&g->states, g->npages,
 			  cfg->flags & GMEM_F_INIT_PRIVATE ? GMEM_PRIVATE : GMEM_SHARED);
@@ -184,6 +186,17 @@ int gmem_destroy(struct gmem *g)
 	return 0;
 }
 
+void gmem_warn(struct gmem *g, const char *file, int line, const char *what)
+{
+	if (g->debug) {
+		fprintf(stderr, "gmem: %s:%d: cannot happen, yet did: %s\n", file, line, what);
+		abort();
+	}
+	if (atomic_fetch_add(&g->stats.warnings, 1) == 0)
+		fprintf(stderr, "gmem: %s:%d: cannot happen, yet did: %s (counted in warnings)\n",
+			file, line, what);
+}
+
 uint64_t gmem_size(const struct gmem *g)
 {
 	return g ? g->b.size : 0;
@@ -208,9 +221,9 @@ int gmem_state(struct gmem *g, uint64_t offset)
 
 	if (!g || offset >= g->b.size)
 		return -EINVAL;
-	pthread_rwlock_rdlock(&g->lock);
+	lock_shared(g);
 	st = runmap_get(&g->states, offset >> PAGE_SHIFT, NULL, NULL);
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	return st;
 }
 
@@ -229,4 +242,5 @@ void gmem_get_stats(struct gmem *g, struct gmem_stats *st)
 	st->host_faults = atomic_load(&g->stats.host_faults);
 	st->host_faults_denied = atomic_load(&g->stats.host_faults_denied);
 	st->pins_active = pins_total(g);
+	st->warnings = atomic_load(&g->stats.warnings);
 }

@@ -95,7 +95,7 @@ struct transit {
 
 struct gmem_counters {
 	_Atomic uint64_t conversions, pages_to_private, pages_to_shared, convert_eagain,
-		convert_deferred, host_faults, host_faults_denied;
+		convert_deferred, host_faults, host_faults_denied, warnings;
 };
 
 struct gmem {
@@ -107,11 +107,13 @@ struct gmem {
 	int uffd;
 	bool follows_fork; /* the kernel reports forks (UFFD_EVENT_FORK): forked.c */
 	bool can_probe;    /* uffd_changing() answers (UFFDIO_MOVE) */
+	bool debug;        /* GMEM_DEBUG=1 at creation: GMEM_WARN_ON() aborts, locks are checked */
 	int stopfd;
 	pthread_t reader_thread, fault_thread;
 	struct fault_queue q;
 
 	pthread_rwlock_t lock;
+	_Atomic unsigned long lock_owner; /* debug: the thread holding lock exclusive, or 0 */
 	struct runmap states;     /* under lock */
 	struct view **views;      /* under lock; sorted by address */
 	size_t nviews, views_cap; /* under lock */
@@ -154,6 +156,48 @@ struct gmem {
 static inline void count(_Atomic uint64_t *c, uint64_t n)
 {
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/*
+ * A step that cannot fail - the room for it was reserved, its arguments
+ * checked - checked anyway, as pKVM's WARN_ON()s do: true when it did fail.
+ * With GMEM_DEBUG=1 in the environment at gmem_create() (the tests, the
+ * fuzzer and the soak set it) that aborts on the spot; otherwise it is
+ * counted in gmem_stats.warnings, logged once per object, and the caller
+ * takes its error path.
+ */
+#define GMEM_WARN_ON(g, cond) \
+	(__builtin_expect(!!(cond), 0) ? gmem_warn((g), __FILE__, __LINE__, #cond), true : false)
+void gmem_warn(struct gmem *g, const char *file, int line, const char *what);
+
+/* g->lock, the kernel's invalidate_lock (see the top of this file). */
+static inline void lock_exclusive(struct gmem *g)
+{
+	pthread_rwlock_wrlock(&g->lock);
+	if (g->debug)
+		atomic_store_explicit(&g->lock_owner, (unsigned long)pthread_self(),
+				      memory_order_relaxed);
+}
+
+static inline void lock_shared(struct gmem *g)
+{
+	pthread_rwlock_rdlock(&g->lock);
+}
+
+static inline void unlock(struct gmem *g)
+{
+	if (g->debug && atomic_load_explicit(&g->lock_owner, memory_order_relaxed) ==
+				(unsigned long)pthread_self())
+		atomic_store_explicit(&g->lock_owner, 0, memory_order_relaxed);
+	pthread_rwlock_unlock(&g->lock);
+}
+
+/* In functions that change states, views or transits: the caller holds g->lock exclusive. */
+static inline void assert_exclusive(struct gmem *g)
+{
+	if (g->debug)
+		GMEM_WARN_ON(g, atomic_load_explicit(&g->lock_owner, memory_order_relaxed) !=
+					(unsigned long)pthread_self());
 }
 
 /*

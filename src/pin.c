@@ -54,9 +54,9 @@ static pinword_t *pin_word(struct gmem *g, uint64_t page)
 
 	if (w)
 		return w;
-	pthread_rwlock_rdlock(&g->lock);
+	lock_shared(g);
 	w = pinmap_word_create(&g->pins, page, init_words, g);
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	return w;
 }
 
@@ -164,7 +164,7 @@ static struct transit *release_locked(struct gmem *g, uint64_t p, uint64_t end, 
 		views_zap(g, zap_from, end, false);
 	/* as gmem_convert() does for a view moved or unmapped just now */
 	for (bool strict = true; convert_complete_locked(g, first, end, &done, strict);) {
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		strict = views_wait_records(g, &stale_deadline);
 		views_lock(g, true);
 	}
@@ -185,7 +185,7 @@ static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm)
 		done = release_locked(g, p, end, longterm, &missing);
 		cb = g->cb;
 		cb_arg = g->cb_arg;
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 	}
 	pins_wake_waiters(g);
 	convert_report(g, done, cb, cb_arg);
@@ -220,10 +220,10 @@ int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 	release(g, first, p, longterm);
 	if (err == -EAGAIN && p < end) {
 		/* a private page further on is the lasting reason: say so */
-		pthread_rwlock_rdlock(&g->lock);
+		lock_shared(g);
 		if (runmap_find(&g->states, p, end, STATE_MASK(GMEM_PRIVATE)) < end)
 			err = -EACCES;
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 	}
 	return err;
 }

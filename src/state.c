@@ -16,6 +16,7 @@ int state_reserve(struct gmem *g)
 	size_t transits = 0;
 	int r;
 
+	assert_exclusive(g);
 	for (struct transit *t = g->transits; t; t = t->next)
 		transits++;
 	/*
@@ -33,9 +34,11 @@ int state_reserve(struct gmem *g)
 int64_t state_replace(struct gmem *g, uint64_t first, uint64_t end, uint32_t from, unsigned int to,
 		      struct pin_scan *scan)
 {
-	int64_t changed = runmap_replace(&g->states, first, end, from, (uint8_t)to);
+	int64_t changed;
 	pinword_t *w;
 
+	assert_exclusive(g);
+	changed = runmap_replace(&g->states, first, end, from, (uint8_t)to);
 	if (scan)
 		scan->short_first = scan->long_first = UINT64_MAX;
 	if (changed < 0)

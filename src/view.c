@@ -183,6 +183,7 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 	uint64_t s, e;
 	int err = 0;
 
+	assert_exclusive(g);
 	if (strict) {
 		views_gate_enter(g);
 		if (!records_current(g))
@@ -285,7 +286,7 @@ int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
 				return err;
 		}
 		/* state_reserve() made room: clearing cannot fail */
-		runmap_set(&v->denied, s, e, 0);
+		GMEM_WARN_ON(g, runmap_set(&v->denied, s, e, 0) < 0);
 	}
 	return 0;
 }
@@ -578,12 +579,12 @@ static void views_wait_stale(struct gmem *g, uintptr_t s, uintptr_t e)
 		uint64_t seq = atomic_load(&g->events_seq);
 		int rc = 0;
 
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		pthread_mutex_lock(&g->wait_mu);
 		while (atomic_load(&g->events_seq) == seq && rc != ETIMEDOUT)
 			rc = pthread_cond_timedwait(&g->wait_cv, &g->wait_mu, &deadline);
 		pthread_mutex_unlock(&g->wait_mu);
-		pthread_rwlock_wrlock(&g->lock);
+		lock_exclusive(g);
 		if (rc == ETIMEDOUT) {
 			views_unmapped(g, s, e);
 			break;
@@ -597,15 +598,15 @@ void views_lock(struct gmem *g, bool exclusive)
 		uint64_t read;
 
 		if (exclusive)
-			pthread_rwlock_wrlock(&g->lock);
+			lock_exclusive(g);
 		else
-			pthread_rwlock_rdlock(&g->lock);
+			lock_shared(g);
 		pthread_mutex_lock(&g->events_mu);
 		read = atomic_load(&g->events_read);
 		pthread_mutex_unlock(&g->events_mu);
 		if (atomic_load(&g->events_seq) >= read)
 			return;
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		pthread_mutex_lock(&g->wait_mu);
 		while (atomic_load(&g->events_seq) < read)
 			pthread_cond_wait(&g->wait_cv, &g->wait_mu);
@@ -665,17 +666,17 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 	}
 	mapped = v->addr; /* once unlocked, v is the fault thread's to move or free */
 	view_insert(g, v);
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	*addr = mapped; /* after: addr may lie in a view, whose fault needs the lock */
 	return 0;
 
 err_unmap:
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	munmap(v->addr, len); /* no longer registered: no event for the fault thread */
 	view_free(v);
 	return err;
 err_unlock:
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	view_free(v);
 	return err;
 }
@@ -690,7 +691,7 @@ int gmem_view_unmap(struct gmem *g, void *addr)
 	views_lock(g, true);
 	i = view_index(g, (uintptr_t)addr);
 	if (i == g->nviews || g->views[i]->addr != addr) {
-		pthread_rwlock_unlock(&g->lock);
+		unlock(g);
 		return -EINVAL;
 	}
 	v = g->views[i];
@@ -703,7 +704,7 @@ int gmem_view_unmap(struct gmem *g, void *addr)
 	 */
 	mprotect(v->addr, view_len(v), PROT_NONE);
 	uffd_unregister(g->uffd, v->addr, view_len(v));
-	pthread_rwlock_unlock(&g->lock);
+	unlock(g);
 	/* outside the lock: were it still registered, the unmap would wait for the fault thread */
 	munmap(v->addr, view_len(v));
 	view_free(v);

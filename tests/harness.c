@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 	unsigned int counts[3] = { 0 };
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	setenv("GMEM_DEBUG", "1", 1); /* a step that cannot fail and does aborts the case */
 	thp_enable();
 
 	for (size_t i = 0; i < ncases; i++) {

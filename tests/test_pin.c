@@ -334,6 +334,7 @@ TEST(convert_defer_completes_on_last_unpin)
 	struct unpinner u = { .g = g, .off = 4 * PS, .len = PS };
 	char *v = tg_view(g, 0);
 	struct gmem_stats st;
+	uint64_t at = UINT64_MAX;
 
 	CHECK_OK(gmem_set_convert_callback(g, record_cb, &log));
 	CHECK_OK(gmem_convert(g, 7 * PS, PS, GMEM_PRIVATE, 0, NULL));
@@ -341,7 +342,8 @@ TEST(convert_defer_completes_on_last_unpin)
 	CHECK_OK(gmem_pin(g, 2 * PS, PS, 0));
 	CHECK_OK(gmem_pin(g, 4 * PS, PS, 0));
 	CHECK_OK(gmem_pin(g, 4 * PS, PS, 0)); /* nested */
-	CHECK_EQ(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
+	CHECK_EQ(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, &at), -EINPROGRESS);
+	CHECK_EQ(at, 2 * PS); /* the lowest page still pinned */
 	for (uint64_t p = 0; p < 8; p++)
 		CHECK_EQ(gmem_state(g, p * PS), p == 7 ? GMEM_PRIVATE : GMEM_CONVERTING);
 	/* in transit: no new faults, no new pins */
