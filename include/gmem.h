@@ -232,6 +232,22 @@ int gmem_state(struct gmem *g, uint64_t offset);
  */
 int gmem_audit(struct gmem *g);
 
+/* gmem_addr_offset() kinds */
+#define GMEM_ADDR_VIEW 1  /* a host view of the object */
+#define GMEM_ADDR_GUEST 2 /* the guest mapping */
+
+/*
+ * The object's byte offset that addr refers to, and whether addr lies in a
+ * view or the guest mapping: for SIGBUS/SIGSEGV handlers, to tell a gmem
+ * refusal (si_addr) from any other fault.  Async-signal-safe: no lock, no
+ * allocation.  0; -EINVAL for a NULL argument; -ENOENT if addr is in
+ * neither; -EAGAIN if the library was updating its view records in the
+ * thread the handler interrupted (ask again outside the handler).  A view
+ * the process has moved or unmapped is found where it is once the library
+ * has read the kernel's notice of it, which the process's call waits for.
+ */
+int gmem_addr_offset(struct gmem *g, const void *addr, uint64_t *offset, int *kind);
+
 /*
  * A snapshot of the counters; st is zeroed for a NULL g.  A non-zero
  * `warnings` means a step the library holds cannot fail did (a bug: it

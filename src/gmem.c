@@ -112,9 +112,12 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	err = locks_init(g);
 	if (err)
 		goto err_pins;
-	err = backing_open(&g->b, cfg->backing, cfg->size);
+	err = addr_init(g);
 	if (err)
 		goto err_locks;
+	err = backing_open(&g->b, cfg->backing, cfg->size);
+	if (err)
+		goto err_addr;
 	if (cfg->flags & GMEM_F_FRESH_PRIVATE) {
 		err = fresh_init(g);
 		if (err)
@@ -137,6 +140,8 @@ err_fresh:
 	fresh_fini(g);
 err_backing:
 	backing_close(&g->b);
+err_addr:
+	addr_fini(g);
 err_locks:
 	locks_fini(g);
 err_pins:
@@ -179,6 +184,7 @@ int gmem_destroy(struct gmem *g)
 	}
 	fresh_fini(g);
 	backing_close(&g->b);
+	addr_fini(g);
 	locks_fini(g);
 	pinmap_fini(&g->pins);
 	runmap_fini(&g->states);

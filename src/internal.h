@@ -93,6 +93,17 @@ struct transit {
 	struct transit *report;   /* DEFER: room to report a failed end while it stays */
 };
 
+/* Where the views are, for gmem_addr_offset() in signal handlers (addr.c). */
+struct addr_slot {
+	_Atomic uintptr_t addr;
+	_Atomic uint64_t first, end;
+};
+struct addr_table {
+	struct addr_slot *slots; /* mapped for the object's life, sorted by addr */
+	_Atomic size_t n;
+	_Atomic uint64_t seq; /* odd while addr_publish() rewrites it */
+};
+
 struct gmem_counters {
 	_Atomic uint64_t conversions, pages_to_private, pages_to_shared, convert_eagain,
 		convert_deferred, host_faults, host_faults_denied, warnings;
@@ -117,6 +128,7 @@ struct gmem {
 	struct runmap states;     /* under lock */
 	struct view **views;      /* under lock; sorted by address */
 	size_t nviews, views_cap; /* under lock */
+	struct addr_table addrs;  /* a copy of the views' places: written under lock, read by anyone */
 	/* written with g->lock exclusive; read holding it either way (the
 	 * fault thread's transit_waiting_at() holds it shared) */
 	struct transit *transits;
@@ -310,6 +322,12 @@ void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len);
 void views_destroy(struct gmem *g);
 /* Make every view inaccessible (the userfaultfd is gone: fault.c). */
 void views_close_all(struct gmem *g);
+
+/* addr.c */
+int addr_init(struct gmem *g);
+void addr_fini(struct gmem *g);
+/* Copy where the views are now for gmem_addr_offset() (g->lock exclusive). */
+void addr_publish(struct gmem *g);
 
 /* fault.c: the reader and fault threads, started and stopped together */
 int fault_start(struct gmem *g);

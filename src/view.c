@@ -537,6 +537,7 @@ void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e)
 
 	for (size_t i = 0; i < n; i++)
 		view_free(cut[i]);
+	addr_publish(g);
 }
 
 void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len)
@@ -561,6 +562,7 @@ void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len)
 		}
 		view_insert(g, v);
 	}
+	addr_publish(g);
 }
 
 /*
@@ -666,6 +668,7 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 	}
 	mapped = v->addr; /* once unlocked, v is the fault thread's to move or free */
 	view_insert(g, v);
+	addr_publish(g);
 	unlock(g);
 	*addr = mapped; /* after: addr may lie in a view, whose fault needs the lock */
 	return 0;
@@ -696,6 +699,7 @@ int gmem_view_unmap(struct gmem *g, void *addr)
 	}
 	v = g->views[i];
 	view_remove(g, v);
+	addr_publish(g);
 	/*
 	 * Closed first, so that a touch meanwhile is a SIGSEGV, never a read;
 	 * then unregistered, which wakes the touches fault.c left waiting on
@@ -727,4 +731,5 @@ void views_destroy(struct gmem *g)
 	free(g->views);
 	g->views = NULL;
 	g->nviews = g->views_cap = 0;
+	atomic_store(&g->addrs.n, 0);
 }
