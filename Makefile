@@ -1,23 +1,48 @@
 # gmem - build, test, benchmark and install.
 #
-#   make                 libgmem.a and libgmem.so in $(BUILD)/lib
+#   make deps            install the Debian packages the build and the tests need
+#                        (deps-bench, deps-verify, deps-fuzz: theirs; deps-all: all)
+#   make                 the library, gmem-vmm and the guest programs
+#   make lib             libgmem.a and libgmem.so alone, in $(BUILD)/lib
 #   make check           build and run every test; ends "N passed, N failed, N skipped"
 #   make run             the main job: the demo
-#   make bench           the benchmark (ratios against baselines of the same run)
+#   make bench           the benchmark (ratios against baselines of the same run),
+#                        results in $(BUILD)/bench; make perf-doc puts them in docs/
 #   make verify          model-check the conversion protocol (model/gmem.pml, spin)
 #   make fuzz SECONDS=N  libFuzzer: the library against its reference model (fuzz/)
 #   make soak SECONDS=N  every operation at once, invariants checked throughout (soak/)
-#   make install PREFIX=DIR
+#   make install         the library, its header, gmem.pc, man pages and gmem-vmm;
+#                        install-lib: all but gmem-vmm; uninstall.  PREFIX, BINDIR,
+#                        LIBDIR, INCLUDEDIR, MANDIR, PKGCONFIGDIR and DESTDIR apply
 #   make check SAN=asan  (or SAN=tsan) the same suite under sanitizers, in build-$(SAN)
 #   CC=clang make ...    any target with clang
+#   WERROR=              warnings are not errors (the default outside a git checkout)
 
+# The release; include/gmem.h's GMEM_VERSION_* must say the same.
 VERSION := 0.1.0
+VERSION_MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+header_version = $(shell sed -n 's/^.define GMEM_VERSION_$(1) \([0-9]*\)$$/\1/p' include/gmem.h)
+HEADER_VERSION := $(call header_version,MAJOR).$(call header_version,MINOR).$(call header_version,PATCH)
+ifneq ($(HEADER_VERSION),$(VERSION))
+$(error VERSION is $(VERSION) but include/gmem.h says $(HEADER_VERSION): change both)
+endif
+
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
 SAN ?=
 BUILD ?= build$(if $(SAN),-$(SAN))
 
+# Warnings fail the project's own builds (from its git checkout, and CI says
+# so explicitly), not a release built with a compiler that warns of more.
+WERROR ?= $(if $(wildcard .git),-Werror)
+
 CFLAGS ?= -O2 -g
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+WARN = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -Iinclude -Isrc -pthread
 BASE_LDFLAGS := -pthread
 
@@ -37,7 +62,10 @@ LIB_SRCS := src/core/runmap.c src/core/pinmap.c \
 	src/state.c src/addr.c src/view.c src/fault.c src/reader.c src/forked.c src/convert.c src/fresh.c src/pin.c src/discard.c src/audit.c \
 	src/gmem.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_O := $(BUILD)/lib/libgmem.o
 LIB_A := $(BUILD)/lib/libgmem.a
+LIB_SONAME := libgmem.so.$(VERSION_MAJOR)
+LIB_SO_FILE := libgmem.so.$(VERSION)
 LIB_SO := $(BUILD)/lib/libgmem.so
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
@@ -65,29 +93,61 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 VMM_CFLAGS := -Iguest
 
-.PHONY: all check run run-libdemo bench bench-check verify fuzz soak install clean deps
-all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
+.PHONY: FORCE all lib check run run-libdemo bench bench-check perf-doc verify fuzz soak \
+	install install-lib uninstall clean deps deps-bench deps-verify deps-fuzz deps-all
+all: lib $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
+lib: $(LIB_A) $(LIB_SO)
 
-# What the build needs from Debian, installed when missing (a no-op otherwise).
+# The Debian packages each part needs, installed when missing (a no-op
+# otherwise).  Only these targets install anything: "make deps check".
+DEPS := make gcc libc6-dev binutils
+DEPS_BENCH := python3 python3-matplotlib
+DEPS_VERIFY := spin
+DEPS_FUZZ := clang libclang-rt-14-dev
 deps:
-	@scripts/ensure-packages.sh make gcc libc6-dev
+	@scripts/ensure-packages.sh $(DEPS)
+deps-bench:
+	@scripts/ensure-packages.sh $(DEPS) $(DEPS_BENCH)
+deps-verify:
+	@scripts/ensure-packages.sh $(DEPS) $(DEPS_VERIFY)
+deps-fuzz:
+	@scripts/ensure-packages.sh $(DEPS) $(DEPS_FUZZ)
+deps-all:
+	@scripts/ensure-packages.sh $(DEPS) $(DEPS_BENCH) $(DEPS_VERIFY) $(DEPS_FUZZ) pkg-config
 
-$(BUILD)/%.o: %.c
+# "make -j2 deps check": nothing is compiled or run before the packages are in.
+DEPS_FIRST := $(filter deps%,$(MAKECMDGOALS))
+check run run-libdemo bench bench-check perf-doc verify fuzz soak: | $(DEPS_FIRST)
+
+# The library's own symbols are hidden; gmem.h marks the API (GMEM_API).
+LIB_CFLAGS := -fvisibility=hidden
+$(LIB_OBJS): OBJ_CFLAGS := $(LIB_CFLAGS)
+
+# Objects are rebuilt when the flags change (WERROR=, CC=, a new flag here),
+# not only their sources: $(CFLAGS_STAMP) changes only then.
+CFLAGS_STAMP := $(BUILD)/cflags
+$(CFLAGS_STAMP): FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	@echo '$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) $(VMM_CFLAGS) $(GUEST_CFLAGS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) $(VMM_CFLAGS) $(GUEST_CFLAGS)' > $@
+FORCE:
 
-$(BUILD)/guest/%.o: guest/%.c
+$(BUILD)/%.o: %.c $(CFLAGS_STAMP) | $(DEPS_FIRST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(OBJ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/%.o: guest/%.c $(CFLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/guest/%.o: guest/%.S
+$(BUILD)/guest/%.o: guest/%.S $(CFLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/guest/%.elf: $(BUILD)/guest/%.o $(GUEST_RT) guest/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) $< $(GUEST_RT) -o $@
 
-$(BUILD)/vmm/%.o: vmm/%.c
+$(BUILD)/vmm/%.o: vmm/%.c $(CFLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(VMM_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -98,17 +158,35 @@ $(BUILD)/vmm/demo_guest.o: vmm/demo_guest.S $(DEMO_GUEST)
 $(VMM): $(VMM_OBJS) $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
-$(LIB_A): $(LIB_OBJS)
+# Both libraries are built from one relocatable object whose hidden symbols
+# are made local: a static link sees the API and nothing else to collide with.
+OBJCOPY ?= objcopy
+$(LIB_O): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	$(AR) rcs $@ $^
+	$(LD) -r -o $@.tmp $^
+	$(OBJCOPY) --localize-hidden $@.tmp $@
+	rm -f $@.tmp
 
-$(LIB_SO): $(LIB_OBJS) src/libgmem.map
-	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,--version-script=src/libgmem.map -Wl,-soname,libgmem.so.0 \
-		$(ALL_LDFLAGS) $(LIB_OBJS) -o $@
+$(LIB_A): $(LIB_O)
+	rm -f $@
+	$(AR) rcs $@ $<
+
+# -z defs: every symbol the library uses is resolved at its link.  Not under
+# a sanitizer, whose run time only the program links.
+$(BUILD)/lib/$(LIB_SO_FILE): $(LIB_O) src/libgmem.map
+	$(CC) -shared -Wl,-soname,$(LIB_SONAME) -Wl,--version-script=src/libgmem.map \
+		$(if $(SAN),,-Wl,-z,defs) $(ALL_LDFLAGS) $(LIB_O) -o $@
+
+$(LIB_SO): $(BUILD)/lib/$(LIB_SO_FILE)
+	ln -sfn $(LIB_SO_FILE) $(BUILD)/lib/$(LIB_SONAME)
+	ln -sfn $(LIB_SONAME) $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_A)
+	$(CC) $^ $(ALL_LDFLAGS) -o $@
+
+# test_runmap tests a module below the API, which the library keeps to itself.
+$(BUILD)/tests/test_runmap: $(BUILD)/tests/test_runmap.o $(TEST_COMMON) $(BUILD)/src/core/runmap.o \
+		$(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
 $(DEMO): $(BUILD)/demo/gmem-demo.o $(LIB_A)
@@ -119,11 +197,8 @@ $(DEMO): $(BUILD)/demo/gmem-demo.o $(LIB_A)
 INJECT_SYMS := malloc calloc realloc free mmap madvise mprotect ioctl fallocate memfd_create \
 	ftruncate eventfd open pread pwrite mincore syscall fopen pthread_create
 LIB_INJECT := $(BUILD)/lib/libgmem-inject.o
-$(LIB_INJECT): $(LIB_OBJS)
-	@mkdir -p $(dir $@)
-	$(LD) -r -o $@.tmp $^
-	objcopy $(foreach s,$(INJECT_SYMS),--redefine-sym $(s)=inject_$(s)) $@.tmp $@
-	rm -f $@.tmp
+$(LIB_INJECT): $(LIB_O)
+	$(OBJCOPY) $(foreach s,$(INJECT_SYMS),--redefine-sym $(s)=inject_$(s)) $< $@
 
 FUZZ_COMMON := $(BUILD)/fuzz/ref.o $(BUILD)/fuzz/inject.o $(BUILD)/tests/touch.o \
 	$(BUILD)/tests/sysfs.o $(LIB_INJECT)
@@ -139,40 +214,56 @@ BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/*.c)) $(BUILD)/tests/
 $(BENCH): $(BENCH_OBJS) $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -lm -o $@
 
-check: deps
-	@$(MAKE) --no-print-directory $(TEST_BINS) $(VMM) $(GUEST_TESTS) $(REPLAY)
-	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh $(TEST_BINS) \
-		"$(REPLAY) fuzz/corpus" tests/model_refs.sh
+# The libraries' checks come first: only gmem_* exported, and gmem.h,
+# src/libgmem.map and what each library exports name the same functions.
+check:
+	@$(MAKE) --no-print-directory $(TEST_BINS) $(VMM) $(GUEST_TESTS) $(REPLAY) lib
+	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh \
+		"scripts/lib-symbols.sh $(LIB_A) $(LIB_SO)" "scripts/check-api.sh $(LIB_A) $(LIB_SO)" \
+		$(TEST_BINS) "$(REPLAY) fuzz/corpus" tests/model_refs.sh
 
-run: deps
+run:
 	@$(MAKE) --no-print-directory $(VMM)
 	@$(VMM)
 
 # the library's own demo, without KVM
-run-libdemo: deps
+run-libdemo:
 	@$(MAKE) --no-print-directory $(DEMO)
 	@$(DEMO)
 
-# The benchmark, then the tables and plots of docs/PERFORMANCE.md from its JSON.
-BENCH_JSON := $(BUILD)/bench.json
-bench bench-check: deps
+# Stop a target whose tool is missing, naming the deps target that installs it.
+PYTHON ?= /usr/bin/python3
+need = @command -v $(1) >/dev/null || { echo "make $@ needs $(1): make $(2) installs it" >&2; exit 1; }
+
+# The benchmark; its JSON, the tables and the plots go to $(BENCH_OUT).
+# make perf-doc then turns the last run's JSON into docs/PERFORMANCE.md's
+# tables and docs/perf/*.svg.
+BENCH_OUT := $(BUILD)/bench
+BENCH_JSON := $(BENCH_OUT)/bench.json
+bench bench-check:
+	$(call need,$(PYTHON),deps-bench)
 	@$(MAKE) --no-print-directory $(BENCH) $(VMM) $(GUEST_BENCH)
-	@scripts/ensure-packages.sh python3-matplotlib
 	@GMEM_VMM=$(VMM) GUEST_BENCH_DIR=$(BUILD)/guest/bench $(BENCH) --json $(BENCH_JSON) \
 		$(if $(filter bench-check,$@),--check) $(BENCH_ARGS); status=$$?; \
-	/usr/bin/python3 bench/report.py $(BENCH_JSON) docs/PERFORMANCE.md docs/perf && exit $$status
+	$(PYTHON) bench/report.py $(BENCH_JSON) docs/PERFORMANCE.md $(BENCH_OUT)/perf \
+		$(BENCH_OUT)/PERFORMANCE.md && exit $$status
+
+perf-doc:
+	$(call need,$(PYTHON),deps-bench)
+	@test -f $(BENCH_JSON) || { echo "make perf-doc: no $(BENCH_JSON); make bench first" >&2; exit 1; }
+	$(PYTHON) bench/report.py $(BENCH_JSON) docs/PERFORMANCE.md docs/perf
 
 # Every interleaving of the protocol's actors, in several casts; a mutant must fail.
-verify: deps
-	@scripts/ensure-packages.sh spin
+verify:
+	$(call need,spin,deps-verify)
 	@model/verify.sh $(BUILD)/verify
 
 # libFuzzer with ASan + UBSan over the library and its reference model.
 # New inputs go to build-fuzz/corpus; fuzz/corpus holds the seeds.
 SECONDS ?= 60
 FUZZ_BUILD := build-fuzz
-fuzz: deps
-	@scripts/ensure-packages.sh clang libclang-rt-14-dev
+fuzz:
+	$(call need,clang,deps-fuzz)
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SAN=asan \
 		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/fuzz/fuzz_gmem
 	@mkdir -p $(FUZZ_BUILD)/corpus
@@ -184,19 +275,48 @@ $(SOAK): $(BUILD)/soak/soak.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o $(LI
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
 # Half the time on shmem, half on THP; exits non-zero on any violation.
-soak: deps
+soak:
 	@$(MAKE) --no-print-directory $(SOAK)
 	@$(SOAK) $(SECONDS)
 
-install: $(LIB_A) $(LIB_SO) $(VMM)
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(VMM) $(DESTDIR)$(PREFIX)/bin/gmem-vmm
-	install -m 644 include/gmem.h $(DESTDIR)$(PREFIX)/include/gmem.h
-	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/libgmem.a
-	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libgmem.so.0
-	ln -sf libgmem.so.0 $(DESTDIR)$(PREFIX)/lib/libgmem.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' gmem.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/gmem.pc
+# Man pages, as many as there are.
+MAN3 := $(wildcard man/*.3)
+MAN7 := $(wildcard man/*.7)
+# gmem.pc names the directories under the prefix as ${prefix}/..., the way
+# pkg-config files do, so that a moved tree can be used by redefining prefix.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+install-lib: lib
+	install -d "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	install -m 644 include/gmem.h "$(DESTDIR)$(INCLUDEDIR)/gmem.h"
+	install -m 644 $(LIB_A) "$(DESTDIR)$(LIBDIR)/libgmem.a"
+	install -m 755 $(BUILD)/lib/$(LIB_SO_FILE) "$(DESTDIR)$(LIBDIR)/$(LIB_SO_FILE)"
+	ln -sfn $(LIB_SO_FILE) "$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)"
+	ln -sfn $(LIB_SONAME) "$(DESTDIR)$(LIBDIR)/libgmem.so"
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_dir,$(LIBDIR))|' \
+		-e 's|@INCLUDEDIR@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+		gmem.pc.in > "$(DESTDIR)$(PKGCONFIGDIR)/gmem.pc"
+ifneq ($(MAN3),)
+	install -d "$(DESTDIR)$(MANDIR)/man3"
+	install -m 644 $(MAN3) "$(DESTDIR)$(MANDIR)/man3"
+endif
+ifneq ($(MAN7),)
+	install -d "$(DESTDIR)$(MANDIR)/man7"
+	install -m 644 $(MAN7) "$(DESTDIR)$(MANDIR)/man7"
+endif
+
+install: install-lib $(VMM)
+	install -d "$(DESTDIR)$(BINDIR)"
+	install -m 755 $(VMM) "$(DESTDIR)$(BINDIR)/gmem-vmm"
+
+# What install put there; the directories stay, they may hold others' files.
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/gmem-vmm" "$(DESTDIR)$(INCLUDEDIR)/gmem.h" \
+		"$(DESTDIR)$(LIBDIR)/libgmem.a" "$(DESTDIR)$(LIBDIR)/$(LIB_SO_FILE)" \
+		"$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)" "$(DESTDIR)$(LIBDIR)/libgmem.so" \
+		"$(DESTDIR)$(PKGCONFIGDIR)/gmem.pc" \
+		$(foreach m,$(MAN3),"$(DESTDIR)$(MANDIR)/man3/$(notdir $(m))") \
+		$(foreach m,$(MAN7),"$(DESTDIR)$(MANDIR)/man7/$(notdir $(m))")
 
 clean:
 	rm -rf build build-asan build-tsan build-clang build-fuzz

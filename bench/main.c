@@ -7,7 +7,10 @@
  *              [--budgets FILE] [--figures-only]
  *
  * --check judges each figure's median against its budget in the budgets
- * file (docs/PERFORMANCE.md, section "Budgets") and exits 1 on a miss.
+ * file (docs/PERFORMANCE.md, section "Budgets") and exits 1 on a miss, on
+ * a figure it could not measure (what that needs is missing: a figure
+ * not measured is not within its budget), and when --only leaves no
+ * figure to judge.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -107,10 +110,27 @@ static void machine_json(FILE *out)
 		sysconf(_SC_NPROCESSORS_ONLN), model, mem_kb / 1048576.0, u.release);
 }
 
+/* The figures that could not be measured, and why, for the report. */
+static void not_measured_json(FILE *out, struct bench_entry *const *sets, const size_t *set_len,
+			      size_t nsets)
+{
+	int n = 0;
+
+	for (size_t set = 0; set < nsets; set++)
+		for (size_t i = 0; i < set_len[set]; i++) {
+			const struct figure *f = &sets[set][i].f;
+
+			if (f->skipped)
+				fprintf(out, "%s\n    {\"id\": \"%s\", \"what\": \"%s\", \"why\": \"%s\"}",
+					n++ ? "," : "", f->id, f->what, f->why);
+		}
+}
+
 static const char usage[] =
 	"usage: gmem-bench [--reps N] [--only SUBSTRING] [--json FILE] [--check] [--budgets FILE]\n"
 	"                  [--figures-only]\n"
-	"  --check          exit 1 if a figure misses its budget (docs/PERFORMANCE.md)\n"
+	"  --check          exit 1 if a figure misses its budget (docs/PERFORMANCE.md), cannot be\n"
+	"                   measured, or none matches --only\n"
 	"  --figures-only   skip the comparison with other strategies\n";
 
 int main(int argc, char **argv)
@@ -128,9 +148,9 @@ int main(int argc, char **argv)
 	const char *only = NULL, *json = NULL, *budget_file = "docs/PERFORMANCE.md";
 	struct bench_entry *sets[] = { core_figures, harden_figures, vmm_figures };
 	const size_t set_len[] = { n_core_figures, n_harden_figures, n_vmm_figures };
-	bool all_met = true, check = false, figures_only = false;
+	bool check = false, figures_only = false, missed = false, unbudgeted = false;
+	int c, n = 0, matched = 0, unmeasured = 0;
 	FILE *out = NULL;
-	int c, n = 0;
 
 	while ((c = getopt_long(argc, argv, "r:o:j:cb:fh", opts, NULL)) != -1) {
 		switch (c) {
@@ -188,24 +208,26 @@ int main(int argc, char **argv)
 
 			if (only && !strstr(f->id, only))
 				continue;
+			matched++;
 			if (b) {
 				f->target = b->limit;
 				f->at_least = b->at_least;
 			} else if (check) {
 				fprintf(stderr, "gmem-bench: no budget for %s in %s\n", f->id, budget_file);
-				all_met = false;
+				unbudgeted = true;
 			}
 			f->reps = bench_reps;
 			for (int r = 0; r < bench_reps && !f->skipped; r++)
 				sets[set][i].run(f, r);
 			if (f->skipped) {
-				printf("%-54s skipped: %s\n", f->what, f->why);
+				printf("%-54s NOT MEASURED: %s\n", f->what, f->why);
+				unmeasured++;
 				continue;
 			}
 			ratios(f, &lo, &mid, &hi);
 			f->target += f->allowance;
 			ok = f->at_least ? mid >= f->target : mid <= f->target;
-			all_met &= ok;
+			missed |= !ok;
 			snprintf(limit, sizeof(limit), "%s%.*f%s", f->at_least ? ">=" : "<=",
 				 f->absolute ? 0 : 2, f->target, f->absolute ? "" : "x");
 			printf("%-54s %10.0f %10.0f %-8s %5.2f/%5.2f/%5.2f %9s %s\n", f->what,
@@ -227,11 +249,27 @@ int main(int argc, char **argv)
 	if (!figures_only)
 		compare_all(bench_reps, only);
 	if (out) {
+		fprintf(out, "\n  ],\n  \"not_measured\": [");
+		not_measured_json(out, sets, set_len, sizeof(sets) / sizeof(sets[0]));
 		fprintf(out, "\n  ],\n");
 		series_write_json(out);
 		fprintf(out, "}\n");
 		fclose(out);
 	}
-	printf("\n%s\n", all_met ? "every figure within its budget" : "some figures MISSED");
-	return check && !all_met ? 1 : 0;
+	putchar('\n');
+	if (!matched) {
+		printf("no figure's id contains \"%s\" (--only): no figure was measured%s\n", only,
+		       check ? ", so none is within its budget" : "");
+		return check ? 1 : 0;
+	}
+	if (unmeasured)
+		printf("%d of %d figures NOT MEASURED%s\n", unmeasured, matched,
+		       check ? ": not within budget until measured" : "");
+	if (missed)
+		printf("some figures MISSED\n");
+	if (unbudgeted)
+		printf("some figures have no budget in %s\n", budget_file);
+	if (!unmeasured && !missed && !unbudgeted)
+		printf("every figure within its budget\n");
+	return check && (unmeasured || missed || unbudgeted) ? 1 : 0;
 }

@@ -2,16 +2,21 @@
 # SPDX-License-Identifier: MIT
 """report.py - turn gmem-bench's JSON into docs/PERFORMANCE.md's tables and plots.
 
-    bench/report.py BENCH.json PERFORMANCE.md PLOT_DIR
+    bench/report.py BENCH.json PERFORMANCE.md PLOT_DIR [OUT.md]
 
-Rewrites the part of PERFORMANCE.md between the "generated" markers and
-writes the plots (SVG) into PLOT_DIR.  Uses Debian's python3-matplotlib.
+Rewrites the part of PERFORMANCE.md between the "generated" markers (or,
+given OUT.md, writes the rewritten document there and leaves
+PERFORMANCE.md as it is) and writes the plots (SVG) into PLOT_DIR.  make bench writes to build/bench,
+make perf-doc to docs/.  Uses Debian's python3-matplotlib.
 """
 import json
 import os
 import sys
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:
+    sys.exit("report.py: needs python3-matplotlib (make deps-bench installs it)")
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -108,6 +113,10 @@ def generated(data, plot_rel):
                      f"{f['baseline_median']:,.0f}: {f['baseline']}", ratio, f["budget"],
                      "met" if f["met"] else "**missed**"])
     parts.append(table(["id", "figure", "gmem", "baseline", "ratio", "budget", ""], rows))
+    missing = data.get("not_measured", [])
+    if missing:
+        parts += ["", "Not measured in this run, so not judged: " +
+                  "; ".join(f"`{m['id']}` ({m['why']})" for m in missing) + "."]
 
     if "conversion_latency" in s:
         parts += ["", "### Conversion latency by range size", "",
@@ -183,10 +192,11 @@ def generated(data, plot_rel):
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit("usage: report.py BENCH.json PERFORMANCE.md PLOT_DIR")
+    if len(sys.argv) not in (4, 5):
+        sys.exit("usage: report.py BENCH.json PERFORMANCE.md PLOT_DIR [OUT.md]")
     data = json.load(open(sys.argv[1]))
     doc_path, plot_dir = sys.argv[2], sys.argv[3]
+    out_path = sys.argv[4] if len(sys.argv) == 5 else doc_path
     os.makedirs(plot_dir, exist_ok=True)
     s = data.get("series", {})
     if "conversion_latency" in s:
@@ -196,12 +206,12 @@ def main():
     doc = open(doc_path).read()
     if BEGIN not in doc or END not in doc:
         sys.exit(f"report.py: {doc_path} lacks the generated-part markers")
-    plot_rel = os.path.relpath(plot_dir, os.path.dirname(doc_path))
+    plot_rel = os.path.relpath(plot_dir, os.path.dirname(out_path))
     head, rest = doc.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    with open(doc_path, "w") as f:
+    with open(out_path, "w") as f:
         f.write(head + BEGIN + "\n\n" + generated(data, plot_rel) + "\n\n" + END + tail)
-    print(f"report.py: wrote {doc_path} and plots in {plot_dir}")
+    print(f"report.py: wrote {out_path} and plots in {plot_dir}")
 
 
 if __name__ == "__main__":

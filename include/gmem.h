@@ -50,6 +50,25 @@
 extern "C" {
 #endif
 
+/*
+ * The version of this header; gmem_version() gives the library's at run
+ * time, in the same encoding, so a program can tell which it runs against.
+ */
+#define GMEM_VERSION_MAJOR 0
+#define GMEM_VERSION_MINOR 1
+#define GMEM_VERSION_PATCH 0
+#define GMEM_VERSION ((GMEM_VERSION_MAJOR << 16) | (GMEM_VERSION_MINOR << 8) | GMEM_VERSION_PATCH)
+
+/*
+ * Marks what the library exports.  It is built with every other symbol
+ * hidden, and src/libgmem.map must list each function declared with it.
+ */
+#ifdef __GNUC__
+#define GMEM_API __attribute__((visibility("default")))
+#else
+#define GMEM_API
+#endif
+
 struct gmem; /* opaque: one guest memory object */
 
 #define GMEM_PAGE_SIZE 4096ULL
@@ -99,6 +118,12 @@ struct gmem_config {
 	uint64_t reserved[6];     /* must be zero */
 };
 
+/*
+ * The size never changes: a counter added later takes the first reserved
+ * slot.  A program compiled against an older header gets every field it
+ * knows, with their meanings, and the newer counters in what it calls
+ * reserved (zero from a library that has none).
+ */
 struct gmem_stats {
 	uint64_t conversions;        /* conversions that completed (immediately or deferred) */
 	uint64_t pages_to_private;   /* pages that became private */
@@ -109,6 +134,7 @@ struct gmem_stats {
 	uint64_t host_faults_denied; /* ... of which refused (private or in transit) */
 	uint64_t pins_active;        /* page references held by pins right now */
 	uint64_t warnings;           /* steps that cannot fail that failed (logged: a bug) */
+	uint64_t reserved[23];       /* zero until later counters take them (above) */
 };
 
 /*
@@ -131,16 +157,16 @@ typedef void (*gmem_convert_cb)(struct gmem *g, uint64_t offset, uint64_t len,
  * huge pages for GMEM_BACKING_THP, userfaultfd minor faults or poison),
  * -EPERM when userfaultfd is not permitted, -ENOMEM.
  */
-int gmem_create(const struct gmem_config *cfg, struct gmem **out);
+GMEM_API int gmem_create(const struct gmem_config *cfg, struct gmem **out);
 
 /*
  * Unmap every view and the guest mapping and free the object.  -EBUSY, and
  * nothing freed, while any pin is held.  NULL is accepted (returns 0).
  */
-int gmem_destroy(struct gmem *g);
+GMEM_API int gmem_destroy(struct gmem *g);
 
-uint64_t gmem_size(const struct gmem *g);
-uint64_t gmem_page_size(const struct gmem *g); /* conversion granularity: GMEM_PAGE_SIZE */
+GMEM_API uint64_t gmem_size(const struct gmem *g);
+GMEM_API uint64_t gmem_page_size(const struct gmem *g); /* conversion granularity: GMEM_PAGE_SIZE */
 
 /*
  * The one mapping of the whole memory meant for KVM memslots; the same
@@ -148,7 +174,7 @@ uint64_t gmem_page_size(const struct gmem *g); /* conversion granularity: GMEM_P
  * THP backing it is 2 MiB-aligned and mapped with huge pages.  Host code
  * must not touch it: use a view.
  */
-int gmem_guest_map(struct gmem *g, void **addr);
+GMEM_API int gmem_guest_map(struct gmem *g, void **addr);
 
 /*
  * Map [offset, offset + len) read-write for host code.  Shared pages are
@@ -165,13 +191,14 @@ int gmem_guest_map(struct gmem *g, void **addr);
  * view exists, converting a page it covers to private fails with -EBUSY.
  * Views are not inherited across fork().
  */
-int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags, void **addr);
+GMEM_API int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags,
+			   void **addr);
 
 /*
  * Unmap the view mapped at addr (exactly; or the first address of a piece
  * left of it, see above); -EINVAL if none is.
  */
-int gmem_view_unmap(struct gmem *g, void *addr);
+GMEM_API int gmem_view_unmap(struct gmem *g, void *addr);
 
 /*
  * Convert [offset, offset + len) to GMEM_SHARED or GMEM_PRIVATE, all or
@@ -196,41 +223,41 @@ int gmem_view_unmap(struct gmem *g, void *addr);
  * DEFER transit.
  * To shared: immediate, whatever the pins.
  */
-int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
-		 unsigned int flags, uint64_t *error_offset);
+GMEM_API int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
+			  unsigned int flags, uint64_t *error_offset);
 
 /* Set (or with NULL clear) the deferred-conversion callback. */
-int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void *arg);
+GMEM_API int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void *arg);
 
 /*
  * Count a reference on every page in range for host I/O; pins nest.  All or
  * nothing: -EACCES if a page is private, -EAGAIN if one is in transit (or
  * being discarded), -EOVERFLOW past 2^31 short or 2^23 long pins on a page.
  */
-int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags);
+GMEM_API int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags);
 
 /*
  * Drop one pin of the given kind from every page in range.  -EINVAL, nothing
  * changed, if a page holds no pin of that kind.  Dropping the last pin of a
  * deferred conversion's range completes it in this thread.
  */
-int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags);
+GMEM_API int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags);
 
 /*
  * Punch the range out: afterwards it reads as zero through every view and
  * the guest mapping; states are unchanged.  -EBUSY if a page is pinned.
  */
-int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len);
+GMEM_API int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len);
 
 /* The GMEM_* state of the page holding byte offset; -EINVAL past the end. */
-int gmem_state(struct gmem *g, uint64_t offset);
+GMEM_API int gmem_state(struct gmem *g, uint64_t offset);
 
 /*
  * Check invariant 1 against the kernel's page tables (/proc/self/pagemap),
  * without faulting anything in: 0 when no view has a present page-table
  * entry for a private or in-transit page, -EIO when one does.
  */
-int gmem_audit(struct gmem *g);
+GMEM_API int gmem_audit(struct gmem *g);
 
 /* gmem_addr_offset() kinds */
 #define GMEM_ADDR_VIEW 1  /* a host view of the object */
@@ -246,14 +273,17 @@ int gmem_audit(struct gmem *g);
  * the process has moved or unmapped is found where it is once the library
  * has read the kernel's notice of it, which the process's call waits for.
  */
-int gmem_addr_offset(struct gmem *g, const void *addr, uint64_t *offset, int *kind);
+GMEM_API int gmem_addr_offset(struct gmem *g, const void *addr, uint64_t *offset, int *kind);
 
 /*
- * A snapshot of the counters; st is zeroed for a NULL g.  A non-zero
- * `warnings` means a step the library holds cannot fail did (a bug: it
- * logged where, once, to stderr, and the call took its error path).
+ * A snapshot of the counters (reserved zeroed); st is zeroed for a NULL g.
+ * A non-zero `warnings` means a step the library holds cannot fail did (a
+ * bug: it logged where, once, to stderr, and the call took its error path).
  */
-void gmem_get_stats(struct gmem *g, struct gmem_stats *st);
+GMEM_API void gmem_get_stats(struct gmem *g, struct gmem_stats *st);
+
+/* The library's version, encoded as GMEM_VERSION is: compare the two. */
+GMEM_API unsigned int gmem_version(void);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # ensure-packages.sh PKG... - install the Debian packages not yet installed.
-# The build calls this for what it needs; it needs root for apt-get.
+# Only make's deps* targets call this (make deps, deps-bench, ...), so that
+# installing is a step of its own; it needs root for apt-get.
 missing=
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * gmem.c - the object's life: creation, destruction, and what it reports.
+ * gmem.c - the object's life: creation, destruction, what it reports; the
+ * library's version.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -233,6 +234,10 @@ int gmem_state(struct gmem *g, uint64_t offset)
 	return st;
 }
 
+/* Programs compiled against any release pass this size: it is ABI. */
+_Static_assert(sizeof(struct gmem_stats) == 32 * sizeof(uint64_t),
+	       "struct gmem_stats changed size: new counters must take reserved slots");
+
 void gmem_get_stats(struct gmem *g, struct gmem_stats *st)
 {
 	if (!st)
@@ -249,4 +254,9 @@ void gmem_get_stats(struct gmem *g, struct gmem_stats *st)
 	st->host_faults_denied = atomic_load(&g->stats.host_faults_denied);
 	st->pins_active = pins_total(g);
 	st->warnings = atomic_load(&g->stats.warnings);
+}
+
+unsigned int gmem_version(void)
+{
+	return GMEM_VERSION;
 }

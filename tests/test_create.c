@@ -2,7 +2,8 @@
 /*
  * test_create.c - creating and destroying: invalid configurations (the
  * kernel's create_guest_memfd_invalid_sizes and flags cases), lazy
- * allocation, THP availability and mappings, destroy with pins.
+ * allocation, THP availability and mappings, destroy with pins; the
+ * version.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -87,12 +88,24 @@ TEST(create_accessors)
 	CHECK_EQ((uintptr_t)a % env->unit, 0);
 	CHECK_EQ(gmem_guest_map(g, NULL), -EINVAL);
 	CHECK_EQ(gmem_guest_map(NULL, &a), -EINVAL);
+	memset(&st, 0xff, sizeof(st));
 	gmem_get_stats(g, &st);
 	CHECK_EQ(st.conversions + st.host_faults + st.pins_active, 0);
+	for (size_t i = 0; i < sizeof(st.reserved) / sizeof(st.reserved[0]); i++)
+		CHECK_EQ(st.reserved[i], 0);
 	gmem_get_stats(NULL, &st);
 	CHECK_EQ(st.conversions, 0);
 	gmem_get_stats(g, NULL);
 	CHECK_OK(gmem_destroy(g));
+}
+
+/* The library a program runs against says which it is, as the header does. */
+TEST_ONCE(create_version)
+{
+	CHECK_EQ(gmem_version(), GMEM_VERSION);
+	CHECK_EQ(GMEM_VERSION >> 16, GMEM_VERSION_MAJOR);
+	CHECK_EQ((GMEM_VERSION >> 8) & 0xff, GMEM_VERSION_MINOR);
+	CHECK_EQ(GMEM_VERSION & 0xff, GMEM_VERSION_PATCH);
 }
 
 static long long status_kb(const char *key)
