@@ -11,9 +11,11 @@
  * converter in the discarder's place (lock_range(), and cancels across
  * threads).  `make verify` explores every interleaving (model/verify.sh).
  *
- * Each step names the C it stands for as "C: file function() lines";
- * tests/model_refs.sh fails when one of those functions is renamed away or
- * the lines leave it, so the model cannot drift from the code silently.
+ * Each step names the C it stands for as "C: <file> <function>() #<hash>", the
+ * hash of that function's code (without comments and white space) as the
+ * model was last read against it: tests/model_refs.sh fails when one of
+ * those functions is renamed away or its code changes, so the model cannot
+ * drift from the code silently.
  *
  * Memory ordering.  Shared variables here are sequentially consistent, as
  * the C's atomics are (seq_cst read-modify-writes).  The C fuses each
@@ -191,8 +193,8 @@ byte finished;
 /*
  * One MADV_DONTNEED over the span of the marked pages of [f, e): clears
  * PTEs and markers alike, then the marks.
- * C: src/view.c views_zap() 165-197
- * C: src/view.c zap_view() 105-132
+ * C: src/view.c views_zap() #bb7c55e7
+ * C: src/view.c zap_view() #58dfde8d
  */
 #define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0
 #define ZAP_BODY(f, e) if \
@@ -206,7 +208,7 @@ inline views_zap(f, e)
 	d_step { ZAP_BODY(f, e) }
 }
 
-/* C: src/view.c views_undeny() 257-283 */
+/* C: src/view.c views_undeny() #692cea3f */
 #define UNDENY_PAGE(p) pte[p] = 0; marker[p] = 0; denied[p] = 0
 #define UNDENY_BODY(f, e) \
 	if :: IN(0, f, e) && denied[0] -> UNDENY_PAGE(0) :: else fi; \
@@ -216,7 +218,7 @@ inline views_zap(f, e)
  * state_replace(): the run map, then each existing word of [f, e) whose
  * state is from1 or from2: publish `to`, then check its counts.
  * Pages other threads could see between are separate steps.
- * C: src/state.c state_replace() 33-57
+ * C: src/state.c state_replace() #498dbadb
  */
 #ifndef MUTANT
 #define WORD_FIRST(p) if :: leaf[p] && (ws[p] == from1 || ws[p] == from2) -> sel = sel | (1 << p); ws[p] = to :: else fi
@@ -263,7 +265,7 @@ inline state_set(f, e, from1, from2, to)
 }
 
 /* Pins on the in-transit pages of [f, e): s1 short, s2 long (first page, or NONE).
- * C: src/state.c pins_scan() 59-75 */
+ * C: src/pin.c pins_scan() #703f2eb4 */
 #define SCAN_PAGE(f, e, p) if :: IN(p, f, e) && leaf[p] && ws[p] == CONV -> \
 	if :: sc[p] > 0 && s1 == NONE -> s1 = p :: else fi; \
 	if :: lc[p] > 0 && s2 == NONE -> s2 = p :: else fi \
@@ -277,7 +279,7 @@ inline pins_scan(f, e)
 /*
  * Complete the deferred transits overlapping [cf, ce) that no pin holds:
  * the release that drops the last pin (the kernel's folio_put callback).
- * C: src/convert.c convert_complete_locked() 355-418
+ * C: src/convert.c convert_complete_locked() #7ae199cc
  */
 #define DEFER_OVERLAPS(t, f, e) (t_used[t] && t_mode[t] == F_DEFER && t_first[t] < (e) && (f) < t_end[t])
 /* what a conversion cancels: a deferred transit, or one whose completion failed */
@@ -331,7 +333,7 @@ inline complete_locked(cf, ce, done)
 }
 
 /* The deferred conversions' callbacks, with no lock held.
- * C: src/convert.c convert_report() 141-152 */
+ * C: src/convert.c convert_report() #a119955d */
 #define REPORT(done) \
 	assert(owner != _pid); \
 	assert((reported & done) == 0); /* each ends once */ \
@@ -344,7 +346,8 @@ inline complete_locked(cf, ce, done)
  * pages its drop left idle and completing what the drop finished.  own:
  * the pages whose pin the caller held (the rest were speculative raises).
  * Ends the pinner: its last step is the release's last.
- * C: src/pin.c release() 32-95
+ * C: src/pin.c release() #3d12b162
+ * C: src/pin.c release_fast() #df08776a
  */
 #define DROP(p) if :: longterm -> lc[p]-- :: else -> sc[p]-- fi; \
 	if :: own & (1 << p) -> held[p]-- :: else fi
@@ -358,7 +361,7 @@ inline release(rf, re, longterm)
 	od;
 	if
 	:: slow ->
-		/* C: src/pin.c release() 62-95 */
+		/* C: src/pin.c release_locked() #e21c0daf */
 		wrlock();
 		do
 		:: atomic { rp < re ->
@@ -386,7 +389,7 @@ inline release(rf, re, longterm)
 	:: else
 	fi;
 	/* wake converters waiting for pins, then run the callbacks, lock-free
-	 * C: src/state.c pins_wake_waiters() 121-128 */
+	 * C: src/pin.c pins_wake_waiters() #6b37ecdd */
 	atomic {
 		if
 		:: pin_waiters == 0
@@ -407,8 +410,8 @@ inline release(rf, re, longterm)
  * fault thread, which decides under g->lock shared.  mine: the toucher
  * holds a pin on p (its I/O must go through).  parked: the fault thread
  * left the touch unwoken until the waiting conversion ends (views_wake()).
- * C: src/fault.c handle_fault() 178-246
- * C: src/convert.c transit_waiting_at() 94-97
+ * C: src/fault.c handle_fault() #187097d4
+ * C: src/convert.c transit_waiting_at() #425a77de
  */
 inline touch(p, mine)
 {
@@ -423,7 +426,8 @@ inline touch(p, mine)
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
-			/* C: src/fault.c map_window() 93-113 */
+			/* C: src/fault.c map_window() #ec428695
+			 * C: src/view.c view_mark_mapped() #18cb3aa9 */
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1
 			:: else /* a marked page that faulted anyway (reclaimed): it alone */
@@ -431,16 +435,16 @@ inline touch(p, mine)
 			mapped[p] = 1; pte[p] = 1
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
-			/* C: src/fault.c handle_fault() 215-219 */
+			/* C: src/fault.c handle_fault() #187097d4 */
 			mapped[p] = 1; pte[p] = 1
 #ifndef NOPARK
 		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
-			/* C: src/fault.c handle_fault() 220-223 */
+			/* C: src/fault.c handle_fault() #187097d4 */
 			assert(!mine);
 			parked = 1 /* no mark: the outcome decides */
 #endif
 		:: else ->
-			/* C: src/fault.c deny() 138-163 */
+			/* C: src/view.c views_deny() #db22dbed */
 			marker[p] = 1; denied[p] = 1
 		fi
 	   }
@@ -451,8 +455,8 @@ inline touch(p, mine)
  * gmem_pin(): per page, make the word (under g->lock shared), raise the
  * count (publish), then check the state; on a refusal back out of every
  * page raised.
- * C: src/pin.c gmem_pin() 104-138
- * C: src/state.c pin_word() 89-99
+ * C: src/pin.c gmem_pin() #335f6eee
+ * C: src/pin.c pin_word() #4243772d
  */
 #define RAISE(p) if :: longterm -> lc[p]++ :: else -> sc[p]++ fi
 #define VERDICT(p) if \
@@ -500,8 +504,8 @@ proctype toucher(byte p1, p2)
 /*
  * gmem_discard(): mark the words discarding (publish), learn their pins
  * (check), punch only if none holds one.
- * C: src/discard.c gmem_discard() 31-47
- * C: src/discard.c mark() 17-29
+ * C: src/discard.c gmem_discard() #8128e0c4
+ * C: src/discard.c mark() #6dabc5e0
  */
 proctype discarder(byte f, e)
 {
@@ -532,7 +536,7 @@ proctype discarder(byte f, e)
 
 /*
  * gmem_convert().
- * C: src/convert.c gmem_convert() 297-353
+ * C: src/convert.c gmem_convert() #07e77b8c
  */
 proctype converter(byte me; byte nops)
 {
@@ -558,7 +562,7 @@ proctype converter(byte me; byte nops)
 		err = E_OK; busy = NONE }
 
 		/* g->lock exclusive, once no waiting conversion overlaps the range
-		 * C: src/convert.c lock_range() 62-77 */
+		 * C: src/convert.c lock_range() #8a13195e */
 		do
 		:: atomic { !writer -> writer = 1; owner = _pid;
 			waiting = (t_used[0] && t_mode[0] == F_WAIT && t_first[0] < e && f < t_end[0]) ||
@@ -578,7 +582,7 @@ proctype converter(byte me; byte nops)
 
 		/* first what can fail: clear every overlapping deferred transit's
 		 * marks; then give their pages back
-		 * C: src/convert.c cancel_deferred() 116-139 */
+		 * C: src/convert.c cancel_deferred() #f27bc294 */
 		atomic { if :: CANCEL_OVERLAPS(0, f, e) -> UNDENY_BODY(t_first[0], t_end[0]) :: else fi };
 		d_step { if :: CANCEL_OVERLAPS(1, f, e) -> UNDENY_BODY(t_first[1], t_end[1]) :: else fi };
 		do
@@ -587,7 +591,7 @@ proctype converter(byte me; byte nops)
 			if :: ti == 1 && !CANCEL_OVERLAPS(1, f, e) -> ti = 2 :: else fi;
 			if
 			:: ti < NT ->
-				/* C: src/convert.c revert() 89-92 */
+				/* C: src/convert.c revert() #d3ded392 */
 				tf = t_first[ti]; te = t_end[ti];
 				RUNMAP(tf, te, CONV, CONV, SHARED);
 				if :: leaf[tf] && ws[tf] == CONV -> ws[tf] = SHARED :: else fi
@@ -608,7 +612,7 @@ proctype converter(byte me; byte nops)
 
 		if
 		:: to == SHARED ->
-			/* C: src/convert.c to_shared() 154-165 */
+			/* C: src/convert.c to_shared() #4da5c5a9 */
 			atomic {
 				UNDENY_BODY(f, e);
 				RUNMAP(f, e, PRIVATE, PRIVATE, SHARED);
@@ -617,11 +621,11 @@ proctype converter(byte me; byte nops)
 			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
 		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
 			/* no page was ever pinned, and none can be while we hold the lock
-			 * C: src/convert.c to_private() 269-281 */
+			 * C: src/convert.c to_private() #c8e8842b */
 			skip
 		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
 			/* publish CONVERTING, then settle with the pins it found
-			 * C: src/convert.c publish() 200-254 */
+			 * C: src/convert.c publish() #26b9a38f */
 			from_transit = 1;
 			state_replace(f, e, SHARED, SHARED, CONV);
 			atomic {
@@ -653,7 +657,7 @@ proctype converter(byte me; byte nops)
 				atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = SHARED :: else fi }
 			:: waiting ->
 				/* sleep, g->lock released, until no pin holds the range
-				 * C: src/convert.c wait_for_pins() 168-191 */
+				 * C: src/convert.c wait_for_pins() #d1c6355f */
 				atomic { owner = NONE; writer = 0 };
 				atomic { !mu -> mu = 1; pin_waiters++ };
 				do
@@ -665,7 +669,7 @@ proctype converter(byte me; byte nops)
 				od;
 				atomic { pin_waiters--; timedout = 0; waiting = 0; s1 = 0; s2 = 0; mu = 0 };
 				atomic { !writer -> writer = 1; owner = _pid; t_used[slot] = 0 };
-				/* C: src/convert.c transit_gen_bump() 80-86 */
+				/* C: src/convert.c transit_gen_bump() #e8fd2803 */
 				atomic { !mu -> transit_gen++; broadcast(); SCAN(f, e) };
 				if
 				:: s1 == NONE
@@ -673,7 +677,7 @@ proctype converter(byte me; byte nops)
 					/* no marks to clear: touches meanwhile were parked,
 					 * and the invariant's "no marker on a shared page"
 					 * checks that none was made
-					 * C: src/convert.c revert() 89-92 */
+					 * C: src/convert.c revert() #d3ded392 */
 					atomic {
 						busy = s1; err = E_AGAIN; s1 = 0; s2 = 0;
 						RUNMAP(f, e, CONV, CONV, SHARED);
@@ -688,7 +692,7 @@ proctype converter(byte me; byte nops)
 		:: to == PRIVATE && err == E_OK ->
 			/* commit: zap (pinned pages may have been mapped for their I/O
 			 * during a WAIT), then PRIVATE
-			 * C: src/convert.c to_private() 282-294 */
+			 * C: src/convert.c to_private() #c8e8842b */
 			atomic {
 				ZAP_BODY(f, e);
 				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */
