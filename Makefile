@@ -50,7 +50,7 @@ BENCH := $(BUILD)/bench/gmem-bench
 # Guest programs: freestanding, identity-mapped at 2 MiB, never sanitized.
 GUEST_CFLAGS := -std=gnu11 $(WARN) -O2 -g -ffreestanding -fno-builtin -nostdlib -fno-pic \
 	-fno-pie -fno-stack-protector -mno-red-zone -mno-mmx -mno-sse -mno-sse2 -mno-avx \
-	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
+	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest -Iabi
 GUEST_LDFLAGS := -nostdlib -static -Wl,-T,guest/guest.ld -Wl,--build-id=none \
 	-Wl,-z,noexecstack
 GUEST_RT := $(addprefix $(BUILD)/guest/,start.o rt.o virtio_blk.o)
@@ -63,7 +63,7 @@ VMM_SRCS := vmm/main.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/loader
 	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
-VMM_CFLAGS := -Iguest
+VMM_CFLAGS := -Iabi
 
 .PHONY: all check run run-libdemo bench bench-check verify fuzz soak install clean deps
 all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
