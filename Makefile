@@ -63,7 +63,8 @@ VMM_SRCS := vmm/main.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/loader
 	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
-VMM_CFLAGS := -Iabi
+# Everything but -Isrc: the library's internals are out of the VMM's reach.
+VMM_CFLAGS = $(filter-out -Isrc,$(ALL_CFLAGS)) -Iabi
 
 .PHONY: all check run run-libdemo bench bench-check verify fuzz soak install clean deps
 all: $(LIB_A) $(LIB_SO) $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
@@ -89,7 +90,7 @@ $(BUILD)/guest/%.elf: $(BUILD)/guest/%.o $(GUEST_RT) guest/guest.ld
 
 $(BUILD)/vmm/%.o: vmm/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(VMM_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(VMM_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/vmm/demo_guest.o: vmm/demo_guest.S $(DEMO_GUEST)
 	@mkdir -p $(dir $@)
