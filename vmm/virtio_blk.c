@@ -63,6 +63,7 @@ struct vblk_req {
 struct vblk_dev {
 	struct vm *vm;
 	struct virtio_mmio t;
+	uint64_t gpa; /* where the transport's registers are */
 	int fd;
 	uint64_t capacity; /* sectors */
 	unsigned int latency_ms;
@@ -461,6 +462,7 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	if (!d)
 		return -ENOMEM;
 	d->vm = vm;
+	d->gpa = gpa;
 	d->latency_ms = latency_ms;
 	d->fd = open_image(path);
 	if (d->fd < 0) {
@@ -491,13 +493,13 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	if (err)
 		goto err_locks;
 	err = -pthread_create(&d->worker, NULL, worker, d);
-	if (err) {
-		vm->map.n--;
-		goto err_locks;
-	}
+	if (err)
+		goto err_mmio;
 	vm->blk = d;
 	return 0;
 
+err_mmio:
+	gpa_map_remove_mmio(&vm->map, gpa);
 err_locks:
 	virtio_mmio_fini(&d->t);
 	pthread_cond_destroy(&d->cv);
@@ -537,6 +539,7 @@ void vblk_destroy(struct vm *vm, struct vblk_stats *st)
 	pthread_join(d->worker, NULL); /* after the request it is doing, if any */
 	if (st)
 		*st = d->st;
+	gpa_map_remove_mmio(&vm->map, d->gpa);
 	virtio_mmio_fini(&d->t);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
