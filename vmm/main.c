@@ -309,6 +309,7 @@ int main(int argc, char **argv)
 	struct gmem_config cfg = { 0 };
 	struct report rep = { 0 };
 	struct image img;
+	struct vblk_dev *blk;
 	const void *elf;
 	size_t elf_size;
 	char why[160];
@@ -350,7 +351,7 @@ int main(int argc, char **argv)
 	if (err)
 		die("device view: %s", strerror(-err));
 	vm.dev_view = view;
-	if (vblk_create(&vm, o.disk, VIRTIO_BLK_MMIO, o.disk_latency_ms))
+	if (vblk_create(&vm, o.disk, VIRTIO_BLK_MMIO, o.disk_latency_ms, &blk))
 		exit(1);
 	if (kvm_map_ram(&vm) || kvm_create_vcpus(&vm, img.entry))
 		exit(1);
@@ -370,7 +371,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	snoop_stop(&vm, &rep.snoop);
-	vblk_destroy(&vm, &rep.blk);
+	vblk_destroy(blk, &rep.blk);
 	gmem_get_stats(vm.mem, &rep.gm);
 	status = vm.exit_status;
 	if (vm.error[0])

@@ -7,7 +7,7 @@
  * VMM meets an error it cannot hand back to the guest (a triple fault, an
  * exit it does not know), or on the timeout.  Ending kicks every vCPU out
  * of KVM_RUN: immediate_exit for one about to enter, a signal for one in;
- * and it cancels the disk requests queued behind the one in progress, so
+ * and every device cancels the work queued behind what is in progress, so
  * that how much the guest queued does not decide how long the end takes.
  */
 #define _GNU_SOURCE
@@ -21,7 +21,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
-#include "virtio_blk.h"
+#include "device.h"
 
 #define SIG_KICK SIGUSR1
 
@@ -61,7 +61,7 @@ void vm_end(struct vm *vm, int status, const char *fmt, ...)
 	}
 	pthread_cond_broadcast(&vm->end_cv);
 	pthread_mutex_unlock(&vm->end_mu);
-	vblk_cancel(vm);
+	vm_devices_cancel(vm);
 }
 
 static void handle_io(struct vcpu *v)

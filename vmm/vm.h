@@ -68,7 +68,7 @@ struct vm {
 	char *dev_view; /* a host view of all RAM: devices reach memory only through it */
 	struct gpa_map map;
 	struct vcpu vcpus[MAX_VCPUS];
-	struct vblk_dev *blk;
+	struct vm_device *devices; /* device.h: the hooks generic code calls */
 	struct snoop *snoop;
 
 	/* ending */
