@@ -38,6 +38,35 @@ static void console_write(const uint8_t *p, size_t n)
 	pthread_mutex_unlock(&console_mu);
 }
 
+int vm_end_init(struct vm *vm)
+{
+	pthread_condattr_t ca; /* vm_wait() counts its deadline on CLOCK_MONOTONIC */
+	int err = pthread_mutex_init(&vm->end_mu, NULL);
+
+	if (err)
+		return -err;
+	err = pthread_condattr_init(&ca);
+	if (err)
+		goto err_mu;
+	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(&vm->end_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (err)
+		goto err_mu;
+	return 0;
+
+err_mu:
+	pthread_mutex_destroy(&vm->end_mu);
+	return -err;
+}
+
+void vm_end_fini(struct vm *vm)
+{
+	pthread_cond_destroy(&vm->end_cv);
+	pthread_mutex_destroy(&vm->end_mu);
+}
+
 void vm_end(struct vm *vm, int status, const char *fmt, ...)
 {
 	pthread_mutex_lock(&vm->end_mu);

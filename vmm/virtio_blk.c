@@ -482,8 +482,10 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	struct stat st;
 	int err;
 
-	if (!d)
+	if (!d) {
+		fprintf(stderr, "gmem-vmm: virtio-blk: %s\n", strerror(ENOMEM));
 		return -ENOMEM;
+	}
 	d->vm = vm;
 	d->gpa = gpa;
 	d->latency_ms = latency_ms;
@@ -494,6 +496,7 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	}
 	if (fstat(d->fd, &st)) {
 		err = -errno;
+		fprintf(stderr, "gmem-vmm: disk %s: %s\n", path ? path : "(temporary)", strerror(-err));
 		goto err_close;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -513,11 +516,16 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	}
 	virtio_mmio_init(&d->t, vm, &vblk_ops, d);
 	err = gpa_map_add_mmio(&vm->map, gpa, VIRTIO_MMIO_STRIDE, &virtio_mmio_ops, &d->t);
-	if (err)
+	if (err) {
+		fprintf(stderr, "gmem-vmm: virtio-blk at %#llx: %s\n", (unsigned long long)gpa,
+			strerror(-err));
 		goto err_locks;
+	}
 	err = -pthread_create(&d->worker, NULL, worker, d);
-	if (err)
+	if (err) {
+		fprintf(stderr, "gmem-vmm: virtio-blk: cannot start its worker: %s\n", strerror(-err));
 		goto err_mmio;
+	}
 	d->vdev = (struct vm_device){ .ops = &vblk_vm_ops, .dev = d };
 	vm_device_add(vm, &d->vdev);
 	*out = d;
