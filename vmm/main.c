@@ -333,8 +333,8 @@ static double now_s(void)
  * What the run comes to: its stderr lines, the --stats file, the demo's
  * summary; the exit status, the guest's unless a host-side check failed.
  */
-static int report(const struct options *o, const struct vm *vm, const struct report *r,
-		  int status)
+static int conclude(const struct options *o, const struct vm *vm, const struct report *r,
+		    int status)
 {
 	if (r->snoop.secrets_seen || r->snoop.audit_failures) {
 		complain("the host snoop read the guest's secret %llu times; "
@@ -457,5 +457,5 @@ err_guest:
 	release_guest(o.guest, elf, elf_size);
 err_end:
 	vm_end_fini(&vm);
-	return ran ? report(&o, &vm, &rep, status) : status;
+	return ran ? conclude(&o, &vm, &rep, status) : status;
 }
