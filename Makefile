@@ -78,7 +78,7 @@ BENCH := $(BUILD)/bench/gmem-bench
 # Guest programs: freestanding, identity-mapped at 2 MiB, never sanitized.
 GUEST_CFLAGS := -std=gnu11 $(WARN) -O2 -g -ffreestanding -fno-builtin -nostdlib -fno-pic \
 	-fno-pie -fno-stack-protector -mno-red-zone -mno-mmx -mno-sse -mno-sse2 -mno-avx \
-	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
+	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest -Iabi
 GUEST_LDFLAGS := -nostdlib -static -Wl,-T,guest/guest.ld -Wl,--build-id=none \
 	-Wl,-z,noexecstack
 GUEST_RT := $(addprefix $(BUILD)/guest/,start.o rt.o virtio_blk.o)
@@ -87,11 +87,12 @@ GUEST_BENCH := $(patsubst guest/bench/%.c,$(BUILD)/guest/bench/%.elf,$(wildcard 
 DEMO_GUEST := $(BUILD)/guest/demo.elf
 
 # gmem-vmm: the VMM uses libgmem through its public header only.
-VMM_SRCS := vmm/main.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/loader.c \
+VMM_SRCS := vmm/main.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/device.c vmm/loader.c \
 	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
-VMM_CFLAGS := -Iguest
+# Everything but -Isrc: the library's internals are out of the VMM's reach.
+VMM_CFLAGS = $(filter-out -Isrc,$(ALL_CFLAGS)) -Iabi
 
 .PHONY: FORCE all lib check run run-libdemo bench bench-check perf-doc verify fuzz soak \
 	install install-lib uninstall clean deps deps-bench deps-verify deps-fuzz deps-all
@@ -149,7 +150,7 @@ $(BUILD)/guest/%.elf: $(BUILD)/guest/%.o $(GUEST_RT) guest/guest.ld
 
 $(BUILD)/vmm/%.o: vmm/%.c $(CFLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(VMM_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(VMM_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/vmm/demo_guest.o: vmm/demo_guest.S $(DEMO_GUEST)
 	@mkdir -p $(dir $@)

@@ -5,12 +5,16 @@
  * disk image on the host.  Without /dev/kvm every case says SKIP.
  *
  * GMEM_VMM names the binary and GUEST_DIR the guest programs (make check
- * sets both).
+ * sets both).  Every file the cases make is in one directory of the run's
+ * own (mkdtemp() in $TMPDIR or /tmp), removed with all in it as the run
+ * ends: runs side by side share no name, and a failed case leaves nothing.
  */
 #define _GNU_SOURCE
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +52,44 @@ static const char *guest(const char *name)
 	return p;
 }
 
+static char scratch_dir[PATH_MAX];
+static pid_t scratch_owner;
+
+__attribute__((constructor)) static void scratch_make(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	int n = snprintf(scratch_dir, sizeof(scratch_dir), "%s/gmem-test-vmm-XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
+
+	if (n < 0 || (size_t)n >= sizeof(scratch_dir) || !mkdtemp(scratch_dir))
+		scratch_dir[0] = '\0';
+	scratch_owner = getpid();
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st, (void)type, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+__attribute__((destructor)) static void scratch_remove(void)
+{
+	/* each case's child exits through here too: only the run removes it */
+	if (scratch_dir[0] && getpid() == scratch_owner)
+		nftw(scratch_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* path = `name` in the run's directory. */
+static char *scratch(char path[PATH_MAX], const char *name)
+{
+	if (!scratch_dir[0])
+		test_fail(__FILE__, __LINE__, "no directory of the run's own: mkdtemp failed");
+	if (snprintf(path, PATH_MAX, "%s/%s", scratch_dir, name) >= PATH_MAX)
+		test_fail(__FILE__, __LINE__, "%s/%s: too long", scratch_dir, name);
+	return path;
+}
+
 static void need_kvm(void)
 {
 	if (access("/dev/kvm", R_OK | W_OK))
@@ -79,13 +121,15 @@ static double now_s(void)
  */
 static void vmm_run(struct run *r, unsigned int limit_s, const char *const args[])
 {
-	char out_name[] = "/tmp/gmem-test-out-XXXXXX", err_name[] = "/tmp/gmem-test-err-XXXXXX";
-	int out = mkstemp(out_name), err = mkstemp(err_name), status;
+	char out_name[PATH_MAX], err_name[PATH_MAX];
 	const char *argv[32] = { vmm_path() };
 	double t0 = now_s();
+	int out, err, status;
 	pid_t pid;
 	int n = 1;
 
+	out = mkstemp(scratch(out_name, "out-XXXXXX"));
+	err = mkstemp(scratch(err_name, "err-XXXXXX"));
 	CHECK(out >= 0 && err >= 0);
 	unlink(out_name);
 	unlink(err_name);
@@ -203,28 +247,31 @@ TEST_ONCE(vmm_exit_status_propagates)
 TEST_ONCE(vmm_share_unshare_round_trip)
 {
 	const char *init[] = { "private", "shared" };
+	char stats[PATH_MAX];
 	struct run r;
 
 	need_kvm();
+	scratch(stats, "stats.json");
 	for (int i = 0; i < 2; i++) {
-		VMM(&r, "--init", init[i], "--stats", "/tmp/gmem-test-stats.json", guest("convert"));
+		VMM(&r, "--init", init[i], "--stats", stats, guest("convert"));
 		CHECK_EQ(r.status, 0);
 		CHECK(strstr(r.out, "contents preserved"));
-		CHECK(stat_of("/tmp/gmem-test-stats.json", "to_private") >= 5);
-		CHECK(stat_of("/tmp/gmem-test-stats.json", "to_shared") >= 5);
+		CHECK(stat_of(stats, "to_private") >= 5);
+		CHECK(stat_of(stats, "to_shared") >= 5);
 	}
-	unlink("/tmp/gmem-test-stats.json");
+	unlink(stats);
 }
 
 TEST_ONCE(vmm_hypercall_invalid_args)
 {
+	char stats[PATH_MAX];
 	struct run r;
 
 	need_kvm();
-	VMM(&r, "--stats", "/tmp/gmem-test-stats.json", guest("hypercall_args"));
+	VMM(&r, "--stats", scratch(stats, "stats.json"), guest("hypercall_args"));
 	CHECK_EQ(r.status, 0);
-	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "einval"), 9);
-	unlink("/tmp/gmem-test-stats.json");
+	CHECK_EQ(stat_of(stats, "einval"), 9);
+	unlink(stats);
 }
 
 /* RAM past 3 GiB sits above the hole at 4 GiB and converts like the rest. */
@@ -242,19 +289,20 @@ TEST_ONCE(vmm_high_ram)
 TEST_ONCE(vmm_host_touch_denied)
 {
 	const char *sig[] = { "bus", "segv" };
+	char stats[PATH_MAX];
 	struct run r;
 
 	need_kvm();
+	scratch(stats, "stats.json");
 	for (int i = 0; i < 2; i++) {
-		VMM(&r, "--snoop", "--fault-signal", sig[i], "--stats", "/tmp/gmem-test-stats.json",
-		    guest("snoop_target"));
+		VMM(&r, "--snoop", "--fault-signal", sig[i], "--stats", stats, guest("snoop_target"));
 		CHECK_EQ(r.status, 0);
 		CHECK(strstr(r.out, "snoop_target: done"));
-		CHECK(stat_of("/tmp/gmem-test-stats.json", "denied") > 0);
-		CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "secrets_seen"), 0);
-		CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "audit_failures"), 0);
+		CHECK(stat_of(stats, "denied") > 0);
+		CHECK_EQ(stat_of(stats, "secrets_seen"), 0);
+		CHECK_EQ(stat_of(stats, "audit_failures"), 0);
 	}
-	unlink("/tmp/gmem-test-stats.json");
+	unlink(stats);
 }
 
 /* The snoop's check can fail: a secret left in shared memory is seen. */
@@ -270,30 +318,30 @@ TEST_ONCE(vmm_snoop_sees_leaked_secret)
 
 TEST_ONCE(vmm_inflight_buffer_eagain)
 {
+	char stats[PATH_MAX];
 	struct run r;
 
 	need_kvm();
-	VMM(&r, "--disk-latency", "200", "--stats", "/tmp/gmem-test-stats.json", guest("inflight"));
+	VMM(&r, "--disk-latency", "200", "--stats", scratch(stats, "stats.json"), guest("inflight"));
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.out, "converting the in-flight buffer: -11"));
 	CHECK(strstr(r.out, "after completion: 0"));
-	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "eagain"), 2);
-	unlink("/tmp/gmem-test-stats.json");
+	CHECK_EQ(stat_of(stats, "eagain"), 2);
+	unlink(stats);
 }
 
 TEST_ONCE(vmm_private_buffer_ioerr)
 {
-	const char *img = "/tmp/gmem-test-disk-priv.img";
-	char buf[512];
+	char img[PATH_MAX], stats[PATH_MAX], buf[512];
 	struct run r;
 	int fd;
 
 	need_kvm();
-	make_image(img, 2048, -1);
-	VMM(&r, "--disk", img, "--stats", "/tmp/gmem-test-stats.json", guest("private_buffer"));
+	make_image(scratch(img, "disk-priv.img"), 2048, -1);
+	VMM(&r, "--disk", img, "--stats", scratch(stats, "stats.json"), guest("private_buffer"));
 	CHECK_EQ(r.status, 0);
-	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "errors"), 4);
-	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "bytes_written"), 0);
+	CHECK_EQ(stat_of(stats, "errors"), 4);
+	CHECK_EQ(stat_of(stats, "bytes_written"), 0);
 	fd = open(img, O_RDONLY);
 	CHECK(fd >= 0);
 	for (int s = 0; s < 2048; s++) { /* not a byte of it changed */
@@ -303,18 +351,18 @@ TEST_ONCE(vmm_private_buffer_ioerr)
 	}
 	close(fd);
 	unlink(img);
-	unlink("/tmp/gmem-test-stats.json");
+	unlink(stats);
 }
 
 TEST_ONCE(vmm_disk_round_trip)
 {
-	const char *img = "/tmp/gmem-test-disk-rt.img";
+	char img[PATH_MAX];
 	uint64_t words[64];
 	struct run r;
 	int fd;
 
 	need_kvm();
-	make_image(img, 4096, 0);
+	make_image(scratch(img, "disk-rt.img"), 4096, 0);
 	VMM(&r, "--disk", img, guest("disk_io"));
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.out, "4096 sectors, round trip ok"));
@@ -353,7 +401,7 @@ TEST_ONCE(vmm_timeout)
 /* Write a copy of boot.elf with its first PT_LOAD moved to paddr. */
 static const char *elf_moved(uint64_t paddr)
 {
-	static char out[] = "/tmp/gmem-test-moved.elf";
+	static char out[PATH_MAX];
 	static char buf[1 << 20];
 	int fd = open(guest("boot"), O_RDONLY);
 	ssize_t n = read(fd, buf, sizeof(buf));
@@ -369,7 +417,7 @@ static const char *elf_moved(uint64_t paddr)
 			break;
 		}
 	}
-	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	fd = open(scratch(out, "moved.elf"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	CHECK(fd >= 0 && write(fd, buf, (size_t)n) == n);
 	close(fd);
 	return out;
@@ -377,15 +425,16 @@ static const char *elf_moved(uint64_t paddr)
 
 TEST_ONCE(vmm_bad_elf_is_an_error)
 {
-	const char *text = "/tmp/gmem-test-not.elf";
+	char text[PATH_MAX], missing[PATH_MAX];
 	struct {
 		const char *file, *says;
 	} bad[] = {
-		{ text, "not an ELF file" },
-		{ "/tmp/gmem-test-no-such.elf", "No such file" },
+		{ scratch(text, "not.elf"), "not an ELF file" },
+		{ scratch(missing, "no-such.elf"), "No such file" },
 		{ NULL, "below 1 MiB" },
 		{ NULL, "not in RAM" },
 	};
+	const char *moved = NULL;
 	struct run r;
 	FILE *f = fopen(text, "w");
 
@@ -397,9 +446,9 @@ TEST_ONCE(vmm_bad_elf_is_an_error)
 		const char *file = bad[i].file;
 
 		if (i == 2)
-			file = elf_moved(0x10000);
+			file = moved = elf_moved(0x10000);
 		if (i == 3)
-			file = elf_moved(0x7ff00000000ULL);
+			file = moved = elf_moved(0x7ff00000000ULL);
 		VMM(&r, file);
 		CHECK_EQ(r.status, 1);
 		if (!strstr(r.err, bad[i].says))
@@ -407,17 +456,19 @@ TEST_ONCE(vmm_bad_elf_is_an_error)
 		CHECK_EQ(lines(r.err), 1);
 	}
 	unlink(text);
-	unlink("/tmp/gmem-test-moved.elf");
+	unlink(moved);
 }
 
 TEST_ONCE(vmm_missing_disk_is_an_error)
 {
+	char disk[PATH_MAX], says[PATH_MAX + 32];
 	struct run r;
 
 	need_kvm();
-	VMM(&r, "--disk", "/tmp/gmem-test-no-such-disk.img", guest("boot"));
+	VMM(&r, "--disk", scratch(disk, "no-such-disk.img"), guest("boot"));
 	CHECK_EQ(r.status, 1);
-	CHECK(strstr(r.err, "cannot open disk /tmp/gmem-test-no-such-disk.img"));
+	snprintf(says, sizeof(says), "cannot open disk %s", disk);
+	CHECK(strstr(r.err, says));
 	CHECK_EQ(lines(r.err), 1);
 }
 
@@ -449,7 +500,7 @@ TEST_ONCE(vmm_command_line_errors)
 /* Without KVM: a clean error.  /dev/kvm is hidden in a private mount namespace. */
 TEST_ONCE(vmm_without_kvm_is_an_error)
 {
-	char cmd[1024];
+	char cmd[3 * PATH_MAX], out[PATH_MAX], err_path[PATH_MAX];
 	int status;
 
 	need_kvm();
@@ -457,37 +508,38 @@ TEST_ONCE(vmm_without_kvm_is_an_error)
 		SKIP("cannot make a mount namespace to hide /dev/kvm");
 	snprintf(cmd, sizeof(cmd),
 		 "unshare --mount sh -c 'mount --bind /dev/null /dev/kvm && exec %s %s' "
-		 ">/tmp/gmem-test-out 2>/tmp/gmem-test-err",
-		 vmm_path(), guest("boot"));
+		 ">'%s' 2>'%s'",
+		 vmm_path(), guest("boot"), scratch(out, "out"), scratch(err_path, "err"));
 	status = system(cmd);
 	CHECK(WIFEXITED(status));
 	CHECK_EQ(WEXITSTATUS(status), 1);
 	{
 		char err[512] = { 0 };
-		FILE *f = fopen("/tmp/gmem-test-err", "r");
+		FILE *f = fopen(err_path, "r");
 
 		CHECK(f && fread(err, 1, sizeof(err) - 1, f) > 0);
 		fclose(f);
 		CHECK(strstr(err, "/dev/kvm"));
 		CHECK_EQ(lines(err), 1);
 	}
-	unlink("/tmp/gmem-test-out");
-	unlink("/tmp/gmem-test-err");
+	unlink(out);
+	unlink(err_path);
 }
 
 TEST_FULL(vmm_demo, true, 120)
 {
+	char stats[PATH_MAX];
 	struct run r;
 
 	need_kvm();
-	VMM(&r, "--stats", "/tmp/gmem-test-stats.json");
+	VMM(&r, "--stats", scratch(stats, "stats.json"));
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.out, "every check held"));
-	CHECK(stat_of("/tmp/gmem-test-stats.json", "requests") > 0);
-	CHECK(stat_of("/tmp/gmem-test-stats.json", "denied") > 0);
-	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "secrets_seen"), 0);
-	CHECK_EQ(stat_of("/tmp/gmem-test-stats.json", "pins_active"), 0);
-	unlink("/tmp/gmem-test-stats.json");
+	CHECK(stat_of(stats, "requests") > 0);
+	CHECK(stat_of(stats, "denied") > 0);
+	CHECK_EQ(stat_of(stats, "secrets_seen"), 0);
+	CHECK_EQ(stat_of(stats, "pins_active"), 0);
+	unlink(stats);
 }
 
 /* Whether every byte of sector s of the image at path is `byte`. */
@@ -513,12 +565,13 @@ static bool sector_is(const char *path, int s, char byte)
  */
 TEST_ONCE(vmm_unreachable_status_not_executed)
 {
-	const char *img = "/tmp/gmem-test-disk-nostatus.img", *stats = "/tmp/gmem-test-stats.json";
+	char img[PATH_MAX], stats[PATH_MAX];
 	struct run r;
 	int written = 0;
 
 	need_kvm();
-	make_image(img, 64, -1);
+	scratch(stats, "stats.json");
+	make_image(scratch(img, "disk-nostatus.img"), 64, -1);
 	VMM(&r, "--disk", img, "--stats", stats, guest("unreachable_status"));
 	if (r.status)
 		printf("%s", r.out);
@@ -546,11 +599,12 @@ TEST_ONCE(vmm_unreachable_status_not_executed)
  */
 TEST_ONCE(vmm_avail_overrun_needs_reset)
 {
-	const char *img = "/tmp/gmem-test-disk-overrun.img", *stats = "/tmp/gmem-test-stats.json";
+	char img[PATH_MAX], stats[PATH_MAX];
 	struct run r;
 
 	need_kvm();
-	make_image(img, 256, -1);
+	scratch(stats, "stats.json");
+	make_image(scratch(img, "disk-overrun.img"), 256, -1);
 	/* 1 ms a request: taking every chain would hold the exit for over a minute */
 	VMM_WITHIN(&r, 30, "--timeout", "3", "--disk-latency", "1", "--disk", img, "--stats", stats,
 		   guest("avail_overrun"));
@@ -575,7 +629,7 @@ TEST_ONCE(vmm_avail_overrun_needs_reset)
  */
 TEST_ONCE(vmm_end_cancels_queued_requests)
 {
-	const char *img = "/tmp/gmem-test-disk-slow.img", *stats = "/tmp/gmem-test-stats.json";
+	char img[PATH_MAX], stats[PATH_MAX];
 	const struct {
 		const char *how, *cpus, *timeout;
 		int status;
@@ -587,6 +641,8 @@ TEST_ONCE(vmm_end_cancels_queued_requests)
 	struct run r;
 
 	need_kvm();
+	scratch(stats, "stats.json");
+	scratch(img, "disk-slow.img");
 	for (int i = 0; i < 2; i++) {
 		long long executed, cancelled;
 		int written = 0;

@@ -35,6 +35,18 @@ int gpa_map_add_mmio(struct gpa_map *m, uint64_t gpa, uint64_t size, const struc
 	return 0;
 }
 
+int gpa_map_remove_mmio(struct gpa_map *m, uint64_t gpa)
+{
+	for (int i = 0; i < m->n; i++) {
+		if (m->r[i].kind != REGION_MMIO || m->r[i].gpa != gpa)
+			continue;
+		for (m->n--; i < m->n; i++)
+			m->r[i] = m->r[i + 1];
+		return 0;
+	}
+	return -ENOENT;
+}
+
 const struct region *gpa_classify(const struct gpa_map *m, uint64_t gpa)
 {
 	for (int i = 0; i < m->n; i++)

@@ -13,8 +13,8 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 
+#include "device.h"
 #include "vcpu.h"
-#include "virtio_blk.h"
 
 long map_gpa_range(struct vm *vm, uint64_t gpa, uint64_t npages, uint64_t attrs)
 {
@@ -30,7 +30,7 @@ long map_gpa_range(struct vm *vm, uint64_t gpa, uint64_t npages, uint64_t attrs)
 		return -EINVAL; /* zero pages, unaligned, overflowing, or not all RAM */
 	}
 	if (private)
-		vblk_sync(vm); /* requests already published are in flight: pin them first */
+		vm_devices_sync(vm); /* I/O already published is in flight: pin it first */
 	r = gmem_convert(vm->mem, off, npages * GMEM_PAGE_SIZE,
 			 private ? GMEM_PRIVATE : GMEM_SHARED, 0, NULL);
 	if (r == -EAGAIN) {

@@ -42,35 +42,39 @@
 
 int kvm_create(struct vm *vm)
 {
-	int version;
+	int version, run_size, err;
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
-		int err = -errno;
-
-		fprintf(stderr, "gmem-vmm: cannot open /dev/kvm: %s\n", strerror(errno));
+		err = -errno;
+		fprintf(stderr, "gmem-vmm: cannot open /dev/kvm: %s\n", strerror(-err));
 		return err;
 	}
 	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (version < 0) {
-		int err = -errno;
-
-		fprintf(stderr, "gmem-vmm: /dev/kvm is not KVM: %s\n", strerror(errno));
-		return err;
+		err = -errno;
+		fprintf(stderr, "gmem-vmm: /dev/kvm is not KVM: %s\n", strerror(-err));
+		goto err_kvm;
 	}
 	if (version != KVM_API_VERSION) {
 		fprintf(stderr, "gmem-vmm: /dev/kvm speaks KVM API %d, gmem-vmm needs %d\n", version,
 			KVM_API_VERSION);
-		return -ENOTSUP;
+		err = -ENOTSUP;
+		goto err_kvm;
 	}
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
-		int err = -errno;
-
-		fprintf(stderr, "gmem-vmm: KVM_CREATE_VM: %s\n", strerror(errno));
-		return err;
+		err = -errno;
+		fprintf(stderr, "gmem-vmm: KVM_CREATE_VM: %s\n", strerror(-err));
+		goto err_kvm;
 	}
-	vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (run_size <= 0) {
+		err = run_size ? -errno : -EINVAL;
+		fprintf(stderr, "gmem-vmm: KVM_GET_VCPU_MMAP_SIZE: %s\n", strerror(-err));
+		goto err_vm;
+	}
+	vm->run_size = (size_t)run_size;
 	/*
 	 * Where KVM can hand a guest's vmcall to user space, take
 	 * KVM_HC_MAP_GPA_RANGE that way too (KVM_EXIT_HYPERCALL); port 0xf1
@@ -83,6 +87,14 @@ int kvm_create(struct vm *vm)
 		ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap); /* optional: failure leaves port I/O */
 	}
 	return 0;
+
+err_vm:
+	close(vm->vm_fd);
+	vm->vm_fd = -1;
+err_kvm:
+	close(vm->kvm_fd);
+	vm->kvm_fd = -1;
+	return err;
 }
 
 int kvm_map_ram(struct vm *vm)
@@ -210,46 +222,75 @@ static int setup_vcpu(struct vm *vm, struct vcpu *v, uint64_t entry)
 	return 0;
 }
 
-int kvm_create_vcpus(struct vm *vm, uint64_t entry)
+/* One vCPU, whole or not at all: 0, or -errno with a message printed. */
+static int create_vcpu(struct vm *vm, struct vcpu *v, uint64_t entry)
 {
-	for (int i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		int err;
+	int err;
 
-		v->vm = vm;
-		v->index = i;
-		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
-		if (v->fd < 0) {
-			err = -errno;
-			fprintf(stderr, "gmem-vmm: KVM_CREATE_VCPU %d: %s\n", i, strerror(errno));
-			return err;
-		}
-		v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
-		if (v->run == MAP_FAILED) {
-			err = -errno;
-			v->run = NULL;
-			fprintf(stderr, "gmem-vmm: mmap kvm_run: %s\n", strerror(errno));
-			return err;
-		}
-		err = setup_vcpu(vm, v, entry);
-		if (err) {
-			fprintf(stderr, "gmem-vmm: setting up vCPU %d: %s\n", i, strerror(-err));
-			return err;
-		}
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, v->index);
+	if (v->fd < 0) {
+		err = -errno;
+		fprintf(stderr, "gmem-vmm: KVM_CREATE_VCPU %d: %s\n", v->index, strerror(-err));
+		return err;
+	}
+	v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		err = -errno;
+		fprintf(stderr, "gmem-vmm: mmap kvm_run: %s\n", strerror(-err));
+		goto err_close;
+	}
+	err = setup_vcpu(vm, v, entry);
+	if (err) {
+		fprintf(stderr, "gmem-vmm: setting up vCPU %d: %s\n", v->index, strerror(-err));
+		goto err_unmap;
 	}
 	return 0;
+
+err_unmap:
+	munmap(v->run, vm->run_size);
+err_close:
+	close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+	return err;
+}
+
+static void destroy_vcpu(struct vm *vm, struct vcpu *v)
+{
+	munmap(v->run, vm->run_size);
+	close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}
+
+int kvm_create_vcpus(struct vm *vm, uint64_t entry)
+{
+	int i, err;
+
+	for (i = 0; i < vm->ncpus; i++) {
+		vm->vcpus[i].vm = vm;
+		vm->vcpus[i].index = i;
+		err = create_vcpu(vm, &vm->vcpus[i], entry);
+		if (err)
+			goto err_created;
+	}
+	return 0;
+
+err_created:
+	while (i-- > 0)
+		destroy_vcpu(vm, &vm->vcpus[i]);
+	return err;
+}
+
+void kvm_destroy_vcpus(struct vm *vm)
+{
+	for (int i = vm->ncpus - 1; i >= 0; i--)
+		destroy_vcpu(vm, &vm->vcpus[i]);
 }
 
 void kvm_destroy(struct vm *vm)
 {
-	for (int i = 0; i < vm->ncpus; i++) {
-		if (vm->vcpus[i].run)
-			munmap(vm->vcpus[i].run, vm->run_size);
-		if (vm->vcpus[i].fd > 0)
-			close(vm->vcpus[i].fd);
-	}
-	if (vm->vm_fd > 0)
-		close(vm->vm_fd);
-	if (vm->kvm_fd > 0)
-		close(vm->kvm_fd);
+	close(vm->vm_fd);
+	close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
 }

@@ -7,16 +7,23 @@
 
 #include "vm.h"
 
-/* Open /dev/kvm and create a VM of the default type: 0 or -errno (message printed). */
+/*
+ * Each create or map below is whole or undone: 0, or -errno with a message
+ * printed and nothing left to release.
+ */
+
+/* Open /dev/kvm and create a VM of the default type. */
 int kvm_create(struct vm *vm);
-/* One memslot per RAM region, backed by the gmem guest mapping. */
+/* One memslot per RAM region, backed by the gmem guest mapping; they go with the VM. */
 int kvm_map_ram(struct vm *vm);
 /* Create the vCPUs, each in 64-bit mode at entry with the boot protocol's registers. */
 int kvm_create_vcpus(struct vm *vm, uint64_t entry);
+void kvm_destroy_vcpus(struct vm *vm);
+void kvm_destroy(struct vm *vm);
+
 /* Write the GDT and identity page tables into RAM through the VMM's view. */
 void boot_tables_write(struct vm *vm);
 /* Bytes of low RAM the boot tables and stacks take: [0, 1 MiB) and the top. */
 uint64_t boot_stacks_base(const struct vm *vm);
-void kvm_destroy(struct vm *vm);
 
 #endif /* GMEM_VMM_KVM_H */

@@ -56,15 +56,31 @@ static const char usage[] =
 	"\n"
 	"Exit status: the guest's (written to port 0x501), 1 for VMM errors, 124 on timeout.\n";
 
+/* Every error is one line on stderr. */
+static void __attribute__((format(printf, 1, 0))) vcomplain(const char *fmt, va_list ap)
+{
+	fputs("gmem-vmm: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static void __attribute__((format(printf, 1, 2))) complain(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vcomplain(fmt, ap);
+	va_end(ap);
+}
+
+/* For the command line only: nothing is acquired yet, so nothing to undo. */
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("gmem-vmm: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vcomplain(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(1);
 }
 
@@ -191,11 +207,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 		    o->cpus);
 }
 
-/* The guest program's bytes: the file, or the built-in demo. */
+/*
+ * The guest program's bytes: the file mapped, or the built-in demo.  NULL
+ * with a message printed if the file cannot be read.
+ */
 static const void *read_guest(const char *path, size_t *size)
 {
 	struct stat st;
-	void *p;
+	void *p = NULL;
 	int fd;
 
 	if (!path) {
@@ -203,18 +222,26 @@ static const void *read_guest(const char *path, size_t *size)
 		return demo_guest_elf;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		die("%s: %s", path, strerror(errno));
+	if (fd < 0) {
+		complain("%s: %s", path, strerror(errno));
+		return NULL;
+	}
 	if (fstat(fd, &st))
-		die("%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode) || st.st_size == 0)
-		die("%s: not an ELF file", path);
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		complain("%s: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode) || st.st_size == 0)
+		complain("%s: not an ELF file", path);
+	else if ((p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+		complain("%s: %s", path, strerror(errno));
+	else
+		*size = (size_t)st.st_size;
 	close(fd);
-	if (p == MAP_FAILED)
-		die("%s: %s", path, strerror(errno));
-	*size = (size_t)st.st_size;
-	return p;
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void release_guest(const char *path, const void *elf, size_t size)
+{
+	if (path)
+		munmap((void *)elf, size);
 }
 
 struct report {
@@ -302,19 +329,48 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * What the run comes to: its stderr lines, the --stats file, the demo's
+ * summary; the exit status, the guest's unless a host-side check failed.
+ */
+static int conclude(const struct options *o, const struct vm *vm, const struct report *r,
+		    int status)
+{
+	if (r->snoop.secrets_seen || r->snoop.audit_failures) {
+		complain("the host snoop read the guest's secret %llu times; "
+			 "%llu audits found private memory mapped",
+			 (unsigned long long)r->snoop.secrets_seen,
+			 (unsigned long long)r->snoop.audit_failures);
+		if (!status)
+			status = 1;
+	}
+	if (o->stats)
+		write_stats(o->stats, vm, r, status);
+	if (!o->guest && !demo_summary(vm, r, status) && !status)
+		status = 1;
+	fflush(stdout);
+	return status;
+}
+
+/*
+ * Start-up in order, tear-down in reverse: a failed step prints its one
+ * line and undoes the steps before it, the way a run ends undoes them all.
+ */
 int main(int argc, char **argv)
 {
 	struct options o;
 	struct vm vm = { .kvm_fd = -1, .vm_fd = -1 };
 	struct gmem_config cfg = { 0 };
 	struct report rep = { 0 };
+	struct vblk_dev *blk;
 	struct image img;
 	const void *elf;
 	size_t elf_size;
 	char why[160];
 	void *view;
+	bool ran = false;
 	double t0;
-	int err, status;
+	int err, status = 1;
 
 	parse_options(argc, argv, &o);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
@@ -322,43 +378,53 @@ int main(int argc, char **argv)
 	vm.ncpus = o.cpus;
 	vm.init_private = o.init_private;
 	vm.fault_signal = o.fault_signal;
-	pthread_mutex_init(&vm.end_mu, NULL);
-	{
-		pthread_condattr_t ca; /* vm_wait() counts its deadline on CLOCK_MONOTONIC */
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&vm.end_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
 	gpa_map_init(&vm.map, vm.ram_size);
+	err = vm_end_init(&vm);
+	if (err) {
+		complain("%s", strerror(-err));
+		return 1;
+	}
 
 	elf = read_guest(o.guest, &elf_size);
-	if (elf_parse(&vm, elf, elf_size, &img, why, sizeof(why)))
-		die("%s: %s", o.guest ? o.guest : "built-in demo", why);
-	if (kvm_create(&vm))
-		exit(1);
+	if (!elf)
+		goto err_end;
+	if (elf_parse(&vm, elf, elf_size, &img, why, sizeof(why))) {
+		complain("%s: %s", o.guest ? o.guest : "built-in demo", why);
+		goto err_guest;
+	}
 
 	cfg.size = vm.ram_size;
 	cfg.backing = GMEM_BACKING_SHMEM;
 	cfg.flags = o.init_private ? GMEM_F_INIT_PRIVATE : 0;
 	cfg.fault_signal = o.fault_signal;
 	err = gmem_create(&cfg, &vm.mem);
-	if (err)
-		die("guest memory: %s", strerror(-err));
+	if (err) {
+		complain("guest memory: %s", strerror(-err));
+		goto err_guest;
+	}
 	err = gmem_view_map(vm.mem, 0, vm.ram_size, 0, &view);
-	if (err)
-		die("device view: %s", strerror(-err));
+	if (err) {
+		complain("device view: %s", strerror(-err));
+		goto err_mem;
+	}
 	vm.dev_view = view;
-	if (vblk_create(&vm, o.disk, VIRTIO_BLK_MMIO, o.disk_latency_ms))
-		exit(1);
-	if (kvm_map_ram(&vm) || kvm_create_vcpus(&vm, img.entry))
-		exit(1);
+	if (kvm_create(&vm))
+		goto err_view;
+	if (kvm_map_ram(&vm))
+		goto err_kvm;
+	if (vblk_create(&vm, o.disk, VIRTIO_BLK_MMIO, o.disk_latency_ms, &blk))
+		goto err_kvm;
+	if (kvm_create_vcpus(&vm, img.entry))
+		goto err_blk;
 	err = image_load(&vm, &img);
-	if (err)
-		die("loading the guest: %s", strerror(-err));
-	if (o.snoop && (err = snoop_start(&vm)))
-		die("snoop: %s", strerror(-err));
+	if (err) {
+		complain("loading the guest: %s", strerror(-err));
+		goto err_vcpus;
+	}
+	if (o.snoop && (err = snoop_start(&vm))) {
+		complain("snoop: %s", strerror(-err));
+		goto err_vcpus;
+	}
 
 	t0 = now_s();
 	if (!vcpus_start(&vm))
@@ -367,32 +433,29 @@ int main(int argc, char **argv)
 		vm_wait(&vm, 0);
 	vcpus_join(&vm);
 	rep.seconds = now_s() - t0;
+	ran = true;
+	status = vm.exit_status;
 	fflush(stdout);
+	if (vm.error[0])
+		complain("%s", vm.error);
 
 	snoop_stop(&vm, &rep.snoop);
-	vblk_destroy(&vm, &rep.blk);
-	gmem_get_stats(vm.mem, &rep.gm);
-	status = vm.exit_status;
-	if (vm.error[0])
-		fprintf(stderr, "gmem-vmm: %s\n", vm.error);
-	gmem_view_unmap(vm.mem, vm.dev_view);
+err_vcpus:
+	kvm_destroy_vcpus(&vm);
+err_blk:
+	vblk_destroy(blk, &rep.blk);
+err_kvm:
 	kvm_destroy(&vm);
+err_view:
+	gmem_get_stats(vm.mem, &rep.gm); /* the devices' pins are gone: what the guest left */
+	gmem_view_unmap(vm.mem, vm.dev_view);
+err_mem:
 	rep.destroy_err = gmem_destroy(vm.mem);
 	if (rep.destroy_err)
-		fprintf(stderr, "gmem-vmm: guest memory still pinned at exit: %s\n",
-			strerror(-rep.destroy_err));
-	if (rep.snoop.secrets_seen || rep.snoop.audit_failures) {
-		fprintf(stderr, "gmem-vmm: the host snoop read the guest's secret %llu times; "
-			"%llu audits found private memory mapped\n",
-			(unsigned long long)rep.snoop.secrets_seen,
-			(unsigned long long)rep.snoop.audit_failures);
-		if (!status)
-			status = 1;
-	}
-	if (o.stats)
-		write_stats(o.stats, &vm, &rep, status);
-	if (!o.guest && !demo_summary(&vm, &rep, status) && !status)
-		status = 1;
-	fflush(stdout);
-	return status;
+		complain("guest memory still pinned at exit: %s", strerror(-rep.destroy_err));
+err_guest:
+	release_guest(o.guest, elf, elf_size);
+err_end:
+	vm_end_fini(&vm);
+	return ran ? conclude(&o, &vm, &rep, status) : status;
 }

@@ -7,7 +7,7 @@
  * VMM meets an error it cannot hand back to the guest (a triple fault, an
  * exit it does not know), or on the timeout.  Ending kicks every vCPU out
  * of KVM_RUN: immediate_exit for one about to enter, a signal for one in;
- * and it cancels the disk requests queued behind the one in progress, so
+ * and every device cancels the work queued behind what is in progress, so
  * that how much the guest queued does not decide how long the end takes.
  */
 #define _GNU_SOURCE
@@ -21,7 +21,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
-#include "virtio_blk.h"
+#include "device.h"
 
 #define SIG_KICK SIGUSR1
 
@@ -36,6 +36,35 @@ static void console_write(const uint8_t *p, size_t n)
 			fflush(stdout);
 	}
 	pthread_mutex_unlock(&console_mu);
+}
+
+int vm_end_init(struct vm *vm)
+{
+	pthread_condattr_t ca; /* vm_wait() counts its deadline on CLOCK_MONOTONIC */
+	int err = pthread_mutex_init(&vm->end_mu, NULL);
+
+	if (err)
+		return -err;
+	err = pthread_condattr_init(&ca);
+	if (err)
+		goto err_mu;
+	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(&vm->end_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (err)
+		goto err_mu;
+	return 0;
+
+err_mu:
+	pthread_mutex_destroy(&vm->end_mu);
+	return -err;
+}
+
+void vm_end_fini(struct vm *vm)
+{
+	pthread_cond_destroy(&vm->end_cv);
+	pthread_mutex_destroy(&vm->end_mu);
 }
 
 void vm_end(struct vm *vm, int status, const char *fmt, ...)
@@ -61,7 +90,7 @@ void vm_end(struct vm *vm, int status, const char *fmt, ...)
 	}
 	pthread_cond_broadcast(&vm->end_cv);
 	pthread_mutex_unlock(&vm->end_mu);
-	vblk_cancel(vm);
+	vm_devices_cancel(vm);
 }
 
 static void handle_io(struct vcpu *v)

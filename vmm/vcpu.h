@@ -7,6 +7,9 @@
 
 #include "vm.h"
 
+/* The VM's end, not yet come: 0 or -errno. */
+int vm_end_init(struct vm *vm);
+void vm_end_fini(struct vm *vm);
 /* Start one thread per vCPU; they run until the VM ends. */
 int vcpus_start(struct vm *vm);
 /* Wait for the VM to end (or for timeout_s, 0 = none: then it ends with 124). */

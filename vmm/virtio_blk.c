@@ -11,7 +11,7 @@
  * returns the chain on the used ring: the kernel's I/O on view pages is
  * bracketed by pins, as gmem.h asks.  While the worker is busy the driver
  * need not ring (VRING_USED_F_NO_NOTIFY); a conversion hypercall then first
- * has the device take what is on its ring (vblk_sync()), so that a request
+ * has the device take what is on its ring (its sync hook), so that a request
  * published before a conversion is pinned before it.  A buffer that is
  * private, not RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the
  * device never touches such memory and the disk is not written.  A request
@@ -36,6 +36,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "device.h"
 
 #define QUEUE_MAX 256
 /* after its last request, the worker watches the ring this long before sleeping */
@@ -62,7 +64,9 @@ struct vblk_req {
 
 struct vblk_dev {
 	struct vm *vm;
+	struct vm_device vdev; /* its place in the VM's devices */
 	struct virtio_mmio t;
+	uint64_t gpa; /* where the transport's registers are */
 	int fd;
 	uint64_t capacity; /* sectors */
 	unsigned int latency_ms;
@@ -284,10 +288,10 @@ static bool busy_poll(struct vblk_dev *d)
 	return false;
 }
 
-void vblk_sync(struct vm *vm)
+/* Before a conversion: take (and pin) the requests published but not announced. */
+static void sync_hook(void *opaque)
 {
-	if (vm->blk)
-		poll_ring(vm->blk, false);
+	poll_ring(opaque, false);
 }
 
 /*
@@ -425,6 +429,25 @@ static const struct virtio_dev_ops vblk_ops = {
 	.reset = reset,
 };
 
+/*
+ * The VM has ended: take nothing more from the ring, drop the requests
+ * queued but not started, cut the latency of the one waiting it out.
+ */
+static void cancel_hook(void *opaque)
+{
+	struct vblk_dev *d = opaque;
+
+	pthread_mutex_lock(&d->mu);
+	d->cancel = true;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+static const struct vm_device_ops vblk_vm_ops = {
+	.sync = sync_hook,
+	.cancel = cancel_hook,
+};
+
 static int open_image(const char *path)
 {
 	char tmpl[] = "/tmp/gmem-vmm-disk-XXXXXX";
@@ -452,15 +475,19 @@ static int open_image(const char *path)
 	return fd;
 }
 
-int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int latency_ms)
+int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int latency_ms,
+		struct vblk_dev **out)
 {
 	struct vblk_dev *d = calloc(1, sizeof(*d));
 	struct stat st;
 	int err;
 
-	if (!d)
+	if (!d) {
+		fprintf(stderr, "gmem-vmm: virtio-blk: %s\n", strerror(ENOMEM));
 		return -ENOMEM;
+	}
 	d->vm = vm;
+	d->gpa = gpa;
 	d->latency_ms = latency_ms;
 	d->fd = open_image(path);
 	if (d->fd < 0) {
@@ -469,6 +496,7 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	}
 	if (fstat(d->fd, &st)) {
 		err = -errno;
+		fprintf(stderr, "gmem-vmm: disk %s: %s\n", path ? path : "(temporary)", strerror(-err));
 		goto err_close;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -488,16 +516,23 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	}
 	virtio_mmio_init(&d->t, vm, &vblk_ops, d);
 	err = gpa_map_add_mmio(&vm->map, gpa, VIRTIO_MMIO_STRIDE, &virtio_mmio_ops, &d->t);
-	if (err)
-		goto err_locks;
-	err = -pthread_create(&d->worker, NULL, worker, d);
 	if (err) {
-		vm->map.n--;
+		fprintf(stderr, "gmem-vmm: virtio-blk at %#llx: %s\n", (unsigned long long)gpa,
+			strerror(-err));
 		goto err_locks;
 	}
-	vm->blk = d;
+	err = -pthread_create(&d->worker, NULL, worker, d);
+	if (err) {
+		fprintf(stderr, "gmem-vmm: virtio-blk: cannot start its worker: %s\n", strerror(-err));
+		goto err_mmio;
+	}
+	d->vdev = (struct vm_device){ .ops = &vblk_vm_ops, .dev = d };
+	vm_device_add(vm, &d->vdev);
+	*out = d;
 	return 0;
 
+err_mmio:
+	gpa_map_remove_mmio(&vm->map, gpa);
 err_locks:
 	virtio_mmio_fini(&d->t);
 	pthread_cond_destroy(&d->cv);
@@ -509,26 +544,9 @@ err_free:
 	return err;
 }
 
-void vblk_cancel(struct vm *vm)
+void vblk_destroy(struct vblk_dev *d, struct vblk_stats *st)
 {
-	struct vblk_dev *d = vm->blk;
-
-	if (!d)
-		return;
-	pthread_mutex_lock(&d->mu);
-	d->cancel = true;
-	pthread_cond_broadcast(&d->cv);
-	pthread_mutex_unlock(&d->mu);
-}
-
-void vblk_destroy(struct vm *vm, struct vblk_stats *st)
-{
-	struct vblk_dev *d = vm->blk;
-
-	if (st)
-		memset(st, 0, sizeof(*st));
-	if (!d)
-		return;
+	vm_device_remove(d->vm, &d->vdev);
 	pthread_mutex_lock(&d->mu);
 	d->cancel = true;
 	d->stop = true;
@@ -537,10 +555,10 @@ void vblk_destroy(struct vm *vm, struct vblk_stats *st)
 	pthread_join(d->worker, NULL); /* after the request it is doing, if any */
 	if (st)
 		*st = d->st;
+	gpa_map_remove_mmio(&d->vm->map, d->gpa);
 	virtio_mmio_fini(&d->t);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
 	close(d->fd);
 	free(d);
-	vm->blk = NULL;
 }

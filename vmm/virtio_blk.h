@@ -7,6 +7,8 @@
 
 #include "virtio_mmio.h"
 
+struct vblk_dev;
+
 struct vblk_stats {
 	uint64_t requests;  /* executed, whatever their status */
 	uint64_t bytes_read, bytes_written, errors;
@@ -15,22 +17,15 @@ struct vblk_stats {
 };
 
 /*
- * Open the image at path (NULL: a temporary 64 MiB image) and place the
- * device at gpa.  latency_ms delays every request while its buffers are
- * pinned (a slow disk, for testing).  0 or -errno with a message printed.
+ * Open the image at path (NULL: a temporary 64 MiB image), place the
+ * device at gpa and add it to the VM's devices.  latency_ms delays every
+ * request while its buffers are pinned (a slow disk, for testing).  0 and
+ * the device in *out, or -errno with a message printed.
  */
-int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int latency_ms);
-
-/*
- * The VM has ended: take nothing more from the ring, drop the requests
- * queued but not started, cut the latency of the one waiting it out.
- */
-void vblk_cancel(struct vm *vm);
+int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int latency_ms,
+		struct vblk_dev **out);
 
 /* Cancel, wait for the request in progress, and free; st (if set): the final counters. */
-void vblk_destroy(struct vm *vm, struct vblk_stats *st);
-
-/* Take (and pin) the requests the driver has published but not announced. */
-void vblk_sync(struct vm *vm);
+void vblk_destroy(struct vblk_dev *d, struct vblk_stats *st);
 
 #endif /* GMEM_VMM_VIRTIO_BLK_H */

@@ -68,7 +68,7 @@ struct vm {
 	char *dev_view; /* a host view of all RAM: devices reach memory only through it */
 	struct gpa_map map;
 	struct vcpu vcpus[MAX_VCPUS];
-	struct vblk_dev *blk;
+	struct vm_device *devices; /* device.h: the hooks generic code calls */
 	struct snoop *snoop;
 
 	/* ending */
@@ -83,10 +83,16 @@ struct vm {
 	struct vm_counters n;
 };
 
-/* gpa.c: the guest-physical address map, and the only way to turn a GPA into memory */
+/*
+ * gpa.c: the guest-physical address map, and the only way to turn a GPA
+ * into memory.  The map changes only while no vCPU runs: gpa_classify()'s
+ * answer points into it, unlocked.
+ */
 void gpa_map_init(struct gpa_map *m, uint64_t ram_size);
 int gpa_map_add_mmio(struct gpa_map *m, uint64_t gpa, uint64_t size, const struct mmio_ops *ops,
 		     void *dev);
+/* Take out the MMIO region placed at gpa: 0, or -ENOENT if there is none. */
+int gpa_map_remove_mmio(struct gpa_map *m, uint64_t gpa);
 const struct region *gpa_classify(const struct gpa_map *m, uint64_t gpa);
 int gpa_ram_offset(const struct gpa_map *m, uint64_t gpa, uint64_t len, uint64_t *offset);
 

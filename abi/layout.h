@@ -12,8 +12,8 @@
  * [low_end - (i + 1) * 64 KiB, low_end - i * 64 KiB).  Programs load at or
  * above 1 MiB, below the stacks.
  */
-#ifndef GMEM_GUEST_LAYOUT_H
-#define GMEM_GUEST_LAYOUT_H
+#ifndef GMEM_ABI_LAYOUT_H
+#define GMEM_ABI_LAYOUT_H
 
 #define BOOT_GDT 0x1000ULL
 #define BOOT_PML4 0x2000ULL
@@ -42,4 +42,4 @@
 #define HC_MAP_GPA_RANGE_PAGE_SZ_MASK 0xfULL /* size hint: 0 4K, 1 2M, 2 1G */
 #define HC_MAP_GPA_RANGE_ENCRYPTED (1ULL << 4) /* set: private; clear: shared */
 
-#endif /* GMEM_GUEST_LAYOUT_H */
+#endif /* GMEM_ABI_LAYOUT_H */

@@ -6,8 +6,8 @@
  * scans everything it can read for it.  The image holds it XORed, so the
  * marker itself appears nowhere but where the guest put it.
  */
-#ifndef GMEM_GUEST_SECRET_H
-#define GMEM_GUEST_SECRET_H
+#ifndef GMEM_ABI_SECRET_H
+#define GMEM_ABI_SECRET_H
 
 #define SECRET_XOR 0x5a
 #define SECRET_LEN 16
@@ -16,4 +16,4 @@
 	{ 0x1d, 0x17, 0x1f, 0x17, 0x77, 0x09, 0x1f, 0x19, 0x08, 0x1f, 0x0e, 0x77, 0x11, 0x1f, \
 	  0x03, 0x60 }
 
-#endif /* GMEM_GUEST_SECRET_H */
+#endif /* GMEM_ABI_SECRET_H */

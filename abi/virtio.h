@@ -4,8 +4,8 @@
  * offsets, status bits, split-virtqueue layout and virtio-blk requests.
  * Shared by the guest driver and gmem-vmm's devices.
  */
-#ifndef GMEM_VIRTIO_H
-#define GMEM_VIRTIO_H
+#ifndef GMEM_ABI_VIRTIO_H
+#define GMEM_ABI_VIRTIO_H
 
 #include <stdint.h>
 
@@ -95,4 +95,4 @@ struct virtio_blk_req_hdr {
 	uint64_t sector;
 };
 
-#endif /* GMEM_VIRTIO_H */
+#endif /* GMEM_ABI_VIRTIO_H */
