@@ -154,8 +154,12 @@ typedef void (*gmem_convert_cb)(struct gmem *g, uint64_t offset, uint64_t len,
 /*
  * Create a gmem.  Backing memory is allocated lazily.  -EINVAL for a bad
  * config, -EOPNOTSUPP when the kernel cannot provide what is asked (shmem
- * huge pages for GMEM_BACKING_THP, userfaultfd minor faults or poison),
- * -EPERM when userfaultfd is not permitted, -ENOMEM.
+ * huge pages for GMEM_BACKING_THP, userfaultfd minor faults or poison, or
+ * userfaultfd at all: the system call missing or filtered with ENOSYS and
+ * no /dev/userfaultfd), -EPERM when userfaultfd is not permitted (the
+ * system call refused - vm.unprivileged_userfaultfd=0 without
+ * CAP_SYS_PTRACE, or a filter - and /dev/userfaultfd absent or not
+ * accessible), -ENOMEM.
  */
 GMEM_API int gmem_create(const struct gmem_config *cfg, struct gmem **out);
 

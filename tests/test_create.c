@@ -2,16 +2,32 @@
 /*
  * test_create.c - creating and destroying: invalid configurations (the
  * kernel's create_guest_memfd_invalid_sizes and flags cases), lazy
- * allocation, THP availability and mappings, destroy with pins; the
- * version.
+ * allocation, THP availability and mappings, destroy with pins, the
+ * version, and where the userfaultfd comes from in a jailed process: a
+ * seccomp filter that hides the system call, no CAP_SYS_PTRACE under
+ * vm.unprivileged_userfaultfd=0, /dev/userfaultfd missing or refused.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "sysfs.h"
@@ -251,4 +267,216 @@ TEST(create_many_objects)
 	}
 	for (int i = 0; i < 16; i++)
 		CHECK_OK(gmem_destroy(g[i]));
+}
+
+/*
+ * Where the userfaultfd comes from.  A jailed VMM may have the system call
+ * refused - EPERM under vm.unprivileged_userfaultfd=0 without
+ * CAP_SYS_PTRACE, ENOSYS from a seccomp filter - and only /dev/userfaultfd
+ * (Linux 6.1) to fall back on, or not even that.  Each setting below runs
+ * in a child of its own: filters, dropped capabilities and mount
+ * namespaces cannot be undone.
+ */
+#define UFFD_DEV "/dev/userfaultfd"
+#define UNPRIV_UFFD "/proc/sys/vm/unprivileged_userfaultfd"
+
+enum uffd_dev_setting {
+	DEV_AS_IS,
+	DEV_NULL_OVER, /* /dev/null bound over the node: open works, the ioctl says ENOTTY */
+	DEV_MISSING,   /* an empty /dev: ENOENT */
+	DEV_NO_ACCESS, /* a mode-0 node and no CAP_DAC_OVERRIDE: EACCES */
+};
+
+/* Run fn in a child; its failure fails the case, its skip skips it. */
+static void in_child(void (*fn)(int), int arg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		sysfs_forget(); /* the case restores what it set, not this child */
+		fn(arg);
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		SKIP("see the reason above");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* userfaultfd(2) answers ENOSYS from now on, as a sandbox's filter makes it. */
+static void hide_uffd_syscall(void)
+{
+#if defined(__x86_64__)
+	const unsigned int arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+	const unsigned int arch = AUDIT_ARCH_AARCH64;
+#else
+	const unsigned int arch = 0;
+#endif
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_userfaultfd, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	if (!arch)
+		SKIP("no seccomp filter written for this architecture");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0))
+		SKIP("seccomp filter: %s", strerror(errno));
+	errno = 0;
+	CHECK(syscall(SYS_userfaultfd, O_CLOEXEC) == -1 && errno == ENOSYS);
+}
+
+/* Drop capabilities (CAP_* bits below 32) from every set of this process. */
+static void drop_caps(uint32_t caps)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	CHECK_OK(syscall(SYS_capget, &hdr, data));
+	data[0].effective &= ~caps;
+	data[0].permitted &= ~caps;
+	data[0].inheritable &= ~caps;
+	CHECK_OK(syscall(SYS_capset, &hdr, data));
+}
+
+/* Set /dev/userfaultfd up as `how` says, in a mount namespace of this process's own. */
+static void set_uffd_dev(enum uffd_dev_setting how)
+{
+	struct stat st;
+
+	if (how == DEV_AS_IS)
+		return;
+	if (stat(UFFD_DEV, &st) || !S_ISCHR(st.st_mode))
+		SKIP("no %s (Linux 6.1)", UFFD_DEV);
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		SKIP("mount namespace: %s", strerror(errno));
+	if (how == DEV_NULL_OVER) {
+		CHECK_OK(mount("/dev/null", UFFD_DEV, NULL, MS_BIND, NULL));
+		return;
+	}
+	CHECK_OK(mount("tmpfs", "/dev", "tmpfs", 0, "mode=755"));
+	CHECK_OK(mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)));
+	if (how == DEV_NO_ACCESS) {
+		CHECK_OK(mknod(UFFD_DEV, S_IFCHR, st.st_rdev));
+		CHECK_OK(chmod(UFFD_DEV, 0));
+		drop_caps(1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH);
+		CHECK(open(UFFD_DEV, O_RDWR) == -1 && errno == EACCES);
+	}
+}
+
+/* The library works: a page made private refuses a host touch at its address. */
+static void create_convert_refuse(void)
+{
+	struct gmem_config cfg = { .size = 4 * PS };
+	struct gmem *g = NULL;
+	siginfo_t si;
+	void *v;
+
+	CHECK_OK(gmem_create(&cfg, &g));
+	CHECK_OK(gmem_view_map(g, 0, 4 * PS, 0, &v));
+	fill_page((char *)v + PS, 1, 3);
+	CHECK_OK(gmem_convert(g, PS, PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_EQ(touch((char *)v + PS, false, NULL, &si), SIGBUS);
+	CHECK(si.si_addr == (char *)v + PS);
+	CHECK_EQ(touch(v, true, NULL, NULL), 0);
+	CHECK_OK(gmem_convert(g, PS, PS, GMEM_SHARED, 0, NULL));
+	CHECK(page_has((char *)v + PS, 1, 3));
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
+static long long threads(void)
+{
+	return status_kb("Threads");
+}
+
+/* gmem_create fails with `want`, cleanly: nothing stored, leaked or left running. */
+static void create_fails(int want)
+{
+	struct gmem_config cfg = { .size = 4 * PS };
+	struct gmem *g = NULL;
+	long long nthreads = threads();
+	int fds = open_fds();
+
+	CHECK_EQ(gmem_create(&cfg, &g), want);
+	CHECK(g == NULL);
+	CHECK_EQ(open_fds(), fds);
+	CHECK_EQ(threads(), nthreads);
+}
+
+static void seccomp_enosys_child(int how)
+{
+	set_uffd_dev((enum uffd_dev_setting)how);
+	hide_uffd_syscall();
+	switch (how) {
+	case DEV_AS_IS:
+		if (access(UFFD_DEV, R_OK | W_OK))
+			SKIP("%s: %s (Linux 6.1)", UFFD_DEV, strerror(errno));
+		create_convert_refuse();
+		break;
+	case DEV_MISSING: /* no userfaultfd at all for this process */
+		create_fails(-EOPNOTSUPP);
+		break;
+	default: /* one there, not for this process */
+		create_fails(-EPERM);
+		break;
+	}
+}
+
+/* A seccomp filter answering userfaultfd(2) with ENOSYS: the library uses the device. */
+TEST_ONCE(create_with_uffd_syscall_filtered)
+{
+	in_child(seccomp_enosys_child, DEV_AS_IS);
+	in_child(seccomp_enosys_child, DEV_NULL_OVER);
+	in_child(seccomp_enosys_child, DEV_MISSING);
+	in_child(seccomp_enosys_child, DEV_NO_ACCESS);
+}
+
+static void no_ptrace_child(int how)
+{
+	set_uffd_dev((enum uffd_dev_setting)how);
+	drop_caps(1u << CAP_SYS_PTRACE);
+	errno = 0;
+	CHECK(syscall(SYS_userfaultfd, O_CLOEXEC) == -1 && errno == EPERM);
+	if (how == DEV_AS_IS) {
+		if (access(UFFD_DEV, R_OK | W_OK))
+			SKIP("%s: %s (Linux 6.1)", UFFD_DEV, strerror(errno));
+		create_convert_refuse();
+	} else {
+		create_fails(-EPERM);
+	}
+}
+
+/*
+ * vm.unprivileged_userfaultfd=0 and no CAP_SYS_PTRACE: the system call is
+ * refused and /dev/userfaultfd serves; without the device, -EPERM.
+ */
+TEST_ONCE(create_without_ptrace_uses_dev_userfaultfd)
+{
+	if (test_write_file(UNPRIV_UFFD, "0"))
+		SKIP("cannot set %s (not root?)", UNPRIV_UFFD);
+	in_child(no_ptrace_child, DEV_AS_IS);
+	in_child(no_ptrace_child, DEV_NULL_OVER);
+	in_child(no_ptrace_child, DEV_MISSING);
+	in_child(no_ptrace_child, DEV_NO_ACCESS);
 }

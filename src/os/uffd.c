@@ -22,21 +22,44 @@
  */
 #define UFFD_EVENTS (UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP)
 
+/*
+ * A userfaultfd: from the system call, or else from /dev/userfaultfd (Linux
+ * 6.1), which anyone who may open the node may use.  The system call fails
+ * with EPERM when vm.unprivileged_userfaultfd is 0 and the process lacks
+ * CAP_SYS_PTRACE, and with ENOSYS on a kernel without userfaultfd or under
+ * a seccomp filter that refuses it so (ENOSYS is how a filter says "not
+ * here": callers look for another way); after either, the device is tried.
+ * (UFFD_USER_MODE_ONLY would get past the sysctl, but the kernel's own
+ * accesses to views - read(2) into one - would then fail with EFAULT
+ * instead of reaching the fault thread.)
+ *
+ * Returns the descriptor, or: -EOPNOTSUPP when the process has no
+ * userfaultfd at all (ENOSYS and no device node); -EPERM when it is
+ * refused (the system call refused, and the device node absent, not
+ * openable, or not the device - a jail's /dev/null bound over it answers
+ * the ioctl with ENOTTY); -EMFILE, -ENFILE or -ENOMEM as they come.
+ */
 static int uffd_new(void)
 {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	int dev, err;
+	int dev, why;
 
-	if (fd >= 0 || errno != EPERM)
-		return fd >= 0 ? fd : -errno;
-	/* Without vm.unprivileged_userfaultfd, /dev/userfaultfd may still allow it. */
+	if (fd >= 0)
+		return fd;
+	why = errno;
+	if (why != EPERM && why != ENOSYS)
+		return -why;
 	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		return -EPERM;
+	if (dev < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+			return -errno;
+		return why == ENOSYS && errno == ENOENT ? -EOPNOTSUPP : -EPERM;
+	}
 	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-	err = fd < 0 ? -errno : 0;
+	if (fd < 0)
+		fd = errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -errno : -EPERM;
 	close(dev);
-	return fd >= 0 ? fd : err;
+	return fd;
 }
 
 /* A userfaultfd with `features`, or -errno (-EOPNOTSUPP if the kernel lacks some). */
@@ -46,7 +69,7 @@ static int uffd_with(uint64_t features)
 	int fd = uffd_new(), err;
 
 	if (fd < 0)
-		return fd == -ENOSYS ? -EOPNOTSUPP : fd;
+		return fd;
 	if (ioctl(fd, UFFDIO_API, &api)) {
 		err = errno == EPERM ? -EPERM : -EOPNOTSUPP;
 		close(fd);

@@ -19,9 +19,13 @@
 
 /*
  * A userfaultfd for this process with the features views need, and the
- * events that report unmapping and moving them.  *have says what else the
- * kernel gives: UFFD_HAVE_FORK, fork() reported too (it needs
- * CAP_SYS_PTRACE); UFFD_HAVE_PROBE, uffd_changing() answers.
+ * events that report unmapping and moving them: from userfaultfd(2), or
+ * from /dev/userfaultfd when the system call is refused (EPERM, or ENOSYS
+ * from a seccomp filter).  *have says what else the kernel gives:
+ * UFFD_HAVE_FORK, fork() reported too (it needs CAP_SYS_PTRACE);
+ * UFFD_HAVE_PROBE, uffd_changing() answers.  -EOPNOTSUPP when the process
+ * has no userfaultfd (neither the system call nor the device) or it lacks
+ * a feature, -EPERM when one exists but is refused to it.
  */
 #define UFFD_HAVE_FORK (1u << 0)
 #define UFFD_HAVE_PROBE (1u << 1)
