@@ -101,7 +101,7 @@ lib: $(LIB_A) $(LIB_SO)
 
 # The Debian packages each part needs, installed when missing (a no-op
 # otherwise).  Only these targets install anything: "make deps check".
-DEPS := make gcc libc6-dev binutils
+DEPS := make gcc libc6-dev binutils groff-base man-db
 DEPS_BENCH := python3 python3-matplotlib
 DEPS_VERIFY := spin
 DEPS_FUZZ := clang libclang-rt-14-dev
@@ -221,7 +221,7 @@ check:
 	@$(MAKE) --no-print-directory $(TEST_BINS) $(VMM) $(GUEST_TESTS) $(REPLAY) lib
 	@GMEM_VMM=$(VMM) GUEST_DIR=$(BUILD)/guest/tests tests/run.sh \
 		"scripts/lib-symbols.sh $(LIB_A) $(LIB_SO)" "scripts/check-api.sh $(LIB_A) $(LIB_SO)" \
-		$(TEST_BINS) "$(REPLAY) fuzz/corpus" tests/model_refs.sh
+		scripts/check-man.sh $(TEST_BINS) "$(REPLAY) fuzz/corpus" tests/model_refs.sh
 
 run:
 	@$(MAKE) --no-print-directory $(VMM)

@@ -15,8 +15,8 @@
 #    declare yet is not compiled (a note says so).
 #
 # One line per problem, then "check-man: ok" or "check-man: FAIL"; the
-# exit status is 0 only for ok.  Needs groff (installs groff-base when
-# missing, through scripts/ensure-packages.sh) and a C compiler ($CC).
+# exit status is 0 only for ok.  Needs groff and man (make deps installs
+# them) and a C compiler ($CC).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -30,12 +30,10 @@ problem() {
 	problems=$((problems + 1))
 }
 
-if ! command -v groff >/dev/null 2>&1; then
-	scripts/ensure-packages.sh groff-base >&2 || true
-fi
-if ! command -v groff >/dev/null 2>&1; then
-	echo "check-man: groff not found"
+if ! command -v groff >/dev/null 2>&1 || ! command -v man >/dev/null 2>&1; then
+	echo "check-man: groff or man not found: make deps installs them"
 	echo "check-man: FAIL"
+	echo "# 0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
 
@@ -202,7 +200,9 @@ done
 
 if [ "$problems" -eq 0 ]; then
 	echo "check-man: ok"
+	echo "# 1 passed, 0 failed, 0 skipped"
 	exit 0
 fi
 echo "check-man: FAIL ($problems problems)"
+echo "# 0 passed, 1 failed, 0 skipped"
 exit 1
