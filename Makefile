@@ -11,6 +11,7 @@
 #   make verify          model-check the conversion protocol (model/gmem.pml, spin)
 #   make fuzz SECONDS=N  libFuzzer: the library against its reference model (fuzz/)
 #   make soak SECONDS=N  every operation at once, invariants checked throughout (soak/)
+#   make mutate          every mutant of the library (tests/mutants) caught by a test
 #   make install         the library, its header, gmem.pc, man pages and gmem-vmm;
 #                        install-lib: all but gmem-vmm; uninstall.  PREFIX, BINDIR,
 #                        LIBDIR, INCLUDEDIR, MANDIR, PKGCONFIGDIR and DESTDIR apply
@@ -94,7 +95,7 @@ VMM := $(BUILD)/vmm/gmem-vmm
 # Everything but -Isrc: the library's internals are out of the VMM's reach.
 VMM_CFLAGS = $(filter-out -Isrc,$(ALL_CFLAGS)) -Iabi
 
-.PHONY: FORCE all lib check run run-libdemo bench bench-check perf-doc verify fuzz soak \
+.PHONY: FORCE all lib check run run-libdemo bench bench-check perf-doc verify fuzz soak mutate \
 	install install-lib uninstall clean deps deps-bench deps-verify deps-fuzz deps-all
 all: lib $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 lib: $(LIB_A) $(LIB_SO)
@@ -275,7 +276,11 @@ SOAK := $(BUILD)/soak/gmem-soak
 $(SOAK): $(BUILD)/soak/soak.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
-# Half the time on shmem, half on THP; exits non-zero on any violation.
+# Every mutant in tests/mutants must make a test fail (scripts/mutate.sh).
+mutate:
+	@scripts/mutate.sh
+
+# The time split between its settings; exits non-zero on any violation.
 soak:
 	@$(MAKE) --no-print-directory $(SOAK)
 	@$(SOAK) $(SECONDS)
