@@ -30,7 +30,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "compat.h"
 #include "internal.h"
 #include "os/uffd.h"
 

@@ -19,7 +19,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "compat.h"
 #include "internal.h"
 #include "os/uffd.h"
 
