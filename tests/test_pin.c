@@ -138,7 +138,7 @@ TEST(convert_wait_succeeds_when_pins_drop)
 	CHECK_OK(pthread_join(u.tid, NULL));
 	for (uint64_t p = 0; p < 8; p++)
 		CHECK_EQ(gmem_state(g, p * PS), GMEM_PRIVATE);
-	CHECK_EQ(touch(v + 3 * PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + 3 * PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 }
@@ -147,13 +147,10 @@ TEST(convert_wait_succeeds_when_pins_drop)
  * if the backing is unavailable. */
 static struct gmem *create_timeout(const struct env *e, uint32_t timeout_ms)
 {
-	struct gmem_config cfg = {
-		.size = e->unit > 2 * PS ? e->unit : 2 * PS,
-		.backing = e->backing,
-		.wait_timeout_ms = timeout_ms,
-	};
+	struct gmem_config cfg = tg_config(e, 2 * PS, 0, 0);
 	struct gmem *g;
 
+	cfg.wait_timeout_ms = timeout_ms;
 	return gmem_create(&cfg, &g) ? NULL : g;
 }
 
@@ -221,7 +218,7 @@ TEST(convert_wait_parks_touches_until_private)
 	done = now_ms();
 	CHECK_OK(pthread_join(u.tid, NULL));
 	CHECK_OK(pthread_join(t.tid, NULL));
-	CHECK_EQ(t.sig, SIGBUS);
+	CHECK_EQ(t.sig, env->sig);
 	CHECK(t.at >= done - 1); /* not refused while the outcome was open */
 	CHECK_EQ(gmem_state(g, 0), GMEM_PRIVATE);
 	CHECK_OK(gmem_audit(g));
@@ -345,7 +342,7 @@ TEST(convert_defer_completes_on_last_unpin)
 	for (uint64_t p = 0; p < 8; p++)
 		CHECK_EQ(gmem_state(g, p * PS), p == 7 ? GMEM_PRIVATE : GMEM_CONVERTING);
 	/* in transit: no new faults, no new pins */
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_EQ(gmem_pin(g, 0, PS, 0), -EAGAIN);
 	CHECK_EQ(gmem_pin(g, 0, PS, GMEM_PIN_LONGTERM), -EAGAIN);
 	CHECK_EQ(gmem_pin(g, 6 * PS, 2 * PS, 0), -EACCES); /* the private page decides */
@@ -414,7 +411,7 @@ TEST(convert_defer_cancelled)
 	CHECK_OK(gmem_convert(g, 6 * PS, PS, GMEM_PRIVATE, 0, NULL));
 	CHECK_OK(gmem_pin(g, PS, PS, 0));
 	CHECK_EQ(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
-	CHECK_EQ(touch(v + 3 * PS, true, NULL, NULL), SIGBUS); /* refused while in transit */
+	CHECK_EQ(touch(v + 3 * PS, true, NULL, NULL), env->sig); /* refused while in transit */
 
 	/* to shared over part of it: the whole pending conversion is cancelled */
 	CHECK_OK(gmem_convert(g, 2 * PS, PS, GMEM_SHARED, 0, NULL));
@@ -535,13 +532,13 @@ TEST(convert_defer_pinned_io_completes)
 	fill_page(v, 0, 1);
 	CHECK_OK(gmem_pin(g, PS, PS, 0));
 	CHECK_EQ(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
-	CHECK_EQ(touch(v, false, NULL, NULL), SIGBUS); /* unpinned: refused */
+	CHECK_EQ(touch(v, false, NULL, NULL), env->sig); /* unpinned: refused */
 	fill_page(v + PS, 1, 2);                        /* pinned: the I/O goes on */
 	CHECK(page_has(v + PS, 1, 2));
 	CHECK_OK(gmem_audit(g)); /* a pinned page in transit may be mapped */
 	CHECK_OK(gmem_unpin(g, PS, PS, 0));
 	CHECK_EQ(gmem_state(g, PS), GMEM_PRIVATE);
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS); /* unmapped with its last pin */
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig); /* unmapped with its last pin */
 	CHECK(page_has((char *)guest + PS, 1, 2));
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
@@ -577,7 +574,7 @@ TEST(convert_wait_lets_pinned_io_finish)
 	CHECK_OK(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_WAIT, NULL));
 	CHECK_OK(pthread_join(io.tid, NULL));
 	CHECK(page_has(guest, 0, 5)); /* the I/O landed before the page went private */
-	CHECK_EQ(touch(io.buf, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(io.buf, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 }

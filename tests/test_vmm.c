@@ -475,7 +475,7 @@ TEST_ONCE(vmm_without_kvm_is_an_error)
 	unlink("/tmp/gmem-test-err");
 }
 
-TEST_FULL(vmm_demo, true, 120)
+TEST_OPTS(vmm_demo, .once = true, .timeout_s = 120)
 {
 	struct run r;
 
