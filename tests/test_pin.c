@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -577,4 +579,113 @@ TEST(convert_wait_lets_pinned_io_finish)
 	CHECK_EQ(touch(io.buf, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A pin racing plain conversions of its page, aimed at the one ordering
+ * that keeps them apart: a conversion publishes CONVERTING and learns the
+ * pins in one step, a pin raises its count and learns the state in one.
+ * A conversion that looked for pins before publishing (seed 002's
+ * speculative reference) misses a pin taken in between, which found the
+ * page still shared: the page ends private under the pin.  The pages have
+ * pin words already (a page's first pin makes its word, under the lock
+ * conversions take, which would keep the two apart), and each side checks
+ * what the other did: a conversion that succeeded, that no pin was held;
+ * a pinner, that its page is not private.  Each pin is held until the
+ * conversion under way when it was taken has ended and checked, so that
+ * neither side can miss the other.
+ */
+#define RACE_PAGES 4
+#define RACE_SECONDS 2
+#define RACE_SPINS 2000
+
+struct pin_race {
+	struct gmem *g;
+	_Atomic int held[RACE_PAGES]; /* a pin the pinner holds on the page */
+	_Atomic uint64_t attempts;     /* conversions to private ended (and checked) */
+	_Atomic bool stop;
+	_Atomic uint64_t pins, conversions, caught;
+	char what[160];
+};
+
+static void race_caught(struct pin_race *r, const char *what, uint64_t page)
+{
+	if (atomic_fetch_add(&r->caught, 1) == 0)
+		snprintf(r->what, sizeof(r->what), "%s (page %llu)", what, (unsigned long long)page);
+	atomic_store(&r->stop, true);
+}
+
+static void *race_pinner(void *arg)
+{
+	struct pin_race *r = arg;
+
+	for (uint64_t i = 0; !atomic_load(&r->stop); i++) {
+		uint64_t p = i % RACE_PAGES, seen;
+		int err = gmem_pin(r->g, p * PS, PS, 0);
+
+		if (err) {
+			if (err != -EAGAIN && err != -EACCES)
+				race_caught(r, "unexpected pin error", p);
+			continue;
+		}
+		atomic_store(&r->held[p], 1);
+		/*
+		 * Held until the conversion under way has ended: spinning, as
+		 * the converter runs beside us; then gmem_state() waits for the
+		 * lock a conversion holds, as when it was preempted mid-way.
+		 */
+		seen = atomic_load(&r->attempts);
+		for (int spin = 0; spin < RACE_SPINS && atomic_load(&r->attempts) == seen; spin++)
+			;
+		if (gmem_state(r->g, p * PS) == GMEM_PRIVATE)
+			race_caught(r, "a pinned page is private", p);
+		atomic_store(&r->held[p], 0);
+		if (gmem_unpin(r->g, p * PS, PS, 0))
+			race_caught(r, "unpin failed", p);
+		atomic_fetch_add(&r->pins, 1);
+		/*
+		 * As long again with no pin held: a converter sharing our CPU
+		 * mostly finds none, and may be preempted between its steps,
+		 * for us to pin right there.
+		 */
+		for (int spin = 0; spin < RACE_SPINS && !atomic_load(&r->stop); spin++)
+			;
+	}
+	return NULL;
+}
+
+TEST_OPTS(pin_races_plain_conversion, .skip = ONE_SIGNAL_EACH,
+	  .why = "2 s of pins racing conversions, no host touch: one signal a backing")
+{
+	struct pin_race r = { .g = tg_create(env, RACE_PAGES * PS, 0, 0) };
+	double t0 = now_ms();
+	pthread_t pinner;
+
+	CHECK_OK(gmem_pin(r.g, 0, RACE_PAGES * PS, 0)); /* the pin words, made once */
+	CHECK_OK(gmem_unpin(r.g, 0, RACE_PAGES * PS, 0));
+	CHECK_OK(pthread_create(&pinner, NULL, race_pinner, &r));
+	while (!atomic_load(&r.stop) && now_ms() - t0 < RACE_SECONDS * 1000) {
+		int err = gmem_convert(r.g, 0, RACE_PAGES * PS, GMEM_PRIVATE, 0, NULL);
+
+		if (!err) {
+			for (uint64_t p = 0; p < RACE_PAGES; p++)
+				if (atomic_load(&r.held[p]))
+					race_caught(&r, "converted while pinned", p);
+			atomic_fetch_add(&r.conversions, 1);
+		} else if (err != -EAGAIN) {
+			race_caught(&r, "unexpected conversion error", 0);
+		}
+		atomic_fetch_add(&r.attempts, 1);
+		if (!err)
+			CHECK_OK(gmem_convert(r.g, 0, RACE_PAGES * PS, GMEM_SHARED, 0, NULL));
+	}
+	atomic_store(&r.stop, true);
+	CHECK_OK(pthread_join(pinner, NULL));
+	printf("  %llu pins, %llu conversions in %.0f ms\n",
+	       (unsigned long long)atomic_load(&r.pins),
+	       (unsigned long long)atomic_load(&r.conversions), now_ms() - t0);
+	if (atomic_load(&r.caught))
+		test_fail(__FILE__, __LINE__, "%s", r.what);
+	CHECK(atomic_load(&r.pins) > 0 && atomic_load(&r.conversions) > 0);
+	CHECK_OK(gmem_destroy(r.g));
 }
