@@ -488,7 +488,8 @@ TEST(dofork_child_views_refused)
 	if (pid == 0) {
 		siginfo_t si;
 
-		/* shared or private, mapped in the parent or not: refused */
+		/* shared or private, mapped in the parent or not: refused, and with
+		 * SIGBUS whatever the object's policy (gmem.h) */
 		if (touch(v + 5 * PS, false, NULL, &si) != SIGBUS || si.si_addr != v + 5 * PS)
 			_exit(1);
 		if (touch(v + 4 * PS, false, NULL, &si) != SIGBUS)
