@@ -71,7 +71,8 @@ LIB_SO := $(BUILD)/lib/libgmem.so
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-TEST_COMMON := $(BUILD)/tests/harness.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o
+TEST_COMMON := $(BUILD)/tests/harness.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o \
+	$(BUILD)/tests/pagecheck.o
 
 DEMO := $(BUILD)/demo/gmem-demo
 BENCH := $(BUILD)/bench/gmem-bench
@@ -273,7 +274,8 @@ fuzz:
 		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus fuzz/corpus
 
 SOAK := $(BUILD)/soak/gmem-soak
-$(SOAK): $(BUILD)/soak/soak.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o $(LIB_A)
+$(SOAK): $(BUILD)/soak/soak.o $(BUILD)/tests/touch.o $(BUILD)/tests/sysfs.o \
+	$(BUILD)/tests/pagecheck.o $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
 # Every mutant in tests/mutants must make a test fail (scripts/mutate.sh).

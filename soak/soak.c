@@ -11,7 +11,8 @@
  *  - the guest writes a secret only into private pages, and no host read
  *    through a view ever returns one (the converter scrubs before sharing,
  *    as a guest does); every page a host reads holds whole, well-formed
- *    contents of its own (contents survive conversions);
+ *    contents of its own (contents survive conversions) - the page check
+ *    the stress test uses too (tests/pagecheck.c);
  *  - I/O on a pinned page always goes through, and a pinned page is never
  *    private;
  *  - every call returns what the contract allows, its error offset inside
@@ -41,6 +42,7 @@
 
 #include "../tests/sysfs.h"
 #include "../tests/memlock.h"
+#include "../tests/pagecheck.h"
 #include "../tests/touch.h"
 #include "gmem.h"
 
@@ -48,8 +50,6 @@
 #define NPAGES 512 /* one 2 MiB huge page */
 #define HOT 48     /* most ranges fall in the first HOT pages: more collisions */
 #define NVIEWS 3
-#define WORDS (PS / 8)
-#define SECRET 0x5ec4e7000000000ULL /* a guest secret's marker */
 #define NSTRIPES 32 /* page locks, striped: a whole range takes 32, not 512 */
 #define stripe(p) ((p) % NSTRIPES)
 
@@ -108,18 +108,6 @@ static void pick(uint64_t *x, uint64_t *first, uint64_t *n)
 	}
 }
 
-/* Page p's contents: zero (discarded), public data of p, or p's secret. */
-static uint64_t public_word(uint64_t p, uint64_t gen)
-{
-	return p << 40 | (gen & 0xffffffffffULL);
-}
-
-static void fill(volatile char *page, uint64_t w)
-{
-	for (size_t i = 0; i < WORDS; i++)
-		((volatile uint64_t *)page)[i] = w;
-}
-
 /*
  * A host write of a whole page through a view.  If the page turns private
  * under it (a deferred conversion completing as its last pin drops), the
@@ -141,7 +129,7 @@ static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w, bool wa
 		int st = gmem_state(s->g, p * PS);
 
 		if (st == GMEM_PRIVATE) {
-			fill(s->guest + p * PS, w);
+			pc_fill(s->guest + p * PS, w);
 			break;
 		}
 		if (st == GMEM_SHARED)
@@ -155,18 +143,11 @@ static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w, bool wa
 /* Whether a page read by the host is whole and its own; secrets are violations. */
 static void check_page(struct soak *s, uint64_t p, const uint64_t *w, const char *who)
 {
-	for (size_t i = 1; i < WORDS; i++)
-		if (w[i] != w[0]) {
-			violation(s, "%s: page %llu is torn (word %zu %#llx, word 0 %#llx)", who,
-				  (unsigned long long)p, i, (unsigned long long)w[i],
-				  (unsigned long long)w[0]);
-			return;
-		}
-	if ((w[0] & ~0xfffULL) == SECRET)
-		violation(s, "%s: the host read page %llu's guest secret", who, (unsigned long long)p);
-	else if (w[0] && w[0] >> 40 != p)
-		violation(s, "%s: page %llu holds page %llu's data", who, (unsigned long long)p,
-			  (unsigned long long)(w[0] >> 40));
+	struct pc_check c = pc_check(w, p);
+	char why[128];
+
+	if (!pc_ok(&c))
+		violation(s, "%s: %s", who, pc_describe(&c, p, why, sizeof(why)));
 }
 
 static uint32_t stripes_of(uint64_t first, uint64_t n)
@@ -229,8 +210,8 @@ static void *converter(void *arg)
 			/* secrets live in private pages only; others may be converting */
 			for (uint64_t p = first; p < first + n; p++)
 				if (gmem_state(s->g, p * PS) == GMEM_PRIVATE &&
-				    (*(volatile uint64_t *)(s->guest + p * PS) & ~0xfffULL) == SECRET)
-					fill(s->guest + p * PS, public_word(p, r));
+				    pc_is_secret(*(volatile uint64_t *)(s->guest + p * PS)))
+					pc_fill(s->guest + p * PS, pc_public(p, r));
 			err = gmem_convert(s->g, first * PS, n * PS, GMEM_SHARED, 0, NULL);
 			unlock_pages(s, first, n);
 			if (err)
@@ -258,7 +239,7 @@ static void *pinner(void *arg)
 {
 	struct soak *s = arg;
 	uint64_t x = (uint64_t)pthread_self() | 3;
-	uint64_t w[WORDS];
+	uint64_t w[PC_WORDS];
 
 	while (!atomic_load(&s->stop)) {
 		uint64_t first, n, r = rnd(&x);
@@ -291,7 +272,7 @@ static void *pinner(void *arg)
 					  (unsigned long long)p, sig, gmem_state(s->g, p * PS));
 			else
 				check_page(s, p, w, "pinned I/O");
-			if (!sig && r % 2 && host_fill(s, p, page, public_word(p, r), false))
+			if (!sig && r % 2 && host_fill(s, p, page, pc_public(p, r), false))
 				violation(s, "a write to pinned page %llu was refused",
 					  (unsigned long long)p);
 			pthread_mutex_unlock(&s->page_mu[stripe(p)]);
@@ -311,7 +292,7 @@ static void *reader(void *arg)
 {
 	struct soak *s = arg;
 	uint64_t x = (uint64_t)pthread_self() | 5;
-	uint64_t w[WORDS];
+	uint64_t w[PC_WORDS];
 
 	while (!atomic_load(&s->stop)) {
 		uint64_t r = rnd(&x), v = r % NVIEWS, span = s->vend[v] - s->vfirst[v];
@@ -324,7 +305,7 @@ static void *reader(void *arg)
 		if (!sig) {
 			check_page(s, p, w, "host read");
 			if (r % 3 == 0)
-				host_fill(s, p, page, public_word(p, r), true);
+				host_fill(s, p, page, pc_public(p, r), true);
 		} else {
 			atomic_fetch_add(&s->refused, 1);
 		}
@@ -346,7 +327,7 @@ static void *guest(void *arg)
 		pthread_mutex_lock(&s->page_mu[stripe(p)]);
 		/* conversions to shared take the page's lock: it stays private meanwhile */
 		if (gmem_state(s->g, p * PS) == GMEM_PRIVATE)
-			fill(s->guest + p * PS, SECRET | (p & 0xfff));
+			pc_fill(s->guest + p * PS, pc_secret(p));
 		pthread_mutex_unlock(&s->page_mu[stripe(p)]);
 		atomic_fetch_add(&s->ops[K_GUEST], 1);
 	}
@@ -483,7 +464,7 @@ static int soak(const struct setting *set, double seconds)
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&s->page_mu[i], NULL);
 	for (int p = 0; p < NPAGES; p++)
-		fill(s->views[0] + p * PS, public_word(p, 1));
+		pc_fill(s->views[0] + p * PS, pc_public(p, 1));
 
 	t0 = now();
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)

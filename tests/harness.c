@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * harness.c - runs each case in a child per backing type and reports.
+ * harness.c - runs each case in a child per environment and reports.
  *
- * Output: one line per case ("ok", "FAIL" or "SKIP"), then a summary line
- * "# N passed, N failed, N skipped" that tests/run.sh adds up.  THP cases
- * need shmem huge pages: thp_enable() (sysfs.c) makes them available for
+ * Environments: every backing of the table below under each fault signal.
+ * A backing is one entry: its name, GMEM_BACKING_* value, unit, B_ bit
+ * (harness.h) and, if the system must be set up for it, a prepare()
+ * called once, before its first case, that says why it is unavailable
+ * when it is (then its cases are reported SKIP with that reason).  THP
+ * needs shmem huge pages: thp_enable() (sysfs.c) makes them available for
  * the run where it may and restores the setting at exit.
+ *
+ * Output: one line per case and environment ("ok", "FAIL" or
+ * "SKIP ...: why"), then a summary line "# N passed, N failed, N skipped"
+ * that tests/run.sh adds up.  An argument runs only the cases whose full
+ * name ("<case> on <env>") contains it.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -16,30 +24,80 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CASES 256
+#define MAX_CASES 512
 #define EXIT_SKIP 77
+#define REASON_LEN 512
+
+struct backing {
+	const char *name;
+	uint32_t type;  /* GMEM_BACKING_* */
+	uint64_t unit;  /* its page */
+	unsigned int bit; /* B_* */
+	/* NULL, or set the system up: NULL when usable, else why not */
+	const char *(*prepare)(void);
+};
+
+static const char *thp_prepare(void)
+{
+	return thp_enable() ? NULL : "shmem huge pages unavailable (shmem_enabled, and not root)";
+}
+
+static const struct backing backings[] = {
+	{ "shmem", GMEM_BACKING_SHMEM, PS, B_SHMEM, NULL },
+	{ "thp", GMEM_BACKING_THP, 2 * MiB, B_THP, thp_prepare },
+};
+#define NBACKINGS (sizeof(backings) / sizeof(backings[0]))
+
+static const struct {
+	int sig;
+	const char *name;
+	unsigned int bit;
+} signals[] = {
+	{ SIGBUS, "sigbus", S_SIGBUS },
+	{ SIGSEGV, "sigsegv", S_SIGSEGV },
+};
+#define NSIGNALS (sizeof(signals) / sizeof(signals[0]))
 
 struct tcase {
 	const char *name;
 	test_fn fn;
-	bool once;
-	unsigned int timeout_s;
+	test_row_fn row_fn;
+	const void *row;
+	struct test_opts o;
 };
 
 static struct tcase cases[MAX_CASES];
 static size_t ncases;
+/* shared with the forked case: the reason it gives for skipping */
+static char *skip_reason;
 
-void harness_register(const char *name, test_fn fn, bool once, unsigned int timeout_s)
+static void add(const struct tcase *c)
 {
 	if (ncases == MAX_CASES) {
 		fprintf(stderr, "harness: too many cases\n");
 		exit(2);
 	}
-	cases[ncases++] = (struct tcase){ name, fn, once, timeout_s };
+	if (c->o.skip && !c->o.why) {
+		fprintf(stderr, "harness: %s skips environments without saying why\n", c->name);
+		exit(2);
+	}
+	cases[ncases++] = *c;
+}
+
+void harness_register(const char *name, test_fn fn, const struct test_opts *o)
+{
+	add(&(struct tcase){ .name = name, .fn = fn, .o = *o });
+}
+
+void harness_register_row(const char *name, test_row_fn fn, const void *row,
+			  const struct test_opts *o)
+{
+	add(&(struct tcase){ .name = name, .row_fn = fn, .row = row, .o = *o });
 }
 
 void test_fail(const char *file, int line, const char *fmt, ...)
@@ -60,29 +118,34 @@ void test_skip(const char *fmt, ...)
 {
 	va_list ap;
 
-	printf("  skip reason: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
+	if (skip_reason) {
+		va_start(ap, fmt);
+		vsnprintf(skip_reason, REASON_LEN, fmt, ap);
+		va_end(ap);
+	}
 	fflush(stdout);
 	sysfs_restore();
 	_exit(EXIT_SKIP);
 }
 
-struct gmem *tg_create(const struct env *e, uint64_t min, uint32_t flags, int fault_signal)
+struct gmem_config tg_config(const struct env *e, uint64_t min, uint32_t flags, int fault_signal)
 {
-	struct gmem_config cfg = {
+	return (struct gmem_config){
 		.size = (min + e->unit - 1) / e->unit * e->unit,
 		.backing = e->backing,
 		.flags = flags,
-		.fault_signal = fault_signal,
+		.fault_signal = fault_signal ? fault_signal : e->sig,
 	};
+}
+
+struct gmem *tg_create(const struct env *e, uint64_t min, uint32_t flags, int fault_signal)
+{
+	struct gmem_config cfg = tg_config(e, min, flags, fault_signal);
 	struct gmem *g = NULL;
 	int err = gmem_create(&cfg, &g);
 
-	if (err == -EOPNOTSUPP && e->backing == GMEM_BACKING_THP)
-		SKIP("shmem huge pages unavailable");
+	if (err == -EOPNOTSUPP && e->backing != GMEM_BACKING_SHMEM)
+		SKIP("%s backing unavailable: gmem_create: %s", e->backing_name, strerror(-err));
 	if (err)
 		test_fail(__FILE__, __LINE__, "gmem_create: %s", strerror(-err));
 	return g;
@@ -128,6 +191,11 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static void report(const char *what, const struct tcase *c, const struct env *e)
+{
+	printf("%s %s%s%s", what, c->name, c->o.once ? "" : " on ", c->o.once ? "" : e->name);
+}
+
 /* Run one case in a child; 0 pass, 1 fail, 2 skip. */
 static int run_case(const struct tcase *c, const struct env *e)
 {
@@ -136,6 +204,7 @@ static int run_case(const struct tcase *c, const struct env *e)
 	pid_t pid;
 
 	fflush(stdout);
+	skip_reason[0] = '\0';
 	pid = fork();
 	if (pid < 0) {
 		perror("fork");
@@ -143,49 +212,113 @@ static int run_case(const struct tcase *c, const struct env *e)
 	}
 	if (pid == 0) {
 		sysfs_forget(); /* the parent restores what it set, not each case */
-		alarm(c->timeout_s);
-		c->fn(e);
+		alarm(c->o.timeout_s ? c->o.timeout_s : 60);
+		if (c->row_fn)
+			c->row_fn(e, c->row);
+		else
+			c->fn(e);
 		exit(0); /* not _exit: LeakSanitizer checks at exit */
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		printf("ok   %s%s%s (%.0f ms)\n", c->name, c->once ? "" : " on ", c->once ? "" : e->name,
-		       now_ms() - t0);
+		report("ok  ", c, e);
+		printf(" (%.0f ms)\n", now_ms() - t0);
 		return 0;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SKIP) {
-		printf("SKIP %s%s%s\n", c->name, c->once ? "" : " on ", c->once ? "" : e->name);
+		report("SKIP", c, e);
+		printf(": %s\n", skip_reason[0] ? skip_reason : "(no reason given)");
 		return 2;
 	}
+	report("FAIL", c, e);
 	if (WIFSIGNALED(status))
-		printf("FAIL %s%s%s: killed by signal %d%s\n", c->name, c->once ? "" : " on ",
-		       c->once ? "" : e->name, WTERMSIG(status),
+		printf(": killed by signal %d%s\n", WTERMSIG(status),
 		       WTERMSIG(status) == SIGALRM ? " (timed out)" : "");
 	else
-		printf("FAIL %s%s%s: exit %d\n", c->name, c->once ? "" : " on ",
-		       c->once ? "" : e->name, WEXITSTATUS(status));
+		printf(": exit %d\n", WEXITSTATUS(status));
 	return 1;
+}
+
+/* Why case c does not run in environment (b, s), or NULL. */
+static const char *excluded(const struct tcase *c, size_t b, size_t s)
+{
+	unsigned int m = c->o.skip;
+
+	if ((m & backings[b].bit) && (m & signals[s].bit))
+		return c->o.why;
+	if ((m & ONE_SIGNAL_EACH) && s != b % NSIGNALS)
+		return c->o.why;
+	return NULL;
+}
+
+/* Why backing b is unavailable, or NULL: its prepare(), called once. */
+static const char *unavailable(size_t b)
+{
+	static bool prepared[NBACKINGS];
+	static const char *why[NBACKINGS];
+
+	if (!prepared[b]) {
+		prepared[b] = true;
+		why[b] = backings[b].prepare ? backings[b].prepare() : NULL;
+	}
+	return why[b];
 }
 
 int main(int argc, char **argv)
 {
-	static const struct env envs[] = {
-		{ GMEM_BACKING_SHMEM, "shmem", PS },
-		{ GMEM_BACKING_THP, "thp", 2 * MiB },
-	};
 	const char *filter = argc > 1 ? argv[1] : NULL;
+	struct env envs[NBACKINGS][NSIGNALS];
+	char names[NBACKINGS][NSIGNALS][64];
 	unsigned int counts[3] = { 0 };
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	setenv("GMEM_DEBUG", "1", 1); /* a step that cannot fail and does aborts the case */
-	thp_enable();
+	skip_reason = mmap(NULL, REASON_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (skip_reason == MAP_FAILED) {
+		perror("mmap");
+		return 2;
+	}
+	for (size_t b = 0; b < NBACKINGS; b++) {
+		for (size_t s = 0; s < NSIGNALS; s++) {
+			snprintf(names[b][s], sizeof(names[b][s]), "%s/%s", backings[b].name,
+				 signals[s].name);
+			envs[b][s] = (struct env){
+				.backing = backings[b].type,
+				.unit = backings[b].unit,
+				.sig = signals[s].sig,
+				.name = names[b][s],
+				.backing_name = backings[b].name,
+				.bits = backings[b].bit | signals[s].bit,
+			};
+		}
+	}
 
 	for (size_t i = 0; i < ncases; i++) {
-		if (filter && !strstr(cases[i].name, filter))
-			continue;
-		for (size_t j = 0; j < (cases[i].once ? 1 : sizeof(envs) / sizeof(envs[0])); j++)
-			counts[run_case(&cases[i], &envs[j])]++;
+		const struct tcase *c = &cases[i];
+		size_t nb = c->o.once ? 1 : NBACKINGS, ns = c->o.once ? 1 : NSIGNALS;
+
+		for (size_t b = 0; b < nb; b++) {
+			for (size_t s = 0; s < ns; s++) {
+				const struct env *e = &envs[b][s];
+				const char *why = c->o.once ? NULL : excluded(c, b, s);
+				char full[256];
+
+				snprintf(full, sizeof(full), "%s%s%s", c->name, c->o.once ? "" : " on ",
+					 c->o.once ? "" : e->name);
+				if (filter && !strstr(full, filter))
+					continue;
+				if (!why)
+					why = unavailable(b);
+				if (why) {
+					report("SKIP", c, e);
+					printf(": %s\n", why);
+					counts[2]++;
+					continue;
+				}
+				counts[run_case(c, e)]++;
+			}
+		}
 	}
 	printf("# %u passed, %u failed, %u skipped\n", counts[0], counts[1], counts[2]);
 	return counts[1] ? 1 : 0;

@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * harness.h - gmem's test harness: every case against every backing type.
+ * harness.h - gmem's test harness: every case on every backing under every
+ * fault signal.
  *
- * A TEST() case runs once per backing type, named "<case> on <backing>" as
- * the kernel's userfaultfd selftests do, each in a forked child with a
+ * A TEST() case runs once per environment - a backing (harness.c's table)
+ * and the signal its objects refuse host touches with - named
+ * "<case> on <backing>/<signal>" ("fault_private on shmem/sigbus") as the
+ * kernel's userfaultfd selftests name theirs, each in a forked child with a
  * deadline so that a crash or a hang fails that case alone.  A case passes
  * by returning, fails through CHECK*(), and skips with SKIP("why").
- * TEST_ONCE() cases do not depend on the backing and run once.
+ *
+ * A case that does not apply to some environments says so when it is
+ * declared, with a mask and a reason (TEST_OPTS(.skip, .why)); the harness
+ * reports each of those as "SKIP <case> on <env>: <why>", never silently,
+ * and the same for every case on a backing the system cannot provide.
+ * TEST_ONCE() cases depend on neither backing nor signal and run once.
  */
 #ifndef GMEM_TEST_HARNESS_H
 #define GMEM_TEST_HARNESS_H
@@ -22,24 +30,57 @@
 #define PS GMEM_PAGE_SIZE
 #define MiB (1ULL << 20)
 
+/*
+ * Environment bits, for skip masks.  A mask holds backing bits and signal
+ * bits; an environment is excluded when both its backing's bit and its
+ * signal's bit are in the mask: B_ANY | S_SIGBUS is every backing under
+ * SIGBUS, B_THP | S_ANY is THP under either signal.  A backing added to
+ * harness.c's table takes the next B_ bit.
+ */
+#define B_SHMEM (1u << 0)
+#define B_THP (1u << 1)
+#define B_ANY 0xffffu
+#define S_SIGBUS (1u << 16)
+#define S_SIGSEGV (1u << 17)
+#define S_ANY 0xff0000u
+/* Not a set: each backing runs under one signal, SIGBUS and SIGSEGV in turn
+ * down the table (shmem/sigbus, thp/sigsegv, ...) - both signals and every
+ * backing, for a case too slow to run on all of them. */
+#define ONE_SIGNAL_EACH (1u << 31)
+
 struct env {
-	uint32_t backing;
-	const char *name; /* "shmem", "thp" */
-	uint64_t unit;    /* the backing's page: sizes are multiples of it */
+	uint32_t backing;         /* GMEM_BACKING_* */
+	uint64_t unit;            /* the backing's page: sizes are multiples of it */
+	int sig;                  /* the signal objects refuse host touches with */
+	const char *name;         /* "shmem/sigbus" */
+	const char *backing_name; /* "shmem" */
+	unsigned int bits;        /* its backing's B_ bit | its signal's S_ bit */
+};
+
+struct test_opts {
+	bool once;              /* one run, in the first environment: TEST_ONCE */
+	unsigned int timeout_s; /* 0: 60 */
+	unsigned int skip;      /* environments the case does not apply to (above) */
+	const char *why;        /* ... and why: required with skip */
 };
 
 typedef void (*test_fn)(const struct env *e);
-void harness_register(const char *name, test_fn fn, bool once, unsigned int timeout_s);
+typedef void (*test_row_fn)(const struct env *e, const void *row);
+void harness_register(const char *name, test_fn fn, const struct test_opts *o);
+/* One case per row of a table: fn(env, row), named `name` (kept, not copied). */
+void harness_register_row(const char *name, test_row_fn fn, const void *row,
+			  const struct test_opts *o);
 
-#define TEST_FULL(fn, once, timeout)                                                 \
-	static void fn(const struct env *env);                                         \
+/* TEST_OPTS(fn, .timeout_s = 120, .skip = B_ANY | S_SIGBUS, .why = "...") */
+#define TEST_OPTS(fn, ...)                                                           \
+	static void fn(const struct env *env);                                       \
 	__attribute__((constructor)) static void register_##fn(void)               \
 	{                                                                            \
-		harness_register(#fn, fn, once, timeout);                            \
+		harness_register(#fn, fn, &(struct test_opts){ __VA_ARGS__ });       \
 	}                                                                            \
 	static void fn(__attribute__((unused)) const struct env *env)
-#define TEST(fn) TEST_FULL(fn, false, 60)
-#define TEST_ONCE(fn) TEST_FULL(fn, true, 60)
+#define TEST(fn) TEST_OPTS(fn, .timeout_s = 0)
+#define TEST_ONCE(fn) TEST_OPTS(fn, .once = true)
 
 __attribute__((noreturn, format(printf, 3, 4))) void test_fail(const char *file, int line,
 							      const char *fmt, ...);
@@ -60,10 +101,26 @@ __attribute__((noreturn, format(printf, 1, 2))) void test_skip(const char *fmt, 
 #define CHECK_OK(expr) CHECK_EQ(expr, 0)
 #define SKIP(...) test_skip(__VA_ARGS__)
 
-/* A gmem of at least `min` bytes (rounded up to the backing's unit); fails the case on error. */
+/*
+ * A config for a gmem of at least `min` bytes (rounded up to the backing's
+ * unit) on e's backing, refusing with e's signal - or with fault_signal,
+ * when a case asks for its own (0: e's).
+ */
+struct gmem_config tg_config(const struct env *e, uint64_t min, uint32_t flags, int fault_signal);
+/* That gmem; fails the case on error (skips it if the backing is unavailable). */
 struct gmem *tg_create(const struct env *e, uint64_t min, uint32_t flags, int fault_signal);
 /* A view of the whole object. */
 char *tg_view(struct gmem *g, unsigned int flags);
+
+/*
+ * Whether si is how a refused touch arrives in environment e: e's signal,
+ * with its code (refusal_code(), touch.h).  locked: in a view the process
+ * has mlock()ed.
+ */
+static inline bool env_refusal(const struct env *e, const siginfo_t *si, bool locked)
+{
+	return si->si_signo == e->sig && refusal_code(e->sig, si->si_code, locked);
+}
 
 /* Byte i of a page's fill pattern: distinct per page and seed. */
 static inline uint8_t pattern(uint64_t page, uint8_t seed, size_t i)

@@ -1,13 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_audit.c - the audit reads the kernel's page tables: it passes on
- * what gmem builds.  That it catches a view mapping a page it must not is
- * shown where such a mapping can be made: a zap made to fail
- * (test_inject.c, audit_catches_mapped_idle_transit_page).
+ * what gmem builds, and catches a view mapping a private page - planted
+ * here through the object's own userfaultfd, in each of several views in
+ * turn; and a zap made to fail leaves one (test_inject.c,
+ * audit_catches_mapped_idle_transit_page).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -27,3 +35,73 @@ TEST(audit_clean_after_conversions)
 	CHECK_OK(gmem_destroy(g));
 }
 
+
+/* The process's one userfaultfd (/proc/self/fd names it): the object's. */
+static int the_uffd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int fd = -1, n = 0;
+
+	CHECK(d);
+	while ((e = readdir(d))) {
+		char path[300], target[64];
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len > 0 && (target[len] = '\0', !strcmp(target, "anon_inode:[userfaultfd]"))) {
+			fd = atoi(e->d_name);
+			n++;
+		}
+	}
+	closedir(d);
+	CHECK_EQ(n, 1);
+	return fd;
+}
+
+/*
+ * A present page-table entry for a private page, planted in each view in
+ * turn: UFFDIO_CONTINUE maps the page the file holds, as the fault thread
+ * does for a shared one, behind gmem's back.  The audit must report it
+ * whichever view holds it - the first, the last or one between, by
+ * address or by age - and be clean again once it is gone.
+ */
+TEST(audit_catches_planted_mapping_in_every_view)
+{
+	static const struct {
+		uint64_t first, npages;
+	} spans[] = { { 0, 8 }, { 2, 4 }, { 0, 8 }, { 3, 1 }, { 1, 6 } };
+	enum { NV = sizeof(spans) / sizeof(spans[0]), SECRET_PAGE = 3 };
+	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	char *views[NV], *guest;
+	int uffd;
+
+	for (int i = 0; i < NV; i++)
+		CHECK_OK(gmem_view_map(g, spans[i].first * PS, spans[i].npages * PS, 0,
+				       (void **)&views[i]));
+	CHECK_OK(gmem_guest_map(g, (void **)&guest));
+	CHECK_OK(gmem_convert(g, SECRET_PAGE * PS, PS, GMEM_PRIVATE, 0, NULL));
+	fill_page(guest + SECRET_PAGE * PS, SECRET_PAGE, 1); /* in the file: a page to map */
+	uffd = the_uffd();
+	CHECK_OK(gmem_audit(g));
+
+	for (int i = 0; i < NV; i++) {
+		char *a = views[i] + (SECRET_PAGE - spans[i].first) * PS;
+		struct uffdio_continue c = {
+			.range = { .start = (uintptr_t)a, .len = PS },
+			.mode = UFFDIO_CONTINUE_MODE_DONTWAKE,
+		};
+
+		if (ioctl(uffd, UFFDIO_CONTINUE, &c))
+			test_fail(__FILE__, __LINE__, "view %d: UFFDIO_CONTINUE: %s", i, strerror(errno));
+		CHECK(page_has(a, SECRET_PAGE, 1)); /* planted: it reads the private page */
+		if (gmem_audit(g) != -EIO)
+			test_fail(__FILE__, __LINE__, "view %d of %d: the audit missed a private page mapped",
+				  i, NV);
+		CHECK_OK(madvise(a, PS, MADV_DONTNEED));
+		CHECK_OK(gmem_audit(g));
+	}
+	CHECK_EQ(gmem_audit(NULL), -EINVAL);
+	CHECK_OK(gmem_destroy(g));
+}

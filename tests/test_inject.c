@@ -217,8 +217,7 @@ TEST(inject_create)
 	maps0 = count_maps();
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		struct gmem_config cfg = { .size = env->unit, .backing = env->backing,
-					   .flags = flags[i], .fault_signal = i ? SIGSEGV : 0 };
+		struct gmem_config cfg = tg_config(env, env->unit, flags[i], 0);
 		uint64_t nth;
 
 		if ((flags[i] & GMEM_F_FRESH_PRIVATE) && env->backing != GMEM_BACKING_SHMEM)
@@ -315,11 +314,9 @@ static void unpin_elsewhere(struct fixture *f)
 /* A pin inside the range: DEFER leaves it in transit, WAIT times out. */
 static void pinned_inside(const struct env *e, struct fixture *f, uint32_t flags)
 {
-	struct gmem_config cfg = { .size = NPAGES * PS, .backing = e->backing, .flags = flags,
-				   .wait_timeout_ms = 1 };
+	struct gmem_config cfg = tg_config(e, NPAGES * PS, flags, 0);
 
-	if (e->backing == GMEM_BACKING_THP)
-		cfg.size = e->unit;
+	cfg.wait_timeout_ms = 1;
 	memset(f, 0, sizeof(*f));
 	CHECK_OK(gmem_create(&cfg, &f->g));
 	CHECK_OK(gmem_view_map(f->g, 0, NPAGES * PS, 0, (void **)&f->view));
@@ -512,7 +509,7 @@ TEST(completion_that_cannot_unmap_does_not_commit)
 	CHECK_EQ(gmem_state(f.g, 0), GMEM_CONVERTING);
 	CHECK_EQ(gmem_state(f.g, PS), GMEM_CONVERTING);
 	CHECK_EQ(gmem_audit(f.g), -EIO); /* page 0 is still mapped: so nothing committed */
-	CHECK_EQ(touch(f.view + PS, false, NULL, &si), SIGBUS);
+	CHECK_EQ(touch(f.view + PS, false, NULL, &si), env->sig);
 	CHECK_EQ(gmem_pin(f.g, 0, PS, 0), -EAGAIN);
 	/* given back: shared, in place, reachable; no second callback */
 	CHECK_OK(gmem_convert(f.g, 0, 2 * PS, GMEM_SHARED, 0, NULL));
@@ -529,7 +526,7 @@ TEST(completion_that_cannot_unmap_does_not_commit)
 	CHECK_OK(to_private(&f, 0, 2, 0));
 	CHECK_EQ(gmem_state(f.g, 0), GMEM_PRIVATE);
 	CHECK_EQ((uint8_t)f.guest[0], 0x11);
-	CHECK_EQ(touch(f.view, false, NULL, &si), SIGBUS);
+	CHECK_EQ(touch(f.view, false, NULL, &si), env->sig);
 	CHECK_OK(gmem_audit(f.g));
 	CHECK_OK(gmem_destroy(f.g));
 }

@@ -69,8 +69,7 @@
 static struct gmem *create_fresh(const struct env *e, uint64_t min)
 {
 	if (e->backing != GMEM_BACKING_SHMEM) {
-		struct gmem_config cfg = { .size = e->unit, .backing = e->backing,
-					   .flags = GMEM_F_FRESH_PRIVATE };
+		struct gmem_config cfg = tg_config(e, e->unit, GMEM_F_FRESH_PRIVATE, 0);
 		struct gmem *g = NULL;
 
 		CHECK_EQ(gmem_create(&cfg, &g), -EINVAL);
@@ -138,7 +137,7 @@ TEST(vmsplice_reference_fresh_private)
 	read_pipe(fds[0], buf);
 	CHECK_OLD_CONTENTS(buf, 1, "the pipe");
 	CHECK_GUEST_SECRET(guest, 1);
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	close(fds[0]);
 	close(fds[1]);
@@ -171,7 +170,7 @@ TEST(vmsplice_reference_pinned_refuses_conversion)
 	CHECK_OK(gmem_unpin(g, PS, PS, 0));
 	CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, 0, NULL));
 	CHECK(page_has(guest + PS, 1, SHARED));
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	close(fds[0]);
 	close(fds[1]);
@@ -420,7 +419,7 @@ TEST(io_uring_registered_buffer_longterm_pin_refuses_conversion)
 	CHECK_OK(gmem_unpin(g, PS, PS, GMEM_PIN_LONGTERM));
 	CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, 0, NULL));
 	CHECK(page_has(guest + PS, 1, HOST));
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	ring_fini(&r);
 	close(in);
@@ -804,7 +803,7 @@ TEST(odirect_in_flight_fresh_private)
 	CHECK_EQ(fuse_call_join(&c), PS);
 	CHECK_GUEST_SECRET(guest, 2);
 
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 	fuse_unmount(&fs, fd);
@@ -833,7 +832,7 @@ TEST(odirect_in_flight_pinned_refuses_conversion)
 	CHECK_OK(gmem_unpin(g, PS, PS, 0));
 	CHECK_OK(gmem_convert(g, 0, 4 * PS, GMEM_PRIVATE, 0, NULL));
 	CHECK(page_has(guest + PS, 1, HOST));
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 	fuse_unmount(&fs, fd);
@@ -863,7 +862,7 @@ TEST(odirect_in_flight_fresh_private_deferred_keeps_io)
 	CHECK_OK(gmem_unpin(g, PS, PS, 0)); /* completes the conversion */
 	CHECK_EQ(gmem_state(g, PS), GMEM_PRIVATE);
 	CHECK(page_has(guest + PS, 1, HOST));
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 	fuse_unmount(&fs, fd);

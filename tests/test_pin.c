@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,7 +140,7 @@ TEST(convert_wait_succeeds_when_pins_drop)
 	CHECK_OK(pthread_join(u.tid, NULL));
 	for (uint64_t p = 0; p < 8; p++)
 		CHECK_EQ(gmem_state(g, p * PS), GMEM_PRIVATE);
-	CHECK_EQ(touch(v + 3 * PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + 3 * PS, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 }
@@ -147,13 +149,10 @@ TEST(convert_wait_succeeds_when_pins_drop)
  * if the backing is unavailable. */
 static struct gmem *create_timeout(const struct env *e, uint32_t timeout_ms)
 {
-	struct gmem_config cfg = {
-		.size = e->unit > 2 * PS ? e->unit : 2 * PS,
-		.backing = e->backing,
-		.wait_timeout_ms = timeout_ms,
-	};
+	struct gmem_config cfg = tg_config(e, 2 * PS, 0, 0);
 	struct gmem *g;
 
+	cfg.wait_timeout_ms = timeout_ms;
 	return gmem_create(&cfg, &g) ? NULL : g;
 }
 
@@ -221,7 +220,7 @@ TEST(convert_wait_parks_touches_until_private)
 	done = now_ms();
 	CHECK_OK(pthread_join(u.tid, NULL));
 	CHECK_OK(pthread_join(t.tid, NULL));
-	CHECK_EQ(t.sig, SIGBUS);
+	CHECK_EQ(t.sig, env->sig);
 	CHECK(t.at >= done - 1); /* not refused while the outcome was open */
 	CHECK_EQ(gmem_state(g, 0), GMEM_PRIVATE);
 	CHECK_OK(gmem_audit(g));
@@ -347,7 +346,7 @@ TEST(convert_defer_completes_on_last_unpin)
 	for (uint64_t p = 0; p < 8; p++)
 		CHECK_EQ(gmem_state(g, p * PS), p == 7 ? GMEM_PRIVATE : GMEM_CONVERTING);
 	/* in transit: no new faults, no new pins */
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig);
 	CHECK_EQ(gmem_pin(g, 0, PS, 0), -EAGAIN);
 	CHECK_EQ(gmem_pin(g, 0, PS, GMEM_PIN_LONGTERM), -EAGAIN);
 	CHECK_EQ(gmem_pin(g, 6 * PS, 2 * PS, 0), -EACCES); /* the private page decides */
@@ -416,7 +415,7 @@ TEST(convert_defer_cancelled)
 	CHECK_OK(gmem_convert(g, 6 * PS, PS, GMEM_PRIVATE, 0, NULL));
 	CHECK_OK(gmem_pin(g, PS, PS, 0));
 	CHECK_EQ(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
-	CHECK_EQ(touch(v + 3 * PS, true, NULL, NULL), SIGBUS); /* refused while in transit */
+	CHECK_EQ(touch(v + 3 * PS, true, NULL, NULL), env->sig); /* refused while in transit */
 
 	/* to shared over part of it: the whole pending conversion is cancelled */
 	CHECK_OK(gmem_convert(g, 2 * PS, PS, GMEM_SHARED, 0, NULL));
@@ -537,13 +536,13 @@ TEST(convert_defer_pinned_io_completes)
 	fill_page(v, 0, 1);
 	CHECK_OK(gmem_pin(g, PS, PS, 0));
 	CHECK_EQ(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_DEFER, NULL), -EINPROGRESS);
-	CHECK_EQ(touch(v, false, NULL, NULL), SIGBUS); /* unpinned: refused */
+	CHECK_EQ(touch(v, false, NULL, NULL), env->sig); /* unpinned: refused */
 	fill_page(v + PS, 1, 2);                        /* pinned: the I/O goes on */
 	CHECK(page_has(v + PS, 1, 2));
 	CHECK_OK(gmem_audit(g)); /* a pinned page in transit may be mapped */
 	CHECK_OK(gmem_unpin(g, PS, PS, 0));
 	CHECK_EQ(gmem_state(g, PS), GMEM_PRIVATE);
-	CHECK_EQ(touch(v + PS, false, NULL, NULL), SIGBUS); /* unmapped with its last pin */
+	CHECK_EQ(touch(v + PS, false, NULL, NULL), env->sig); /* unmapped with its last pin */
 	CHECK(page_has((char *)guest + PS, 1, 2));
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
@@ -579,7 +578,116 @@ TEST(convert_wait_lets_pinned_io_finish)
 	CHECK_OK(gmem_convert(g, 0, 2 * PS, GMEM_PRIVATE, GMEM_CONVERT_WAIT, NULL));
 	CHECK_OK(pthread_join(io.tid, NULL));
 	CHECK(page_has(guest, 0, 5)); /* the I/O landed before the page went private */
-	CHECK_EQ(touch(io.buf, false, NULL, NULL), SIGBUS);
+	CHECK_EQ(touch(io.buf, false, NULL, NULL), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A pin racing plain conversions of its page, aimed at the one ordering
+ * that keeps them apart: a conversion publishes CONVERTING and learns the
+ * pins in one step, a pin raises its count and learns the state in one.
+ * A conversion that looked for pins before publishing (seed 002's
+ * speculative reference) misses a pin taken in between, which found the
+ * page still shared: the page ends private under the pin.  The pages have
+ * pin words already (a page's first pin makes its word, under the lock
+ * conversions take, which would keep the two apart), and each side checks
+ * what the other did: a conversion that succeeded, that no pin was held;
+ * a pinner, that its page is not private.  Each pin is held until the
+ * conversion under way when it was taken has ended and checked, so that
+ * neither side can miss the other.
+ */
+#define RACE_PAGES 4
+#define RACE_SECONDS 2
+#define RACE_SPINS 2000
+
+struct pin_race {
+	struct gmem *g;
+	_Atomic int held[RACE_PAGES]; /* a pin the pinner holds on the page */
+	_Atomic uint64_t attempts;     /* conversions to private ended (and checked) */
+	_Atomic bool stop;
+	_Atomic uint64_t pins, conversions, caught;
+	char what[160];
+};
+
+static void race_caught(struct pin_race *r, const char *what, uint64_t page)
+{
+	if (atomic_fetch_add(&r->caught, 1) == 0)
+		snprintf(r->what, sizeof(r->what), "%s (page %llu)", what, (unsigned long long)page);
+	atomic_store(&r->stop, true);
+}
+
+static void *race_pinner(void *arg)
+{
+	struct pin_race *r = arg;
+
+	for (uint64_t i = 0; !atomic_load(&r->stop); i++) {
+		uint64_t p = i % RACE_PAGES, seen;
+		int err = gmem_pin(r->g, p * PS, PS, 0);
+
+		if (err) {
+			if (err != -EAGAIN && err != -EACCES)
+				race_caught(r, "unexpected pin error", p);
+			continue;
+		}
+		atomic_store(&r->held[p], 1);
+		/*
+		 * Held until the conversion under way has ended: spinning, as
+		 * the converter runs beside us; then gmem_state() waits for the
+		 * lock a conversion holds, as when it was preempted mid-way.
+		 */
+		seen = atomic_load(&r->attempts);
+		for (int spin = 0; spin < RACE_SPINS && atomic_load(&r->attempts) == seen; spin++)
+			;
+		if (gmem_state(r->g, p * PS) == GMEM_PRIVATE)
+			race_caught(r, "a pinned page is private", p);
+		atomic_store(&r->held[p], 0);
+		if (gmem_unpin(r->g, p * PS, PS, 0))
+			race_caught(r, "unpin failed", p);
+		atomic_fetch_add(&r->pins, 1);
+		/*
+		 * As long again with no pin held: a converter sharing our CPU
+		 * mostly finds none, and may be preempted between its steps,
+		 * for us to pin right there.
+		 */
+		for (int spin = 0; spin < RACE_SPINS && !atomic_load(&r->stop); spin++)
+			;
+	}
+	return NULL;
+}
+
+TEST_OPTS(pin_races_plain_conversion, .skip = ONE_SIGNAL_EACH,
+	  .why = "2 s of pins racing conversions, no host touch: one signal a backing")
+{
+	struct pin_race r = { .g = tg_create(env, RACE_PAGES * PS, 0, 0) };
+	double t0 = now_ms();
+	pthread_t pinner;
+
+	CHECK_OK(gmem_pin(r.g, 0, RACE_PAGES * PS, 0)); /* the pin words, made once */
+	CHECK_OK(gmem_unpin(r.g, 0, RACE_PAGES * PS, 0));
+	CHECK_OK(pthread_create(&pinner, NULL, race_pinner, &r));
+	while (!atomic_load(&r.stop) && now_ms() - t0 < RACE_SECONDS * 1000) {
+		int err = gmem_convert(r.g, 0, RACE_PAGES * PS, GMEM_PRIVATE, 0, NULL);
+
+		if (!err) {
+			for (uint64_t p = 0; p < RACE_PAGES; p++)
+				if (atomic_load(&r.held[p]))
+					race_caught(&r, "converted while pinned", p);
+			atomic_fetch_add(&r.conversions, 1);
+		} else if (err != -EAGAIN) {
+			race_caught(&r, "unexpected conversion error", 0);
+		}
+		atomic_fetch_add(&r.attempts, 1);
+		if (!err)
+			CHECK_OK(gmem_convert(r.g, 0, RACE_PAGES * PS, GMEM_SHARED, 0, NULL));
+	}
+	atomic_store(&r.stop, true);
+	CHECK_OK(pthread_join(pinner, NULL));
+	printf("  %llu pins, %llu conversions in %.0f ms\n",
+	       (unsigned long long)atomic_load(&r.pins),
+	       (unsigned long long)atomic_load(&r.conversions), now_ms() - t0);
+	if (atomic_load(&r.caught))
+		test_fail(__FILE__, __LINE__, "%s", r.what);
+	CHECK(atomic_load(&r.pins) > 0 && atomic_load(&r.conversions) > 0);
+	CHECK_OK(gmem_destroy(r.g));
 }

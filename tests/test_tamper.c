@@ -39,13 +39,25 @@ static struct gmem *setup(const struct env *e, char **guest)
 	return g;
 }
 
-/* Page 5 (at a) is refused with SIGBUS at the exact address. */
-static void refused(char *a)
+/* The page at a is refused with sig at the exact address. */
+static void refused_with(char *a, int sig)
 {
 	siginfo_t si;
 
-	CHECK_EQ(touch(a + 17, false, NULL, &si), SIGBUS);
+	CHECK_EQ(touch(a + 17, false, NULL, &si), sig);
 	CHECK(si.si_addr == a + 17);
+}
+
+/* A private page of a view: refused with the object's signal. */
+static void refused(const struct env *e, char *a)
+{
+	refused_with(a, e->sig);
+}
+
+/* What no view covers (a part a view was grown by): SIGBUS, whatever the policy. */
+static void refused_unplaced(char *a)
+{
+	refused_with(a, SIGBUS);
 }
 
 /*
@@ -64,12 +76,12 @@ TEST(mremap_moved_view_is_followed)
 	CHECK(dst != MAP_FAILED);
 	w = mremap(v, 8 * PS, 8 * PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	CHECK(w == dst);
-	refused(w + 5 * PS);
+	refused(env, w + 5 * PS);
 	CHECK(page_has(w + 4 * PS, 4, 1));
 	CHECK(page_has(w + 6 * PS, 6, 1));
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_convert(g, 4 * PS, PS, GMEM_PRIVATE, 0, NULL));
-	refused(w + 4 * PS);
+	refused(env, w + 4 * PS);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_convert(g, 4 * PS, 2 * PS, GMEM_SHARED, 0, NULL));
 	CHECK(!memcmp(w + 5 * PS, SECRET, sizeof(SECRET))); /* shared now: the host may */
@@ -93,7 +105,7 @@ TEST(munmap_then_new_view_at_same_address)
 	CHECK_OK(gmem_view_map(g, 4 * PS, 4 * PS, 0, (void **)&b));
 	if (b != a)
 		SKIP("the kernel placed the new view elsewhere");
-	refused(b + PS);
+	refused(env, b + PS);
 	CHECK(page_has(b, 4, 1));
 	CHECK(page_has(b + 2 * PS, 6, 1));
 	CHECK_OK(gmem_audit(g));
@@ -148,10 +160,10 @@ TEST(partial_munmap_leaves_pieces)
 	CHECK(page_has(v + PS, 1, 1));
 	CHECK(page_has(v + 6 * PS, 6, 1));
 	CHECK_OK(munmap(v + 2 * PS, 2 * PS));
-	refused(v + 5 * PS);
+	refused(env, v + 5 * PS);
 	CHECK_OK(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, 0, NULL));
-	refused(v + PS);
-	refused(v + 6 * PS);
+	refused(env, v + PS);
+	refused(env, v + 6 * PS);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_convert(g, 0, 8 * PS, GMEM_SHARED, 0, NULL));
 	CHECK(page_has(v, 0, 1));
@@ -249,7 +261,7 @@ static void move_during_conversion(const struct env *env, int flags)
 					  rounds);
 		}
 		CHECK_OK(gmem_audit(m.g));
-		refused(to + 3 * PS);
+		refused(env, to + 3 * PS);
 		CHECK_OK(gmem_convert(m.g, 3 * PS, PS, GMEM_SHARED, 0, NULL));
 		if (flags & MREMAP_DONTUNMAP)
 			CHECK_OK(munmap(v, 8 * PS)); /* what the move left there */
@@ -264,7 +276,8 @@ static void move_during_conversion(const struct env *env, int flags)
 	CHECK_OK(gmem_destroy(m.g));
 }
 
-TEST_FULL(mremap_during_conversion, false, 60)
+TEST_OPTS(mremap_during_conversion, .skip = ONE_SIGNAL_EACH,
+	  .why = "4 s of moves racing conversions: each backing under one signal, both in turn")
 {
 	move_during_conversion(env, 0);
 }
@@ -275,7 +288,8 @@ TEST_FULL(mremap_during_conversion, false, 60)
  * (nineteen rounds in twenty).  Now a conversion checks, after its zaps,
  * that no move was under way or unapplied.
  */
-TEST_FULL(mremap_dontunmap_during_conversion, false, 60)
+TEST_OPTS(mremap_dontunmap_during_conversion, .skip = ONE_SIGNAL_EACH,
+	  .why = "4 s of moves racing conversions: each backing under one signal, both in turn")
 {
 	move_during_conversion(env, MREMAP_DONTUNMAP);
 }
@@ -344,7 +358,8 @@ static void *first_toucher(void *arg)
 	return NULL;
 }
 
-TEST_FULL(views_changed_while_touched, false, 30)
+TEST_OPTS(views_changed_while_touched, .timeout_s = 30, .skip = ONE_SIGNAL_EACH,
+	  .why = "1.5 s of races over shared pages, which no signal refuses: one signal a backing")
 {
 	for (int how = 0; how < 3; how++) {
 		struct churn c = { .how = how };
@@ -408,14 +423,14 @@ TEST(mremap_middle_of_view)
 	w = mremap(v + 4 * PS, 3 * PS, 3 * PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	CHECK(w == dst);
 	CHECK(page_has(w, 4, 1));
-	refused(w + PS);
+	refused(env, w + PS);
 	CHECK(page_has(w + 2 * PS, 6, 1));
 	CHECK(page_has(v + 3 * PS, 3, 1));
 	CHECK(page_has(v + 7 * PS, 7, 1));
 	CHECK_OK(gmem_convert(g, 0, 8 * PS, GMEM_PRIVATE, 0, NULL));
-	refused(v + 3 * PS);
-	refused(w);
-	refused(v + 7 * PS);
+	refused(env, v + 3 * PS);
+	refused(env, w);
+	refused(env, v + 7 * PS);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_convert(g, 0, 8 * PS, GMEM_SHARED, 0, NULL));
 	CHECK(!memcmp(w + PS, SECRET, sizeof(SECRET)));
@@ -430,7 +445,7 @@ TEST(mremap_middle_of_view)
  * but is no view of it.  A touch there spun for ever (woken unresolved);
  * now it is refused, like every touch the library cannot place.
  */
-TEST_FULL(mremap_grown_view_refuses_new_part, false, 15)
+TEST_OPTS(mremap_grown_view_refuses_new_part, .timeout_s = 15)
 {
 	char *guest, *v, *w;
 	struct gmem *g = setup(env, &guest);
@@ -441,12 +456,12 @@ TEST_FULL(mremap_grown_view_refuses_new_part, false, 15)
 	CHECK(w != MAP_FAILED);
 	CHECK(page_has(w + 3 * PS, 3, 1)); /* the view, moved */
 	for (uint64_t p = 4; p < 8; p++)
-		refused(w + p * PS);
+		refused_unplaced(w + p * PS);
 	CHECK_OK(gmem_audit(g));
 	/* in place, where the address space allows it */
 	if (mremap(w, 8 * PS, 8 * PS, 0) == w && !munmap(w + 4 * PS, 4 * PS) &&
 	    mremap(w, 4 * PS, 6 * PS, 0) == w)
-		refused(w + 5 * PS);
+		refused_unplaced(w + 5 * PS);
 	CHECK_OK(gmem_view_unmap(g, w));
 	CHECK_OK(gmem_destroy(g));
 }
@@ -473,7 +488,8 @@ TEST(dofork_child_views_refused)
 	if (pid == 0) {
 		siginfo_t si;
 
-		/* shared or private, mapped in the parent or not: refused */
+		/* shared or private, mapped in the parent or not: refused, and with
+		 * SIGBUS whatever the object's policy (gmem.h) */
 		if (touch(v + 5 * PS, false, NULL, &si) != SIGBUS || si.si_addr != v + 5 * PS)
 			_exit(1);
 		if (touch(v + 4 * PS, false, NULL, &si) != SIGBUS)
@@ -486,7 +502,7 @@ TEST(dofork_child_views_refused)
 	CHECK(WIFEXITED(status));
 	CHECK_EQ(WEXITSTATUS(status), 0);
 	CHECK(page_has(v + 7 * PS, 7, 1));
-	refused(v + 5 * PS);
+	refused(env, v + 5 * PS);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 }
@@ -508,7 +524,7 @@ TEST(madvise_remove_outside_the_model)
 	CHECK(page_zero(guest + 5 * PS)); /* the private page, gone */
 	CHECK(page_zero(guest + 6 * PS)); /* the pinned one too */
 	CHECK_EQ(gmem_state(g, 5 * PS), GMEM_PRIVATE);
-	refused(v + 5 * PS);
+	refused(env, v + 5 * PS);
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_unpin(g, 6 * PS, PS, 0));
 	CHECK_OK(gmem_destroy(g));
@@ -543,7 +559,7 @@ TEST(collapse_on_view_refused)
 	CHECK(mremap(v, 2 * MiB, 2 * MiB, MREMAP_MAYMOVE | MREMAP_FIXED, aligned) == aligned);
 	CHECK(page_has(aligned, 0, 1));
 	CHECK(madvise(aligned, 2 * MiB, MADV_COLLAPSE) != 0);
-	CHECK_EQ(touch(aligned + 5 * PS, false, NULL, &si), SIGBUS);
+	CHECK_EQ(touch(aligned + 5 * PS, false, NULL, &si), env->sig);
 	CHECK_OK(gmem_audit(g));
 	CHECK(page_has(aligned + 6 * PS, 6, 1));
 	CHECK_OK(gmem_view_unmap(g, aligned));
@@ -596,7 +612,7 @@ static int uffd_of_process(void)
  * each of them is refused.  Children past the 64th hung in the touch, and
  * their userfaultfds outlived gmem_destroy().
  */
-TEST_FULL(dofork_many_children_refused, false, 60)
+TEST(dofork_many_children_refused)
 {
 	const int n = 80;
 	int res[2], go[2], refused_n = 0;
@@ -649,7 +665,8 @@ TEST_FULL(dofork_many_children_refused, false, 60)
  * private pages still there.  The child drops its refusal marks as it goes
  * (MADV_DONTNEED), so that every touch asks.
  */
-TEST_FULL(destroy_while_forked_child_touches, false, 60)
+TEST_OPTS(destroy_while_forked_child_touches, .skip = ONE_SIGNAL_EACH,
+	  .why = "1 s of a child's touches, refused with SIGBUS under either policy: one signal a backing")
 {
 	const uint64_t size = 64 * MiB;
 	struct gmem *g = tg_create(env, size, GMEM_F_INIT_PRIVATE, 0);
@@ -724,11 +741,11 @@ static void *touch_one(void *arg)
 	return NULL;
 }
 
-TEST_FULL(stale_records_leave_process_memory_alone, false, 120)
+TEST_OPTS(stale_records_leave_process_memory_alone, .timeout_s = 120, .skip = B_ANY | S_SIGBUS,
+	  .why = "guard markers and PROT_NONE land on whatever is mapped; poison markers cannot")
 {
 	const uint64_t big = 256 * MiB;
-	struct gmem_config cfg = { .size = big + 2 * MiB, .backing = env->backing,
-				   .fault_signal = SIGSEGV };
+	struct gmem_config cfg = tg_config(env, big + 2 * MiB, 0, SIGSEGV);
 	struct slow_discard d = { .len = big };
 	struct gmem *g;
 	char *guest;
@@ -800,16 +817,16 @@ static void *touch_record(void *arg)
 	return NULL;
 }
 
-TEST_FULL(parked_touch_woken_after_view_moves, false, 30)
+TEST_OPTS(parked_touch_woken_after_view_moves, .timeout_s = 30)
 {
 	for (int how = 0; how < 2; how++) {
-		struct gmem_config cfg = { .size = env->unit > 16 * PS ? env->unit : 16 * PS,
-					   .backing = env->backing, .wait_timeout_ms = 3000 };
+		struct gmem_config cfg = tg_config(env, 16 * PS, 0, 0);
 		struct parked rec = { NULL, 0 };
 		struct gmem *g;
 		pthread_t tt;
 		char *v;
 
+		cfg.wait_timeout_ms = 3000;
 		CHECK_OK(gmem_create(&cfg, &g));
 		CHECK_OK(gmem_view_map(g, 0, 4 * PS, 0, (void **)&v));
 		CHECK_OK(gmem_pin(g, 0, PS, 0)); /* I/O in flight on page 0 */
@@ -852,7 +869,7 @@ TEST_FULL(parked_touch_woken_after_view_moves, false, 30)
  * read failed (EMFILE), the event stayed, the fork waited for ever and the
  * reader spun.  A spare descriptor makes room.
  */
-TEST_FULL(fork_with_no_descriptor_free, false, 30)
+TEST_OPTS(fork_with_no_descriptor_free, .timeout_s = 30)
 {
 	char *guest, *v;
 	struct gmem *g = setup(env, &guest);

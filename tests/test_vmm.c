@@ -526,7 +526,7 @@ TEST_ONCE(vmm_without_kvm_is_an_error)
 	unlink(err_path);
 }
 
-TEST_FULL(vmm_demo, true, 120)
+TEST_OPTS(vmm_demo, .once = true, .timeout_s = 120)
 {
 	char stats[PATH_MAX];
 	struct run r;

@@ -32,4 +32,17 @@ static inline bool sigbus_refusal(int code)
 	return code == BUS_ADRERR || code == BUS_MCEERR_AR;
 }
 
+/*
+ * Whether si_code is how a refused touch arrives under the `sig` policy:
+ * SIGBUS, sigbus_refusal(); SIGSEGV, SEGV_MAPERR (a guard marker) - or
+ * SEGV_ACCERR in a view the process has mlock()ed (`locked`), where the
+ * kernel refuses guards and PROT_NONE does instead.
+ */
+static inline bool refusal_code(int sig, int code, bool locked)
+{
+	if (sig == SIGBUS)
+		return sigbus_refusal(code);
+	return sig == SIGSEGV && code == (locked ? SEGV_ACCERR : SEGV_MAPERR);
+}
+
 #endif /* GMEM_TEST_TOUCH_H */
