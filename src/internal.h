@@ -259,6 +259,14 @@ void pins_scan(struct gmem *g, uint64_t first, uint64_t end, uint32_t states,
  */
 bool page_pinned(struct gmem *g, uint64_t page);
 uint64_t pins_total(struct gmem *g);
+/*
+ * Hold pins off [first, end) until pins_release_hold(): a pin meanwhile
+ * backs out with -EAGAIN, and one raised as the hold went on is seen.
+ * Whether a page of the range held a pin.  With g->lock exclusive, so that
+ * no page gets its first pin word meanwhile (pin_word() takes it shared).
+ */
+bool pins_hold(struct gmem *g, uint64_t first, uint64_t end);
+void pins_release_hold(struct gmem *g, uint64_t first, uint64_t end);
 void pins_wake_waiters(struct gmem *g);
 
 /*

@@ -89,6 +89,25 @@ void pins_wake_waiters(struct gmem *g)
 	pthread_mutex_unlock(&g->wait_mu);
 }
 
+bool pins_hold(struct gmem *g, uint64_t first, uint64_t end)
+{
+	bool pinned = false;
+	pinword_t *w;
+
+	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end)); p++)
+		pinned |= (atomic_fetch_or(w, PW_HELD) & PW_COUNTS) != 0;
+	return pinned;
+}
+
+void pins_release_hold(struct gmem *g, uint64_t first, uint64_t end)
+{
+	pinword_t *w;
+
+	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end)); p++)
+		atomic_fetch_and(w, ~PW_HELD);
+	pins_wake_waiters(g);
+}
+
 /* Page p's word: the one after prev's inside a leaf, else looked up (or made). */
 static inline pinword_t *word_after(struct gmem *g, uint64_t p, pinword_t *prev, bool make)
 {

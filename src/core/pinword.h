@@ -16,7 +16,8 @@
  *                for concurrent pins that find the limit and back out)
  *   bits 32..55  long-term pins (at most PW_LONG_MAX, likewise)
  *   bits 56..57  state: GMEM_SHARED, GMEM_PRIVATE or GMEM_CONVERTING
- *   bit  58      being discarded: pins back out with -EAGAIN
+ *   bit  58      held: pins back out with -EAGAIN (a discard, or a change
+ *                that must see every pin of a huge page: pins_hold())
  */
 #ifndef GMEM_CORE_PINWORD_H
 #define GMEM_CORE_PINWORD_H
@@ -37,7 +38,7 @@ typedef _Atomic uint64_t pinword_t;
 #define PW_LONG_MAX 0x7fffffULL
 #define PW_STATE_SHIFT 56
 #define PW_STATE_MASK (3ULL << PW_STATE_SHIFT)
-#define PW_DISCARDING (1ULL << 58)
+#define PW_HELD (1ULL << 58)
 #define PW_COUNTS (PW_SHORT_MASK | PW_LONG_MASK)
 
 static inline unsigned int pw_state(uint64_t w)
@@ -71,7 +72,7 @@ static inline int pw_pin_verdict(uint64_t old, bool longterm)
 {
 	if (pw_state(old) == GMEM_PRIVATE)
 		return -EACCES;
-	if (pw_state(old) != GMEM_SHARED || (old & PW_DISCARDING))
+	if (pw_state(old) != GMEM_SHARED || (old & PW_HELD))
 		return -EAGAIN;
 	if (pw_count(old, longterm) >= (longterm ? PW_LONG_MAX : PW_SHORT_MAX))
 		return -EOVERFLOW;
