@@ -79,8 +79,10 @@ struct gmem; /* opaque: one guest memory object */
 #define GMEM_CONVERTING 2 /* in transit to private: no new host faults or pins */
 
 /* gmem_config.backing */
-#define GMEM_BACKING_SHMEM 0 /* 4 KiB pages */
-#define GMEM_BACKING_THP 1   /* 2 MiB transparent huge pages */
+#define GMEM_BACKING_SHMEM 0      /* 4 KiB pages */
+#define GMEM_BACKING_THP 1        /* 2 MiB transparent huge pages */
+#define GMEM_BACKING_HUGETLB_2M 2 /* hugetlbfs 2 MiB pages (memfd MFD_HUGETLB) */
+#define GMEM_BACKING_HUGETLB_1G 3 /* hugetlbfs 1 GiB pages */
 
 /* gmem_config.flags */
 #define GMEM_F_INIT_PRIVATE (1u << 0) /* every page starts private (default: shared) */

@@ -15,6 +15,13 @@
 #include <linux/userfaultfd.h>
 #include <sys/mman.h>
 
+/* memfd_create(2) hugetlb page sizes, Linux 4.14 (in <linux/memfd.h>, which
+ * clashes with glibc's <sys/mman.h>; glibc 2.36 does not define them) */
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)
+#define MFD_HUGE_1GB (30U << 26)
+#endif
+
 /* madvise(2) */
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24 /* Linux 5.18: MADV_DONTNEED that also zaps mlock()ed pages */

@@ -284,6 +284,56 @@ static int publish(struct gmem *g, uint64_t first, uint64_t end, unsigned int fl
 }
 
 /*
+ * To private on hugetlbfs.  A view maps a huge page whole, so a page's
+ * conversion zaps its whole huge page from every view, and the I/O of a
+ * pin anywhere on it would lose its mapping: with any piece pinned the
+ * conversion is refused (-EBUSY for a long-term pin, else -EAGAIN, at the
+ * lowest pinned page), whatever the flags - a transit would have to keep
+ * the whole huge page mapped, private pieces and all.  Pins are held off
+ * the huge pages from the check to the commit.
+ */
+static int to_private_huge(struct gmem *g, uint64_t first, uint64_t end, uint64_t *busy,
+			   bool strict)
+{
+	const uint32_t any = STATE_MASK(GMEM_SHARED) | STATE_MASK(GMEM_PRIVATE) | IN_TRANSIT;
+	uint64_t bp = g->b.align >> PAGE_SHIFT, bs = first & ~(bp - 1);
+	uint64_t be = (end + bp - 1) & ~(bp - 1);
+	struct pin_scan scan;
+	int64_t n;
+	int err;
+
+	*busy = views_strict_first(g, first, end);
+	if (*busy != UINT64_MAX)
+		return -EBUSY;
+	if (pins_hold(g, bs, be)) {
+		/* a pin raised as the hold went on has backed out by now, or holds */
+		pins_scan(g, bs, be, any, &scan);
+		if (scan.long_first != UINT64_MAX || scan.short_first != UINT64_MAX) {
+			pins_release_hold(g, bs, be);
+			if (scan.long_first != UINT64_MAX) {
+				*busy = scan.long_first;
+				return -EBUSY;
+			}
+			*busy = scan.short_first;
+			count(&g->stats.convert_eagain, 1);
+			return -EAGAIN;
+		}
+	}
+	err = views_zap(g, first, end, strict);
+	if (!err) {
+		n = state_replace(g, first, end, STATE_MASK(GMEM_SHARED), GMEM_PRIVATE, NULL);
+		if (GMEM_WARN_ON(g, n < 0)) {
+			err = (int)n;
+		} else {
+			count(&g->stats.pages_to_private, (uint64_t)n);
+			count(&g->stats.conversions, 1);
+		}
+	}
+	pins_release_hold(g, bs, be);
+	return err;
+}
+
+/*
  * With g->lock exclusive (released and retaken by a WAIT).  strict: see
  * views_zap(); -ESTALE means nothing changed and the caller tries again.
  */
@@ -296,6 +346,8 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 	int err;
 
 	assert_exclusive(g);
+	if (g->b.hugetlb)
+		return to_private_huge(g, first, end, busy, strict);
 	*busy = views_strict_first(g, first, end);
 	/*
 	 * If no page of the range was ever pinned, none can be while we hold

@@ -13,6 +13,26 @@
 
 #include "internal.h"
 
+/*
+ * After the punch on hugetlbfs: pieces of a huge page were zeroed in place
+ * (the kernel splits no hugetlb page), and whole pages went back to the
+ * pool - their reservation with them, so that a later touch could find the
+ * pool empty and fail (SIGBUS, in the guest too).  Take them back at once:
+ * -ENOMEM if the pool has none to give (the range reads zero all the same).
+ */
+static int discard_huge(struct gmem *g, uint64_t first, uint64_t end)
+{
+	uint64_t bp = g->b.align >> PAGE_SHIFT;
+	uint64_t ws = (first + bp - 1) & ~(bp - 1), we = end & ~(bp - 1);
+	int err;
+
+	if (ws >= we)
+		return 0;
+	views_forget_mapped(g, ws, we); /* the punch unmapped them everywhere */
+	err = backing_allocate(&g->b, ws << PAGE_SHIFT, (we - ws) << PAGE_SHIFT);
+	return err == -ENOSPC ? -ENOMEM : sys_result(err);
+}
+
 int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 {
 	uint64_t first, end;
@@ -24,7 +44,9 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	end = first + (len >> PAGE_SHIFT);
 	lock_exclusive(g);
 	err = pins_hold(g, first, end) ? -EBUSY : sys_result(backing_punch(&g->b, offset, len));
-	if (!err)
+	if (!err && g->b.hugetlb)
+		err = discard_huge(g, first, end);
+	else if (!err)
 		views_forget_mapped(g, first, end); /* the punch unmapped them everywhere */
 	pins_release_hold(g, first, end);
 	unlock(g);

@@ -44,12 +44,18 @@ struct wake {
 	uint64_t len;
 };
 
-/* Map [s, e) of view v, the faulting page among them. */
-static void map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool missing,
-		       struct wake *wake)
+/*
+ * Map [s, e) of view v, the faulting page among them.  0, or -ENOMEM when
+ * the backing could not give a page for it (the faulter retries - except
+ * on hugetlbfs, handle_huge_fault()).
+ */
+static int map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool missing,
+		      struct wake *wake)
 {
 	uintptr_t base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
 	uintptr_t a = base + (s << PAGE_SHIFT), end = base + (e << PAGE_SHIFT);
+	/* the kernel maps a hugetlbfs page only whole */
+	uint64_t step = g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;
 	bool allocated = false;
 
 	/* whoever waits on the window (the faulter, and any neighbour) */
@@ -70,7 +76,7 @@ static void map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, b
 				* event is next in the queue, and the woken faulter
 				* faults again after it */
 		if (err == -EEXIST) {
-			a += GMEM_PAGE_SIZE; /* mapped already (an earlier fault) */
+			a += step; /* mapped already (an earlier fault) */
 			continue;
 		}
 		if (err == -EFAULT && !allocated) {
@@ -78,9 +84,11 @@ static void map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, b
 			allocated = !backing_allocate(&g->b, (a - base), end - a);
 			if (allocated)
 				continue;
+			return -ENOMEM;
 		}
-		break; /* out of memory or gone: the faulter retries */
+		break; /* gone: the faulter retries */
 	}
+	return 0;
 }
 
 /* Map the stretch of [s, e) around page that view v does not map yet. */
@@ -89,6 +97,33 @@ static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s
 {
 	view_mark_mapped(v, page, &s, &e);
 	map_around(g, v, s, e, missing, wake);
+}
+
+/*
+ * A touch of a hugetlbfs view: the kernel maps the huge page whole or not
+ * at all, so the library decides for the whole page.  Mapped only when
+ * every 4 KiB piece of it is shared; refused whole otherwise, its shared
+ * pieces too (gmem_read()/gmem_write() reach those).  There are no pages
+ * in transit here: a conversion of any piece waits for no pin of the huge
+ * page (convert.c).  A huge page the pool cannot give is refused too, as
+ * the kernel's own hugetlb faults answer SIGBUS then.
+ */
+static void handle_huge_fault(struct gmem *g, struct view *v, uint64_t page, bool missing,
+			      struct wake *wake)
+{
+	uint64_t bp = g->b.align >> PAGE_SHIFT, bs = page & ~(bp - 1), be = bs + bp;
+	const uint32_t unshared = STATE_MASK(GMEM_PRIVATE) | STATE_MASK(GMEM_CONVERTING);
+	uint64_t s = bs, e = be;
+
+	*wake = (struct wake){ (uintptr_t)v->addr + ((bs - v->first) << PAGE_SHIFT),
+			       g->b.align };
+	if (runmap_find(&g->states, bs, be, unshared) < be) {
+		views_deny(g, v, bs, be);
+		return;
+	}
+	view_mark_mapped(v, bs, &s, &e);
+	if (map_around(g, v, bs, be, missing, wake) == -ENOMEM)
+		views_deny(g, v, bs, be);
 }
 
 static void handle_event(struct gmem *g, const struct uffd_event *ev);
@@ -136,11 +171,16 @@ static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 		 * unmapped since the touch (then the mark lands nowhere).  It maps
 		 * nothing it may not: refuse, never wake it unanswered.
 		 */
-		uffd_poison(g->uffd, addr, GMEM_PAGE_SIZE);
+		addr &= ~(uintptr_t)(g->b.hugetlb ? g->b.align - 1 : 0);
+		uffd_poison(g->uffd, addr, g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE);
 		goto out;
 	}
 	count(&g->stats.host_faults, 1);
 	page = v->first + ((addr - (uintptr_t)v->addr) >> PAGE_SHIFT);
+	if (g->b.hugetlb) {
+		handle_huge_fault(g, v, page, missing, &wake);
+		goto out;
+	}
 	switch (runmap_get(&g->states, page, &rs, &re)) {
 	case GMEM_SHARED:
 		break;
@@ -156,7 +196,7 @@ static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 		}
 		/* fall through */
 	default:
-		views_deny(g, v, page);
+		views_deny(g, v, page, page + 1);
 		goto out;
 	}
 	unit = g->b.type == GMEM_BACKING_THP ? g->b.align >> PAGE_SHIFT : FAULT_AROUND_PAGES;

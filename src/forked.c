@@ -91,10 +91,15 @@ void forked_serve(struct gmem *g, int fd)
 
 	for (ssize_t i = 0; i < n; i++) {
 		switch (ev[i].kind) {
-		case UFFD_EV_FAULT:
-			uffd_poison(fd, ev[i].addr, GMEM_PAGE_SIZE);
-			uffd_wake(fd, ev[i].addr, GMEM_PAGE_SIZE);
+		case UFFD_EV_FAULT: {
+			/* hugetlbfs copies take marks of whole pages only */
+			uint64_t unit = g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;
+			uintptr_t a = ev[i].addr & ~(uintptr_t)(unit - 1);
+
+			uffd_poison(fd, a, unit);
+			uffd_wake(fd, a, unit);
 			break;
+		}
 		case UFFD_EV_FORK: /* a grandchild: the same rule */
 			forked_add(g, ev[i].fd);
 			break;

@@ -16,11 +16,10 @@
 
 static int config_check(const struct gmem_config *cfg)
 {
-	uint64_t unit;
+	uint64_t unit = backing_page_size(cfg->backing);
 
-	if (cfg->backing != GMEM_BACKING_SHMEM && cfg->backing != GMEM_BACKING_THP)
+	if (!unit)
 		return -EINVAL;
-	unit = cfg->backing == GMEM_BACKING_THP ? 2ULL << 20 : GMEM_PAGE_SIZE;
 	if (!cfg->size || cfg->size % unit || cfg->size > GMEM_MAX_SIZE)
 		return -EINVAL;
 	if (cfg->flags & ~(GMEM_F_INIT_PRIVATE | GMEM_F_FRESH_PRIVATE))
@@ -124,7 +123,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 		if (err)
 			goto err_backing;
 	}
-	err = uffd_open(&g->uffd, &have);
+	err = uffd_open(&g->uffd, &have, g->b.hugetlb);
 	if (err)
 		goto err_fresh;
 	g->follows_fork = have & UFFD_HAVE_FORK;

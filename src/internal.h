@@ -308,8 +308,8 @@ int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
  * marked stretch) and mark it, so that the marks cover every PTE.
  */
 void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e);
-/* Refuse the touch of page through v: a mark in v's page tables (g->lock shared or more). */
-void views_deny(struct gmem *g, struct view *v, uint64_t page);
+/* Refuse touches of [first, end) through v: a mark in v's page tables (g->lock shared or more). */
+void views_deny(struct gmem *g, struct view *v, uint64_t first, uint64_t end);
 /*
  * The gate (events_mu): while held, an unmap or move of a view cannot be
  * read, so one the process begins stays under way.  records_current(),

@@ -112,8 +112,25 @@ static int zap_range(char *a, uint64_t len, bool strict)
 	return sys_result(-errno);
 }
 
+/*
+ * On hugetlbfs the kernel maps, zaps and marks whole pages only (it even
+ * takes a part-page MADV_DONTNEED as a no-op): [*s, *e) rounded out to
+ * them.  Views of it cover whole pages (gmem_view_map()), so the result
+ * stays inside the view.
+ */
+static void round_to_blocks(const struct gmem *g, uint64_t *s, uint64_t *e)
+{
+	uint64_t bp = g->b.align >> PAGE_SHIFT;
+
+	if (!g->b.hugetlb)
+		return;
+	*s &= ~(bp - 1);
+	*e = (*e + bp - 1) & ~(bp - 1);
+}
+
 /* Unmap [s, e) of view v (both clipped to it), skipping what it cannot map. */
-static int zap_view(struct view *v, uint64_t s, uint64_t e, bool strict, bool *zapped)
+static int zap_view(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool strict,
+		    bool *zapped)
 {
 	uint64_t lo = UINT64_MAX, hi = 0;
 	struct runmap_iter it;
@@ -134,6 +151,7 @@ static int zap_view(struct view *v, uint64_t s, uint64_t e, bool strict, bool *z
 		s = lo;
 		e = hi;
 	}
+	round_to_blocks(g, &s, &e);
 	err = zap_range(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, strict);
 	if (err)
 		return err;
@@ -190,7 +208,7 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 			err = -ESTALE; /* an unmap or move not yet applied: not here yet */
 	}
 	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));)
-		err = zap_view(v, s, e, strict, &zapped);
+		err = zap_view(g, v, s, e, strict, &zapped);
 	if (!strict)
 		return err;
 	/*
@@ -252,11 +270,15 @@ void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end)
  */
 static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
 {
-	char *a = PAGE_ADDR(v, s);
-	size_t len = (e - s) << PAGE_SHIFT;
+	char *a;
+	size_t len;
 
+	round_to_blocks(g, &s, &e);
+	a = PAGE_ADDR(v, s);
+	len = (e - s) << PAGE_SHIFT;
 	if (g->fault_signal == SIGSEGV) {
-		if (madvise(a, len, MADV_GUARD_REMOVE) && errno != ENOMEM)
+		/* hugetlbfs takes no guards (views_deny()) */
+		if (!g->b.hugetlb && madvise(a, len, MADV_GUARD_REMOVE) && errno != ENOMEM)
 			return sys_result(-errno);
 		if (v->prot_used && mprotect(a, len, PROT_READ | PROT_WRITE) && errno != ENOMEM)
 			return sys_result(-errno);
@@ -312,13 +334,13 @@ void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
 }
 
 /*
- * Refuse a touch of page through view v, leaving a mark the kernel enforces
- * from then on.  The SIGSEGV policy places a guard marker
- * (MADV_GUARD_INSTALL: SEGV_MAPERR, no VMA of its own); the kernel refuses
- * guards in mlock()ed mappings, and there PROT_NONE on the page does
- * (SEGV_ACCERR, a VMA split per page).  Otherwise, or if that fails too, a
- * poison marker (SIGBUS).  If the page is marked already, by an earlier
- * fault, the woken toucher meets that mark.
+ * Refuse a touch of [first, end) (a page, or a hugetlbfs page's pieces)
+ * through view v, leaving a mark the kernel enforces from then on.  The
+ * SIGSEGV policy places a guard marker (MADV_GUARD_INSTALL: SEGV_MAPERR, no
+ * VMA of its own); the kernel refuses guards in mlock()ed mappings and on
+ * hugetlbfs, and there PROT_NONE does (SEGV_ACCERR, a VMA split each).
+ * Otherwise, or if that fails too, a poison marker (SIGBUS).  If the page
+ * is marked already, by an earlier fault, the woken toucher meets that mark.
  *
  * A guard or PROT_NONE lands on whatever is mapped at the address, so it
  * goes through the gate: not placed while an unmap or move is under way or
@@ -327,9 +349,10 @@ void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
  * memory there has not returned yet.  A poison marker needs no gate: the
  * kernel refuses UFFDIO_POISON itself while mappings are changing.
  */
-void views_deny(struct gmem *g, struct view *v, uint64_t page)
+void views_deny(struct gmem *g, struct view *v, uint64_t first, uint64_t end)
 {
-	char *a = PAGE_ADDR(v, page);
+	char *a = PAGE_ADDR(v, first);
+	uint64_t len = (end - first) << PAGE_SHIFT;
 	bool marked = false;
 
 	if (g->fault_signal == SIGSEGV && g->can_probe) {
@@ -338,14 +361,15 @@ void views_deny(struct gmem *g, struct view *v, uint64_t page)
 			views_gate_leave(g);
 			return;
 		}
-		marked = !madvise(a, GMEM_PAGE_SIZE, MADV_GUARD_INSTALL);
-		if (!marked && !mprotect(a, GMEM_PAGE_SIZE, PROT_NONE))
+		marked = !g->b.hugetlb && !madvise(a, len, MADV_GUARD_INSTALL);
+		if (!marked && !mprotect(a, len, PROT_NONE))
 			marked = v->prot_used = true;
 		if (marked && !records_current(g)) {
 			/* not ours any more: undo, and let the toucher fault again */
-			madvise(a, GMEM_PAGE_SIZE, MADV_GUARD_REMOVE);
+			if (!g->b.hugetlb)
+				madvise(a, len, MADV_GUARD_REMOVE);
 			if (v->prot_used)
-				mprotect(a, GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE);
+				mprotect(a, len, PROT_READ | PROT_WRITE);
 			views_gate_leave(g);
 			return;
 		}
@@ -353,9 +377,9 @@ void views_deny(struct gmem *g, struct view *v, uint64_t page)
 	}
 	count(&g->stats.host_faults_denied, 1);
 	if (!marked)
-		uffd_poison(g->uffd, (uintptr_t)a, GMEM_PAGE_SIZE);
+		uffd_poison(g->uffd, (uintptr_t)a, len);
 	if (!runmap_reserve(&v->denied, 2))
-		runmap_set(&v->denied, page, page + 1, 1);
+		runmap_set(&v->denied, first, end, 1);
 	else
 		v->denied_lost = true;
 }
@@ -631,6 +655,9 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 	int err;
 
 	if (!g || !addr || !range_ok(g, offset, len) || (flags & ~GMEM_VIEW_STRICT))
+		return -EINVAL;
+	/* the kernel maps a hugetlbfs page only whole */
+	if (g->b.hugetlb && ((offset | len) & (g->b.align - 1)))
 		return -EINVAL;
 	v = view_new(g->npages, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT, flags);
 	if (!v)

@@ -19,6 +19,7 @@
 #include "harness.h"
 #include "sysfs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,6 +160,27 @@ char *tg_view(struct gmem *g, unsigned int flags)
 	if (err)
 		test_fail(__FILE__, __LINE__, "gmem_view_map: %s", strerror(-err));
 	return v;
+}
+
+int test_uffd_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int fd = -1;
+
+	if (!d)
+		return -1;
+	while (fd < 0 && (e = readdir(d))) {
+		char path[300], target[64];
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n > 0 && (target[n] = '\0', !strcmp(target, "anon_inode:[userfaultfd]")))
+			fd = atoi(e->d_name);
+	}
+	closedir(d);
+	return fd;
 }
 
 void fill_page(char *p, uint64_t page, uint8_t seed)

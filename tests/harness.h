@@ -109,6 +109,12 @@ __attribute__((noreturn, format(printf, 1, 2))) void test_skip(const char *fmt, 
 struct gmem_config tg_config(const struct env *e, uint64_t min, uint32_t flags, int fault_signal);
 /* That gmem; fails the case on error (skips it if the backing is unavailable). */
 struct gmem *tg_create(const struct env *e, uint64_t min, uint32_t flags, int fault_signal);
+/*
+ * The descriptor of the process's (first) userfaultfd - the object's, in a
+ * case with one object - as /proc/self/fd names it; -1 if there is none.
+ */
+int test_uffd_fd(void);
+
 /* A view of the whole object. */
 char *tg_view(struct gmem *g, unsigned int flags);
 

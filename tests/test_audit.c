@@ -7,7 +7,6 @@
  * audit_catches_mapped_idle_transit_page).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
@@ -36,30 +35,6 @@ TEST(audit_clean_after_conversions)
 }
 
 
-/* The process's one userfaultfd (/proc/self/fd names it): the object's. */
-static int the_uffd(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int fd = -1, n = 0;
-
-	CHECK(d);
-	while ((e = readdir(d))) {
-		char path[300], target[64];
-		ssize_t len;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		len = readlink(path, target, sizeof(target) - 1);
-		if (len > 0 && (target[len] = '\0', !strcmp(target, "anon_inode:[userfaultfd]"))) {
-			fd = atoi(e->d_name);
-			n++;
-		}
-	}
-	closedir(d);
-	CHECK_EQ(n, 1);
-	return fd;
-}
-
 /*
  * A present page-table entry for a private page, planted in each view in
  * turn: UFFDIO_CONTINUE maps the page the file holds, as the fault thread
@@ -83,7 +58,8 @@ TEST(audit_catches_planted_mapping_in_every_view)
 	CHECK_OK(gmem_guest_map(g, (void **)&guest));
 	CHECK_OK(gmem_convert(g, SECRET_PAGE * PS, PS, GMEM_PRIVATE, 0, NULL));
 	fill_page(guest + SECRET_PAGE * PS, SECRET_PAGE, 1); /* in the file: a page to map */
-	uffd = the_uffd();
+	uffd = test_uffd_fd();
+	CHECK(uffd >= 0);
 	CHECK_OK(gmem_audit(g));
 
 	for (int i = 0; i < NV; i++) {

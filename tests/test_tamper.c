@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -585,28 +584,6 @@ TEST(remap_file_pages_outside_the_model)
 	CHECK_OK(gmem_destroy(g));
 }
 
-/* The descriptor of the object's userfaultfd: /proc/self/fd names it. */
-static int uffd_of_process(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int fd = -1;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)) && fd < 0) {
-		char path[300], target[64];
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		n = readlink(path, target, sizeof(target) - 1);
-		if (n > 0 && (target[n] = '\0', !strcmp(target, "anon_inode:[userfaultfd]")))
-			fd = atoi(e->d_name);
-	}
-	closedir(d);
-	return fd;
-}
-
 /*
  * Many children at once with copies of a view (MADV_DOFORK): each touch in
  * each of them is refused.  Children past the 64th hung in the touch, and
@@ -652,7 +629,7 @@ TEST(dofork_many_children_refused)
 		CHECK_EQ(waitpid(pids[i], NULL, 0), pids[i]);
 	CHECK_EQ(refused_n, n);
 	CHECK_OK(gmem_destroy(g));
-	CHECK_EQ(uffd_of_process(), -1);
+	CHECK_EQ(test_uffd_fd(), -1);
 	close(res[0]);
 	close(res[1]);
 	close(go[0]);

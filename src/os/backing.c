@@ -65,8 +65,24 @@ int backing_thp_available(void)
 	return -EOPNOTSUPP;
 }
 
+uint64_t backing_page_size(uint32_t type)
+{
+	switch (type) {
+	case GMEM_BACKING_SHMEM:
+		return GMEM_PAGE_SIZE;
+	case GMEM_BACKING_THP:
+	case GMEM_BACKING_HUGETLB_2M:
+		return PMD_SIZE_2M;
+	case GMEM_BACKING_HUGETLB_1G:
+		return 1ULL << 30;
+	default:
+		return 0;
+	}
+}
+
 int backing_open(struct backing *b, uint32_t type, uint64_t size)
 {
+	unsigned int mfd = MFD_CLOEXEC;
 	char *reserve, *guest;
 	size_t extra;
 	int err;
@@ -74,10 +90,13 @@ int backing_open(struct backing *b, uint32_t type, uint64_t size)
 	memset(b, 0, sizeof(*b));
 	b->type = type;
 	b->size = size;
-	b->align = type == GMEM_BACKING_THP ? PMD_SIZE_2M : GMEM_PAGE_SIZE;
-	b->fd = memfd_create("gmem", MFD_CLOEXEC);
+	b->align = backing_page_size(type);
+	b->hugetlb = type == GMEM_BACKING_HUGETLB_2M || type == GMEM_BACKING_HUGETLB_1G;
+	if (b->hugetlb)
+		mfd |= MFD_HUGETLB | (type == GMEM_BACKING_HUGETLB_2M ? MFD_HUGE_2MB : MFD_HUGE_1GB);
+	b->fd = memfd_create("gmem", mfd);
 	if (b->fd < 0)
-		return -errno;
+		return errno == EINVAL && b->hugetlb ? -EOPNOTSUPP : -errno; /* no such pool size */
 	if (ftruncate(b->fd, (off_t)size)) {
 		err = -errno;
 		goto err_close;
@@ -105,11 +124,14 @@ int backing_open(struct backing *b, uint32_t type, uint64_t size)
 	 * them).
 	 */
 	if (mmap(guest, size, PROT_NONE, MAP_SHARED | MAP_FIXED, b->fd, 0) == MAP_FAILED) {
+		/* hugetlbfs: the pool cannot reserve the file's pages (ENOMEM) */
 		err = -errno;
-		goto err_unmap;
+		munmap(guest, size); /* what is left of the reservation */
+		goto err_close;
 	}
 	if (madvise(guest, size, MADV_DONTFORK) || madvise(guest, size, MADV_DONTDUMP) ||
-	    madvise(guest, size, type == GMEM_BACKING_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) ||
+	    (!b->hugetlb &&
+	     madvise(guest, size, type == GMEM_BACKING_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) ||
 	    mprotect(guest, size, PROT_READ | PROT_WRITE)) {
 		err = -errno;
 		goto err_unmap;
@@ -162,11 +184,12 @@ int backing_map(const struct backing *b, uint64_t off, uint64_t len, char **addr
 	if (p == MAP_FAILED)
 		return -errno;
 	/*
-	 * Views map 4 KiB pages, one decision each: a huge page mapped into a
-	 * view (MADV_COLLAPSE, khugepaged) would map its private pages too,
-	 * with no fault for the library to decide.
+	 * Views of shmem map 4 KiB pages, one decision each: a huge page
+	 * mapped into a view (MADV_COLLAPSE, khugepaged) would map its private
+	 * pages too, with no fault for the library to decide.  A hugetlbfs
+	 * view maps whole pages, each decided whole (fault.c).
 	 */
-	if (madvise(p, len, MADV_DONTFORK) || madvise(p, len, MADV_NOHUGEPAGE)) {
+	if (madvise(p, len, MADV_DONTFORK) || (!b->hugetlb && madvise(p, len, MADV_NOHUGEPAGE))) {
 		err = -errno;
 		munmap(p, len);
 		return err;

@@ -82,8 +82,10 @@ static int uffd_with(uint64_t features)
 	return fd;
 }
 
-int uffd_open(int *out, unsigned int *have)
+int uffd_open(int *out, unsigned int *have, bool hugetlb)
 {
+	const uint64_t base = UFFD_FEATURES | UFFD_EVENTS |
+			      (hugetlb ? UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_MINOR_HUGETLBFS : 0);
 	/*
 	 * EVENT_FORK needs CAP_SYS_PTRACE: without it, fork is not followed.
 	 * MOVE (6.8) only answers uffd_changing(): without it, that says no.
@@ -97,7 +99,7 @@ int uffd_open(int *out, unsigned int *have)
 	int fd = -EOPNOTSUPP;
 
 	for (size_t i = 0; i < sizeof(wishes) / sizeof(wishes[0]); i++) {
-		fd = uffd_with(UFFD_FEATURES | UFFD_EVENTS | wishes[i]);
+		fd = uffd_with(base | wishes[i]);
 		if (fd >= 0) {
 			*have = (wishes[i] & UFFD_FEATURE_EVENT_FORK ? UFFD_HAVE_FORK : 0) |
 				(wishes[i] & UFFD_FEATURE_MOVE ? UFFD_HAVE_PROBE : 0);

@@ -18,7 +18,8 @@
 #include <sys/types.h>
 
 /*
- * A userfaultfd for this process with the features views need, and the
+ * A userfaultfd for this process with the features views need (of
+ * hugetlbfs files too, with hugetlb), and the
  * events that report unmapping and moving them: from userfaultfd(2), or
  * from /dev/userfaultfd when the system call is refused (EPERM, or ENOSYS
  * from a seccomp filter).  *have says what else the kernel gives:
@@ -29,7 +30,7 @@
  */
 #define UFFD_HAVE_FORK (1u << 0)
 #define UFFD_HAVE_PROBE (1u << 1)
-int uffd_open(int *fd, unsigned int *have);
+int uffd_open(int *fd, unsigned int *have, bool hugetlb);
 
 /*
  * Whether the process is unmapping, moving or forking a registered range
