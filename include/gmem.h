@@ -7,6 +7,9 @@
  * memslots); host components reach it through host views (gmem_view_map()).
  * Every 4 KiB page is SHARED (guest and host may touch it) or PRIVATE (guest
  * only), and converts in place: contents survive, only gmem_discard() zeroes.
+ * The backing page may be larger (2 MiB or 1 GiB huge pages); conversions
+ * stay 4 KiB on every backing and never touch the guest mapping, so a huge
+ * page the guest maps whole stays mapped whole through them.
  *
  * Conventions (liburing's): every function returns 0, a documented
  * non-negative value, or a negative errno; errno is never the result.  A call
@@ -81,6 +84,14 @@ struct gmem; /* opaque: one guest memory object */
 /* gmem_config.backing */
 #define GMEM_BACKING_SHMEM 0      /* 4 KiB pages */
 #define GMEM_BACKING_THP 1        /* 2 MiB transparent huge pages */
+/*
+ * hugetlbfs pages come from the kernel's pool (nr_hugepages, which the
+ * library never changes): creating an object reserves all of its pages, and
+ * is -ENOMEM when the pool has too few free.  The kernel maps a hugetlb page
+ * only whole, so views cover whole huge pages, a view maps one only while
+ * all of its 4 KiB pieces are shared, and a conversion of any piece is
+ * refused while any piece is pinned (below).
+ */
 #define GMEM_BACKING_HUGETLB_2M 2 /* hugetlbfs 2 MiB pages (memfd MFD_HUGETLB) */
 #define GMEM_BACKING_HUGETLB_1G 3 /* hugetlbfs 1 GiB pages */
 
@@ -112,7 +123,7 @@ struct gmem; /* opaque: one guest memory object */
 #define GMEM_PIN_LONGTERM (1u << 0)
 
 struct gmem_config {
-	uint64_t size;            /* bytes: > 0, a multiple of the backing page size */
+	uint64_t size;            /* bytes: > 0, a multiple of the backing page */
 	uint32_t backing;         /* GMEM_BACKING_* */
 	uint32_t flags;           /* GMEM_F_* */
 	int32_t fault_signal;     /* 0 or SIGBUS -> SIGBUS; SIGSEGV -> SIGSEGV */
@@ -154,14 +165,17 @@ typedef void (*gmem_convert_cb)(struct gmem *g, uint64_t offset, uint64_t len,
 				unsigned int to, int result, void *arg);
 
 /*
- * Create a gmem.  Backing memory is allocated lazily.  -EINVAL for a bad
- * config, -EOPNOTSUPP when the kernel cannot provide what is asked (shmem
- * huge pages for GMEM_BACKING_THP, userfaultfd minor faults or poison, or
+ * Create a gmem.  Backing memory is allocated lazily (hugetlbfs pages are
+ * reserved from the pool at once).  -EINVAL for a bad config (a size that
+ * is not a multiple of the backing page; GMEM_F_FRESH_PRIVATE on any
+ * backing but GMEM_BACKING_SHMEM), -EOPNOTSUPP when the kernel cannot
+ * provide what is asked (shmem huge pages for GMEM_BACKING_THP, a hugetlb
+ * pool of that size, userfaultfd minor faults or poison, or
  * userfaultfd at all: the system call missing or filtered with ENOSYS and
  * no /dev/userfaultfd), -EPERM when userfaultfd is not permitted (the
  * system call refused - vm.unprivileged_userfaultfd=0 without
  * CAP_SYS_PTRACE, or a filter - and /dev/userfaultfd absent or not
- * accessible), -ENOMEM.
+ * accessible), -ENOMEM (for hugetlbfs: the pool has too few free pages).
  */
 GMEM_API int gmem_create(const struct gmem_config *cfg, struct gmem **out);
 
@@ -177,8 +191,8 @@ GMEM_API uint64_t gmem_page_size(const struct gmem *g); /* conversion granularit
 /*
  * The one mapping of the whole memory meant for KVM memslots; the same
  * address on every call.  Conversions never change it; discard does.  With
- * THP backing it is 2 MiB-aligned and mapped with huge pages.  Host code
- * must not touch it: use a view.
+ * a huge backing it is aligned to the backing page and mapped with huge
+ * pages.  Host code must not touch it: use a view.
  */
 GMEM_API int gmem_guest_map(struct gmem *g, void **addr);
 
@@ -193,6 +207,14 @@ GMEM_API int gmem_guest_map(struct gmem *g, void **addr);
  * the kernel refuses guards and each refused page costs a mapping, up to
  * vm.max_map_count, then SIGBUS) and never reads or writes it; in-kernel
  * accesses (read(2) into a view, ...) fail with EFAULT instead.
+ * On hugetlbfs, offset and len must be multiples of the backing page
+ * (-EINVAL): the kernel maps a huge page whole, so one is mapped only when
+ * all of its 4 KiB pieces are shared, and a touch anywhere in a huge page
+ * with a piece that is not is refused at the exact address, its shared
+ * pieces too (si_addr_lsb is the huge page's; SIGSEGV is SEGV_ACCERR, as
+ * hugetlbfs takes no guards, and each refused huge page may cost up to two
+ * mappings of vm.max_map_count).  gmem_read() and gmem_write() reach the
+ * shared pieces of such pages.
  * GMEM_VIEW_STRICT: -EACCES if any page in range is not shared; while the
  * view exists, converting a page it covers to private fails with -EBUSY.
  * Views are not inherited across fork().
@@ -227,6 +249,11 @@ GMEM_API int gmem_view_unmap(struct gmem *g, void *addr);
  * last unpin unmaps it from every view).  Other host touches wait for a
  * WAIT conversion's outcome (at most wait_timeout_ms) and are refused in a
  * DEFER transit.
+ * On hugetlbfs a conversion to private zaps the whole huge page of each
+ * page it converts from every view, so a pin on any 4 KiB piece of such a
+ * huge page refuses it, whatever the flags: -EBUSY for a long-term pin,
+ * else -EAGAIN, *error_offset at the lowest pinned piece (there is no
+ * transit: it would have to keep the whole huge page mapped for the I/O).
  * To shared: immediate, whatever the pins.
  */
 GMEM_API int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
@@ -252,6 +279,10 @@ GMEM_API int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned 
 /*
  * Punch the range out: afterwards it reads as zero through every view and
  * the guest mapping; states are unchanged.  -EBUSY if a page is pinned.
+ * A part of a huge page is zeroed in place; whole huge pages go back to
+ * the kernel.  On hugetlbfs those are taken back from the pool at once, so
+ * that no later touch can find it empty: -ENOMEM if it has none to give
+ * (the range reads zero all the same).
  */
 GMEM_API int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len);
 

@@ -127,3 +127,35 @@ bool thp_enable(void)
 	test_write_file(SHMEM_ENABLED, "advise");
 	return thp_usable();
 }
+
+static unsigned long pool_read(uint64_t page_size, const char *what)
+{
+	char path[128], buf[32];
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
+		 (unsigned long long)(page_size >> 10), what);
+	if (read_choice(path, buf, sizeof(buf)))
+		return 0;
+	return strtoul(buf, NULL, 10);
+}
+
+unsigned long hugetlb_free(uint64_t page_size)
+{
+	return pool_read(page_size, "free_hugepages");
+}
+
+bool hugetlb_reserve(uint64_t page_size, unsigned long pages)
+{
+	char path[128], value[32];
+	unsigned long have = hugetlb_free(page_size);
+
+	if (have >= pages)
+		return true;
+	if (geteuid() != 0)
+		return false;
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/nr_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	snprintf(value, sizeof(value), "%lu", pool_read(page_size, "nr_hugepages") + pages - have);
+	test_write_file(path, value);
+	return hugetlb_free(page_size) >= pages;
+}

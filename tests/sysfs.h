@@ -6,6 +6,7 @@
 #define GMEM_TEST_SYSFS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Set a sysfs-like file, remembering the old value to restore at exit. */
 int test_write_file(const char *path, const char *value);
@@ -15,5 +16,13 @@ void sysfs_forget(void);
 void sysfs_restore(void);
 /* Make shmem THP available if we may (restored at exit); whether it is. */
 bool thp_enable(void);
+/*
+ * Make at least `pages` free pages of page_size (2 MiB or 1 GiB) in the
+ * kernel's hugetlb pool, raising nr_hugepages if we may (restored at exit);
+ * whether there are.
+ */
+bool hugetlb_reserve(uint64_t page_size, unsigned long pages);
+/* Free pages of page_size in the hugetlb pool now (0 if there is no such pool). */
+unsigned long hugetlb_free(uint64_t page_size);
 
 #endif /* GMEM_TEST_SYSFS_H */
