@@ -61,6 +61,7 @@ ALL_LDFLAGS = $(BASE_LDFLAGS) $(SAN_FLAGS) $(LDFLAGS)
 LIB_SRCS := src/core/runmap.c src/core/pinmap.c \
 	src/os/backing.c src/os/uffd.c src/os/pagemap.c \
 	src/state.c src/addr.c src/view.c src/fault.c src/reader.c src/forked.c src/convert.c src/fresh.c src/pin.c src/discard.c src/audit.c \
+	src/access.c \
 	src/gmem.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB_O := $(BUILD)/lib/libgmem.o
@@ -213,7 +214,8 @@ $(BUILD)/fuzz/fuzz_gmem: $(BUILD)/fuzz/fuzz_gmem.o $(FUZZ_COMMON)
 $(BUILD)/tests/test_inject: $(BUILD)/tests/test_inject.o $(TEST_COMMON) $(BUILD)/fuzz/inject.o $(LIB_INJECT)
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
-BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/*.c)) $(BUILD)/tests/touch.o
+BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/*.c)) $(BUILD)/tests/touch.o \
+	$(BUILD)/tests/sysfs.o
 $(BENCH): $(BENCH_OBJS) $(LIB_A)
 	$(CC) $^ $(ALL_LDFLAGS) -lm -o $@
 

@@ -4,7 +4,7 @@
  *
  * An input is a small program: a configuration byte, then operations
  * (convert, pin, unpin, discard, views, host and guest touches, state
- * queries, callbacks, injected failures).  Each runs on the library and on
+ * queries, callbacks, injected failures, copies in and out).  Each runs on the library and on
  * the reference model (ref.c); the two must agree on every return value,
  * error offset, callback, page state, pin count and byte of contents, and
  * gmem_audit() must find no view mapping a page it must not, after every
@@ -62,8 +62,33 @@ enum op {
 	OP_CALLBACK,
 	OP_INJECT,
 	OP_LOCK,
+	OP_FIRST_COUNT, /* the operations of the first inputs: op bytes name them modulo this */
+	OP_READ = OP_FIRST_COUNT,
+	OP_WRITE,
 	OP_COUNT
 };
+
+/*
+ * An operation byte names byte % OP_FIRST_COUNT, as it always has, except
+ * the bytes listed here, which name the operations added since: no input
+ * in fuzz/corpus used them as an operation, so every input there keeps its
+ * meaning.  An operation added later takes bytes that still hold for.
+ */
+static const struct {
+	uint8_t first, last;
+	enum op op;
+} added_ops[] = {
+	{ 12, 35, OP_READ },
+	{ 36, 59, OP_WRITE },
+};
+
+static enum op decode_op(uint8_t b)
+{
+	for (size_t i = 0; i < sizeof(added_ops) / sizeof(added_ops[0]); i++)
+		if (b >= added_ops[i].first && b <= added_ops[i].last)
+			return added_ops[i].op;
+	return (enum op)(b % OP_FIRST_COUNT);
+}
 
 #define REF_MAX_PAGES 512 /* the largest object: one 2 MiB huge page */
 
@@ -513,6 +538,180 @@ static void do_state(struct run *r, struct input *in)
 	check_ret(r, "gmem_state", got, p < r->ref.npages ? r->ref.pages[p].state : -EINVAL);
 }
 
+/*
+ * A byte range for a copy: from a page boundary give or take 127 bytes,
+ * a few bytes, about two pages in odd steps, whole half pages, to the end
+ * (or a byte past it), or overflowing.
+ */
+static void byte_range(struct input *in, const struct ref *ref, uint64_t *offset, uint64_t *len)
+{
+	uint64_t size = ref->npages * PS;
+	uint8_t l = u8(in);
+	int8_t d = (int8_t)u8(in);
+	int64_t o = (int64_t)(u16(in) % (ref->npages + 1) * PS) + d;
+
+	*offset = (uint64_t)(o < 0 ? -o : o);
+	if (l < 0x40)
+		*len = l;
+	else if (l < 0x80)
+		*len = (uint64_t)(l - 0x40) * 131;
+	else if (l < 0xe0)
+		*len = (uint64_t)(l - 0x80) * (PS / 2);
+	else if (l < 0xf0)
+		*len = UINT64_MAX - (uint64_t)(l & 0xf) * PS;
+	else
+		*len = (*offset <= size ? size - *offset : 0) + (l & 1);
+}
+
+/*
+ * The buffer for a copy's arguments from the input's flags byte: bit 0 a
+ * NULL buffer, bit 2 a view's address (if there is a view); else one of
+ * len bytes (one of 16 if len is more than any object holds: the library
+ * must refuse before touching it, and ASan says if it does not).  Whether
+ * the model must refuse it is *bad.
+ */
+static uint8_t *copy_buffer(struct run *r, uint8_t flags, uint64_t len, bool *bad)
+{
+	int v = pick_view(r, flags >> 3);
+	uint8_t *buf;
+
+	*bad = true;
+	if (flags & 1)
+		return NULL;
+	if ((flags & 4) && v >= 0)
+		return r->ref.views[v].addr;
+	*bad = false;
+	buf = malloc(len && len <= REF_MAX_PAGES * PS ? len : 16);
+	if (!buf)
+		abort();
+	return buf;
+}
+
+static void free_buffer(struct run *r, uint8_t *buf)
+{
+	for (int i = 0; i < REF_MAX_VIEWS; i++)
+		if (r->ref.views[i].used && buf == r->ref.views[i].addr)
+			return;
+	free(buf);
+}
+
+/* The error offset a copy reported against the model's page (set on -EACCES only). */
+static void check_error_offset(struct run *r, const char *what, int got, uint64_t eoff,
+			       const uint64_t *want_eoff, uint64_t epage)
+{
+	if (got == -EACCES && want_eoff && eoff != epage * PS)
+		disagree(r, "%s: error offset %llu, the model says page %llu", what,
+			 (unsigned long long)eoff, (unsigned long long)epage);
+	if ((got != -EACCES || !want_eoff) && eoff != UINT64_MAX)
+		disagree(r, "%s: error offset set to %llu on %d", what, (unsigned long long)eoff,
+			 got);
+}
+
+/*
+ * gmem_read(): the result and error offset the model says; on 0 the buffer
+ * holds what the guest mapping does (and the model's byte at each page
+ * start); refused, the buffer is untouched.
+ */
+static void do_read(struct run *r, struct input *in)
+{
+	uint8_t flags = u8(in);
+	uint64_t offset, len, eoff = UINT64_MAX, epage = 0;
+	uint64_t *eoffp = flags & 2 ? NULL : &eoff;
+	struct ref before;
+	uint8_t *buf;
+	bool bad, fits;
+	int want, got;
+
+	byte_range(in, &r->ref, &offset, &len);
+	buf = copy_buffer(r, flags, len, &bad);
+	fits = !bad && len <= REF_MAX_PAGES * PS;
+	if (fits)
+		memset(buf, 0xa5, len);
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = ref_read(&r->ref, offset, len, bad, &epage);
+	inject_arm(r->inject_nth);
+	got = gmem_read(r->g, offset, buf, len, eoffp);
+	TRACE("%d: read [%llu, +%llu) flags %#x: %d (model %d)\n", r->step,
+	      (unsigned long long)offset, (unsigned long long)len, flags, got, want);
+	if (injected(r, "gmem_read", got, want, &before)) {
+		ref_fini(&before);
+		free_buffer(r, buf);
+		return; /* the buffer may hold part of the range */
+	}
+	ref_fini(&before);
+	check_ret(r, "gmem_read", got, want);
+	check_error_offset(r, "gmem_read", got, eoff, eoffp, epage);
+	for (uint64_t i = 0; fits && got && i < len; i++)
+		if (buf[i] != 0xa5)
+			disagree(r, "gmem_read returned %d but wrote byte %llu", got,
+				 (unsigned long long)i);
+	if (fits && !got && len) {
+		if (memcmp(buf, r->guest + offset, len))
+			disagree(r, "gmem_read of [%llu, +%llu) differs from the guest mapping",
+				 (unsigned long long)offset, (unsigned long long)len);
+		for (uint64_t p = (offset + PS - 1) / PS; p * PS < offset + len; p++)
+			if (buf[p * PS - offset] != r->ref.pages[p].data)
+				disagree(r, "gmem_read: page %llu starts with %u, the model says %u",
+					 (unsigned long long)p, buf[p * PS - offset],
+					 r->ref.pages[p].data);
+	}
+	free_buffer(r, buf);
+}
+
+/*
+ * gmem_write(): the result and error offset the model says; the bytes it
+ * wrote, and none around them, through the guest mapping; nothing at all
+ * when it fails.  The model learns the bytes at page starts.
+ */
+static void do_write(struct run *r, struct input *in)
+{
+	uint8_t flags = u8(in);
+	uint64_t size = r->ref.npages * PS, offset, len, eoff = UINT64_MAX, epage = 0, lo = 0, hi = 0;
+	uint64_t *eoffp = flags & 2 ? NULL : &eoff;
+	uint8_t *buf, *around = NULL;
+	struct ref before;
+	bool bad, fits;
+	int want, got;
+
+	byte_range(in, &r->ref, &offset, &len);
+	buf = copy_buffer(r, flags, len, &bad);
+	fits = !bad && len <= size && offset <= size - len;
+	if (fits) {
+		for (uint64_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)((offset + i) * 11 + ((offset + i) >> 12) * 5 + flags * 37);
+		/* the range and a byte either side, as they were */
+		lo = offset ? offset - 1 : 0;
+		hi = offset + len < size ? offset + len + 1 : size;
+		around = malloc(hi - lo + 1);
+		if (!around)
+			abort();
+		memcpy(around, r->guest + lo, hi - lo);
+	}
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = ref_write(&r->ref, offset, buf, len, bad, &epage);
+	inject_arm(r->inject_nth);
+	got = gmem_write(r->g, offset, buf, len, eoffp);
+	TRACE("%d: write [%llu, +%llu) flags %#x: %d (model %d)\n", r->step,
+	      (unsigned long long)offset, (unsigned long long)len, flags, got, want);
+	if (!injected(r, "gmem_write", got, want, &before)) {
+		check_ret(r, "gmem_write", got, want);
+		check_error_offset(r, "gmem_write", got, eoff, eoffp, epage);
+	}
+	ref_fini(&before);
+	if (fits) {
+		if (!got)
+			memcpy(around + (offset - lo), buf, len);
+		if (memcmp(around, r->guest + lo, hi - lo))
+			disagree(r, "gmem_write of [%llu, +%llu) returned %d and left %s",
+				 (unsigned long long)offset, (unsigned long long)len, got,
+				 got ? "bytes changed" : "other bytes than it was given");
+	}
+	free(around);
+	free_buffer(r, buf);
+}
+
 static int create(struct run *r, struct input *in)
 {
 	uint8_t b = u8(in);
@@ -578,8 +777,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (r.step = 1; r.step <= MAX_OPS && in.p < in.end; r.step++) {
 		uint8_t op = u8(&in);
 
-		TRACE("%d: op %u\n", r.step, op % OP_COUNT);
-		switch (op % OP_COUNT) {
+		TRACE("%d: op %u\n", r.step, decode_op(op));
+		switch (decode_op(op)) {
 		case OP_CONVERT:
 			do_convert(&r, &in);
 			break;
@@ -617,6 +816,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_LOCK:
 			do_lock(&r, &in);
 			break;
+		case OP_READ:
+			do_read(&r, &in);
+			break;
+		case OP_WRITE:
+			do_write(&r, &in);
+			break;
+		case OP_COUNT:
+			break; /* not an operation: decode_op() never gives it */
 		}
 		r.inject_nth = 0;
 		check_events(&r);

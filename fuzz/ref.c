@@ -303,6 +303,50 @@ void ref_view_unmap(struct ref *r, int slot)
 	r->views[slot].used = false;
 }
 
+/* The rule both copies share: "every page the bytes touch must be GMEM_SHARED". */
+static int ref_access(struct ref *r, uint64_t offset, uint64_t len, bool bad_buf,
+		      uint64_t *error_page)
+{
+	uint64_t size = r->npages * GMEM_PAGE_SIZE;
+
+	r->nevents = 0;
+	/* "len 0 returns 0 and does nothing" - but "offset past the end" is -EINVAL */
+	if (offset > size)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	/* "offset + len past the end or overflowing, buf NULL with len > 0, or buf
+	 * overlapping a view of g" */
+	if (len > size - offset || bad_buf)
+		return -EINVAL;
+	for (uint64_t p = offset / GMEM_PAGE_SIZE; p * GMEM_PAGE_SIZE < offset + len; p++) {
+		/* "A page in transit (GMEM_CONVERTING) is refused like a private one, even if pinned." */
+		if (r->pages[p].state != GMEM_SHARED) {
+			*error_page = p;
+			return -EACCES;
+		}
+	}
+	return 0;
+}
+
+int ref_read(struct ref *r, uint64_t offset, uint64_t len, bool bad_buf, uint64_t *error_page)
+{
+	return ref_access(r, offset, len, bad_buf, error_page);
+}
+
+int ref_write(struct ref *r, uint64_t offset, const uint8_t *buf, uint64_t len, bool bad_buf,
+	      uint64_t *error_page)
+{
+	int err = ref_access(r, offset, len, bad_buf, error_page);
+
+	if (err)
+		return err;
+	for (uint64_t p = (offset + GMEM_PAGE_SIZE - 1) / GMEM_PAGE_SIZE;
+	     len && p * GMEM_PAGE_SIZE < offset + len; p++)
+		r->pages[p].data = buf[p * GMEM_PAGE_SIZE - offset];
+	return 0;
+}
+
 bool ref_host_may_touch(const struct ref *r, uint64_t p)
 {
 	const struct ref_page *pg = &r->pages[p];

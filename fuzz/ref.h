@@ -86,6 +86,17 @@ int ref_discard(struct ref *r, uint64_t first, uint64_t n);
 int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
 void ref_view_unmap(struct ref *r, int slot);
 
+/*
+ * gmem_read() and gmem_write() of the bytes [offset, offset + len) - bytes,
+ * not pages - with bad_buf when the buffer given is NULL or lies in a view
+ * of the object: 0, -EINVAL, or -EACCES with *error_page at the first page
+ * touched that is not shared.  A write that succeeds gives each page whose
+ * first byte it covers (the byte the model holds) buf's byte for it.
+ */
+int ref_read(struct ref *r, uint64_t offset, uint64_t len, bool bad_buf, uint64_t *error_page);
+int ref_write(struct ref *r, uint64_t offset, const uint8_t *buf, uint64_t len, bool bad_buf,
+	      uint64_t *error_page);
+
 /* Whether a host touch of page p through a view completes (else it is refused). */
 bool ref_host_may_touch(const struct ref *r, uint64_t p);
 uint64_t ref_pins_total(const struct ref *r);

@@ -81,6 +81,38 @@ def lock(slot, how=MLOCK):
     return bytes([11, slot | how])
 
 
+NULLBUF, NULLEOFF, VIEWBUF = 1, 2, 4
+
+
+def brange(page, delta, n):
+    """Bytes from page's start give or take delta (-128..127), n of them: a
+    count below 64, ("odd", k) for k * 131, ("half", k) for k half pages,
+    "end" to the end of the object, "past" one byte more, "overflow"."""
+    if n == "end":
+        code = 0xf0
+    elif n == "past":
+        code = 0xf1
+    elif n == "overflow":
+        code = 0xe0
+    elif isinstance(n, tuple):
+        kind, k = n
+        code = (0x40 if kind == "odd" else 0x80) + k
+        assert k < (0x40 if kind == "odd" else 0x60)
+    else:
+        assert n < 0x40
+        code = n
+    return bytes([code, delta & 0xff, page & 0xff, page >> 8])
+
+
+def read(page, delta, n, flags=0):
+    return bytes([12, flags]) + brange(page, delta, n)
+
+
+def write(page, delta, n, seed=0, flags=0):
+    """seed picks the bytes written (and the view, with VIEWBUF)."""
+    return bytes([36, flags | seed << 3]) + brange(page, delta, n)
+
+
 SEEDS = {
     "convert-roundtrip": config() + view(0, 8) + host(0, 2, True, 0x41)
     + convert(0, 4, PRIVATE) + host(0, 2) + convert(0, 4, SHARED) + host(0, 2),
@@ -143,6 +175,21 @@ SEEDS = {
     + inject(1) + unpin(1, 1),
     "inject-pin-discard": config() + inject(1) + pin(0, 2) + pin(0, 2) + unpin(0, 2) + inject(1)
     + discard(0, 4) + host(0, 0) + discard(0, 4),
+    "copy-bytes": config() + view(0, 8) + write(0, 100, ("half", 3), 1) + read(1, -5, 10)
+    + host(0, 1) + write(2, -1, 2, 2) + host(0, 2, True, 0x45) + read(0, 0, "end")
+    + read(16, 0, 0) + read(16, 1, 0, NULLBUF) + read(15, 0, "past") + write(0, 0, "overflow")
+    + read(0, 3, 5, NULLBUF) + write(0, 3, 5, 0, NULLBUF) + write(1, 0, 0, 0, NULLBUF)
+    + discard(0, 2) + read(0, 7, ("odd", 40)),
+    "copy-refused": config() + view(0, 8) + host(0, 2, True, 0x21) + convert(3, 1, PRIVATE)
+    + guest(3, 0x31) + read(2, 10, ("half", 3)) + write(2, 10, ("half", 3), 3)
+    + read(2, 10, ("half", 3), NULLEOFF) + pin(5, 1) + convert(4, 2, PRIVATE, DEFER)
+    + read(5, 0, 8) + write(4, -1, 2, 4) + read(0, 0, "end") + unpin(5, 1)
+    + convert(0, 8, SHARED) + read(3, 0, 1) + write(0, 0, 8, 0, VIEWBUF)
+    + read(0, 0, 8, VIEWBUF) + inject(1) + write(6, 3, 20, 5) + inject(1) + read(6, 3, 20),
+    "copy-thp": config(backing=THP) + write(100, 7, ("odd", 40), 6) + convert(101, 1, PRIVATE)
+    + read(100, 0, ("half", 6)) + write(101, -1, 2, 7) + read(511, 100, "end")
+    + write(0, 0, "end", 8) + convert(0, "end", SHARED) + write(0, 0, "end", 9)
+    + read(0, 0, "end"),
 }
 
 

@@ -286,6 +286,38 @@ GMEM_API int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len, unsigned 
  */
 GMEM_API int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len);
 
+/*
+ * Copy len bytes between buf and the object at byte offset, for host code
+ * that copies rather than maps (device models; backings whose views are
+ * refused whole over a huge page in part private).  Neither offset nor len
+ * need be page-aligned.  The rule is a view's, all or nothing: every 4 KiB
+ * page the bytes [offset, offset + len) touch must be GMEM_SHARED, else
+ * -EACCES and *error_offset (if not NULL) = the offset of the first page
+ * that is not (page-aligned), nothing copied, buf and the object untouched.
+ * A page in transit (GMEM_CONVERTING) is refused like a private one, even
+ * if pinned.  The decision and the copy are one step: conversions and
+ * discards wait for a copy in progress, so no page changes state during
+ * it, and a private page is never read or written by these calls.
+ * len 0 returns 0 and does nothing, buf may then be NULL (like read(2)),
+ * unless offset > size.  -EINVAL, nothing changed: g NULL; offset > size;
+ * offset + len past the end or overflowing; buf NULL, or buf + len past the
+ * top of the address space, with len > 0; buf overlapping a view of g (the
+ * copy holds the object's lock, which a first touch of its views may wait
+ * for).  A buf in a view of another object is not detected: it deadlocks
+ * if that object's copies in turn copy into views of g.  *error_offset is
+ * written on -EACCES only.
+ * gmem_read: holes read as zero and stay holes (nothing is allocated).  Any
+ * other error (a failed read of the backing file; -EFAULT for a buf not
+ * writable) may leave buf partly written, never the object changed.
+ * gmem_write: backing memory for the pages written is allocated first
+ * (with THP backing the whole 2 MiB pages holding them): -ENOMEM, nothing
+ * written, when there is none.
+ */
+GMEM_API int gmem_read(struct gmem *g, uint64_t offset, void *buf, uint64_t len,
+		       uint64_t *error_offset);
+GMEM_API int gmem_write(struct gmem *g, uint64_t offset, const void *buf, uint64_t len,
+			uint64_t *error_offset);
+
 /* The GMEM_* state of the page holding byte offset; -EINVAL past the end. */
 GMEM_API int gmem_state(struct gmem *g, uint64_t offset);
 

@@ -234,6 +234,12 @@ int main(void)
 	EXPECT(touch(v) == SIGBUS);
 	EXPECT(!T(gmem_convert, g, 0, PS, GMEM_SHARED, 0, NULL));
 	EXPECT(touch(v) == 0); /* a minor fault */
+	{
+		char buf[100] = "copied";
+
+		EXPECT(!T(gmem_write, g, PS - 50, buf, sizeof(buf), NULL));
+		EXPECT(!T(gmem_read, g, PS - 50, buf, sizeof(buf), NULL));
+	}
 	parked_touch(g, v);
 	deferred(g, v);
 	tamper(g);
@@ -260,6 +266,7 @@ int main(void)
 	if (g) {
 		v = view(g, 0, 4ULL << 20);
 		EXPECT(touch(v + 5 * PS) == 0);
+		EXPECT(!T(gmem_write, g, 3ULL << 20, "x", 1, NULL)); /* a huge page of its own */
 		EXPECT(!T(gmem_destroy, g));
 	}
 

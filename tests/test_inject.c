@@ -446,6 +446,50 @@ TEST(inject_pin_discard_audit)
 		sweep(env, &s[i]);
 }
 
+/* ---- copies ---- */
+
+static char copy_buf[3 * PS];
+
+/* Over pages 1 to 3, from and to byte offsets inside them. */
+static int call_read(struct fixture *f)
+{
+	return gmem_read(f->g, PS + 10, copy_buf, 2 * PS + 20, NULL);
+}
+
+/* Over the first byte of pages 1 to 3, which snap() compares. */
+static int call_write(struct fixture *f)
+{
+	memset(copy_buf, 0x7e, sizeof(copy_buf));
+	return gmem_write(f->g, PS - 10, copy_buf, 2 * PS + 20, NULL);
+}
+
+TEST(inject_read_write)
+{
+	static const struct scenario s[] = {
+		{ "read", setup_plain, call_read, 0, NULL },
+		{ "write", setup_plain, call_write, 0, NULL },
+	};
+	struct fixture f;
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		sweep(env, &s[i]);
+
+	/* the backing file out of room (ENOSPC from fallocate) is out of memory */
+	setup_plain(env, &f);
+	inject_arm(1);
+	if (env->backing == GMEM_BACKING_SHMEM)
+		CHECK_EQ(call_write(&f), -ENOMEM);
+	else
+		CHECK(call_write(&f) < 0);
+	CHECK(inject_disarm());
+	CHECK_EQ((uint8_t)f.guest[PS], 2);
+	/* a failed read of the file is its error */
+	inject_arm(1);
+	CHECK_EQ(call_read(&f), -EIO);
+	CHECK(inject_disarm());
+	CHECK_OK(gmem_destroy(f.g));
+}
+
 /* ---- a deferred conversion's completion ---- */
 
 /*
