@@ -193,8 +193,8 @@ byte finished;
 /*
  * One MADV_DONTNEED over the span of the marked pages of [f, e): clears
  * PTEs and markers alike, then the marks.
- * C: src/view.c views_zap() #bb7c55e7
- * C: src/view.c zap_view() #58dfde8d
+ * C: src/view.c views_zap() #e57b881e
+ * C: src/view.c zap_view() #979c26de
  */
 #define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0
 #define ZAP_BODY(f, e) if \
@@ -410,7 +410,7 @@ inline release(rf, re, longterm)
  * fault thread, which decides under g->lock shared.  mine: the toucher
  * holds a pin on p (its I/O must go through).  parked: the fault thread
  * left the touch unwoken until the waiting conversion ends (views_wake()).
- * C: src/fault.c handle_fault() #187097d4
+ * C: src/fault.c handle_fault() #0f5a507f
  * C: src/convert.c transit_waiting_at() #425a77de
  */
 inline touch(p, mine)
@@ -435,16 +435,16 @@ inline touch(p, mine)
 			mapped[p] = 1; pte[p] = 1
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
-			/* C: src/fault.c handle_fault() #187097d4 */
+			/* C: src/fault.c handle_fault() #0f5a507f */
 			mapped[p] = 1; pte[p] = 1
 #ifndef NOPARK
 		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
-			/* C: src/fault.c handle_fault() #187097d4 */
+			/* C: src/fault.c handle_fault() #0f5a507f */
 			assert(!mine);
 			parked = 1 /* no mark: the outcome decides */
 #endif
 		:: else ->
-			/* C: src/view.c views_deny() #db22dbed */
+			/* C: src/view.c views_deny() #424cc0cd */
 			marker[p] = 1; denied[p] = 1
 		fi
 	   }
@@ -502,10 +502,15 @@ proctype toucher(byte p1, p2)
 }
 
 /*
- * gmem_discard(): mark the words discarding (publish), learn their pins
- * (check), punch only if none holds one.
- * C: src/discard.c gmem_discard() #8128e0c4
- * C: src/discard.c mark() #6dabc5e0
+ * gmem_discard(): hold pins off the words (publish), learning their pins
+ * in the same step (check), punch only if none holds one.  The same hold
+ * guards a conversion on hugetlbfs, whose zap of a whole huge page must
+ * see every pin on it (to_private_huge(): not modelled apart, it is this
+ * protocol with a state change in place of the punch).
+ * C: src/discard.c gmem_discard() #4020321d
+ * C: src/pin.c pins_hold() #6728a0ac
+ * C: src/pin.c pins_release_hold() #8c914cee
+ * C: src/convert.c to_private_huge() #5edf3031
  */
 proctype discarder(byte f, e)
 {
@@ -621,7 +626,7 @@ proctype converter(byte me; byte nops)
 			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
 		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
 			/* no page was ever pinned, and none can be while we hold the lock
-			 * C: src/convert.c to_private() #c8e8842b */
+			 * C: src/convert.c to_private() #d8c390f8 */
 			skip
 		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
 			/* publish CONVERTING, then settle with the pins it found
@@ -692,7 +697,7 @@ proctype converter(byte me; byte nops)
 		:: to == PRIVATE && err == E_OK ->
 			/* commit: zap (pinned pages may have been mapped for their I/O
 			 * during a WAIT), then PRIVATE
-			 * C: src/convert.c to_private() #c8e8842b */
+			 * C: src/convert.c to_private() #d8c390f8 */
 			atomic {
 				ZAP_BODY(f, e);
 				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */
