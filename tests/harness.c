@@ -230,6 +230,24 @@ char *tg_view(struct gmem *g, unsigned int flags)
 	return v;
 }
 
+char *tg_reserve(const struct env *e, uint64_t len)
+{
+	uint64_t align = env_view_unit(e);
+	char *p = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t at;
+
+	if (p == MAP_FAILED)
+		test_fail(__FILE__, __LINE__, "mmap of %llu bytes: %s",
+			  (unsigned long long)(len + align), strerror(errno));
+	at = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	/* the rest goes back */
+	if (at > (uintptr_t)p)
+		munmap(p, at - (uintptr_t)p);
+	if ((uintptr_t)p + align > at)
+		munmap((char *)at + len, (uintptr_t)p + align - at);
+	return (char *)at;
+}
+
 int test_uffd_fd(void)
 {
 	DIR *d = opendir("/proc/self/fd");

@@ -129,6 +129,13 @@ int test_uffd_fd(void);
 /* A view of the whole object. */
 char *tg_view(struct gmem *g, unsigned int flags);
 
+/*
+ * len bytes of address space reserved (PROT_NONE) at an address aligned to
+ * e's view unit, for a view to be moved to (mremap() moves a hugetlbfs
+ * mapping only to an address aligned to its page); fails the case if none.
+ */
+char *tg_reserve(const struct env *e, uint64_t len);
+
 /* Whether e's backing is hugetlbfs (2 MiB or 1 GiB pages). */
 static inline bool env_hugetlb(const struct env *e)
 {
