@@ -163,7 +163,8 @@ TEST(mlock_view_range)
  * zap, and the host kept reading the page).
  */
 TEST_OPTS(deferred_completion_unmaps_locked_page, .skip = B_HUGETLB | S_ANY,
-	  .why = "deferred transits: hugetlbfs refuses conversions under pins, whatever the flags (gmem.h)")
+	  .why = "deferred transits: hugetlbfs refuses conversions under pins, whatever the "
+		 "flags (gmem.h)")
 {
 	struct gmem *g = tg_create(env, 2 * PS, 0, 0);
 	char *v = tg_view(g, 0), *guest;
