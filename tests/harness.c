@@ -60,12 +60,12 @@ static const char *thp_prepare(void)
 }
 
 /*
- * Pool pages for the run: the largest object a case makes on each size
- * (one at a time: each case is a process, and its objects go with it).
- * On 2 MiB pages that is 16 (32 MiB: test_tamper's and test_view's
- * objects of 8 huge pages, twice over where a case makes two at once,
- * create_many_objects' 16 of one page); a case of the 1 GiB subset makes
- * at most two pages.
+ * Pool pages for the run: the most a case holds at once (cases run one at
+ * a time, each a process whose objects go with it).  On 2 MiB pages that
+ * is 16, 32 MiB: create_many_objects' 16 objects of a page; then
+ * test_tamper's slow discard (15), many_views (12), the 8-unit objects of
+ * test_tamper, test_view, test_addr and create_is_lazy.  A case of the
+ * 1 GiB subset holds at most two pages.
  */
 #define HUGETLB_2M_PAGES 16
 #define HUGETLB_1G_PAGES 2
@@ -113,7 +113,7 @@ static const struct backing backings[] = {
 	{ "thp", GMEM_BACKING_THP, 2 * MiB, B_THP, thp_prepare, NULL },
 	{ "hugetlb-2m", GMEM_BACKING_HUGETLB_2M, 2 * MiB, B_HUGETLB_2M, hugetlb_2m_prepare, NULL },
 	{ "hugetlb-1g", GMEM_BACKING_HUGETLB_1G, 1024 * MiB, B_HUGETLB_1G, hugetlb_1g_prepare,
-	  "1 GiB pages cost 0.2 s each to clear: hugetlb-2m runs this case, hugetlb-1g the "
+	  "a 1 GiB page costs 0.1-0.4 s to clear: hugetlb-2m runs this case, hugetlb-1g the "
 	  "subset that differs by page size" },
 };
 #define NBACKINGS (sizeof(backings) / sizeof(backings[0]))
