@@ -20,12 +20,24 @@
  *  - at the end: every deferred conversion ended exactly once, no pin is
  *    left, the audit is clean.
  * Prints operations per second and the violations found, which must be 0.
- * It runs in four settings, the time split between them: shmem; THP;
- * shmem with GMEM_F_FRESH_PRIVATE; and shmem in a process that locks all
- * its memory (mlockall, as a VMM's mem-lock does) under the SIGSEGV
- * policy, whose refusals then fall back to PROT_NONE.
+ * It runs in five settings, the time split between them: shmem; THP;
+ * shmem with GMEM_F_FRESH_PRIVATE; shmem in a process that locks all its
+ * memory (mlockall, as a VMM's mem-lock does) under the SIGSEGV policy,
+ * whose refusals then fall back to PROT_NONE; and hugetlbfs 2 MiB pages
+ * under the SIGSEGV policy (PROT_NONE again: hugetlbfs takes no guards),
+ * two huge pages from the kernel's pool, which it raises for the run and
+ * puts back at exit.
  *
- *   gmem-soak [SECONDS] [shmem|thp|fresh|locked]   (make soak SECONDS=N: all four)
+ * On hugetlbfs a view maps a huge page only while all its pieces are
+ * shared, and a pin refuses converting any of them, whatever the flags.
+ * So there, host touches of shared pages in a mixed huge page are refused
+ * (a host write so refused is finished through the guest mapping, which
+ * conversions never copy away from there), I/O on a pinned page must go
+ * through when its huge page was all shared once pinned, an error offset
+ * may lie anywhere in the huge pages the range touches, strict views
+ * cover whole huge pages, and no conversion is ever in transit.
+ *
+ *   gmem-soak [SECONDS] [shmem|thp|fresh|locked|hugetlb]   (make soak SECONDS=N: all five)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,8 +59,10 @@
 #include "gmem.h"
 
 #define PS GMEM_PAGE_SIZE
-#define NPAGES 512 /* one 2 MiB huge page */
+#define NPAGES 512 /* one 2 MiB huge page; on hugetlbfs, two */
 #define HOT 48     /* most ranges fall in the first HOT pages: more collisions */
+#define HUGE_PAGES 512 /* 4 KiB pages in a hugetlbfs page (2 MiB) */
+#define HUGETLB_POOL 4 /* the object's two, and room for a discard to give one back */
 #define NVIEWS 3
 #define NSTRIPES 32 /* page locks, striped: a whole range takes 32, not 512 */
 #define stripe(p) ((p) % NSTRIPES)
@@ -60,6 +74,9 @@ static const char *kind_name[K_COUNT] = { "conversions", "pins", "pinned I/O", "
 
 struct soak {
 	struct gmem *g;
+	int sig; /* the object's fault signal */
+	uint64_t npages;
+	uint64_t hp; /* pages in a huge page on hugetlbfs, else 0 */
 	char *guest;
 	char *views[NVIEWS];
 	uint64_t vfirst[NVIEWS], vend[NVIEWS];
@@ -93,19 +110,46 @@ static uint64_t rnd(uint64_t *x)
 	return *x;
 }
 
-static void pick(uint64_t *x, uint64_t *first, uint64_t *n)
+static void pick(const struct soak *s, uint64_t *x, uint64_t *first, uint64_t *n)
 {
 	uint64_t r = rnd(x);
 
 	if (r % 64 == 0) {
 		*first = 0;
-		*n = NPAGES;
+		*n = s->npages;
 	} else {
 		*first = (r >> 8) % HOT;
 		*n = 1 + (r >> 20) % 6;
 		if (r % 16 == 1)
-			*first = (r >> 8) % (NPAGES - 8);
+			*first = (r >> 8) % (s->npages - 8);
 	}
+}
+
+/* [first, first + n) rounded out to huge pages on hugetlbfs (as it is otherwise). */
+static void huge_round(const struct soak *s, uint64_t *first, uint64_t *n)
+{
+	uint64_t end = *first + *n;
+
+	if (!s->hp)
+		return;
+	*first -= *first % s->hp;
+	end = (end + s->hp - 1) / s->hp * s->hp;
+	*n = end - *first;
+}
+
+/*
+ * Whether a view may map page p as far as its huge page goes: on
+ * hugetlbfs, whether every piece of it is shared (else true).
+ */
+static bool huge_page_shared(const struct soak *s, uint64_t p)
+{
+	uint64_t first = p, n = 1;
+
+	huge_round(s, &first, &n);
+	for (uint64_t q = first; s->hp && q < first + n; q++)
+		if (gmem_state(s->g, q * PS) != GMEM_SHARED)
+			return false;
+	return true;
 }
 
 /*
@@ -128,7 +172,12 @@ static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w, bool wa
 	for (int i = 0; again && waits && i < 100000; i++) {
 		int st = gmem_state(s->g, p * PS);
 
-		if (st == GMEM_PRIVATE) {
+		/*
+		 * hugetlbfs: a shared page stays refused while its huge page has
+		 * a private piece, and a conversion never copies it: finish
+		 * through the guest mapping, where it is whatever its state.
+		 */
+		if (st == GMEM_PRIVATE || (s->hp && st == GMEM_SHARED)) {
 			pc_fill(s->guest + p * PS, w);
 			break;
 		}
@@ -203,7 +252,7 @@ static void *converter(void *arg)
 		unsigned int flags = modes[r % 4];
 		int err;
 
-		pick(&x, &first, &n);
+		pick(s, &x, &first, &n);
 		if (r % 3 == 0) {
 			/* to shared: scrub the guest's secrets first, as a guest does */
 			lock_pages(s, first, n);
@@ -218,14 +267,20 @@ static void *converter(void *arg)
 				violation(s, "convert [%llu, +%llu) to shared: %d",
 					  (unsigned long long)first, (unsigned long long)n, err);
 		} else {
+			uint64_t efirst = first, en = n; /* where the error offset may lie */
+
+			huge_round(s, &efirst, &en);
 			err = gmem_convert(s->g, first * PS, n * PS, GMEM_PRIVATE, flags, &eoff);
+			if (err == -EINPROGRESS && s->hp)
+				violation(s, "convert [%llu, +%llu): in transit on hugetlbfs",
+					  (unsigned long long)first, (unsigned long long)n);
 			if (err == -EINPROGRESS)
 				atomic_fetch_add(&s->deferred, 1);
 			else if (err == -EBUSY || err == -EAGAIN) {
-				if (eoff < first * PS || eoff >= (first + n) * PS)
+				if (eoff < efirst * PS || eoff >= (efirst + en) * PS)
 					violation(s, "convert: %d with error offset %llu outside [%llu, +%llu)",
 						  err, (unsigned long long)eoff,
-						  (unsigned long long)first, (unsigned long long)n);
+						  (unsigned long long)efirst, (unsigned long long)en);
 			} else if (err)
 				violation(s, "convert [%llu, +%llu) to private: %d",
 					  (unsigned long long)first, (unsigned long long)n, err);
@@ -246,7 +301,7 @@ static void *pinner(void *arg)
 		unsigned int flags = r % 8 == 0 ? GMEM_PIN_LONGTERM : 0;
 		int err;
 
-		pick(&x, &first, &n);
+		pick(s, &x, &first, &n);
 		if (n > 16)
 			n = 16;
 		err = gmem_pin(s->g, first * PS, n * PS, flags);
@@ -257,20 +312,29 @@ static void *pinner(void *arg)
 					  (unsigned long long)n, err);
 			continue;
 		}
-		/* the I/O the pins are for: through a view, and it must go through */
+		/*
+		 * The I/O the pins are for: through a view, and it must go through
+		 * - on hugetlbfs, if the huge page had no piece but shared ones
+		 * once pinned (none can turn private under the pin)
+		 */
 		for (uint64_t p = first; p < first + n; p++) {
 			char *page = s->views[0] + p * PS;
 			int st = gmem_state(s->g, p * PS), sig;
+			bool reachable;
 
 			if (st == GMEM_PRIVATE)
 				violation(s, "pinned page %llu is private", (unsigned long long)p);
+			if (st == GMEM_CONVERTING && s->hp)
+				violation(s, "pinned page %llu in transit on hugetlbfs",
+					  (unsigned long long)p);
 			if (pthread_mutex_trylock(&s->page_mu[stripe(p)]))
 				continue;
+			reachable = huge_page_shared(s, p);
 			sig = touch_copy(w, page, PS);
-			if (sig)
+			if (sig && (reachable || sig != s->sig))
 				violation(s, "I/O on pinned page %llu got signal %d (state %d)",
 					  (unsigned long long)p, sig, gmem_state(s->g, p * PS));
-			else
+			else if (!sig)
 				check_page(s, p, w, "pinned I/O");
 			if (!sig && r % 2 && host_fill(s, p, page, pc_public(p, r), false))
 				violation(s, "a write to pinned page %llu was refused",
@@ -322,7 +386,7 @@ static void *guest(void *arg)
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
 
 	while (!atomic_load(&s->stop)) {
-		uint64_t r = rnd(&x), p = r % 4 ? (r >> 8) % HOT : (r >> 8) % NPAGES;
+		uint64_t r = rnd(&x), p = r % 4 ? (r >> 8) % HOT : (r >> 8) % s->npages;
 
 		pthread_mutex_lock(&s->page_mu[stripe(p)]);
 		/* conversions to shared take the page's lock: it stays private meanwhile */
@@ -343,7 +407,7 @@ static void *discarder(void *arg)
 		uint64_t first, n;
 		int err;
 
-		pick(&x, &first, &n);
+		pick(s, &x, &first, &n);
 		lock_pages(s, first, n);
 		err = gmem_discard(s->g, first * PS, n * PS);
 		unlock_pages(s, first, n);
@@ -367,7 +431,8 @@ static void *viewer(void *arg)
 		void *v;
 		int err;
 
-		pick(&x, &first, &n);
+		pick(s, &x, &first, &n);
+		huge_round(s, &first, &n); /* hugetlbfs views cover whole huge pages */
 		err = gmem_view_map(s->g, first * PS, n * PS, GMEM_VIEW_STRICT, &v);
 		if (err && err != -EACCES)
 			violation(s, "strict view [%llu, +%llu): %d", (unsigned long long)first,
@@ -422,13 +487,16 @@ static const struct setting settings[] = {
 	{ "thp", GMEM_BACKING_THP, 0, SIGBUS, false },
 	{ "fresh", GMEM_BACKING_SHMEM, GMEM_F_FRESH_PRIVATE, SIGBUS, false },
 	{ "locked", GMEM_BACKING_SHMEM, 0, SIGSEGV, true },
+	{ "hugetlb", GMEM_BACKING_HUGETLB_2M, 0, SIGSEGV, false },
 };
 
 static int soak(const struct setting *set, double seconds)
 {
 	static void *(*const fns[])(void *) = { converter, converter, pinner, pinner, reader,
 						reader, guest, discarder, viewer, auditor };
-	struct gmem_config cfg = { .size = NPAGES * PS, .backing = set->backing,
+	const bool huge = set->backing == GMEM_BACKING_HUGETLB_2M;
+	const uint64_t npages = huge ? 2 * HUGE_PAGES : NPAGES;
+	struct gmem_config cfg = { .size = npages * PS, .backing = set->backing,
 				   .flags = set->flags, .fault_signal = set->fault_signal,
 				   .wait_timeout_ms = 20 };
 	const char *name = set->name;
@@ -452,18 +520,27 @@ static int soak(const struct setting *set, double seconds)
 		free(s);
 		return err;
 	}
+	s->npages = npages;
+	s->hp = huge ? HUGE_PAGES : 0;
+	s->sig = set->fault_signal;
 	gmem_guest_map(s->g, (void **)&s->guest);
 	gmem_set_convert_callback(s->g, on_convert, s);
-	s->vfirst[0] = 0, s->vend[0] = NPAGES;
-	s->vfirst[1] = 0, s->vend[1] = HOT;
-	s->vfirst[2] = HOT / 2, s->vend[2] = NPAGES / 2;
+	s->vfirst[0] = 0, s->vend[0] = npages;
+	if (huge) {
+		/* whole huge pages: the hot one, and the other */
+		s->vfirst[1] = 0, s->vend[1] = HUGE_PAGES;
+		s->vfirst[2] = HUGE_PAGES, s->vend[2] = npages;
+	} else {
+		s->vfirst[1] = 0, s->vend[1] = HOT;
+		s->vfirst[2] = HOT / 2, s->vend[2] = npages / 2;
+	}
 	for (int v = 0; v < NVIEWS; v++)
 		if (gmem_view_map(s->g, s->vfirst[v] * PS, (s->vend[v] - s->vfirst[v]) * PS, 0,
 				  (void **)&s->views[v]))
 			return -ENOMEM;
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&s->page_mu[i], NULL);
-	for (int p = 0; p < NPAGES; p++)
+	for (uint64_t p = 0; p < npages; p++)
 		pc_fill(s->views[0] + p * PS, pc_public(p, 1));
 
 	t0 = now();
@@ -484,9 +561,9 @@ static int soak(const struct setting *set, double seconds)
 			  (unsigned long long)atomic_load(&s->ended));
 	if (st.pins_active)
 		violation(s, "%llu pins left", (unsigned long long)st.pins_active);
-	for (int p = 0; p < NPAGES; p++)
+	for (uint64_t p = 0; p < npages; p++)
 		if (gmem_state(s->g, p * PS) == GMEM_CONVERTING)
-			violation(s, "page %d still in transit", p);
+			violation(s, "page %llu still in transit", (unsigned long long)p);
 	if (gmem_audit(s->g))
 		violation(s, "the final audit failed");
 
@@ -527,7 +604,7 @@ int main(int argc, char **argv)
 		if (!strcmp(only, settings[i].name))
 			one = &settings[i];
 	if (seconds <= 0 || (only && !one)) {
-		fprintf(stderr, "usage: gmem-soak [SECONDS > 0] [shmem|thp|fresh|locked]\n");
+		fprintf(stderr, "usage: gmem-soak [SECONDS > 0] [shmem|thp|fresh|locked|hugetlb]\n");
 		return 2;
 	}
 	for (size_t i = 0; i < nsettings; i++) {
@@ -537,6 +614,14 @@ int main(int argc, char **argv)
 			continue;
 		if (set->backing == GMEM_BACKING_THP && !thp_enable()) {
 			printf("soak on thp: SKIP (shmem huge pages unavailable, and not root)\n");
+			continue;
+		}
+		/* the pool is raised for the run and put back at exit (tests/sysfs.c) */
+		if (set->backing == GMEM_BACKING_HUGETLB_2M &&
+		    !hugetlb_reserve(HUGE_PAGES * PS, HUGETLB_POOL)) {
+			printf("soak on hugetlb: SKIP (%d free 2 MiB pages in the pool needed, %lu "
+			       "free%s)\n", HUGETLB_POOL, hugetlb_free(HUGE_PAGES * PS),
+			       geteuid() ? ", and not root" : "");
 			continue;
 		}
 		bad |= soak(set, one ? seconds : seconds / (double)nsettings) != 0;

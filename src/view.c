@@ -137,6 +137,11 @@ static int zap_view(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool
 	struct run r;
 	int err;
 
+	/*
+	 * A huge page is mapped whole, whichever of its pieces carry the
+	 * marks: look for them over the whole of it.
+	 */
+	round_to_blocks(g, &s, &e);
 	if (!v->mapped_lost) {
 		/* one call over the span of the marked pages: runs of holes are cheap to zap */
 		runmap_iter_start(&it, &v->mapped, s, e);

@@ -8,7 +8,16 @@
  * called once, before its first case, that says why it is unavailable
  * when it is (then its cases are reported SKIP with that reason).  THP
  * needs shmem huge pages: thp_enable() (sysfs.c) makes them available for
- * the run where it may and restores the setting at exit.
+ * the run where it may and restores the setting at exit.  hugetlbfs needs
+ * pages in the kernel's pool: hugetlb_reserve() raises nr_hugepages for
+ * the run, as far as the largest object a case makes (below), and puts it
+ * back at exit.  Both are set by this process, before it forks a case;
+ * the cases leave restoring to it (sysfs_forget()).
+ *
+ * A backing may run a subset of the cases only (hugetlb-1g: each object
+ * is at least a 1 GiB page, which the kernel clears on first touch): those
+ * that name its bit in .subset; the others are reported SKIP with its
+ * reason.
  *
  * Output: one line per case and environment ("ok", "FAIL" or
  * "SKIP ...: why"), then a summary line "# N passed, N failed, N skipped"
@@ -41,6 +50,8 @@ struct backing {
 	unsigned int bit; /* B_* */
 	/* NULL, or set the system up: NULL when usable, else why not */
 	const char *(*prepare)(void);
+	/* NULL, or it runs only the cases whose .subset has its bit: why */
+	const char *subset_why;
 };
 
 static const char *thp_prepare(void)
@@ -48,9 +59,62 @@ static const char *thp_prepare(void)
 	return thp_enable() ? NULL : "shmem huge pages unavailable (shmem_enabled, and not root)";
 }
 
+/*
+ * Pool pages for the run: the most a case holds at once (cases run one at
+ * a time, each a process whose objects go with it).  On 2 MiB pages that
+ * is 16, 32 MiB: create_many_objects' 16 objects of a page; then
+ * test_tamper's slow discard (15), many_views (12), the 8-unit objects of
+ * test_tamper, test_view, test_addr and create_is_lazy.  A case of the
+ * 1 GiB subset holds at most two pages.
+ */
+#define HUGETLB_2M_PAGES 16
+#define HUGETLB_1G_PAGES 2
+
+static const char *hugetlb_prepare(uint64_t page, unsigned long pages, char *why, size_t len)
+{
+	char pool[96];
+
+	snprintf(pool, sizeof(pool), "/sys/kernel/mm/hugepages/hugepages-%llukB",
+		 (unsigned long long)(page >> 10));
+	if (access(pool, F_OK)) {
+		snprintf(why, len, "no hugetlb pool of %llu kB pages on this system",
+			 (unsigned long long)(page >> 10));
+		return why;
+	}
+	if (hugetlb_reserve(page, pages))
+		return NULL;
+	if (geteuid() != 0)
+		snprintf(why, len, "%lu free hugetlb pages of %llu kB needed, %lu free, and not root "
+			 "to raise nr_hugepages", pages, (unsigned long long)(page >> 10),
+			 hugetlb_free(page));
+	else
+		snprintf(why, len, "%lu free hugetlb pages of %llu kB needed, the kernel gave %lu "
+			 "(memory too fragmented for pages this size?)", pages,
+			 (unsigned long long)(page >> 10), hugetlb_free(page));
+	return why;
+}
+
+static const char *hugetlb_2m_prepare(void)
+{
+	static char why[200];
+
+	return hugetlb_prepare(2 * MiB, HUGETLB_2M_PAGES, why, sizeof(why));
+}
+
+static const char *hugetlb_1g_prepare(void)
+{
+	static char why[200];
+
+	return hugetlb_prepare(1024 * MiB, HUGETLB_1G_PAGES, why, sizeof(why));
+}
+
 static const struct backing backings[] = {
-	{ "shmem", GMEM_BACKING_SHMEM, PS, B_SHMEM, NULL },
-	{ "thp", GMEM_BACKING_THP, 2 * MiB, B_THP, thp_prepare },
+	{ "shmem", GMEM_BACKING_SHMEM, PS, B_SHMEM, NULL, NULL },
+	{ "thp", GMEM_BACKING_THP, 2 * MiB, B_THP, thp_prepare, NULL },
+	{ "hugetlb-2m", GMEM_BACKING_HUGETLB_2M, 2 * MiB, B_HUGETLB_2M, hugetlb_2m_prepare, NULL },
+	{ "hugetlb-1g", GMEM_BACKING_HUGETLB_1G, 1024 * MiB, B_HUGETLB_1G, hugetlb_1g_prepare,
+	  "a 1 GiB page costs 0.1-0.4 s to clear: hugetlb-2m runs this case, hugetlb-1g the "
+	  "subset that differs by page size" },
 };
 #define NBACKINGS (sizeof(backings) / sizeof(backings[0]))
 
@@ -83,7 +147,7 @@ static void add(const struct tcase *c)
 		fprintf(stderr, "harness: too many cases\n");
 		exit(2);
 	}
-	if (c->o.skip && !c->o.why) {
+	if ((c->o.skip && !c->o.why) || (c->o.skip2 && !c->o.why2)) {
 		fprintf(stderr, "harness: %s skips environments without saying why\n", c->name);
 		exit(2);
 	}
@@ -147,6 +211,10 @@ struct gmem *tg_create(const struct env *e, uint64_t min, uint32_t flags, int fa
 
 	if (err == -EOPNOTSUPP && e->backing != GMEM_BACKING_SHMEM)
 		SKIP("%s backing unavailable: gmem_create: %s", e->backing_name, strerror(-err));
+	if (err == -ENOMEM && env_hugetlb(e))
+		test_fail(__FILE__, __LINE__, "gmem_create of %llu MiB: -ENOMEM, %lu pages free in "
+			  "the pool (harness.c reserves the largest object a case makes)",
+			  (unsigned long long)(cfg.size >> 20), hugetlb_free(e->unit));
 	if (err)
 		test_fail(__FILE__, __LINE__, "gmem_create: %s", strerror(-err));
 	return g;
@@ -160,6 +228,24 @@ char *tg_view(struct gmem *g, unsigned int flags)
 	if (err)
 		test_fail(__FILE__, __LINE__, "gmem_view_map: %s", strerror(-err));
 	return v;
+}
+
+char *tg_reserve(const struct env *e, uint64_t len)
+{
+	uint64_t align = env_view_unit(e);
+	char *p = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t at;
+
+	if (p == MAP_FAILED)
+		test_fail(__FILE__, __LINE__, "mmap of %llu bytes: %s",
+			  (unsigned long long)(len + align), strerror(errno));
+	at = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	/* the rest goes back */
+	if (at > (uintptr_t)p)
+		munmap(p, at - (uintptr_t)p);
+	if ((uintptr_t)p + align > at)
+		munmap((char *)at + len, (uintptr_t)p + align - at);
+	return (char *)at;
 }
 
 int test_uffd_fd(void)
@@ -271,6 +357,13 @@ static const char *excluded(const struct tcase *c, size_t b, size_t s)
 		return c->o.why;
 	if ((m & ONE_SIGNAL_EACH) && s != b % NSIGNALS)
 		return c->o.why;
+	m = c->o.skip2;
+	if ((m & backings[b].bit) && (m & signals[s].bit))
+		return c->o.why2;
+	if ((m & ONE_SIGNAL_EACH) && s != b % NSIGNALS)
+		return c->o.why2;
+	if (backings[b].subset_why && !(c->o.subset & backings[b].bit))
+		return backings[b].subset_why;
 	return NULL;
 }
 

@@ -39,6 +39,9 @@
  */
 #define B_SHMEM (1u << 0)
 #define B_THP (1u << 1)
+#define B_HUGETLB_2M (1u << 2)
+#define B_HUGETLB_1G (1u << 3)
+#define B_HUGETLB (B_HUGETLB_2M | B_HUGETLB_1G)
 #define B_ANY 0xffffu
 #define S_SIGBUS (1u << 16)
 #define S_SIGSEGV (1u << 17)
@@ -62,6 +65,14 @@ struct test_opts {
 	unsigned int timeout_s; /* 0: 60 */
 	unsigned int skip;      /* environments the case does not apply to (above) */
 	const char *why;        /* ... and why: required with skip */
+	unsigned int skip2;     /* more of them, for another reason ... */
+	const char *why2;       /* ... this one */
+	/*
+	 * B_ bits of the backings that run a subset of the cases (hugetlb-1g:
+	 * an object is at least 1 GiB) which this case belongs to; the others
+	 * are reported SKIP there with the backing's reason (harness.c).
+	 */
+	unsigned int subset;
 };
 
 typedef void (*test_fn)(const struct env *e);
@@ -119,13 +130,46 @@ int test_uffd_fd(void);
 char *tg_view(struct gmem *g, unsigned int flags);
 
 /*
+ * len bytes of address space reserved (PROT_NONE) at an address aligned to
+ * e's view unit, for a view to be moved to (mremap() moves a hugetlbfs
+ * mapping only to an address aligned to its page); fails the case if none.
+ */
+char *tg_reserve(const struct env *e, uint64_t len);
+
+/* Whether e's backing is hugetlbfs (2 MiB or 1 GiB pages). */
+static inline bool env_hugetlb(const struct env *e)
+{
+	return e->backing == GMEM_BACKING_HUGETLB_2M || e->backing == GMEM_BACKING_HUGETLB_1G;
+}
+
+/*
+ * The smallest range a view may cover, and so the distance between two
+ * pages a case wants mapped or refused apart: a 4 KiB page, or on
+ * hugetlbfs a huge page, which views cover, map and refuse whole.
+ */
+static inline uint64_t env_view_unit(const struct env *e)
+{
+	return env_hugetlb(e) ? e->unit : PS;
+}
+
+/*
+ * Whether a pin at byte offset `pinned` refuses converting the page at
+ * `conv` to private (a different page, else it always does): on hugetlbfs
+ * when both are in one huge page.
+ */
+static inline bool env_pin_blocks(const struct env *e, uint64_t pinned, uint64_t conv)
+{
+	return env_hugetlb(e) ? pinned / e->unit == conv / e->unit : pinned / PS == conv / PS;
+}
+
+/*
  * Whether si is how a refused touch arrives in environment e: e's signal,
  * with its code (refusal_code(), touch.h).  locked: in a view the process
- * has mlock()ed.
+ * has mlock()ed.  hugetlbfs takes no guard markers, locked or not.
  */
 static inline bool env_refusal(const struct env *e, const siginfo_t *si, bool locked)
 {
-	return si->si_signo == e->sig && refusal_code(e->sig, si->si_code, locked);
+	return si->si_signo == e->sig && refusal_code(e->sig, si->si_code, locked || env_hugetlb(e));
 }
 
 /* Byte i of a page's fill pattern: distinct per page and seed. */

@@ -15,25 +15,31 @@
 
 #include "harness.h"
 
+/*
+ * Views cover multiples of U, the view unit: 4 KiB, or a hugetlbfs page
+ * (sizes and offsets below count in it).
+ */
+#define U env_view_unit(env)
+
 TEST(addr_offset_guest_and_views)
 {
-	struct gmem *g = tg_create(env, 16 * PS, 0, 0);
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
 	char *guest, *v1, *v2, other[16];
 	uint64_t off = 0;
 	int kind = 0;
 
 	CHECK_OK(gmem_guest_map(g, (void **)&guest));
-	CHECK_OK(gmem_view_map(g, 2 * PS, 4 * PS, 0, (void **)&v1));
+	CHECK_OK(gmem_view_map(g, 2 * U, 4 * U, 0, (void **)&v1));
 	CHECK_OK(gmem_view_map(g, 0, gmem_size(g), 0, (void **)&v2));
 
-	CHECK_OK(gmem_addr_offset(g, guest + 5 * PS + 7, &off, &kind));
-	CHECK_EQ(off, 5 * PS + 7);
+	CHECK_OK(gmem_addr_offset(g, guest + 5 * U + 7, &off, &kind));
+	CHECK_EQ(off, 5 * U + 7);
 	CHECK_EQ(kind, GMEM_ADDR_GUEST);
-	CHECK_OK(gmem_addr_offset(g, v1 + PS + 3, &off, &kind));
-	CHECK_EQ(off, 3 * PS + 3);
+	CHECK_OK(gmem_addr_offset(g, v1 + U + 3, &off, &kind));
+	CHECK_EQ(off, 3 * U + 3);
 	CHECK_EQ(kind, GMEM_ADDR_VIEW);
-	CHECK_OK(gmem_addr_offset(g, v1 + 4 * PS - 1, &off, &kind));
-	CHECK_EQ(off, 6 * PS - 1);
+	CHECK_OK(gmem_addr_offset(g, v1 + 4 * U - 1, &off, &kind));
+	CHECK_EQ(off, 6 * U - 1);
 	CHECK_OK(gmem_addr_offset(g, v2 + gmem_size(g) - 1, &off, &kind));
 	CHECK_EQ(off, gmem_size(g) - 1);
 
@@ -46,7 +52,7 @@ TEST(addr_offset_guest_and_views)
 
 	/* gone with the view */
 	CHECK_OK(gmem_view_unmap(g, v1));
-	CHECK_EQ(gmem_addr_offset(g, v1 + PS, &off, &kind), -ENOENT);
+	CHECK_EQ(gmem_addr_offset(g, v1 + U, &off, &kind), -ENOENT);
 	CHECK_OK(gmem_destroy(g));
 }
 
@@ -85,20 +91,31 @@ static int touch_asking(volatile char *a)
 	return sig;
 }
 
-/* A refused touch, asked about in the handler, under the environment's fault signal. */
-TEST(addr_offset_in_handler)
+/*
+ * A refused touch, asked about in the handler, under the environment's
+ * fault signal.  On hugetlbfs the view is the second huge page, and a
+ * shared piece of it is refused as well as the private one.
+ */
+TEST_OPTS(addr_offset_in_handler, .subset = B_HUGETLB_1G)
 {
-	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	const uint64_t base = env_hugetlb(env) ? U : 4 * PS; /* the view's offset */
+	struct gmem *g = tg_create(env, base + 4 * PS, 0, 0);
 	char *v;
 
-	CHECK_OK(gmem_view_map(g, 4 * PS, 4 * PS, 0, (void **)&v));
-	CHECK_OK(gmem_convert(g, 6 * PS, PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_view_map(g, base, gmem_size(g) - base, 0, (void **)&v));
+	CHECK_OK(gmem_convert(g, base + 2 * PS, PS, GMEM_PRIVATE, 0, NULL));
 	handler_g = g;
 	CHECK_EQ(touch_asking(v + 2 * PS + 9), env->sig);
 	CHECK(handler_addr == v + 2 * PS + 9);
 	CHECK_OK(handler_err);
 	CHECK_EQ(handler_kind, GMEM_ADDR_VIEW);
-	CHECK_EQ(handler_off, 6 * PS + 9);
+	CHECK_EQ(handler_off, base + 2 * PS + 9);
+	if (env_hugetlb(env)) {
+		CHECK_EQ(touch_asking(v + 3 * PS + 1), env->sig);
+		CHECK(handler_addr == v + 3 * PS + 1);
+		CHECK_OK(handler_err);
+		CHECK_EQ(handler_off, base + 3 * PS + 1);
+	}
 	CHECK_OK(gmem_destroy(g));
 }
 
@@ -119,41 +136,41 @@ TEST(addr_offset_other_fault_in_handler)
 /* Moved or unmapped by the process: found where it is once the library has read it. */
 TEST(addr_offset_follows_mremap_and_munmap)
 {
-	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
 	char *v, *dst, *w;
 	uint64_t off = 0;
 	int kind = 0, err = -ENOENT;
 	struct timespec ms = { 0, 1000000 };
 
-	CHECK_OK(gmem_view_map(g, 0, 8 * PS, 0, (void **)&v));
-	dst = mmap(NULL, 8 * PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(dst != MAP_FAILED);
-	w = mremap(v, 8 * PS, 8 * PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	CHECK_OK(gmem_view_map(g, 0, 8 * U, 0, (void **)&v));
+	dst = tg_reserve(env, 8 * U);
+	w = mremap(v, 8 * U, 8 * U, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	CHECK(w == dst);
 	for (int i = 0; i < 1000 && err; i++) {
-		err = gmem_addr_offset(g, w + 3 * PS, &off, &kind);
+		err = gmem_addr_offset(g, w + 3 * U, &off, &kind);
 		if (err)
 			nanosleep(&ms, NULL);
 	}
 	CHECK_OK(err);
-	CHECK_EQ(off, 3 * PS);
+	CHECK_EQ(off, 3 * U);
 	CHECK_EQ(kind, GMEM_ADDR_VIEW);
-	CHECK_EQ(gmem_addr_offset(g, v + 3 * PS, &off, &kind), -ENOENT);
+	CHECK_EQ(gmem_addr_offset(g, v + 3 * U, &off, &kind), -ENOENT);
 
-	CHECK_OK(munmap(w + 4 * PS, 4 * PS));
+	CHECK_OK(munmap(w + 4 * U, 4 * U));
 	for (int i = 0; i < 1000 && !err; i++) {
-		err = gmem_addr_offset(g, w + 5 * PS, &off, &kind);
+		err = gmem_addr_offset(g, w + 5 * U, &off, &kind);
 		if (!err)
 			nanosleep(&ms, NULL);
 	}
 	CHECK_EQ(err, -ENOENT);
-	CHECK_OK(gmem_addr_offset(g, w + PS, &off, &kind));
-	CHECK_EQ(off, PS);
+	CHECK_OK(gmem_addr_offset(g, w + U, &off, &kind));
+	CHECK_EQ(off, U);
 	CHECK_OK(gmem_destroy(g));
 }
 
 struct churn {
 	struct gmem *g;
+	uint64_t unit; /* the view unit */
 	atomic_bool stop;
 	atomic_ulong rounds;
 };
@@ -165,7 +182,8 @@ static void *map_unmap(void *arg)
 	while (!atomic_load(&c->stop)) {
 		void *a, *b;
 
-		if (gmem_view_map(c->g, PS, PS, 0, &a) || gmem_view_map(c->g, 0, 2 * PS, 0, &b))
+		if (gmem_view_map(c->g, c->unit, c->unit, 0, &a) ||
+		    gmem_view_map(c->g, 0, 2 * c->unit, 0, &b))
 			break;
 		gmem_view_unmap(c->g, a);
 		gmem_view_unmap(c->g, b);
@@ -177,25 +195,25 @@ static void *map_unmap(void *arg)
 /* A lookup racing views made and unmapped in another thread is never wrong. */
 TEST(addr_offset_while_views_change)
 {
-	struct churn c = { .g = tg_create(env, 4 * PS, 0, 0) };
+	struct churn c = { .g = tg_create(env, 4 * U, 0, 0), .unit = U };
 	struct timespec t0, t;
 	pthread_t th;
 	char *v;
 	unsigned long looks = 0, again = 0;
 
-	CHECK_OK(gmem_view_map(c.g, 2 * PS, 2 * PS, 0, (void **)&v));
+	CHECK_OK(gmem_view_map(c.g, 2 * U, 2 * U, 0, (void **)&v));
 	CHECK_OK(pthread_create(&th, NULL, map_unmap, &c));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
 		uint64_t off = 0;
-		int kind = 0, err = gmem_addr_offset(c.g, v + PS + 1, &off, &kind);
+		int kind = 0, err = gmem_addr_offset(c.g, v + U + 1, &off, &kind);
 
 		looks++;
 		if (err == -EAGAIN) {
 			again++;
 		} else {
 			CHECK_OK(err);
-			CHECK_EQ(off, 3 * PS + 1);
+			CHECK_EQ(off, 3 * U + 1);
 			CHECK_EQ(kind, GMEM_ADDR_VIEW);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t);

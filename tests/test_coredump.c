@@ -63,11 +63,19 @@ static void store_mark(volatile char *p, uint32_t seed)
 
 /*
  * In the child: a gmem with the guest's secret in a private page and the
- * host's marker in a shared one, seen through a view; then abort().
+ * host's marker in a shared one, seen through a view; then abort().  The
+ * pages are a view unit apart: on hugetlbfs each in a huge page of its
+ * own, of which the view maps the shared one whole - and dumps it, once
+ * coredump_filter asks for shared hugetlb mappings (bit 6, not among the
+ * kernel's defaults).
  */
+#define COREDUMP_FILTER "/proc/self/coredump_filter"
+#define DUMP_HUGETLB_SHARED 0x40
+
 static __attribute__((noreturn)) void hold_secret_and_abort(const struct env *e)
 {
 	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	const uint64_t unit = env_view_unit(e);
 	struct gmem *g;
 	char *v, *guest;
 	void *gp;
@@ -76,14 +84,25 @@ static __attribute__((noreturn)) void hold_secret_and_abort(const struct env *e)
 		_exit(CHILD_NO_RLIMIT);
 	if (prctl(PR_SET_DUMPABLE, 1))
 		_exit(CHILD_NOT_DUMPABLE);
-	g = tg_create(e, 2 * PS, GMEM_F_INIT_PRIVATE, 0);
+	if (env_hugetlb(e)) {
+		char buf[32] = "";
+		int fd = open(COREDUMP_FILTER, O_RDWR);
+		unsigned long filter;
+
+		CHECK(fd >= 0 && read(fd, buf, sizeof(buf) - 1) > 0);
+		filter = strtoul(buf, NULL, 16) | DUMP_HUGETLB_SHARED;
+		snprintf(buf, sizeof(buf), "%#lx", filter);
+		CHECK(pwrite(fd, buf, strlen(buf), 0) == (ssize_t)strlen(buf));
+		close(fd);
+	}
+	g = tg_create(e, 2 * unit, GMEM_F_INIT_PRIVATE, 0);
 	v = tg_view(g, 0);
 	CHECK_OK(gmem_guest_map(g, &gp));
 	guest = gp;
 
 	store_mark(guest + 100, secret_seed(getpid())); /* the guest's, in private page 0 */
-	CHECK_OK(gmem_convert(g, PS, PS, GMEM_SHARED, 0, NULL));
-	store_mark(v + PS + 200, marker_seed(getpid())); /* the host's, in a view */
+	CHECK_OK(gmem_convert(g, unit, unit, GMEM_SHARED, 0, NULL));
+	store_mark(v + unit + 200, marker_seed(getpid())); /* the host's, in a view */
 	CHECK_EQ(touch(v, false, NULL, NULL), e->sig);    /* the view refuses page 0 */
 	CHECK_OK(gmem_audit(g));
 	if (prctl(PR_GET_DUMPABLE) != 1)
@@ -239,19 +258,23 @@ static void count_dontdump(uintptr_t start, uintptr_t end, int *vmas, int *dd)
 	fclose(f);
 }
 
-/* The mechanism: the guest mapping is VM_DONTDUMP ("dd"), views are not. */
+/*
+ * The mechanism: the guest mapping is VM_DONTDUMP ("dd"), views are not.
+ * (The strict view is of the second view unit, away from page 0.)
+ */
 TEST(dump_flags_guest_mapping_dontdump_views_not)
 {
-	struct gmem *g = tg_create(env, 4 * PS, 0, 0);
+	const uint64_t unit = env_view_unit(env);
+	struct gmem *g = tg_create(env, env_hugetlb(env) ? 2 * unit : 4 * PS, 0, 0);
 	char *v = tg_view(g, 0), *strict;
 	void *guest, *part;
 	int vmas, dd;
 
 	CHECK_OK(gmem_guest_map(g, &guest));
 	CHECK_OK(gmem_convert(g, 0, PS, GMEM_PRIVATE, 0, NULL));
-	CHECK_OK(gmem_view_map(g, PS, PS, GMEM_VIEW_STRICT, &part));
+	CHECK_OK(gmem_view_map(g, unit, unit, GMEM_VIEW_STRICT, &part));
 	strict = part;
-	fill_page(v + 2 * PS, 2, 1);
+	fill_page(v + unit + PS, 2, 1);
 
 	count_dontdump((uintptr_t)guest, (uintptr_t)guest + gmem_size(g), &vmas, &dd);
 	CHECK(vmas > 0);
@@ -259,7 +282,7 @@ TEST(dump_flags_guest_mapping_dontdump_views_not)
 	count_dontdump((uintptr_t)v, (uintptr_t)v + gmem_size(g), &vmas, &dd);
 	CHECK(vmas > 0);
 	CHECK_EQ(dd, 0);
-	count_dontdump((uintptr_t)strict, (uintptr_t)strict + PS, &vmas, &dd);
+	count_dontdump((uintptr_t)strict, (uintptr_t)strict + unit, &vmas, &dd);
 	CHECK(vmas > 0);
 	CHECK_EQ(dd, 0);
 	CHECK_OK(gmem_destroy(g));

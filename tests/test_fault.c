@@ -16,7 +16,7 @@
 
 #include "harness.h"
 
-TEST(fault_private)
+TEST_OPTS(fault_private, .subset = B_HUGETLB_1G)
 {
 	struct gmem *g = tg_create(env, 8 * PS, 0, 0);
 	char *v = tg_view(g, 0);
@@ -40,8 +40,18 @@ TEST(fault_private)
 			CHECK(si.si_addr == (void *)a);
 		}
 	}
+	if (env_hugetlb(env)) {
+		/* a shared piece of the huge page: refused with it, at its own address */
+		volatile char *a = v + 5 * PS + 9;
+
+		memset(&si, 0, sizeof(si));
+		CHECK_EQ(touch(a, false, NULL, &si), env->sig);
+		CHECK(env_refusal(env, &si, false));
+		CHECK(si.si_addr == (void *)a);
+	}
 	gmem_get_stats(g, &st);
-	CHECK_EQ(st.host_faults_denied, 3); /* the kernel refuses repeats by itself */
+	/* the kernel refuses repeats by itself: once a page, or once the huge page */
+	CHECK_EQ(st.host_faults_denied, env_hugetlb(env) ? 1 : 3);
 	CHECK_OK(gmem_audit(g));
 
 	/* not sticky: shared again, each page is touchable and in place */
@@ -134,20 +144,28 @@ TEST(fault_private_in_kernel_access)
 	CHECK_OK(gmem_destroy(g));
 }
 
-/* A shared neighbour of a private page maps; the private one never does. */
+/*
+ * A shared neighbour of a private page maps; the private one never does.
+ * On hugetlbfs the pages are huge ones, each with one private 4 KiB piece
+ * or none, and a huge page with one is refused whole.
+ */
 TEST(fault_around_stops_at_private)
 {
-	struct gmem *g = tg_create(env, 64 * PS, 0, 0);
+	const bool huge = env_hugetlb(env);
+	const uint64_t step = env_view_unit(env), n = huge ? 4 : 64;
+	struct gmem *g = tg_create(env, n * step, 0, 0);
 	char *v = tg_view(g, 0);
-	uint64_t n = gmem_size(g) / PS;
 
-	for (uint64_t p = 1; p < n; p += 2)
-		CHECK_OK(gmem_convert(g, p * PS, PS, GMEM_PRIVATE, 0, NULL));
-	for (uint64_t p = 0; p < n; p += 2)
-		CHECK_OK(touch(v + p * PS, true, NULL, NULL));
+	for (uint64_t p = 1; p < gmem_size(g) / step; p += 2)
+		CHECK_OK(gmem_convert(g, p * step + (huge ? 3 * PS : 0), PS, GMEM_PRIVATE, 0, NULL));
+	for (uint64_t p = 0; p < gmem_size(g) / step; p += 2)
+		CHECK_OK(touch(v + p * step, true, NULL, NULL));
 	CHECK_OK(gmem_audit(g));
-	for (uint64_t p = 1; p < 64; p += 2)
-		CHECK_EQ(touch(v + p * PS, false, NULL, NULL), env->sig);
+	for (uint64_t p = 1; p < n; p += 2) {
+		CHECK_EQ(touch(v + p * step, false, NULL, NULL), env->sig);
+		if (huge)
+			CHECK_EQ(touch(v + p * step + 3 * PS, false, NULL, NULL), env->sig);
+	}
 	CHECK_OK(gmem_audit(g));
 	CHECK_OK(gmem_destroy(g));
 }
@@ -172,7 +190,9 @@ static int count_mappings(void)
  * and the process could no longer create mappings (malloc, threads).
  */
 TEST_OPTS(fault_sigsegv_100k_refusals, .timeout_s = 120, .skip = B_ANY | S_SIGBUS,
-	  .why = "the SIGSEGV policy's marks; a poison marker never took a mapping")
+	  .why = "the SIGSEGV policy's marks; a poison marker never took a mapping",
+	  .skip2 = B_HUGETLB | S_SIGSEGV,
+	  .why2 = "hugetlbfs takes no guard markers: each refused huge page may cost mappings (gmem.h)")
 {
 	const uint64_t n = 100000;
 	struct gmem *g = tg_create(env, n * PS, GMEM_F_INIT_PRIVATE, SIGSEGV);

@@ -20,7 +20,8 @@
 #include "sysfs.h"
 
 #define GiB (1ULL << 30)
-#define ONCE_PER_SIGNAL .skip = B_THP | S_ANY, .why = "hugetlb objects of its own: once per signal"
+#define ONCE_PER_SIGNAL                                                                  \
+	.skip = B_THP | B_HUGETLB | S_ANY, .why = "hugetlb objects of its own, both sizes: once per signal"
 
 static const struct {
 	uint32_t backing;

@@ -35,14 +35,14 @@ static inline bool sigbus_refusal(int code)
 /*
  * Whether si_code is how a refused touch arrives under the `sig` policy:
  * SIGBUS, sigbus_refusal(); SIGSEGV, SEGV_MAPERR (a guard marker) - or
- * SEGV_ACCERR in a view the process has mlock()ed (`locked`), where the
- * kernel refuses guards and PROT_NONE does instead.
+ * SEGV_ACCERR where the kernel refuses guards (`no_guards`: a view the
+ * process has mlock()ed, any hugetlbfs view) and PROT_NONE does instead.
  */
-static inline bool refusal_code(int sig, int code, bool locked)
+static inline bool refusal_code(int sig, int code, bool no_guards)
 {
 	if (sig == SIGBUS)
 		return sigbus_refusal(code);
-	return sig == SIGSEGV && code == (locked ? SEGV_ACCERR : SEGV_MAPERR);
+	return sig == SIGSEGV && code == (no_guards ? SEGV_ACCERR : SEGV_MAPERR);
 }
 
 #endif /* GMEM_TEST_TOUCH_H */
