@@ -194,7 +194,7 @@ byte finished;
  * One MADV_DONTNEED over the span of the marked pages of [f, e): clears
  * PTEs and markers alike, then the marks.
  * C: src/view.c views_zap() #e57b881e
- * C: src/view.c zap_view() #979c26de
+ * C: src/view.c zap_view() #5dc26d5b
  */
 #define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0
 #define ZAP_BODY(f, e) if \
