@@ -497,8 +497,8 @@ static int call_write(struct fixture *f)
 TEST(inject_read_write)
 {
 	static const struct scenario s[] = {
-		{ "read", setup_plain, call_read, 0, NULL },
-		{ "write", setup_plain, call_write, 0, NULL },
+		{ "read", setup_plain, call_read, 0, NULL, false, false },
+		{ "write", setup_plain, call_write, 0, NULL, false, false },
 	};
 	struct fixture f;
 
