@@ -218,7 +218,7 @@ out:
 		uffd_wake(g->uffd, wake.addr, wake.len);
 }
 
-/* The fault thread has applied the process's changes to views: tell views_wait_stale(). */
+/* The fault thread has applied the process's changes to views: tell those waiting for it. */
 static void events_applied(struct gmem *g)
 {
 	pthread_mutex_lock(&g->wait_mu);

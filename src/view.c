@@ -501,12 +501,19 @@ static struct view *view_split(struct gmem *g, struct view *v, uint64_t p)
 }
 
 /*
- * A stretch of a registered mapping no view describes any more: zap it, so
- * that each touch faults, and fault.c refuses touches it cannot place.
+ * A stretch of a registered mapping no view describes any more (there was
+ * no memory to keep its record): zap it, so that each touch faults, and
+ * fault.c refuses touches it cannot place.  Only while the notice being
+ * applied is the last one and none is under way: after a later unmap or
+ * move the address may hold the process's own memory.
  */
-static void orphan(char *a, uint64_t len)
+static void orphan(struct gmem *g, uintptr_t a, uint64_t len)
 {
-	zap_range(a, len, false);
+	views_gate_enter(g);
+	if (atomic_load(&g->events_read) - atomic_load(&g->events_seq) <= 1 &&
+	    !(g->can_probe && uffd_changing(g->uffd, (uintptr_t)g->b.guest)))
+		zap_range((char *)a, len, false);
+	views_gate_leave(g);
 }
 
 /* A view overlapping [s, e), or NULL. */
@@ -520,107 +527,108 @@ static struct view *view_overlapping(struct gmem *g, uintptr_t s, uintptr_t e)
 }
 
 /*
- * Cut [s, e) out of the views it overlaps: what lies inside is taken out
- * of g->views and returned in *cut, what lies outside stays.  A piece that
- * cannot be made for want of memory is orphaned in place.
+ * The piece of view v (which overlaps [s, e)) inside [s, e), split from
+ * what lies outside, which stays a view; NULL if there was no memory to
+ * split: the piece is then out of the records (v keeps what lies before
+ * s), and what lay past e, still mapped but unrecorded, is orphaned -
+ * never [s, e) itself, which the process may be reusing.
  */
-static size_t views_cut(struct gmem *g, uintptr_t s, uintptr_t e, struct view **cut, size_t max)
+static struct view *view_isolate(struct gmem *g, struct view *v, uintptr_t s, uintptr_t e)
 {
-	struct view *v;
-	size_t n = 0;
+	uintptr_t a = (uintptr_t)v->addr, b = a + view_len(v);
 
-	while ((v = view_overlapping(g, s, e))) {
-		uintptr_t a = (uintptr_t)v->addr, b = a + view_len(v);
+	if (a < s) {
+		struct view *w = view_split(g, v, v->first + ((s - a) >> PAGE_SHIFT));
 
-		if (a < s) {
-			struct view *w = view_split(g, v, v->first + ((s - a) >> PAGE_SHIFT));
-
-			if (!w) {
-				/* v can only keep [a, s): what lies past it is orphaned */
-				orphan((char *)s, b - s);
-				v->end = v->first + ((s - a) >> PAGE_SHIFT);
-				continue;
-			}
-			v = w;
-			a = s;
+		if (!w) {
+			v->end = v->first + ((s - a) >> PAGE_SHIFT);
+			if (b > e)
+				orphan(g, e, b - e);
+			return NULL;
 		}
-		if (b > e && !view_split(g, v, v->first + ((e - a) >> PAGE_SHIFT))) {
-			orphan((char *)e, b - e);
-			v->end = v->first + ((e - a) >> PAGE_SHIFT);
-		}
-		view_remove(g, v);
-		if (n < max)
-			cut[n++] = v;
-		else
-			view_free(v); /* more pieces than expected: forgotten; unknown touches are refused */
+		v = w;
+		a = s;
 	}
-	return n;
+	if (b > e && !view_split(g, v, v->first + ((e - a) >> PAGE_SHIFT))) {
+		orphan(g, e, b - e);
+		v->end = v->first + ((e - a) >> PAGE_SHIFT);
+	}
+	return v;
 }
-
-#define CUT_MAX 64
 
 void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e)
 {
-	struct view *cut[CUT_MAX];
-	size_t n = views_cut(g, s, e, cut, CUT_MAX);
+	struct view *v;
 
-	for (size_t i = 0; i < n; i++)
-		view_free(cut[i]);
+	while ((v = view_overlapping(g, s, e)))
+		if ((v = view_isolate(g, v, s, e))) {
+			view_remove(g, v);
+			view_free(v);
+		}
 	addr_publish(g);
 }
 
 void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len)
 {
-	struct view *cut[CUT_MAX];
-	size_t n = views_cut(g, from, from + len, cut, CUT_MAX);
+	struct view *v;
 
 	/*
-	 * The page-table entries moved with the pages, and the marks with the
-	 * records: they stay true.  Nothing is zapped here - the process may
-	 * have put something else at `to` since - because no conversion
-	 * commits while a move is under way or unapplied (views_zap()).
+	 * The page-table entries moved with the pages, and the marks move
+	 * with the records: they stay true.  Nothing is zapped - the process
+	 * may have put something else at `to` since - because no conversion
+	 * commits while a move is under way or unapplied (views_zap()).  The
+	 * destination cannot overlap the source, so a piece moved is not met
+	 * again; the room a moved piece takes is the room it left.
 	 */
-	for (size_t i = 0; i < n; i++) {
-		struct view *v = cut[i];
+	while ((v = view_overlapping(g, from, from + len))) {
+		uintptr_t ps = (uintptr_t)v->addr > from ? (uintptr_t)v->addr : from;
+		uintptr_t pe = (uintptr_t)v->addr + view_len(v);
 
-		v->addr += to - from;
-		if (views_reserve(g, 1)) {
-			orphan(v->addr, view_len(v)); /* nowhere to keep it: its touches are refused */
-			view_free(v);
+		pe = pe < from + len ? pe : from + len;
+		v = view_isolate(g, v, from, from + len);
+		if (!v) {
+			orphan(g, ps + (to - from), pe - ps); /* moved, but not recorded */
 			continue;
 		}
+		view_remove(g, v);
+		v->addr += to - from;
 		view_insert(g, v);
 	}
 	addr_publish(g);
 }
 
 /*
- * The new mapping at [s, e) proves that whatever the records say is there
- * is gone: the process unmapped or moved it, and the kernel's notice is on
- * its way to the fault thread.  Wait for it (bounded), so that the notice
- * cannot be applied to the new view; then forget what is left.
+ * Before a new view at [s, e) is recorded, the records must hold every
+ * unmap and move the process has made - one under way too.  Its notice
+ * may name the very range the new mapping took: the kernel frees a range
+ * before it posts the unmap's notice, and a moving mremap() posts the old
+ * range's unmap after the move.  Applied after the new view is recorded,
+ * such a notice would cut the new view's record, or a move would record a
+ * second view at its address.  So wait (a second at most) until no change
+ * is under way and every notice read is applied; whatever the records then
+ * still say lies at [s, e) is gone - the kernel gave us that range - and
+ * is forgotten.
  */
-static void views_wait_stale(struct gmem *g, uintptr_t s, uintptr_t e)
+static void views_wait_current(struct gmem *g, uintptr_t s, uintptr_t e)
 {
-	struct timespec deadline;
+	struct timespec deadline = { 0, 0 };
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += 1;
-	while (view_overlapping(g, s, e)) {
-		uint64_t seq = atomic_load(&g->events_seq);
-		int rc = 0;
+	for (;;) {
+		bool current;
 
-		unlock(g);
-		pthread_mutex_lock(&g->wait_mu);
-		while (atomic_load(&g->events_seq) == seq && rc != ETIMEDOUT)
-			rc = pthread_cond_timedwait(&g->wait_cv, &g->wait_mu, &deadline);
-		pthread_mutex_unlock(&g->wait_mu);
-		lock_exclusive(g);
-		if (rc == ETIMEDOUT) {
-			views_unmapped(g, s, e);
+		views_gate_enter(g);
+		current = records_current(g);
+		views_gate_leave(g);
+		if (current)
 			break;
-		}
+		unlock(g);
+		current = !views_wait_records(g, &deadline); /* past the deadline: go on */
+		lock_exclusive(g);
+		if (current)
+			break;
 	}
+	if (view_overlapping(g, s, e))
+		views_unmapped(g, s, e);
 }
 
 void views_lock(struct gmem *g, bool exclusive)
@@ -689,7 +697,7 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 	err = sys_result(uffd_register(g->uffd, v->addr, len));
 	if (err)
 		goto err_unmap;
-	views_wait_stale(g, (uintptr_t)v->addr, (uintptr_t)v->addr + len);
+	views_wait_current(g, (uintptr_t)v->addr, (uintptr_t)v->addr + len);
 	/* again: the wait may have let conversions and other views in */
 	err = strict_refused(g, v) ? -EACCES : views_reserve(g, 1);
 	if (!err && mprotect(v->addr, len, PROT_READ | PROT_WRITE))

@@ -895,3 +895,140 @@ TEST_OPTS(fork_with_no_descriptor_free, .timeout_s = 30)
 	CHECK_EQ(WEXITSTATUS(status), 0);
 	CHECK_OK(gmem_destroy(g));
 }
+
+/*
+ * Views of consecutive pages made in descending order land next to each
+ * other, and the kernel merges them into one mapping: one mremap() moves
+ * a hundred views at once, in one notice.  The records kept 64 pieces of
+ * one move and dropped the rest: those views read private pages after a
+ * conversion, with a clean audit, and could not be unmapped.
+ */
+TEST_OPTS(merged_views_moved_at_once, .timeout_s = 30, .skip = B_HUGETLB | S_ANY,
+	  .why = "a hundred adjacent views: a hundred huge pages on hugetlbfs")
+{
+	enum { N = 100, M = 200 };
+	struct gmem *g = tg_create(env, M * PS, 0, 0);
+	char *all[M], *guest, *dst, *w;
+	struct timespec ms = { 0, 1000000 };
+	int b = -1, found = 0;
+
+	CHECK_OK(gmem_guest_map(g, (void **)&guest));
+	for (int i = 0; i < M; i++)
+		guest[i * PS] = (char)(i + 1);
+	for (int i = M - 1; i >= 0; i--)
+		CHECK_OK(gmem_view_map(g, (uint64_t)i * PS, PS, 0, (void **)&all[i]));
+	for (int s = 0; s + N <= M && b < 0; s++) {
+		int k = 1;
+
+		while (k < N && all[s + k] == all[s + k - 1] + PS)
+			k++;
+		if (k == N)
+			b = s;
+	}
+	if (b < 0)
+		SKIP("the kernel placed no %d of the views next to each other", N);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(all[b + i][0], (char)(b + i + 1)); /* mapped before the move */
+	dst = tg_reserve(env, N * PS);
+	w = mremap(all[b], N * PS, N * PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	CHECK(w == dst);
+	/* the records follow once the library has applied the notice */
+	for (int tries = 0; tries < 1000 && found < N; tries++, nanosleep(&ms, NULL)) {
+		found = 0;
+		for (int i = 0; i < N; i++) {
+			uint64_t off;
+			int kind;
+
+			found += !gmem_addr_offset(g, w + i * PS, &off, &kind) &&
+				 off == (uint64_t)(b + i) * PS;
+		}
+	}
+	CHECK_EQ(found, N);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(w[i * PS], (char)(b + i + 1));
+	CHECK_OK(gmem_convert(g, 0, M * PS, GMEM_PRIVATE, 0, NULL));
+	for (int i = 0; i < M; i++)
+		memcpy(guest + i * PS, SECRET, sizeof(SECRET));
+	CHECK_OK(gmem_audit(g));
+	for (int i = 0; i < N; i++)
+		refused(env, w + i * PS + 1);
+	for (int i = 0; i < N; i++)
+		CHECK_OK(gmem_view_unmap(g, w + i * PS));
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct viewrace {
+	struct gmem *g;
+	const struct env *env;
+	atomic_bool stop;
+	atomic_int bad;
+	atomic_ulong made;
+};
+
+/* Views moved and then unmapped by the process, behind the library's back. */
+static void *move_and_unmap(void *arg)
+{
+	struct viewrace *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		char *v, *dst, *w;
+
+		if (gmem_view_map(c->g, 0, PS, 0, (void **)&v))
+			break;
+		(void)*(volatile char *)v;
+		dst = mmap(NULL, PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		w = dst == MAP_FAILED ? MAP_FAILED
+				      : mremap(v, PS, PS, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+		munmap(w == MAP_FAILED ? v : w, PS);
+	}
+	return NULL;
+}
+
+/* Views made, read and unmapped through the library, at addresses the movers free. */
+static void *make_and_unmap(void *arg)
+{
+	struct viewrace *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		char *v;
+
+		if (gmem_view_map(c->g, PS, PS, 0, (void **)&v)) {
+			atomic_fetch_add(&c->bad, 1);
+			break;
+		}
+		if (touch(v, false, NULL, NULL) || v[0] != 0x42)
+			atomic_fetch_add(&c->bad, 1); /* a shared page refused: its record lost */
+		if (gmem_view_unmap(c->g, v))
+			atomic_fetch_add(&c->bad, 1); /* its record lost, or another's taken */
+		atomic_fetch_add(&c->made, 1);
+	}
+	return NULL;
+}
+
+/*
+ * A moving mremap() posts the old range's unmap after the move, and the
+ * kernel frees a range before its unmap's notice is read: a view made in
+ * between lands where a late notice points.  Its record was cut by that
+ * notice, or recorded twice (then freed twice, in the fault thread).
+ */
+TEST_OPTS(new_views_where_moves_and_unmaps_land, .timeout_s = 30,
+	  .skip = B_HUGETLB | S_ANY | ONE_SIGNAL_EACH,
+	  .why = "one-page views; one signal each: a race that takes two seconds")
+{
+	struct viewrace c = { .g = tg_create(env, 2 * PS, 0, 0), .env = env };
+	pthread_t t[4];
+	char *guest;
+
+	CHECK_OK(gmem_guest_map(c.g, (void **)&guest));
+	memset(guest, 0x42, 2 * PS);
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(pthread_create(&t[i], NULL, i < 2 ? move_and_unmap : make_and_unmap, &c));
+	sleep(2);
+	atomic_store(&c.stop, true);
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(pthread_join(t[i], NULL));
+	CHECK(atomic_load(&c.made) > 100);
+	CHECK_EQ(atomic_load(&c.bad), 0);
+	CHECK_OK(gmem_audit(c.g));
+	CHECK_OK(gmem_destroy(c.g));
+}
