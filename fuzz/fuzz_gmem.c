@@ -4,7 +4,7 @@
  *
  * An input is a small program: a configuration byte, then operations
  * (convert, pin, unpin, discard, views, host and guest touches, state
- * queries, callbacks, injected failures).  Each runs on the library and on
+ * queries, callbacks, injected failures, locked views, collapses).  Each runs on the library and on
  * the reference model (ref.c); the two must agree on every return value,
  * error offset, callback, page state, pin count and byte of contents, and
  * gmem_audit() must find no view mapping a page it must not, after every
@@ -62,8 +62,20 @@ enum op {
 	OP_CALLBACK,
 	OP_INJECT,
 	OP_LOCK,
+	OP_ORIGINAL, /* the ops above: a byte that is not an op added since means b % OP_ORIGINAL */
+	OP_COLLAPSE = OP_ORIGINAL,
 	OP_COUNT
 };
+
+/*
+ * An op added after the first twelve has the byte of its own number
+ * (OP_COLLAPSE: 12); every other byte means what it meant before ops were
+ * added, b % OP_ORIGINAL, so that the inputs of the corpus keep theirs.
+ */
+static enum op decode_op(uint8_t b)
+{
+	return b >= OP_ORIGINAL && b < OP_COUNT ? (enum op)b : (enum op)(b % OP_ORIGINAL);
+}
 
 #define REF_MAX_PAGES 512 /* the largest object: one 2 MiB huge page */
 
@@ -74,6 +86,7 @@ struct run {
 	int fault_signal;
 	bool callback;
 	uint64_t inject_nth; /* fail the nth fallible call of the next operation */
+	uint64_t block;      /* pages in a block that splits and merges (THP), or 0 */
 	struct ref_event got[REF_MAX_EVENTS];
 	size_t ngot;
 	int step;
@@ -382,6 +395,44 @@ static void do_view_map(struct run *r, struct input *in)
 		r->ref.views[want].addr = addr;
 }
 
+static void do_collapse(struct run *r, struct input *in)
+{
+	uint64_t first, n, eoff = UINT64_MAX, epage = 0;
+	struct gmem_huge_info hi;
+	struct ref before;
+	int want, got;
+
+	range(in, &r->ref, &first, &n);
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = ref_collapse(&r->ref, first, n, r->block, &epage);
+	inject_arm(r->inject_nth);
+	got = gmem_collapse(r->g, first * PS, n * PS, &eoff);
+	TRACE("%d: collapse [%llu, +%llu): %d (model %d)\n", r->step, (unsigned long long)first,
+	      (unsigned long long)n, got, want);
+	if (injected(r, "gmem_collapse", got, want, &before)) {
+		ref_fini(&before);
+		return;
+	}
+	ref_fini(&before);
+	check_ret(r, "gmem_collapse", got, want);
+	if (want == -EAGAIN && eoff != epage * PS)
+		disagree(r, "gmem_collapse: error offset %llu, the model says page %llu",
+			 (unsigned long long)eoff, (unsigned long long)epage);
+	if (want != -EAGAIN && eoff != UINT64_MAX)
+		disagree(r, "gmem_collapse: error offset set to %llu on %d", (unsigned long long)eoff,
+			 got);
+	/* what it is for: the block, if it has memory, mapped huge again */
+	if (!got && r->block) {
+		if (gmem_huge_info(r->g, &hi))
+			disagree(r, "gmem_huge_info failed");
+		if (hi.blocks_guest_huge != hi.blocks_populated)
+			disagree(r, "after gmem_collapse %llu of %llu populated blocks mapped huge",
+				 (unsigned long long)hi.blocks_guest_huge,
+				 (unsigned long long)hi.blocks_populated);
+	}
+}
+
 static int pick_view(struct run *r, uint8_t b)
 {
 	for (int i = 0; i < REF_MAX_VIEWS; i++) {
@@ -526,6 +577,7 @@ static int create(struct run *r, struct input *in)
 	int err;
 
 	cfg.size = cfg.backing == GMEM_BACKING_THP ? 2ULL << 20 : pages[(b >> 3) & 3] * PS;
+	r->block = cfg.backing == GMEM_BACKING_THP ? (2ULL << 20) / PS : 0;
 	if (cfg.backing != GMEM_BACKING_SHMEM)
 		cfg.flags &= ~GMEM_F_FRESH_PRIVATE; /* 4 KiB backing pages only */
 	r->fault_signal = cfg.fault_signal;
@@ -576,10 +628,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	check_all(&r);
 	for (r.step = 1; r.step <= MAX_OPS && in.p < in.end; r.step++) {
-		uint8_t op = u8(&in);
+		enum op op = decode_op(u8(&in));
 
-		TRACE("%d: op %u\n", r.step, op % OP_COUNT);
-		switch (op % OP_COUNT) {
+		TRACE("%d: op %u\n", r.step, op);
+		switch (op) {
 		case OP_CONVERT:
 			do_convert(&r, &in);
 			break;
@@ -616,6 +668,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue; /* for the next operation */
 		case OP_LOCK:
 			do_lock(&r, &in);
+			break;
+		case OP_COLLAPSE:
+			do_collapse(&r, &in);
+			break;
+		case OP_COUNT:
 			break;
 		}
 		r.inject_nth = 0;
