@@ -584,6 +584,11 @@ static int create(struct run *r, struct input *in)
 	if (ref_init(&r->ref, cfg.size / PS, cfg.flags & GMEM_F_INIT_PRIVATE))
 		abort();
 	err = gmem_create(&cfg, &r->g);
+	if (err == -EOPNOTSUPP && cfg.backing == GMEM_BACKING_THP) {
+		/* shmem_enabled changed under the run (another process's tests): skip */
+		ref_fini(&r->ref);
+		return -1;
+	}
 	if (err) {
 		fprintf(stderr, "fuzz_gmem: gmem_create: %s\n", strerror(-err));
 		abort();
