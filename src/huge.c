@@ -46,6 +46,7 @@ static uint64_t nblocks(const struct gmem *g)
 
 int huge_init(struct gmem *g)
 {
+	g->huge.pagemap_fd = -1;
 	if (g->b.type != GMEM_BACKING_THP)
 		return 0;
 	g->huge.on = true;
@@ -54,6 +55,9 @@ int huge_init(struct gmem *g)
 
 void huge_fini(struct gmem *g)
 {
+	if (g->huge.pagemap_fd >= 0)
+		close(g->huge.pagemap_fd);
+	g->huge.pagemap_fd = -1;
 	runmap_fini(&g->huge.split);
 	g->huge.on = false;
 }
@@ -86,6 +90,22 @@ static int populated(struct gmem *g, uint64_t b, uint64_t e, uint64_t *n)
 		p += i; /* the chunk's end, or past it to the next block */
 	}
 	return 0;
+}
+
+/*
+ * Whether the file holds data (whence SEEK_DATA: a page in memory) or a
+ * hole (SEEK_HOLE) in bytes [s, e): 1, 0 or -errno.  Two lookups in the
+ * page cache, where mincore() of a block the guest mapping maps with 4 KiB
+ * entries or not at all looks each of its pages up: for one THP block at
+ * a time, in discards and collapses.
+ */
+static int file_has(const struct gmem *g, uint64_t s, uint64_t e, int whence)
+{
+	off_t o = lseek(g->b.fd, (off_t)s, whence);
+
+	if (o < 0)
+		return errno == ENXIO ? 0 : -errno; /* SEEK_DATA: none from s on */
+	return (uint64_t)o < e;
 }
 
 /* The blocks wholly inside [s, e), addresses in the guest mapping. */
@@ -215,7 +235,7 @@ int gmem_huge_info(struct gmem *g, struct gmem_huge_info *info)
 
 int huge_punch(struct gmem *g, uint64_t first, uint64_t end)
 {
-	uint64_t bp = block_pages(g), cand[2], n;
+	uint64_t bp = block_pages(g), cand[2];
 	bool split[2] = { false, false }, empty[2] = { false, false };
 	size_t nc = 0;
 	int err;
@@ -233,12 +253,13 @@ int huge_punch(struct gmem *g, uint64_t first, uint64_t end)
 		if (err)
 			return err;
 		for (size_t i = 0; i < nc; i++) {
-			err = populated(g, cand[i], cand[i] + 1, &n);
-			if (err)
-				return err;
+			int mem = file_has(g, cand[i] * g->b.align, (cand[i] + 1) * g->b.align, SEEK_DATA);
+
+			if (mem < 0)
+				return mem;
 			/* an empty block is a huge page again at its next touch */
-			empty[i] = !n;
-			split[i] = n && !runmap_get(&g->huge.split, cand[i], NULL, NULL);
+			empty[i] = !mem;
+			split[i] = mem && !runmap_get(&g->huge.split, cand[i], NULL, NULL);
 		}
 	}
 	err = backing_punch(&g->b, first << PAGE_SHIFT, (end - first) << PAGE_SHIFT);
@@ -265,11 +286,11 @@ int huge_punch(struct gmem *g, uint64_t first, uint64_t end)
  */
 static int needs_merge(struct gmem *g, int fd, uint64_t b)
 {
-	uint64_t mem, huge;
+	uint64_t huge;
 	bool exact;
-	int err = populated(g, b, b + 1, &mem);
+	int err = file_has(g, b * g->b.align, (b + 1) * g->b.align, SEEK_DATA);
 
-	if (err || !mem) /* no memory: nothing to merge */
+	if (err <= 0) /* no memory: nothing to merge */
 		return sys_result(err);
 	err = guest_huge(g, fd, b, b + 1, &huge, &exact);
 	if (err)
@@ -292,10 +313,13 @@ static int needs_merge(struct gmem *g, int fd, uint64_t b)
 static int merge(struct gmem *g, uint64_t b)
 {
 	char *a = g->b.guest + b * g->b.align;
-	int err = 0;
+	int err = file_has(g, b * g->b.align, (b + 1) * g->b.align, SEEK_HOLE);
 
-	if (fallocate(g->b.fd, FALLOC_FL_KEEP_SIZE, (off_t)(b * g->b.align), (off_t)g->b.align))
-		return sys_result(-errno);
+	if (err > 0 && fallocate(g->b.fd, FALLOC_FL_KEEP_SIZE, (off_t)(b * g->b.align),
+				 (off_t)g->b.align))
+		err = -errno;
+	if (err < 0)
+		return sys_result(err);
 	for (int i = 0; i < COLLAPSE_TRIES; i++) {
 		err = madvise(a, g->b.align, MADV_COLLAPSE) ? errno : 0;
 		if (err != EAGAIN)
@@ -309,6 +333,8 @@ static int merge(struct gmem *g, uint64_t b)
 	case EINVAL: /* no MADV_COLLAPSE, or not for this memory (shmem_enabled "deny") */
 		return -EOPNOTSUPP;
 	case ENOMEM:
+	case EBUSY: /* the memory cgroup refused the charge (or a hole: only a punch
+		     * behind the library's back, the holes were filled above) */
 		return -ENOMEM;
 	default:
 		return sys_result(-err);
@@ -322,7 +348,7 @@ int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error
 {
 	uint64_t bp, b, e, first, end;
 	struct pin_scan scan;
-	int fd, err;
+	int err = 0;
 
 	if (!g || !range_ok(g, offset, len))
 		return -EINVAL;
@@ -333,9 +359,6 @@ int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error
 	e = (((offset + len) >> PAGE_SHIFT) + bp - 1) / bp;
 	first = b * bp;
 	end = e * bp;
-	err = pagemap_open(&fd);
-	if (err)
-		return sys_result(err);
 	/*
 	 * Exclusive: no conversion, fault or discard interleaves.  The kernel
 	 * unmaps the old small pages from every view as it copies them into
@@ -343,6 +366,12 @@ int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error
 	 * once this returns (their marks stay a superset of what they map).
 	 */
 	views_lock(g, true);
+	/* kept open: an open and a close would cost a few percent of a merge */
+	if (g->huge.pagemap_fd < 0 && (err = pagemap_open(&g->huge.pagemap_fd))) {
+		g->huge.pagemap_fd = -1;
+		unlock(g);
+		return sys_result(err);
+	}
 	/* every block's pins first, then merge: all or nothing as far as pins go */
 	if (pins_hold(g, first, end)) {
 		pins_scan(g, first, end, RUNMAP_ANY, &scan);
@@ -355,7 +384,7 @@ int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error
 		}
 	}
 	for (; !err && b < e; b++) {
-		int need = needs_merge(g, fd, b);
+		int need = needs_merge(g, g->huge.pagemap_fd, b);
 
 		if (need > 0)
 			need = runmap_reserve(&g->huge.split, 2) ? -ENOMEM : merge(g, b);
@@ -367,6 +396,5 @@ int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error
 	}
 	pins_release_hold(g, first, end);
 	unlock(g);
-	close(fd);
 	return err;
 }

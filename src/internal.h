@@ -114,6 +114,7 @@ struct huge_track {
 	bool on;              /* GMEM_BACKING_THP: blocks can split */
 	struct runmap split;  /* per block: 1 once a discard split it, 0 again once merged */
 	_Atomic uint64_t splits, merges;
+	int pagemap_fd;       /* gmem_collapse()'s, opened at its first call (g->lock exclusive), or -1 */
 };
 
 struct gmem_counters {
