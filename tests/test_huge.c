@@ -71,6 +71,27 @@ TEST(huge_info_counts_blocks)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/* A large object that holds little: counted exactly, and at once (holes skipped whole). */
+TEST_OPTS(huge_info_sparse, .skip = (B_ANY & ~(B_SHMEM | B_THP)) | S_ANY,
+	  .why = "64 GiB of address space backed by a few pages: hugetlb reserves at mapping")
+{
+	struct gmem *g = tg_create(env, 64ULL << 30, 0, 0);
+	char *guest = guest_of(g);
+	uint64_t blocks = (64ULL << 30) / env->unit;
+	struct gmem_huge_info i;
+
+	guest[0] = 1;
+	guest[(blocks / 3) * env->unit + PS] = 1;
+	guest[(blocks - 1) * env->unit] = 1;
+	i = info(g);
+	CHECK_EQ(i.blocks, blocks);
+	CHECK_EQ(i.blocks_populated, 3);
+	CHECK_EQ(i.blocks_guest_huge, env->unit > PS ? 3 : 0);
+	CHECK_OK(gmem_discard(g, 0, env->unit));
+	CHECK_EQ(info(g).blocks_populated, 2);
+	CHECK_OK(gmem_destroy(g));
+}
+
 TEST(huge_bad_arguments)
 {
 	struct gmem *g = tg_create(env, 2 * env->unit, 0, 0);
