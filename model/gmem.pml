@@ -502,10 +502,12 @@ proctype toucher(byte p1, p2)
 }
 
 /*
- * gmem_discard(): mark the words discarding (publish), learn their pins
- * (check), punch only if none holds one.
- * C: src/discard.c gmem_discard() #8128e0c4
- * C: src/discard.c mark() #6dabc5e0
+ * gmem_discard(): hold the words off pins (publish), learning their pins
+ * (check; pins_hold() does both in one fetch-or, the model in two steps,
+ * which is weaker), punch only if none holds one (huge_punch(): a THP
+ * block's page-cache lookup first, which touches no word).
+ * C: src/discard.c gmem_discard() #b6a9255a
+ * C: src/pin.c pins_hold() #6728a0ac
  */
 proctype discarder(byte f, e)
 {
