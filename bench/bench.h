@@ -41,8 +41,10 @@ struct bench_entry {
 	void (*run)(struct figure *f, int rep);
 };
 
-extern struct bench_entry core_figures[], harden_figures[], vmm_figures[], access_figures[];
-extern const size_t n_core_figures, n_harden_figures, n_vmm_figures, n_access_figures;
+extern struct bench_entry core_figures[], harden_figures[], vmm_figures[], access_figures[],
+	thp_figures[];
+extern const size_t n_core_figures, n_harden_figures, n_vmm_figures, n_access_figures,
+	n_thp_figures;
 
 /* The comparisons (compare.c): each writes series rows and prints a table. */
 void compare_all(int reps, const char *only);

@@ -4,7 +4,8 @@
  *
  * An input is a small program: a configuration byte, then operations
  * (convert, pin, unpin, discard, views, host and guest touches, state
- * queries, callbacks, injected failures, copies in and out).  Each runs on the library and on
+ * queries, callbacks, injected failures, locked views, copies in and out,
+ * collapses).  Each runs on the library and on
  * the reference model (ref.c); the two must agree on every return value,
  * error offset, callback, page state, pin count and byte of contents, and
  * gmem_audit() must find no view mapping a page it must not, after every
@@ -65,6 +66,7 @@ enum op {
 	OP_FIRST_COUNT, /* the operations of the first inputs: op bytes name them modulo this */
 	OP_READ = OP_FIRST_COUNT,
 	OP_WRITE,
+	OP_COLLAPSE,
 	OP_COUNT
 };
 
@@ -80,6 +82,7 @@ static const struct {
 } added_ops[] = {
 	{ 12, 35, OP_READ },
 	{ 36, 59, OP_WRITE },
+	{ 60, 71, OP_COLLAPSE },
 };
 
 static enum op decode_op(uint8_t b)
@@ -99,6 +102,7 @@ struct run {
 	int fault_signal;
 	bool callback;
 	uint64_t inject_nth; /* fail the nth fallible call of the next operation */
+	uint64_t block;      /* pages in a block that splits and merges (THP), or 0 */
 	struct ref_event got[REF_MAX_EVENTS];
 	size_t ngot;
 	int step;
@@ -405,6 +409,44 @@ static void do_view_map(struct run *r, struct input *in)
 	check_ret(r, "gmem_view_map", got, want < 0 ? want : 0);
 	if (want >= 0)
 		r->ref.views[want].addr = addr;
+}
+
+static void do_collapse(struct run *r, struct input *in)
+{
+	uint64_t first, n, eoff = UINT64_MAX, epage = 0;
+	struct gmem_huge_info hi;
+	struct ref before;
+	int want, got;
+
+	range(in, &r->ref, &first, &n);
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = ref_collapse(&r->ref, first, n, r->block, &epage);
+	inject_arm(r->inject_nth);
+	got = gmem_collapse(r->g, first * PS, n * PS, &eoff);
+	TRACE("%d: collapse [%llu, +%llu): %d (model %d)\n", r->step, (unsigned long long)first,
+	      (unsigned long long)n, got, want);
+	if (injected(r, "gmem_collapse", got, want, &before)) {
+		ref_fini(&before);
+		return;
+	}
+	ref_fini(&before);
+	check_ret(r, "gmem_collapse", got, want);
+	if (want == -EAGAIN && eoff != epage * PS)
+		disagree(r, "gmem_collapse: error offset %llu, the model says page %llu",
+			 (unsigned long long)eoff, (unsigned long long)epage);
+	if (want != -EAGAIN && eoff != UINT64_MAX)
+		disagree(r, "gmem_collapse: error offset set to %llu on %d", (unsigned long long)eoff,
+			 got);
+	/* what it is for: the block, if it has memory, mapped huge again */
+	if (!got && r->block) {
+		if (gmem_huge_info(r->g, &hi))
+			disagree(r, "gmem_huge_info failed");
+		if (hi.blocks_guest_huge != hi.blocks_populated)
+			disagree(r, "after gmem_collapse %llu of %llu populated blocks mapped huge",
+				 (unsigned long long)hi.blocks_guest_huge,
+				 (unsigned long long)hi.blocks_populated);
+	}
 }
 
 static int pick_view(struct run *r, uint8_t b)
@@ -725,12 +767,18 @@ static int create(struct run *r, struct input *in)
 	int err;
 
 	cfg.size = cfg.backing == GMEM_BACKING_THP ? 2ULL << 20 : pages[(b >> 3) & 3] * PS;
+	r->block = cfg.backing == GMEM_BACKING_THP ? (2ULL << 20) / PS : 0;
 	if (cfg.backing != GMEM_BACKING_SHMEM)
 		cfg.flags &= ~GMEM_F_FRESH_PRIVATE; /* 4 KiB backing pages only */
 	r->fault_signal = cfg.fault_signal;
 	if (ref_init(&r->ref, cfg.size / PS, cfg.flags & GMEM_F_INIT_PRIVATE))
 		abort();
 	err = gmem_create(&cfg, &r->g);
+	if (err == -EOPNOTSUPP && cfg.backing == GMEM_BACKING_THP) {
+		/* shmem_enabled changed under the run (another process's tests): skip */
+		ref_fini(&r->ref);
+		return -1;
+	}
 	if (err) {
 		fprintf(stderr, "fuzz_gmem: gmem_create: %s\n", strerror(-err));
 		abort();
@@ -775,10 +823,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	check_all(&r);
 	for (r.step = 1; r.step <= MAX_OPS && in.p < in.end; r.step++) {
-		uint8_t op = u8(&in);
+		enum op op = decode_op(u8(&in));
 
-		TRACE("%d: op %u\n", r.step, decode_op(op));
-		switch (decode_op(op)) {
+		TRACE("%d: op %u\n", r.step, op);
+		switch (op) {
 		case OP_CONVERT:
 			do_convert(&r, &in);
 			break;
@@ -821,6 +869,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case OP_WRITE:
 			do_write(&r, &in);
+			break;
+		case OP_COLLAPSE:
+			do_collapse(&r, &in);
 			break;
 		case OP_COUNT:
 			break; /* not an operation: decode_op() never gives it */

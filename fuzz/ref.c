@@ -278,6 +278,26 @@ int ref_discard(struct ref *r, uint64_t first, uint64_t n)
 	return 0;
 }
 
+int ref_collapse(struct ref *r, uint64_t first, uint64_t n, uint64_t block, uint64_t *error_page)
+{
+	uint64_t s, e;
+
+	r->nevents = 0;
+	if (!ref_range_ok(r, first, n))
+		return -EINVAL;
+	if (!block)
+		return 0; /* nothing splits */
+	s = first / block * block;
+	e = (first + n + block - 1) / block * block;
+	for (uint64_t p = s; p < e && p < r->npages; p++) {
+		if (r->pages[p].shortp || r->pages[p].longp) {
+			*error_page = p;
+			return -EAGAIN;
+		}
+	}
+	return 0; /* states, contents and pins as they were */
+}
+
 int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
 {
 	r->nevents = 0;

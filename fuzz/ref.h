@@ -82,6 +82,12 @@ int ref_unpin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
 bool ref_completion_failed(struct ref *r, const struct ref *before, uint64_t first, uint64_t end,
 			   int result);
 int ref_discard(struct ref *r, uint64_t first, uint64_t n);
+/*
+ * gmem_collapse() where blocks of `block` pages split and merge (0: none
+ * do): -EAGAIN with *error_page at the lowest pinned page of the blocks
+ * the range touches; otherwise nothing changes.
+ */
+int ref_collapse(struct ref *r, uint64_t first, uint64_t n, uint64_t block, uint64_t *error_page);
 /* A new view's slot (>= 0), or -errno. */
 int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags);
 void ref_view_unmap(struct ref *r, int slot);

@@ -113,6 +113,11 @@ def write(page, delta, n, seed=0, flags=0):
     return bytes([36, flags | seed << 3]) + brange(page, delta, n)
 
 
+def collapse(first, n):
+    """gmem_collapse(): op bytes 60-71 (fuzz_gmem.c: added_ops)."""
+    return bytes([60]) + rng(first, n)
+
+
 SEEDS = {
     "convert-roundtrip": config() + view(0, 8) + host(0, 2, True, 0x41)
     + convert(0, 4, PRIVATE) + host(0, 2) + convert(0, 4, SHARED) + host(0, 2),
@@ -173,6 +178,13 @@ SEEDS = {
     + convert(0, 2, PRIVATE, DEFER) + host(0, 0) + inject(3) + unpin(0, 1) + state(0) + host(0, 1)
     + pin(0, 1) + convert(0, 2, SHARED) + host(0, 0) + pin(1, 1) + convert(0, 2, PRIVATE, DEFER)
     + inject(1) + unpin(1, 1),
+    "thp-collapse": config(backing=THP) + view(0, "end") + host(0, 7, True, 0x71) + convert(3, 2, PRIVATE)
+    + host(0, 3) + discard(5, 1) + discard(400, 2) + guest(401, 0x43) + pin(9, 1) + collapse(200, 1)
+    + unpin(9, 1) + collapse(200, 1) + host(0, 5) + host(0, 7) + host(0, 3) + convert(3, 2, SHARED)
+    + host(0, 4) + pin(0, 1, True) + collapse(0, "end") + unpin(0, 1, True) + collapse(0, "end")
+    + collapse(0, 0) + inject(1) + discard(6, 1) + inject(2) + collapse(0, 8) + collapse(0, 8),
+    "shmem-collapse": config() + view(0, 8) + host(0, 1, True, 0x21) + pin(1, 1) + collapse(0, 8)
+    + discard(2, 1) + collapse(0, 16) + collapse(16, 1) + unpin(1, 1) + host(0, 1),
     "inject-pin-discard": config() + inject(1) + pin(0, 2) + pin(0, 2) + unpin(0, 2) + inject(1)
     + discard(0, 4) + host(0, 0) + discard(0, 4),
     "copy-bytes": config() + view(0, 8) + write(0, 100, ("half", 3), 1) + read(1, -5, 10)

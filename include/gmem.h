@@ -187,6 +187,12 @@ GMEM_API int gmem_destroy(struct gmem *g);
 
 GMEM_API uint64_t gmem_size(const struct gmem *g);
 GMEM_API uint64_t gmem_page_size(const struct gmem *g); /* conversion granularity: GMEM_PAGE_SIZE */
+/*
+ * The backing's page, the unit the kernel allocates the memory in:
+ * GMEM_PAGE_SIZE for GMEM_BACKING_SHMEM, 2 MiB for GMEM_BACKING_THP, the
+ * huge page's size (2 MiB or 1 GiB) for a hugetlb backing; 0 for NULL.
+ */
+GMEM_API uint64_t gmem_backing_page_size(const struct gmem *g);
 
 /*
  * The one mapping of the whole memory meant for KVM memslots; the same
@@ -327,6 +333,50 @@ GMEM_API int gmem_state(struct gmem *g, uint64_t offset);
  * entry for a private or in-transit page, -EIO when one does.
  */
 GMEM_API int gmem_audit(struct gmem *g);
+
+/*
+ * The object's huge pages as the kernel holds them now.  A block is one
+ * backing page (gmem_backing_page_size(); a 4 KiB page for
+ * GMEM_BACKING_SHMEM).  The size never changes: later fields take
+ * reserved slots.
+ */
+struct gmem_huge_info {
+	uint64_t page_size;         /* == gmem_backing_page_size() */
+	uint64_t blocks;            /* blocks in the object */
+	uint64_t blocks_populated;  /* blocks with any memory allocated */
+	uint64_t blocks_guest_huge; /* blocks the guest mapping maps with one huge entry now */
+	uint64_t splits;            /* blocks a discard split (in part) since creation */
+	uint64_t merges;            /* blocks gmem_collapse() merged since creation */
+	uint64_t reserved[10];      /* zero */
+};
+
+/*
+ * Fill *info from the kernel's page tables and page cache, without
+ * faulting anything in or allocating memory: 0, or -EINVAL for a NULL
+ * argument.  Without PAGEMAP_SCAN (Linux 6.7) blocks_guest_huge counts
+ * the blocks whose every page the guest mapping maps, huge or not.  Each
+ * count is read as the call goes: exact while nothing changes the memory.
+ */
+GMEM_API int gmem_huge_info(struct gmem *g, struct gmem_huge_info *info);
+
+/*
+ * Merge every block of [offset, offset + len), rounded out to blocks, that
+ * has memory and is not mapped huge by the guest mapping back into one
+ * huge page (MADV_COLLAPSE): a discard splits the huge page it frees part
+ * of, and the guest mapping then maps the block with 4 KiB entries.
+ * Contents, states, pins and views are unchanged; pages discarded in the
+ * block are backed again and read zero.  GMEM_BACKING_THP only: on other
+ * backings, whose pages never split, it checks its arguments and returns
+ * 0.  Conversions, faults and discards wait while it runs.  Errors, with
+ * *error_offset (if not NULL) set:
+ *   -EAGAIN  a pin holds a page of a block (*error_offset: the lowest such
+ *            page), and nothing was merged; or the kernel found a page of
+ *            a block in use (I/O in flight on it) and left it
+ *            (*error_offset: the block), blocks before it merged;
+ *   -EOPNOTSUPP  the kernel cannot make huge pages of this memory;
+ *   -ENOMEM  no huge page could be allocated.
+ */
+GMEM_API int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error_offset);
 
 /* gmem_addr_offset() kinds */
 #define GMEM_ADDR_VIEW 1  /* a host view of the object */

@@ -75,6 +75,7 @@ struct uffdio_move {
 /* /proc/PID/pagemap PAGEMAP_SCAN ioctl, Linux 6.7 */
 #ifndef PAGEMAP_SCAN
 #define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_HUGE (1 << 6) /* a PMD or PUD entry (hugetlb: every entry, present or not) */
 struct page_region {
 	__u64 start;
 	__u64 end;

@@ -43,7 +43,7 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
 	lock_exclusive(g);
-	err = pins_hold(g, first, end) ? -EBUSY : sys_result(backing_punch(&g->b, offset, len));
+	err = pins_hold(g, first, end) ? -EBUSY : sys_result(huge_punch(g, first, end));
 	if (!err && g->b.hugetlb)
 		err = discard_huge(g, first, end);
 	else if (!err)

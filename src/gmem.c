@@ -118,6 +118,9 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	err = backing_open(&g->b, cfg->backing, cfg->size);
 	if (err)
 		goto err_addr;
+	err = huge_init(g);
+	if (err)
+		goto err_backing;
 	if (cfg->flags & GMEM_F_FRESH_PRIVATE) {
 		err = fresh_init(g);
 		if (err)
@@ -139,6 +142,7 @@ err_uffd:
 err_fresh:
 	fresh_fini(g);
 err_backing:
+	huge_fini(g);
 	backing_close(&g->b);
 err_addr:
 	addr_fini(g);
@@ -183,6 +187,7 @@ int gmem_destroy(struct gmem *g)
 		free(t);
 	}
 	fresh_fini(g);
+	huge_fini(g);
 	backing_close(&g->b);
 	addr_fini(g);
 	locks_fini(g);

@@ -104,6 +104,19 @@ struct addr_table {
 	_Atomic uint64_t seq; /* odd while addr_publish() rewrites it */
 };
 
+/*
+ * The backing's huge pages (huge.c): blocks of g->b.align bytes.  THP
+ * only: which blocks a discard split, in runs (a 1 TiB object has half a
+ * million blocks), changed with g->lock exclusive; the counters are read
+ * without it.
+ */
+struct huge_track {
+	bool on;              /* GMEM_BACKING_THP: blocks can split */
+	struct runmap split;  /* per block: 1 once a discard split it, 0 again once merged */
+	_Atomic uint64_t splits, merges;
+	int pagemap_fd;       /* gmem_collapse()'s, opened at its first call (g->lock exclusive), or -1 */
+};
+
 struct gmem_counters {
 	_Atomic uint64_t conversions, pages_to_private, pages_to_shared, convert_eagain,
 		convert_deferred, host_faults, host_faults_denied, warnings;
@@ -153,6 +166,7 @@ struct gmem {
 	_Atomic uint64_t events_seq;
 
 	struct gmem_counters stats; /* relaxed atomics */
+	struct huge_track huge;     /* huge.c */
 
 	char *fresh_buf; /* GMEM_F_FRESH_PRIVATE: the copy-out buffer (fresh.c), under lock */
 
@@ -362,6 +376,16 @@ void fresh_fini(struct gmem *g);
  * (part of a huge page something holds); its contents are kept.
  */
 int fresh_private(struct gmem *g, uint64_t first, uint64_t end, uint32_t from, uint64_t *busy);
+
+/* huge.c */
+int huge_init(struct gmem *g);
+void huge_fini(struct gmem *g);
+/*
+ * Punch pages [first, end) out of the backing (backing_punch()), counting
+ * the huge pages it splits: 0 or -errno, nothing punched on error
+ * (g->lock exclusive).
+ */
+int huge_punch(struct gmem *g, uint64_t first, uint64_t end);
 
 /* forked.c (the reader thread, but init and fini) */
 int forked_init(struct gmem *g);

@@ -521,6 +521,37 @@ TEST(inject_read_write)
 	CHECK_OK(gmem_destroy(f.g));
 }
 
+/* ---- huge pages ---- */
+
+static int call_huge_info(struct fixture *f)
+{
+	struct gmem_huge_info i;
+
+	return gmem_huge_info(f->g, &i);
+}
+
+/* A THP block split by a discard, a hole left in it, views over it. */
+static void setup_split(const struct env *e, struct fixture *f)
+{
+	base(e, f, 0);
+	CHECK_OK(gmem_discard(f->g, 3 * PS, PS));
+}
+
+static int call_collapse(struct fixture *f)
+{
+	return gmem_collapse(f->g, 0, NPAGES * PS, NULL);
+}
+
+TEST(inject_huge)
+{
+	static const struct scenario info = { "huge info", setup_plain, call_huge_info, 0, NULL, false, false };
+	static const struct scenario collapse = { "collapse", setup_split, call_collapse, 0, NULL, false, false };
+
+	sweep(env, &info);
+	if (env->backing == GMEM_BACKING_THP) /* elsewhere it makes no system call */
+		sweep(env, &collapse);
+}
+
 /* ---- a deferred conversion's completion ---- */
 
 /*

@@ -42,6 +42,10 @@ muts=[
   'gmem_read() copies after it lets conversions in','test_access'),
  ('copy-skips-last-page','src/access.c','	uint64_t end = (offset + len + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;','	uint64_t end = (offset + len) >> PAGE_SHIFT;',
   'a copy checks every page but the one its last byte is in','test_access'),
+ ('collapse-ignores-pins','src/huge.c','	if (pins_hold(g, first, end)) {','	if (pins_hold(g, first, end) && false) {',
+  'gmem_collapse() copies a block a pin holds, under I/O in flight','test_huge'),
+ ('collapse-keeps-holes','src/huge.c','	if (err > 0 && fallocate(g->b.fd, FALLOC_FL_KEEP_SIZE, (off_t)(b * g->b.align),','	if (false && fallocate(g->b.fd, FALLOC_FL_KEEP_SIZE, (off_t)(b * g->b.align),',
+  'gmem_collapse() leaves a block\'s holes to the kernel, which will not fill them under a view','test_huge'),
 ]
 for n,(name,f,old,new,what,killer) in enumerate(muts,1):
     src=open(os.path.join(root,f)).read()
