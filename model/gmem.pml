@@ -503,11 +503,13 @@ proctype toucher(byte p1, p2)
 
 /*
  * gmem_discard(): hold pins off the words (publish), learning their pins
- * in the same step (check), punch only if none holds one.  The same hold
+ * in the same step (check; the model takes two steps, which is weaker),
+ * punch only if none holds one (huge_punch(): a THP block's page-cache
+ * lookup first, which touches no word).  The same hold
  * guards a conversion on hugetlbfs, whose zap of a whole huge page must
  * see every pin on it (to_private_huge(): not modelled apart, it is this
  * protocol with a state change in place of the punch).
- * C: src/discard.c gmem_discard() #4020321d
+ * C: src/discard.c gmem_discard() #28cfbc55
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
  * C: src/convert.c to_private_huge() #5edf3031

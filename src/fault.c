@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "os/maps.h"
 #include "os/uffd.h"
 
 /* Pages mapped around a fault: with one round trip ~3 us and a CONTINUE
@@ -246,7 +247,7 @@ static void handle_event(struct gmem *g, const struct uffd_event *ev)
 	switch (ev->kind) {
 	case UFFD_EV_UNMAP:
 		lock_exclusive(g);
-		views_unmapped(g, ev->addr, ev->addr + ev->len);
+		views_unmapped(g, ev->addr, ev->addr + ev->len, true);
 		unlock(g);
 		events_applied(g);
 		/* a touch parked there (a waiting conversion's) meets the unmapped range */
@@ -311,6 +312,7 @@ int fault_start(struct gmem *g)
 	if (err)
 		goto err_stopfd;
 	g->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* reader.c; -1 is survivable */
+	g->maps_fd = maps_open(); /* view.c; without it, unmap notices are taken as they come */
 	err = forked_init(g);
 	if (err)
 		goto err_queue;
@@ -330,6 +332,9 @@ err_forked:
 err_queue:
 	if (g->spare_fd >= 0)
 		close(g->spare_fd);
+	if (g->maps_fd >= 0)
+		close(g->maps_fd);
+	g->maps_fd = -1;
 	queue_fini(&g->q);
 err_stopfd:
 	close(g->stopfd);
@@ -348,5 +353,7 @@ void fault_stop(struct gmem *g)
 	forked_fini(g);
 	if (g->spare_fd >= 0)
 		close(g->spare_fd);
+	if (g->maps_fd >= 0)
+		close(g->maps_fd);
 	queue_fini(&g->q);
 }

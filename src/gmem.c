@@ -99,7 +99,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	g->npages = cfg->size >> PAGE_SHIFT;
 	g->fault_signal = cfg->fault_signal ? cfg->fault_signal : SIGBUS;
 	g->wait_timeout_ms = cfg->wait_timeout_ms ? cfg->wait_timeout_ms : 1000;
-	g->uffd = g->stopfd = g->spare_fd = -1;
+	g->uffd = g->stopfd = g->spare_fd = g->maps_fd = -1;
 	g->debug = getenv("GMEM_DEBUG") && !strcmp(getenv("GMEM_DEBUG"), "1");
 
 	err = runmap_init(&g->states, g->npages,

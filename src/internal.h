@@ -172,6 +172,7 @@ struct gmem {
 
 	bool uffd_gone; /* under lock: the userfaultfd was closed behind our back */
 	int spare_fd;   /* the reader's: a descriptor to give up when none is free */
+	int maps_fd;    /* the fault thread's: /proc/self/maps, to ask what is mapped (os/maps.c) */
 
 	/* userfaultfds of children that inherited views (forked.c): the reader's */
 	int *forked;
@@ -337,9 +338,11 @@ void views_wake(struct gmem *g, uint64_t first, uint64_t end);
 /*
  * The process itself unmapped [s, e) (munmap, mmap over it, a shrinking
  * mremap) or moved [from, from + len) to `to` (mremap): the records follow,
- * splitting views that were cut in pieces.
+ * splitting views that were cut in pieces.  notice: the unmap is the
+ * kernel's notice of it, which may be older than a view another thread
+ * has moved there since: such a view, still mapped, stays.
  */
-void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e);
+void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e, bool notice);
 void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len);
 void views_destroy(struct gmem *g);
 /* Make every view inaccessible (the userfaultfd is gone: fault.c). */

@@ -19,6 +19,7 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "os/maps.h"
 #include "os/uffd.h"
 
 #define PAGE_ADDR(v, p) ((v)->addr + (((p) - (v)->first) << PAGE_SHIFT))
@@ -450,6 +451,7 @@ static void view_insert(struct gmem *g, struct view *v)
 {
 	size_t i = view_index(g, (uintptr_t)v->addr);
 
+
 	memmove(&g->views[i + 1], &g->views[i], (g->nviews - i) * sizeof(g->views[0]));
 	g->views[i] = v;
 	g->nviews++;
@@ -458,6 +460,7 @@ static void view_insert(struct gmem *g, struct view *v)
 static void view_remove(struct gmem *g, struct view *v)
 {
 	size_t i = view_index(g, (uintptr_t)v->addr);
+
 
 	memmove(&g->views[i], &g->views[i + 1], (g->nviews - i - 1) * sizeof(g->views[0]));
 	g->nviews--;
@@ -521,6 +524,8 @@ static struct view *view_overlapping(struct gmem *g, uintptr_t s, uintptr_t e)
 {
 	size_t i = view_index(g, s + 1);
 
+	if (s >= e)
+		return NULL;
 	if (i > 0 && (uintptr_t)g->views[i - 1]->addr + view_len(g->views[i - 1]) > s)
 		return g->views[i - 1];
 	return i < g->nviews && (uintptr_t)g->views[i]->addr < e ? g->views[i] : NULL;
@@ -536,6 +541,7 @@ static struct view *view_overlapping(struct gmem *g, uintptr_t s, uintptr_t e)
 static struct view *view_isolate(struct gmem *g, struct view *v, uintptr_t s, uintptr_t e)
 {
 	uintptr_t a = (uintptr_t)v->addr, b = a + view_len(v);
+
 
 	if (a < s) {
 		struct view *w = view_split(g, v, v->first + ((s - a) >> PAGE_SHIFT));
@@ -556,15 +562,48 @@ static struct view *view_isolate(struct gmem *g, struct view *v, uintptr_t s, ui
 	return v;
 }
 
-void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e)
+/*
+ * Where the stretch of view v from address a on is still mapped from the
+ * object's file at its own offsets: the end of that stretch, or a itself
+ * if it is not (or the kernel cannot say).
+ */
+static uintptr_t view_live_until(struct gmem *g, const struct view *v, uintptr_t a)
 {
+	uint64_t off = (v->first << PAGE_SHIFT) + (a - (uintptr_t)v->addr);
+	int64_t end;
+
+	if (g->maps_fd < 0)
+		return a;
+	end = maps_file_end(g->maps_fd, a, g->b.dev, g->b.ino, off);
+	if (end <= 0)
+		return a;
+	return (uintptr_t)end < (uintptr_t)v->addr + view_len(v) ? (uintptr_t)end
+								  : (uintptr_t)v->addr + view_len(v);
+}
+
+void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e, bool notice)
+{
+	uintptr_t cur = s;
 	struct view *v;
 
-	while ((v = view_overlapping(g, s, e)))
-		if ((v = view_isolate(g, v, s, e))) {
+	while ((v = view_overlapping(g, cur, e))) {
+		uintptr_t ps = (uintptr_t)v->addr > cur ? (uintptr_t)v->addr : cur, live;
+
+		/*
+		 * A notice read late: the range was freed, and another thread
+		 * moved a view into it before the notice came (a moving mremap()
+		 * posts the old range's unmap after its move).  The view there now
+		 * is the kernel's answer.
+		 */
+		if (notice && (live = view_live_until(g, v, ps)) > ps) {
+			cur = live;
+			continue;
+		}
+		if ((v = view_isolate(g, v, ps, e))) {
 			view_remove(g, v);
 			view_free(v);
 		}
+	}
 	addr_publish(g);
 }
 
@@ -578,8 +617,12 @@ void views_moved(struct gmem *g, uintptr_t from, uintptr_t to, uint64_t len)
 	 * may have put something else at `to` since - because no conversion
 	 * commits while a move is under way or unapplied (views_zap()).  The
 	 * destination cannot overlap the source, so a piece moved is not met
-	 * again; the room a moved piece takes is the room it left.
+	 * again; the room a moved piece takes is the room it left.  Whatever
+	 * the records still say lies at the destination is gone - the kernel
+	 * unmapped it before the move - though its unmap's notice may have
+	 * found another view there already and left it (views_unmapped()).
 	 */
+	views_unmapped(g, to, to + len, false);
 	while ((v = view_overlapping(g, from, from + len))) {
 		uintptr_t ps = (uintptr_t)v->addr > from ? (uintptr_t)v->addr : from;
 		uintptr_t pe = (uintptr_t)v->addr + view_len(v);
@@ -628,7 +671,7 @@ static void views_wait_current(struct gmem *g, uintptr_t s, uintptr_t e)
 			break;
 	}
 	if (view_overlapping(g, s, e))
-		views_unmapped(g, s, e);
+		views_unmapped(g, s, e, false);
 }
 
 void views_lock(struct gmem *g, bool exclusive)
@@ -698,8 +741,17 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 	if (err)
 		goto err_unmap;
 	views_wait_current(g, (uintptr_t)v->addr, (uintptr_t)v->addr + len);
-	/* again: the wait may have let conversions and other views in */
+	/*
+	 * Again: the wait may have let conversions and other views in.  And
+	 * while it waited unlocked, the fault thread may have answered a stale
+	 * fault message - one whose toucher a wake of its window let go, and
+	 * whose address was unmapped since - with a poison marker in this
+	 * new, not yet recorded mapping: clear it (nothing else can be mapped
+	 * in it yet), with the lock held until the record is in.
+	 */
 	err = strict_refused(g, v) ? -EACCES : views_reserve(g, 1);
+	if (!err)
+		err = zap_range(v->addr, len, false);
 	if (!err && mprotect(v->addr, len, PROT_READ | PROT_WRITE))
 		err = sys_result(-errno);
 	if (err) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../compat.h"
@@ -84,6 +85,7 @@ int backing_open(struct backing *b, uint32_t type, uint64_t size)
 {
 	unsigned int mfd = MFD_CLOEXEC;
 	char *reserve, *guest;
+	struct stat st;
 	size_t extra;
 	int err;
 
@@ -97,10 +99,12 @@ int backing_open(struct backing *b, uint32_t type, uint64_t size)
 	b->fd = memfd_create("gmem", mfd);
 	if (b->fd < 0)
 		return errno == EINVAL && b->hugetlb ? -EOPNOTSUPP : -errno; /* no such pool size */
-	if (ftruncate(b->fd, (off_t)size)) {
+	if (ftruncate(b->fd, (off_t)size) || fstat(b->fd, &st)) {
 		err = -errno;
 		goto err_close;
 	}
+	b->dev = st.st_dev;
+	b->ino = st.st_ino;
 
 	/* Reserve room to align the guest mapping to the allocation unit. */
 	extra = b->align > GMEM_PAGE_SIZE ? b->align : 0;

@@ -23,6 +23,7 @@ struct backing {
 	uint64_t size;  /* bytes */
 	uint64_t align; /* the backing page: 4 KiB, 2 MiB or 1 GiB */
 	char *guest;    /* the guest mapping of the whole file */
+	uint64_t dev, ino; /* the file's identity, as /proc/self/maps names it */
 };
 
 /* The backing page of a GMEM_BACKING_* type, or 0 for none. */
