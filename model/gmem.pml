@@ -208,7 +208,7 @@ inline views_zap(f, e)
 	d_step { ZAP_BODY(f, e) }
 }
 
-/* C: src/view.c views_undeny() #692cea3f */
+/* C: src/view.c views_undeny() #5cc64d74 */
 #define UNDENY_PAGE(p) pte[p] = 0; marker[p] = 0; denied[p] = 0
 #define UNDENY_BODY(f, e) \
 	if :: IN(0, f, e) && denied[0] -> UNDENY_PAGE(0) :: else fi; \
@@ -361,7 +361,7 @@ inline release(rf, re, longterm)
 	od;
 	if
 	:: slow ->
-		/* C: src/pin.c release_locked() #e21c0daf */
+		/* C: src/pin.c release_locked() #c3240cea */
 		wrlock();
 		do
 		:: atomic { rp < re ->
@@ -543,7 +543,7 @@ proctype discarder(byte f, e)
 
 /*
  * gmem_convert().
- * C: src/convert.c gmem_convert() #07e77b8c
+ * C: src/convert.c gmem_convert() #d754b3d1
  */
 proctype converter(byte me; byte nops)
 {
@@ -589,7 +589,7 @@ proctype converter(byte me; byte nops)
 
 		/* first what can fail: clear every overlapping deferred transit's
 		 * marks; then give their pages back
-		 * C: src/convert.c cancel_deferred() #f27bc294 */
+		 * C: src/convert.c cancel_deferred() #8b558f56 */
 		atomic { if :: CANCEL_OVERLAPS(0, f, e) -> UNDENY_BODY(t_first[0], t_end[0]) :: else fi };
 		d_step { if :: CANCEL_OVERLAPS(1, f, e) -> UNDENY_BODY(t_first[1], t_end[1]) :: else fi };
 		do
@@ -619,7 +619,7 @@ proctype converter(byte me; byte nops)
 
 		if
 		:: to == SHARED ->
-			/* C: src/convert.c to_shared() #4da5c5a9 */
+			/* C: src/convert.c to_shared() #b897deb4 */
 			atomic {
 				UNDENY_BODY(f, e);
 				RUNMAP(f, e, PRIVATE, PRIVATE, SHARED);

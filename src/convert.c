@@ -133,7 +133,8 @@ static void transit_unlink(struct gmem *g, struct transit *t)
  * back, which cannot fail.  A failed one (TRANSIT_FAILED) goes the same
  * way, but reported its end already.
  */
-static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct transit **out)
+static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct transit **out,
+			   bool strict)
 {
 	const unsigned int modes = GMEM_CONVERT_DEFER | TRANSIT_FAILED;
 	struct transit **pp;
@@ -141,7 +142,8 @@ static int cancel_deferred(struct gmem *g, uint64_t first, uint64_t end, struct 
 
 	assert_exclusive(g);
 	for (struct transit *t = g->transits; t; t = t->next)
-		if (transit_overlaps(t, first, end, modes) && (err = views_undeny(g, t->first, t->end)))
+		if (transit_overlaps(t, first, end, modes) &&
+		    (err = views_undeny(g, t->first, t->end, strict)))
 			return err;
 	while ((pp = transit_find(g, first, end, modes))) {
 		struct transit *t = *pp;
@@ -172,13 +174,13 @@ void convert_report(struct gmem *g, struct transit *list, gmem_convert_cb cb, vo
 	}
 }
 
-static int to_shared(struct gmem *g, uint64_t first, uint64_t end)
+static int to_shared(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 {
 	int64_t n;
 	int err;
 
 	assert_exclusive(g);
-	err = views_undeny(g, first, end);
+	err = views_undeny(g, first, end, strict);
 	if (err)
 		return err;
 	n = state_replace(g, first, end, STATE_MASK(GMEM_PRIVATE), GMEM_SHARED, NULL);
@@ -419,9 +421,9 @@ int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
 		lock_range(g, first, end);
 		err = state_reserve(g);
 		if (!err)
-			err = cancel_deferred(g, first, end, &cancelled);
+			err = cancel_deferred(g, first, end, &cancelled, strict);
 		if (!err)
-			err = to == GMEM_SHARED ? to_shared(g, first, end)
+			err = to == GMEM_SHARED ? to_shared(g, first, end, strict)
 						: to_private(g, first, end, flags, &t, &busy, strict);
 		if (err != -ESTALE)
 			break;

@@ -316,7 +316,13 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict);
 bool views_wait_records(struct gmem *g, struct timespec *deadline);
 /* The kernel unmapped [first, end) from every view itself (a zap, a hole punch). */
 void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
-int views_undeny(struct gmem *g, uint64_t first, uint64_t end);
+/* Clear refusal marks over [first, end); strict: see views_zap(). */
+int views_undeny(struct gmem *g, uint64_t first, uint64_t end, bool strict);
+/*
+ * A zap that may be left undone (the pages' conversion zaps them again,
+ * strictly): skipped while the records may be stale.
+ */
+void views_zap_idle(struct gmem *g, uint64_t first, uint64_t end);
 /*
  * Before the fault thread maps [*s, *e) around page in v: narrow the window
  * to what v does not map yet (just page if the kernel dropped it from a

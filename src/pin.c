@@ -174,13 +174,13 @@ static struct transit *release_locked(struct gmem *g, uint64_t p, uint64_t end, 
 		if (idle && zap_from == UINT64_MAX)
 			zap_from = p;
 		if (!idle && zap_from != UINT64_MAX) {
-			views_zap(g, zap_from, p, false);
+			views_zap_idle(g, zap_from, p);
 			zap_from = UINT64_MAX;
 		}
 	}
 	/* best effort: the completion zaps the whole range again, and checks */
 	if (zap_from != UINT64_MAX)
-		views_zap(g, zap_from, end, false);
+		views_zap_idle(g, zap_from, end);
 	/* as gmem_convert() does for a view moved or unmapped just now */
 	for (bool strict = true; convert_complete_locked(g, first, end, &done, strict);) {
 		unlock(g);

@@ -292,31 +292,50 @@ static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
 	return zap_range(a, len, false);
 }
 
-int views_undeny(struct gmem *g, uint64_t first, uint64_t end)
+int views_undeny(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 {
 	struct view *v;
 	uint64_t s, e;
+	int err = 0;
 
-	for (size_t i = 0; (v = views_next(g, &i, first, end, &s, &e));) {
+	/*
+	 * Marks are cleared where the records say the views are: through the
+	 * gate, and not while a change is under way or unapplied (strict:
+	 * -ESTALE, as views_zap() does), or the clearing - a zap, access
+	 * given back - would land on what the process mapped there since.
+	 */
+	views_gate_enter(g);
+	if (strict && !records_current(g))
+		err = -ESTALE;
+	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));) {
 		struct runmap_iter it;
 		struct run r;
-		int err;
 
 		if (v->denied_lost) {
 			err = undeny_run(g, v, s, e);
-			if (err)
-				return err;
 			continue;
 		}
 		runmap_iter_start(&it, &v->denied, s, e);
-		while (runmap_iter_next(&it, &r)) {
-			if (r.val && (err = undeny_run(g, v, r.start, r.end)))
-				return err;
-		}
+		while (!err && runmap_iter_next(&it, &r))
+			if (r.val)
+				err = undeny_run(g, v, r.start, r.end);
 		/* state_reserve() made room: clearing cannot fail */
-		GMEM_WARN_ON(g, runmap_set(&v->denied, s, e, 0) < 0);
+		if (!err)
+			GMEM_WARN_ON(g, runmap_set(&v->denied, s, e, 0) < 0);
 	}
-	return 0;
+	views_gate_leave(g);
+	return err;
+}
+
+void views_zap_idle(struct gmem *g, uint64_t first, uint64_t end)
+{
+	bool current;
+
+	views_gate_enter(g);
+	current = records_current(g);
+	views_gate_leave(g);
+	if (current)
+		views_zap(g, first, end, false);
 }
 
 void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)

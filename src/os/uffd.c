@@ -119,11 +119,12 @@ bool uffd_changing(int fd, uintptr_t probe)
 	/*
 	 * The kernel checks "mappings changing" before it looks at the
 	 * addresses, which here can never be moved (one shared page onto
-	 * itself): EAGAIN, or EINVAL and nothing done.
+	 * itself): EAGAIN, or EINVAL and nothing done.  Any other answer says
+	 * nothing: take it as a change under way, the side that waits.
 	 */
 	struct uffdio_move m = { .dst = probe, .src = probe, .len = 4096 };
 
-	return ioctl(fd, UFFDIO_MOVE, &m) && errno == EAGAIN;
+	return !ioctl(fd, UFFDIO_MOVE, &m) || errno != EINVAL;
 }
 
 int uffd_register(int fd, void *addr, uint64_t len)
