@@ -18,9 +18,13 @@
  * means something else here - and, unless it says otherwise, changes
  * nothing.  Every function may be called from any thread concurrently with
  * any other, except gmem_destroy(), which must be the last call on an
- * object.  Library functions must not be called from signal handlers.  A
- * gmem is not usable in a child process after fork(): its views and guest
- * mapping are not inherited.
+ * object.  Library functions must not be called from signal handlers (but
+ * gmem_addr_offset()).  A gmem is not usable in a child process after
+ * fork(): its views and guest mapping are not inherited.  There, the calls
+ * that would change, map or punch memory the parent shares with it
+ * (gmem_destroy(), gmem_convert(), gmem_discard(), gmem_view_map(),
+ * gmem_write(), gmem_collapse()) return -ECHILD and do nothing; the
+ * child's copy of the object is simply left behind.
  *
  * The process around it (docs/SECURITY.md has the whole threat model):
  *  - Locked memory works: mlockall() (any flags) or mlock() of a view never
@@ -389,8 +393,10 @@ GMEM_API int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64
  * allocation.  0; -EINVAL for a NULL argument; -ENOENT if addr is in
  * neither; -EAGAIN if the library was updating its view records in the
  * thread the handler interrupted (ask again outside the handler).  A view
- * the process has moved or unmapped is found where it is once the library
- * has read the kernel's notice of it, which the process's call waits for.
+ * the process moves or unmaps behind the library's back (mremap(),
+ * munmap()) is found where it is once the library has applied the kernel's
+ * notice of it, a moment after the process's call returns: a lookup in
+ * that moment may still answer from its old place.
  */
 GMEM_API int gmem_addr_offset(struct gmem *g, const void *addr, uint64_t *offset, int *kind);
 

@@ -145,6 +145,8 @@ int gmem_write(struct gmem *g, uint64_t offset, const void *buf, uint64_t len,
 
 	if (!args_ok(g, offset, buf, len))
 		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
 	if (!len)
 		return 0;
 	err = begin(g, offset, buf, len, error_offset);

@@ -13,13 +13,16 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 #define ADDR_SLOTS (1u << 20) /* far past vm.max_map_count: views are mappings */
 #define ADDR_BYTES (ADDR_SLOTS * sizeof(struct addr_slot))
-#define READ_TRIES 100000
+/* A rewrite takes microseconds; a rewriter descheduled meanwhile, a timeslice or so. */
+#define READ_TRIES 1000000
 
 int addr_init(struct gmem *g)
 {
@@ -46,7 +49,8 @@ void addr_publish(struct gmem *g)
 	size_t n = g->nviews < ADDR_SLOTS ? g->nviews : ADDR_SLOTS;
 
 	assert_exclusive(g);
-	atomic_store_explicit(&t->seq, seq + 1, memory_order_relaxed);
+	atomic_store_explicit(&t->writer, gettid(), memory_order_relaxed);
+	atomic_store_explicit(&t->seq, seq + 1, memory_order_release);
 	atomic_thread_fence(memory_order_release);
 	for (size_t i = 0; i < n; i++) {
 		const struct view *v = g->views[i];
@@ -107,7 +111,13 @@ int gmem_addr_offset(struct gmem *g, const void *addr, uint64_t *offset, int *ki
 		int err;
 
 		if (seq & 1) {
-			__builtin_ia32_pause(); /* being rewritten - perhaps by the thread we interrupted */
+			/* the thread this handler interrupted can never finish: say so */
+			if (atomic_load_explicit(&t->writer, memory_order_relaxed) == gettid())
+				return -EAGAIN;
+			if (i % 64 == 63)
+				sched_yield(); /* the rewriter may be waiting for this CPU */
+			else
+				__builtin_ia32_pause();
 			continue;
 		}
 		err = lookup(t, a, &at);

@@ -398,6 +398,8 @@ int gmem_convert(struct gmem *g, uint64_t offset, uint64_t len, unsigned int to,
 	if (!g || !range_ok(g, offset, len) || (to != GMEM_SHARED && to != GMEM_PRIVATE) ||
 	    (flags & ~modes) || (flags & modes) == modes)
 		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
 	if (to == GMEM_PRIVATE && (flags & modes)) {

@@ -40,6 +40,8 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 
 	if (!g || !range_ok(g, offset, len))
 		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
 	lock_exclusive(g);

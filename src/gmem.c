@@ -101,6 +101,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	g->wait_timeout_ms = cfg->wait_timeout_ms ? cfg->wait_timeout_ms : 1000;
 	g->uffd = g->stopfd = g->spare_fd = g->maps_fd = -1;
 	g->debug = getenv("GMEM_DEBUG") && !strcmp(getenv("GMEM_DEBUG"), "1");
+	g->pid = getpid();
 
 	err = runmap_init(&g->states, g->npages,
 			  cfg->flags & GMEM_F_INIT_PRIVATE ? GMEM_PRIVATE : GMEM_SHARED);
@@ -161,6 +162,8 @@ int gmem_destroy(struct gmem *g)
 {
 	if (!g)
 		return 0;
+	if (forked_child(g))
+		return -ECHILD; /* the parent's: nothing here is the child's to free */
 	if (pins_total(g))
 		return -EBUSY;
 	/*

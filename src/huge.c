@@ -367,6 +367,8 @@ int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error
 
 	if (!g || !range_ok(g, offset, len))
 		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
 	if (!g->huge.on)
 		return 0; /* 4 KiB pages, or hugetlb's, which never split */
 	bp = block_pages(g);

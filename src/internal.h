@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "compat.h"
 
@@ -102,6 +103,7 @@ struct addr_table {
 	struct addr_slot *slots; /* mapped for the object's life, sorted by addr */
 	_Atomic size_t n;
 	_Atomic uint64_t seq; /* odd while addr_publish() rewrites it */
+	_Atomic pid_t writer; /* the thread rewriting it (gettid), for a reader that interrupted it */
 };
 
 /*
@@ -132,6 +134,7 @@ struct gmem {
 	bool follows_fork; /* the kernel reports forks (UFFD_EVENT_FORK): forked.c */
 	bool can_probe;    /* uffd_changing() answers (UFFDIO_MOVE) */
 	bool debug;        /* GMEM_DEBUG=1 at creation: GMEM_WARN_ON() aborts, locks are checked */
+	pid_t pid;         /* the process that created it: forked_child() */
 	int stopfd;
 	pthread_t reader_thread, fault_thread;
 	struct fault_queue q;
@@ -247,6 +250,16 @@ static inline int sys_result(int err)
 	default:
 		return err;
 	}
+}
+
+/*
+ * Whether this is a child the process forked since creating g: it shares
+ * the backing file, but has no views, guest mapping or library threads of
+ * its own, so calls that would change or punch shared memory are refused.
+ */
+static inline bool forked_child(const struct gmem *g)
+{
+	return getpid() != g->pid;
 }
 
 /* offset and len name whole pages inside the object: the contract's "Ranges". */

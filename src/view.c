@@ -731,6 +731,8 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 
 	if (!g || !addr || !range_ok(g, offset, len) || (flags & ~GMEM_VIEW_STRICT))
 		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
 	/* the kernel maps a hugetlbfs page only whole */
 	if (g->b.hugetlb && ((offset | len) & (g->b.align - 1)))
 		return -EINVAL;

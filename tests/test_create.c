@@ -271,6 +271,44 @@ TEST(destroy_refused_with_pins)
 }
 
 /* 16 objects at once (on hugetlb-2m 16 pool pages: hugetlb-1g has not that many). */
+/*
+ * A child that calls gmem_destroy() - from an atexit() handler, say - must
+ * not punch the backing file it shares with its parent, nor wait for
+ * threads it does not have: -ECHILD, and the parent's memory as it was.
+ * The other calls that would change shared memory refuse too.
+ */
+TEST(destroy_in_forked_child_refused)
+{
+	struct gmem *g = tg_create(env, 2 * env->unit, 0, 0);
+	char *v = tg_view(g, 0), *guest;
+	int status;
+	pid_t pid;
+
+	CHECK_OK(gmem_guest_map(g, (void **)&guest));
+	fill_page(v, 0, 9);
+	fill_page(v + env->unit, 1, 9);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int bad = 0;
+		void *w;
+
+		bad |= gmem_discard(g, 0, PS) != -ECHILD;
+		bad |= gmem_convert(g, 0, PS, GMEM_PRIVATE, 0, NULL) != -ECHILD;
+		bad |= gmem_view_map(g, 0, env->unit, 0, &w) != -ECHILD;
+		bad |= gmem_write(g, 0, "x", 1, NULL) != -ECHILD;
+		bad |= gmem_collapse(g, 0, env->unit, NULL) != -ECHILD;
+		bad |= gmem_destroy(g) != -ECHILD;
+		_exit(bad);
+	}
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(page_has(v, 0, 9));
+	CHECK(page_has(v + env->unit, 1, 9));
+	CHECK_EQ(gmem_state(g, 0), GMEM_SHARED);
+	CHECK_OK(gmem_destroy(g));
+}
+
 TEST(create_many_objects)
 {
 	struct gmem *g[16];
