@@ -509,7 +509,7 @@ proctype toucher(byte p1, p2)
  * guards a conversion on hugetlbfs, whose zap of a whole huge page must
  * see every pin on it (to_private_huge(): not modelled apart, it is this
  * protocol with a state change in place of the punch).
- * C: src/discard.c gmem_discard() #28cfbc55
+ * C: src/discard.c gmem_discard() #ff2445cb
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
  * C: src/convert.c to_private_huge() #5edf3031
@@ -543,7 +543,7 @@ proctype discarder(byte f, e)
 
 /*
  * gmem_convert().
- * C: src/convert.c gmem_convert() #d754b3d1
+ * C: src/convert.c gmem_convert() #e1b19edb
  */
 proctype converter(byte me; byte nops)
 {

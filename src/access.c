@@ -14,13 +14,19 @@
  * so none commits between the check and the last byte copied.  A page in
  * transit is refused even when pinned: its pin's I/O goes through a view.
  *
- * Reads are pread() of the backing file: a hole reads as zero without
- * getting a page, and it works on every backing.  Writes first make the
- * pages exist (backing_allocate(): fallocate, or MADV_POPULATE_WRITE on the
- * guest mapping for THP, so that 2 MiB pages stay huge), which fails with
- * an errno where a store would get SIGBUS, then copy through the guest
- * mapping: pwrite() does not work on hugetlbfs, and stores through a huge
- * mapping keep a THP folio whole.
+ * Copies go through the guest mapping where the pages are known to be in
+ * the backing file (pages_populated(): the library put or saw them there),
+ * with no system call at all - a 4 KiB copy costs about a memcpy() that
+ * way, and several times that with one.  Otherwise a read asks mincore()
+ * which pages are there, copies those through the guest mapping (noting
+ * them) and pread()s the rest - a hole reads as zero without getting a
+ * page; and a write first makes the pages exist (backing_allocate():
+ * fallocate, or MADV_POPULATE_WRITE on the guest mapping for THP, so that
+ * 2 MiB pages stay huge), which fails with an errno where a store would get
+ * SIGBUS, then copies through the guest mapping: pwrite() does not work on
+ * hugetlbfs, and stores through a huge mapping keep a THP folio whole.  A
+ * page the hardware poisoned raises SIGBUS in the copying thread, as it
+ * would through a view.
  *
  * The caller's buffer is touched with the lock held, so it must not be in a
  * view of the object: a first touch there waits for the fault thread, which
@@ -30,6 +36,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -122,9 +129,54 @@ static int allocate(struct gmem *g, uint64_t off, uint64_t len)
 	return sys_result(err);
 }
 
+#define VEC_PAGES 256 /* mincore()'s answer, a stretch at a time */
+
+/*
+ * Copy bytes [off, off + len) to buf: through the guest mapping where the
+ * page cache holds them (noted as populated), pread() where it does not.
+ */
+static int read_slow(struct gmem *g, char *buf, uint64_t off, uint64_t len)
+{
+	unsigned char vec[VEC_PAGES];
+
+	while (len) {
+		uint64_t pg = off & ~(GMEM_PAGE_SIZE - 1), n = 0;
+		uint64_t chunk = (VEC_PAGES << PAGE_SHIFT) - (off - pg);
+		bool resident;
+		int err;
+
+		chunk = chunk < len ? chunk : len;
+		if (mincore(g->b.guest + pg, off + chunk - pg, vec))
+			return read_file(g->b.fd, buf, len, off);
+		/* runs of pages alike */
+		while (n < chunk) {
+			uint64_t a = off + n, i = (a - pg) >> PAGE_SHIFT, run;
+
+			resident = vec[i] & 1;
+			run = ((a | (GMEM_PAGE_SIZE - 1)) + 1) - a;
+			while (n + run < chunk && !!(vec[((a + run) - pg) >> PAGE_SHIFT] & 1) == resident)
+				run += GMEM_PAGE_SIZE;
+			run = n + run < chunk ? run : chunk - n;
+			if (resident) {
+				memcpy(buf + n, g->b.guest + a, run);
+				pages_mark_populated(g, a >> PAGE_SHIFT,
+						     (a + run + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT);
+			} else if ((err = read_file(g->b.fd, buf + n, run, a))) {
+				return err;
+			}
+			n += run;
+		}
+		buf += chunk;
+		off += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
 int gmem_read(struct gmem *g, uint64_t offset, void *buf, uint64_t len, uint64_t *error_offset)
 {
-	int err;
+	uint64_t first = offset >> PAGE_SHIFT, end = (offset + len + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;
+	int err = 0;
 
 	if (!args_ok(g, offset, buf, len))
 		return -EINVAL;
@@ -133,7 +185,10 @@ int gmem_read(struct gmem *g, uint64_t offset, void *buf, uint64_t len, uint64_t
 	err = begin(g, offset, buf, len, error_offset);
 	if (err)
 		return err;
-	err = read_file(g->b.fd, buf, len, offset);
+	if (pages_populated(g, first, end))
+		memcpy(buf, g->b.guest + offset, len);
+	else
+		err = read_slow(g, buf, offset, len);
 	unlock(g);
 	return sys_result(err);
 }
@@ -141,6 +196,7 @@ int gmem_read(struct gmem *g, uint64_t offset, void *buf, uint64_t len, uint64_t
 int gmem_write(struct gmem *g, uint64_t offset, const void *buf, uint64_t len,
 	       uint64_t *error_offset)
 {
+	uint64_t first, end;
 	int err;
 
 	if (!args_ok(g, offset, buf, len))
@@ -152,7 +208,10 @@ int gmem_write(struct gmem *g, uint64_t offset, const void *buf, uint64_t len,
 	err = begin(g, offset, buf, len, error_offset);
 	if (err)
 		return err;
-	err = allocate(g, offset, len);
+	first = offset >> PAGE_SHIFT;
+	end = (offset + len + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;
+	if (!pages_populated(g, first, end) && !(err = allocate(g, offset, len)))
+		pages_mark_populated(g, first, end);
 	if (!err) {
 		memcpy(g->b.guest + offset, buf, len);
 		/* a host write of [offset, offset + len) is complete: write tracking notes it here */

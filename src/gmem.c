@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -33,6 +34,31 @@ static int config_check(const struct gmem_config *cfg)
 		if (cfg->reserved[i])
 			return -EINVAL;
 	return 0;
+}
+
+/* The page forked_child() reads (internal.h). */
+static int fork_probe_init(struct gmem *g)
+{
+	void *p = mmap(NULL, GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	if (madvise(p, GMEM_PAGE_SIZE, MADV_WIPEONFORK)) {
+		int err = -errno;
+
+		munmap(p, GMEM_PAGE_SIZE);
+		return err == -EINVAL ? -EOPNOTSUPP : err; /* Linux 4.14 */
+	}
+	g->fork_probe = p;
+	atomic_store(g->fork_probe, 1);
+	return 0;
+}
+
+static void fork_probe_fini(struct gmem *g)
+{
+	if (g->fork_probe)
+		munmap((void *)g->fork_probe, GMEM_PAGE_SIZE);
 }
 
 static int locks_init(struct gmem *g)
@@ -101,12 +127,14 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	g->wait_timeout_ms = cfg->wait_timeout_ms ? cfg->wait_timeout_ms : 1000;
 	g->uffd = g->stopfd = g->spare_fd = g->maps_fd = -1;
 	g->debug = getenv("GMEM_DEBUG") && !strcmp(getenv("GMEM_DEBUG"), "1");
-	g->pid = getpid();
 
+	err = fork_probe_init(g);
+	if (err)
+		goto err_free;
 	err = runmap_init(&g->states, g->npages,
 			  cfg->flags & GMEM_F_INIT_PRIVATE ? GMEM_PRIVATE : GMEM_SHARED);
 	if (err)
-		goto err_free;
+		goto err_probe;
 	err = pinmap_init(&g->pins, g->npages);
 	if (err)
 		goto err_states;
@@ -153,6 +181,8 @@ err_pins:
 	pinmap_fini(&g->pins);
 err_states:
 	runmap_fini(&g->states);
+err_probe:
+	fork_probe_fini(g);
 err_free:
 	free(g);
 	return err;
@@ -196,6 +226,7 @@ int gmem_destroy(struct gmem *g)
 	locks_fini(g);
 	pinmap_fini(&g->pins);
 	runmap_fini(&g->states);
+	fork_probe_fini(g);
 	free(g);
 	return 0;
 }

@@ -25,7 +25,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "compat.h"
 
@@ -134,7 +133,11 @@ struct gmem {
 	bool follows_fork; /* the kernel reports forks (UFFD_EVENT_FORK): forked.c */
 	bool can_probe;    /* uffd_changing() answers (UFFDIO_MOVE) */
 	bool debug;        /* GMEM_DEBUG=1 at creation: GMEM_WARN_ON() aborts, locks are checked */
-	pid_t pid;         /* the process that created it: forked_child() */
+	/*
+	 * A page of its own holding 1, MADV_WIPEONFORK: a child forked since
+	 * reads 0 there (forked_child()), with no system call to ask.
+	 */
+	_Atomic uint8_t *fork_probe;
 	int stopfd;
 	pthread_t reader_thread, fault_thread;
 	struct fault_queue q;
@@ -259,7 +262,7 @@ static inline int sys_result(int err)
  */
 static inline bool forked_child(const struct gmem *g)
 {
-	return getpid() != g->pid;
+	return !atomic_load_explicit(g->fork_probe, memory_order_relaxed);
 }
 
 /* offset and len name whole pages inside the object: the contract's "Ranges". */
@@ -294,6 +297,14 @@ uint64_t pins_total(struct gmem *g);
  * no page gets its first pin word meanwhile (pin_word() takes it shared).
  */
 bool pins_hold(struct gmem *g, uint64_t first, uint64_t end);
+/*
+ * The library's note of pages it knows are in the backing file (g->lock
+ * held, either way; a discard forgets, with it exclusive): whether all of
+ * [first, end) are; note them (nothing if there is no memory to).
+ */
+bool pages_populated(struct gmem *g, uint64_t first, uint64_t end);
+void pages_mark_populated(struct gmem *g, uint64_t first, uint64_t end);
+void pages_forget_populated(struct gmem *g, uint64_t first, uint64_t end);
 void pins_release_hold(struct gmem *g, uint64_t first, uint64_t end);
 void pins_wake_waiters(struct gmem *g);
 

@@ -89,6 +89,40 @@ void pins_wake_waiters(struct gmem *g)
 	pthread_mutex_unlock(&g->wait_mu);
 }
 
+bool pages_populated(struct gmem *g, uint64_t first, uint64_t end)
+{
+	pinword_t *w = NULL;
+
+	for (uint64_t p = first; p < end; p++) {
+		w = p == first || !(p & (PINMAP_LEAF_PAGES - 1)) ? pinmap_word(&g->pins, p) : w + 1;
+		if (!w || !(atomic_load_explicit(w, memory_order_relaxed) & PW_POPULATED))
+			return false;
+	}
+	return true;
+}
+
+void pages_mark_populated(struct gmem *g, uint64_t first, uint64_t end)
+{
+	pinword_t *w = NULL;
+
+	for (uint64_t p = first; p < end; p++) {
+		w = p == first || !(p & (PINMAP_LEAF_PAGES - 1))
+			    ? pinmap_word_create(&g->pins, p, init_words, g)
+			    : w + 1;
+		if (!w)
+			return; /* no memory for the note: copies take the slow way */
+		atomic_fetch_or_explicit(w, PW_POPULATED, memory_order_relaxed);
+	}
+}
+
+void pages_forget_populated(struct gmem *g, uint64_t first, uint64_t end)
+{
+	pinword_t *w;
+
+	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end)); p++)
+		atomic_fetch_and_explicit(w, ~PW_POPULATED, memory_order_relaxed);
+}
+
 bool pins_hold(struct gmem *g, uint64_t first, uint64_t end)
 {
 	bool pinned = false;

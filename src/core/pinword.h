@@ -18,6 +18,9 @@
  *   bits 56..57  state: GMEM_SHARED, GMEM_PRIVATE or GMEM_CONVERTING
  *   bit  58      held: pins back out with -EAGAIN (a discard, or a change
  *                that must see every pin of a huge page: pins_hold())
+ *   bit  59      populated: the page is in the backing file, as far as the
+ *                library knows (a copy may go through the guest mapping
+ *                without a system call: access.c); cleared by a discard
  */
 #ifndef GMEM_CORE_PINWORD_H
 #define GMEM_CORE_PINWORD_H
@@ -39,6 +42,7 @@ typedef _Atomic uint64_t pinword_t;
 #define PW_STATE_SHIFT 56
 #define PW_STATE_MASK (3ULL << PW_STATE_SHIFT)
 #define PW_HELD (1ULL << 58)
+#define PW_POPULATED (1ULL << 59)
 #define PW_COUNTS (PW_SHORT_MASK | PW_LONG_MASK)
 
 static inline unsigned int pw_state(uint64_t w)
