@@ -321,7 +321,9 @@ GMEM_API int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len);
  * writable) may leave buf partly written, never the object changed.
  * gmem_write: backing memory for the pages written is allocated first
  * (with THP backing the whole 2 MiB pages holding them): -ENOMEM, nothing
- * written, when there is none.
+ * written, when there is none.  Pages in memory are copied through the
+ * library's own mapping: one the hardware poisoned raises SIGBUS
+ * (BUS_MCEERR_AR) in the calling thread, as a touch through a view would.
  */
 GMEM_API int gmem_read(struct gmem *g, uint64_t offset, void *buf, uint64_t len,
 		       uint64_t *error_offset);
