@@ -141,7 +141,11 @@ static unsigned long pool_read(uint64_t page_size, const char *what)
 
 unsigned long hugetlb_free(uint64_t page_size)
 {
-	return pool_read(page_size, "free_hugepages");
+	unsigned long free = pool_read(page_size, "free_hugepages");
+	unsigned long resv = pool_read(page_size, "resv_hugepages");
+
+	/* free pages that other mappings have reserved are not to be had */
+	return free > resv ? free - resv : 0;
 }
 
 bool hugetlb_reserve(uint64_t page_size, unsigned long pages)

@@ -22,7 +22,10 @@ bool thp_enable(void);
  * whether there are.
  */
 bool hugetlb_reserve(uint64_t page_size, unsigned long pages);
-/* Free pages of page_size in the hugetlb pool now (0 if there is no such pool). */
+/*
+ * Pages of page_size a new mapping could reserve from the hugetlb pool now
+ * (free and not reserved by others; 0 if there is no such pool).
+ */
 unsigned long hugetlb_free(uint64_t page_size);
 
 #endif /* GMEM_TEST_SYSFS_H */
