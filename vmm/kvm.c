@@ -135,24 +135,23 @@ static uint64_t map_top(const struct vm *vm)
 	return top;
 }
 
-void boot_tables_write(struct vm *vm)
+void boot_tables_build(const struct vm *vm, void *buf)
 {
-	uint64_t *gdt = (uint64_t *)(vm->dev_view + BOOT_GDT);
-	uint64_t *pml4 = (uint64_t *)(vm->dev_view + BOOT_PML4);
-	uint64_t *pdpt = (uint64_t *)(vm->dev_view + BOOT_PDPT);
+#define AT(gpa) ((uint64_t *)((char *)buf + ((gpa) - BOOT_GDT))) /* gpa's place in buf */
+	uint64_t *gdt = AT(BOOT_GDT), *pml4 = AT(BOOT_PML4), *pdpt = AT(BOOT_PDPT);
 	uint64_t gibs = (map_top(vm) + (1ULL << 30) - 1) >> 30;
 
-	memset(vm->dev_view + BOOT_GDT, 0, BOOT_TABLES_END - BOOT_GDT);
 	gdt[1] = GDT_CODE64;
 	gdt[2] = GDT_DATA;
 	pml4[0] = BOOT_PDPT | PTE_P | PTE_W;
 	for (uint64_t g = 0; g < gibs; g++) {
-		uint64_t *pd = (uint64_t *)(vm->dev_view + BOOT_PD + g * 4096);
+		uint64_t *pd = AT(BOOT_PD + g * 4096);
 
 		pdpt[g] = (BOOT_PD + g * 4096) | PTE_P | PTE_W;
 		for (uint64_t i = 0; i < 512; i++)
 			pd[i] = ((g << 30) + (i << 21)) | PTE_P | PTE_W | PTE_PS;
 	}
+#undef AT
 }
 
 uint64_t boot_stacks_base(const struct vm *vm)
