@@ -90,7 +90,7 @@ GUEST_BENCH := $(patsubst guest/bench/%.c,$(BUILD)/guest/bench/%.elf,$(wildcard 
 DEMO_GUEST := $(BUILD)/guest/demo.elf
 
 # gmem-vmm: the VMM uses libgmem through its public header only.
-VMM_SRCS := vmm/main.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/device.c vmm/loader.c \
+VMM_SRCS := vmm/main.c vmm/backing.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/device.c vmm/loader.c \
 	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
