@@ -8,6 +8,14 @@
  * and never yield the guest's bytes: the snoop looks in everything it does
  * read for the demo's secret marker, which the guest keeps only in private
  * memory.  Between passes it audits the object.
+ *
+ * On hugetlbfs mincore() of a view tells only what that view maps, which
+ * is nothing before its first touch, so the snoop walks every huge page
+ * instead: a touch of one holding any private piece is refused whole (its
+ * shared pieces too) and counted once as denied; the pieces of a huge page
+ * that is all shared are read one by one, like pages on the other
+ * backings.  The pool reserved every huge page when the object was made,
+ * so a touch that finds one not yet allocated takes nothing more from it.
  */
 #define _GNU_SOURCE
 #include "snoop.h"
@@ -63,32 +71,53 @@ static bool read_page(const char *src, char *dst)
 	return true;
 }
 
+/*
+ * Read the page at p of the view, counting what happens; false if the
+ * touch was refused.
+ */
+static bool snoop_page(struct snoop *s, uint64_t p, uint64_t *touches)
+{
+	static __thread char page[GMEM_PAGE_SIZE];
+
+	if (++*touches % SNOOP_BURST == 0)
+		usleep(SNOOP_PAUSE_US); /* leave the vCPUs most of the machine */
+	if (!read_page(s->view + p * GMEM_PAGE_SIZE, page)) {
+		s->st.denied++;
+		return false;
+	}
+	s->st.pages_read++;
+	if (memmem(page, sizeof(page), s->marker, sizeof(s->marker)))
+		s->st.secrets_seen++;
+	return true;
+}
+
 static void *snoop_main(void *arg)
 {
 	struct snoop *s = arg;
 	uint64_t npages = s->vm->ram_size / GMEM_PAGE_SIZE, touches = 0;
-	static __thread char page[GMEM_PAGE_SIZE];
-	unsigned char *resident = malloc(npages);
+	/* hugetlbfs: pieces per huge page; 0 on the other backings */
+	uint64_t per_huge = s->vm->backing == GMEM_BACKING_HUGETLB_2M ||
+					    s->vm->backing == GMEM_BACKING_HUGETLB_1G
+				    ? gmem_backing_page_size(s->vm->mem) / GMEM_PAGE_SIZE
+				    : 0;
+	unsigned char *resident = per_huge ? NULL : malloc(npages);
 
-	while (resident && !atomic_load(&s->stop)) {
-		if (mincore(s->view, npages * GMEM_PAGE_SIZE, resident))
-			memset(resident, 1, npages);
-		for (uint64_t p = 0; p < npages && !atomic_load(&s->stop); p++) {
-			if (!(resident[p] & 1))
-				continue;
-			if (++touches % SNOOP_BURST == 0)
-				usleep(SNOOP_PAUSE_US); /* leave the vCPUs most of the machine */
-			if (!read_page(s->view + p * GMEM_PAGE_SIZE, page)) {
-				s->st.denied++;
-				continue;
-			}
-			s->st.pages_read++;
-			if (memmem(page, sizeof(page), s->marker, sizeof(s->marker)))
-				s->st.secrets_seen++;
+	while ((per_huge || resident) && !atomic_load(&s->stop)) {
+		if (per_huge) { /* a refused piece: the rest of its huge page is refused too */
+			for (uint64_t p = 0; p < npages && !atomic_load(&s->stop); p++)
+				if (!snoop_page(s, p, &touches))
+					p = (p / per_huge + 1) * per_huge - 1;
+		} else {
+			if (mincore(s->view, npages * GMEM_PAGE_SIZE, resident))
+				memset(resident, 1, npages);
+			for (uint64_t p = 0; p < npages && !atomic_load(&s->stop); p++)
+				if (resident[p] & 1)
+					snoop_page(s, p, &touches);
 		}
 		s->st.audits++;
 		s->st.audit_failures += gmem_audit(s->vm->mem) != 0;
 		s->st.passes++;
+		usleep(SNOOP_PAUSE_US); /* a pass of few touches (all refused) must not spin */
 	}
 	free(resident);
 	return NULL;
