@@ -293,3 +293,42 @@ void kvm_destroy(struct vm *vm)
 	close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;
 }
+
+void kvm_page_stats(struct vm *vm, int64_t pages[3])
+{
+	static const char *const names[3] = { "pages_4k", "pages_2m", "pages_1g" };
+	struct kvm_stats_header h;
+	char *descs = NULL;
+	size_t desc_size;
+	int fd;
+
+	pages[0] = pages[1] = pages[2] = -1;
+	fd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, NULL);
+	if (fd < 0)
+		return; /* a KVM older than 5.14 */
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || !h.name_size || h.num_desc > 4096)
+		goto out;
+	desc_size = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = malloc(desc_size * h.num_desc);
+	if (!descs || pread(fd, descs, desc_size * h.num_desc, h.desc_offset) !=
+			      (ssize_t)(desc_size * h.num_desc))
+		goto out;
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		char *at = descs + i * desc_size, *name = at + sizeof(struct kvm_stats_desc);
+		struct kvm_stats_desc d;
+
+		memcpy(&d, at, sizeof(d)); /* the name's size is KVM's: no alignment promised */
+		name[h.name_size - 1] = '\0';
+		for (int k = 0; k < 3; k++) {
+			uint64_t v;
+
+			if (strcmp(name, names[k]) || !d.size ||
+			    pread(fd, &v, sizeof(v), (off_t)h.data_offset + d.offset) != (ssize_t)sizeof(v))
+				continue;
+			pages[k] = (int64_t)v;
+		}
+	}
+out:
+	free(descs);
+	close(fd);
+}

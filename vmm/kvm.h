@@ -22,6 +22,13 @@ void kvm_destroy_vcpus(struct vm *vm);
 void kvm_destroy(struct vm *vm);
 
 /*
+ * KVM's own count of the VM's guest mappings by page size (x86's VM stats
+ * pages_4k, pages_2m, pages_1g, in that order), read from its binary
+ * statistics (KVM_GET_STATS_FD): -1 for each that KVM does not report.
+ */
+void kvm_page_stats(struct vm *vm, int64_t pages[3]);
+
+/*
  * Build the GDT and identity page tables in buf, which stands for guest
  * RAM [BOOT_GDT, BOOT_TABLES_END) and is zeroed: the loader writes it.
  */

@@ -281,6 +281,8 @@ static void release_guest(const char *path, const void *elf, size_t size)
 struct report {
 	double seconds;
 	struct gmem_stats gm;
+	struct gmem_huge_info huge; /* as the run ended, before tear-down */
+	int64_t kvm_pages[3];       /* KVM's 4K, 2M, 1G mappings then; -1: not reported */
 	struct vblk_stats blk;
 	struct snoop_stats snoop;
 	int destroy_err;
@@ -294,9 +296,18 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		fprintf(stderr, "gmem-vmm: %s: %s\n", path, strerror(errno));
 		return;
 	}
+	char kvm[3][24];
+
+	for (int k = 0; k < 3; k++) {
+		if (r->kvm_pages[k] < 0)
+			snprintf(kvm[k], sizeof(kvm[k]), "null");
+		else
+			snprintf(kvm[k], sizeof(kvm[k]), "%lld", (long long)r->kvm_pages[k]);
+	}
 	fprintf(f, "{\n  \"exit_status\": %d,\n  \"seconds\": %.3f,\n  \"vcpus\": %d,\n"
-		   "  \"ram_bytes\": %llu,\n",
-		status, r->seconds, vm->ncpus, (unsigned long long)vm->ram_size);
+		   "  \"ram_bytes\": %llu,\n  \"backing\": \"%s\",\n  \"device_io\": \"%s\",\n",
+		status, r->seconds, vm->ncpus, (unsigned long long)vm->ram_size, vm->backing_name,
+		vm->copy_io ? "copy" : "map");
 	fprintf(f, "  \"gmem\": {\"conversions\": %llu, \"pages_to_private\": %llu, "
 		   "\"pages_to_shared\": %llu, \"convert_eagain\": %llu, \"convert_deferred\": %llu, "
 		   "\"host_faults\": %llu, \"host_faults_denied\": %llu, \"pins_active\": %llu},\n",
@@ -320,6 +331,14 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		(unsigned long long)r->snoop.passes, (unsigned long long)r->snoop.pages_read,
 		(unsigned long long)r->snoop.denied, (unsigned long long)r->snoop.secrets_seen,
 		(unsigned long long)r->snoop.audits, (unsigned long long)r->snoop.audit_failures);
+	fprintf(f, "  \"huge\": {\"page_size\": %llu, \"blocks\": %llu, \"blocks_populated\": %llu, "
+		   "\"blocks_guest_huge\": %llu, \"splits\": %llu, \"merges\": %llu},\n",
+		(unsigned long long)r->huge.page_size, (unsigned long long)r->huge.blocks,
+		(unsigned long long)r->huge.blocks_populated,
+		(unsigned long long)r->huge.blocks_guest_huge, (unsigned long long)r->huge.splits,
+		(unsigned long long)r->huge.merges);
+	fprintf(f, "  \"kvm\": {\"pages_4k\": %s, \"pages_2m\": %s, \"pages_1g\": %s},\n", kvm[0],
+		kvm[1], kvm[2]);
 	fprintf(f, "  \"mmio_unclaimed\": %llu\n}\n", (unsigned long long)vm->n.mmio_unclaimed);
 	fclose(f);
 }
@@ -347,6 +366,17 @@ static bool demo_summary(const struct vm *vm, const struct report *r, int status
 	printf("host snoop       %llu pages read in %llu passes, %llu touches denied (%llu by gmem)\n",
 	       (unsigned long long)r->snoop.pages_read, (unsigned long long)r->snoop.passes,
 	       (unsigned long long)r->snoop.denied, (unsigned long long)r->gm.host_faults_denied);
+	if (r->huge.page_size > GMEM_PAGE_SIZE) {
+		printf("huge pages       %llu of %llu %llu MiB blocks populated, %llu mapped whole by the "
+		       "guest mapping",
+		       (unsigned long long)r->huge.blocks_populated, (unsigned long long)r->huge.blocks,
+		       (unsigned long long)(r->huge.page_size >> 20),
+		       (unsigned long long)r->huge.blocks_guest_huge);
+		if (r->kvm_pages[0] >= 0 && r->kvm_pages[1] >= 0 && r->kvm_pages[2] >= 0)
+			printf("; KVM maps %lld 4K, %lld 2M, %lld 1G pages", (long long)r->kvm_pages[0],
+			       (long long)r->kvm_pages[1], (long long)r->kvm_pages[2]);
+		printf("\n");
+	}
 	printf("checks           guest checks %s; secret seen by the host %llu times; "
 	       "audits %llu/%llu clean; pins all released %s\n",
 	       status == 0 ? "held" : "FAILED", (unsigned long long)r->snoop.secrets_seen,
@@ -474,6 +504,9 @@ int main(int argc, char **argv)
 		vm_wait(&vm, 0);
 	vcpus_join(&vm);
 	rep.seconds = now_s() - t0;
+	/* the memory and the VM as the guest left them */
+	gmem_huge_info(vm.mem, &rep.huge);
+	kvm_page_stats(&vm, rep.kvm_pages);
 	ran = true;
 	status = vm.exit_status;
 	fflush(stdout);
