@@ -327,9 +327,11 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		(unsigned long long)r->blk.bytes_written, (unsigned long long)r->blk.errors,
 		(unsigned long long)r->blk.no_status, (unsigned long long)r->blk.cancelled);
 	fprintf(f, "  \"snoop\": {\"passes\": %llu, \"pages_read\": %llu, \"denied\": %llu, "
-		   "\"secrets_seen\": %llu, \"audits\": %llu, \"audit_failures\": %llu},\n",
+		   "\"copied\": %llu, \"copy_denied\": %llu, \"secrets_seen\": %llu, \"audits\": %llu, "
+		   "\"audit_failures\": %llu},\n",
 		(unsigned long long)r->snoop.passes, (unsigned long long)r->snoop.pages_read,
-		(unsigned long long)r->snoop.denied, (unsigned long long)r->snoop.secrets_seen,
+		(unsigned long long)r->snoop.denied, (unsigned long long)r->snoop.copied,
+		(unsigned long long)r->snoop.copy_denied, (unsigned long long)r->snoop.secrets_seen,
 		(unsigned long long)r->snoop.audits, (unsigned long long)r->snoop.audit_failures);
 	fprintf(f, "  \"huge\": {\"page_size\": %llu, \"blocks\": %llu, \"blocks_populated\": %llu, "
 		   "\"blocks_guest_huge\": %llu, \"splits\": %llu, \"merges\": %llu},\n",
@@ -366,6 +368,10 @@ static bool demo_summary(const struct vm *vm, const struct report *r, int status
 	printf("host snoop       %llu pages read in %llu passes, %llu touches denied (%llu by gmem)\n",
 	       (unsigned long long)r->snoop.pages_read, (unsigned long long)r->snoop.passes,
 	       (unsigned long long)r->snoop.denied, (unsigned long long)r->gm.host_faults_denied);
+	if (r->snoop.copied || r->snoop.copy_denied)
+		printf("                 %llu pages copied by gmem_read() where the view refused, "
+		       "%llu copies refused\n",
+		       (unsigned long long)r->snoop.copied, (unsigned long long)r->snoop.copy_denied);
 	if (r->huge.page_size > GMEM_PAGE_SIZE) {
 		printf("huge pages       %llu of %llu %llu MiB blocks populated, %llu mapped whole by the "
 		       "guest mapping",
