@@ -10,7 +10,8 @@
 #   make run-huge        the demo on thp, hugetlb-2m and hugetlb-1g (the hugetlb pool
 #                        raised and shmem_enabled set for the run, then put back)
 #   make bench           the benchmark (ratios against baselines of the same run),
-#                        results in $(BUILD)/bench; make perf-doc puts them in docs/
+#                        results in $(BUILD)/bench; make perf-doc puts them in docs/;
+#                        VMM_ARGS="--device-io copy" runs gmem-vmm's figures so
 #   make verify          model-check the conversion protocol (model/gmem.pml, spin)
 #   make fuzz SECONDS=N  libFuzzer: the library against its reference model (fuzz/)
 #   make soak SECONDS=N  every operation at once, invariants checked throughout (soak/)
@@ -261,7 +262,8 @@ BENCH_JSON := $(BENCH_OUT)/bench.json
 bench bench-check:
 	$(call need,$(PYTHON),deps-bench)
 	@$(MAKE) --no-print-directory $(BENCH) $(VMM) $(GUEST_BENCH)
-	@GMEM_VMM=$(VMM) GUEST_BENCH_DIR=$(BUILD)/guest/bench $(BENCH) --json $(BENCH_JSON) \
+	@GMEM_VMM=$(VMM) GMEM_VMM_ARGS="$(VMM_ARGS)" GUEST_BENCH_DIR=$(BUILD)/guest/bench \
+		$(BENCH) --json $(BENCH_JSON) \
 		$(if $(filter bench-check,$@),--check) $(BENCH_ARGS); status=$$?; \
 	$(PYTHON) bench/report.py $(BENCH_JSON) docs/PERFORMANCE.md $(BENCH_OUT)/perf \
 		$(BENCH_OUT)/PERFORMANCE.md && exit $$status
