@@ -270,7 +270,10 @@ bool virtq_avail_idx(struct virtio_mmio *t, uint16_t *idx)
 		*idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
 		return true;
 	}
-	/* a copy is a system call: later reads of the ring cannot pass it */
+	/*
+	 * The acquire: the ring entries are read after this, each by a system
+	 * call (no compiler reordering across it), and x86 keeps loads in order.
+	 */
 	return !gpa_read(t->vm, q->avail_gpa + offsetof(struct vring_avail, idx), idx, 2) ||
 	       ring_lost(t);
 }
@@ -331,7 +334,7 @@ void virtq_push_used_locked(struct virtio_mmio *t, uint16_t head, uint32_t len)
 		__atomic_store_n(&q->used->idx, idx, __ATOMIC_RELEASE);
 	} else if (gpa_write(t->vm, q->used_gpa + offsetof(struct vring_used, ring) +
 					    sizeof(e) * (q->used_idx % q->num), &e, sizeof(e)) ||
-		   /* the element's copy is a system call before this one: seen first */
+		   /* the release: x86 keeps stores in order, and each copy is a system call */
 		   gpa_write(t->vm, q->used_gpa + offsetof(struct vring_used, idx), &idx, 2)) {
 		ring_lost(t);
 		return;
