@@ -291,13 +291,12 @@ struct report {
 static void write_stats(const char *path, const struct vm *vm, const struct report *r, int status)
 {
 	FILE *f = fopen(path, "w");
+	char kvm[3][24];
 
 	if (!f) {
 		fprintf(stderr, "gmem-vmm: %s: %s\n", path, strerror(errno));
 		return;
 	}
-	char kvm[3][24];
-
 	for (int k = 0; k < 3; k++) {
 		if (r->kvm_pages[k] < 0)
 			snprintf(kvm[k], sizeof(kvm[k]), "null");

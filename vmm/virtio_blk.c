@@ -15,9 +15,11 @@
  * gpa_write(), and does the file I/O into a bounce buffer of its own, then
  * gmem_write()s it to the guest (IN) or gmem_read()s the guest's data into
  * it first (OUT).  The pins are the same on both paths: the buffers of a
- * request in flight stay shared until it completes.  While the worker is busy the driver
- * need not ring (VRING_USED_F_NO_NOTIFY); a conversion hypercall then first
- * has the device take what is on its ring (its sync hook), so that a request
+ * request in flight stay shared until it completes.
+ *
+ * While the worker is busy the driver need not ring
+ * (VRING_USED_F_NO_NOTIFY); a conversion hypercall then first has the
+ * device take what is on its ring (its sync hook), so that a request
  * published before a conversion is pinned before it.  A buffer that is
  * private, not RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the
  * device never touches such memory and the disk is not written.  A request
