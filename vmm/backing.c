@@ -96,7 +96,8 @@ static void explain_hugetlb(const struct backing *b, uint64_t ram_size, int err,
 	snprintf(nr_path, sizeof(nr_path), "%s/nr_hugepages", dir);
 	snprintf(free_path, sizeof(free_path), "%s/free_hugepages", dir);
 	snprintf(resv_path, sizeof(resv_path), "%s/resv_hugepages", dir);
-	if (!sysfs_read(nr_path, nr, sizeof(nr)) || !sysfs_read(free_path, free_pages, sizeof(free_pages)) ||
+	if (!sysfs_read(nr_path, nr, sizeof(nr)) ||
+	    !sysfs_read(free_path, free_pages, sizeof(free_pages)) ||
 	    !sysfs_read(resv_path, resv, sizeof(resv))) {
 		snprintf(buf, len,
 			 "--backing %s: the hugetlb pool has too few free %s pages, %llu needed (%s of "
