@@ -91,7 +91,7 @@ for backing in "$@"; do
 	*) echo "run-huge.sh: unknown backing $backing" >&2; exit 2 ;;
 	esac
 	status=$?
-	echo "== gmem-vmm --backing $backing --mem $mem ${VMM_ARGS:-}"
+	echo "== gmem-vmm --backing $backing --mem $mem${VMM_ARGS:+ $VMM_ARGS}"
 	if [ $status -ne 0 ]; then
 		undo
 		echo "SKIP $backing: $why"
