@@ -5,9 +5,13 @@
 #   make                 the library, gmem-vmm and the guest programs
 #   make lib             libgmem.a and libgmem.so alone, in $(BUILD)/lib
 #   make check           build and run every test; ends "N passed, N failed, N skipped"
-#   make run             the main job: the demo
+#   make run             the main job: the demo (BACKING=thp, hugetlb-2m, hugetlb-1g: on
+#                        that backing, via scripts/run-huge.sh)
+#   make run-huge        the demo on thp, hugetlb-2m and hugetlb-1g (the hugetlb pool
+#                        raised and shmem_enabled set for the run, then put back)
 #   make bench           the benchmark (ratios against baselines of the same run),
-#                        results in $(BUILD)/bench; make perf-doc puts them in docs/
+#                        results in $(BUILD)/bench; make perf-doc puts them in docs/;
+#                        VMM_ARGS="--device-io copy" runs gmem-vmm's figures so
 #   make verify          model-check the conversion protocol (model/gmem.pml, spin)
 #   make fuzz SECONDS=N  libFuzzer: the library against its reference model (fuzz/)
 #   make soak SECONDS=N  every operation at once, invariants checked throughout (soak/)
@@ -90,14 +94,14 @@ GUEST_BENCH := $(patsubst guest/bench/%.c,$(BUILD)/guest/bench/%.elf,$(wildcard 
 DEMO_GUEST := $(BUILD)/guest/demo.elf
 
 # gmem-vmm: the VMM uses libgmem through its public header only.
-VMM_SRCS := vmm/main.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/device.c vmm/loader.c \
+VMM_SRCS := vmm/main.c vmm/backing.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/device.c vmm/loader.c \
 	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 # Everything but -Isrc: the library's internals are out of the VMM's reach.
 VMM_CFLAGS = $(filter-out -Isrc,$(ALL_CFLAGS)) -Iabi
 
-.PHONY: FORCE all lib check run run-libdemo bench bench-check perf-doc verify fuzz soak mutate \
+.PHONY: FORCE all lib check run run-huge run-libdemo bench bench-check perf-doc verify fuzz soak mutate \
 	install install-lib uninstall clean deps deps-bench deps-verify deps-fuzz deps-all
 all: lib $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 lib: $(LIB_A) $(LIB_SO)
@@ -121,7 +125,7 @@ deps-all:
 
 # "make -j2 deps check": nothing is compiled or run before the packages are in.
 DEPS_FIRST := $(filter deps%,$(MAKECMDGOALS))
-check run run-libdemo bench bench-check perf-doc verify fuzz soak: | $(DEPS_FIRST)
+check run run-huge run-libdemo bench bench-check perf-doc verify fuzz soak: | $(DEPS_FIRST)
 
 # The library's own symbols are hidden; gmem.h marks the API (GMEM_API).
 LIB_CFLAGS := -fvisibility=hidden
@@ -227,9 +231,19 @@ check:
 		"scripts/lib-symbols.sh $(LIB_A) $(LIB_SO)" "scripts/check-api.sh $(LIB_A) $(LIB_SO)" \
 		scripts/check-man.sh $(TEST_BINS) "$(REPLAY) fuzz/corpus" tests/model_refs.sh
 
+BACKING ?=
 run:
 	@$(MAKE) --no-print-directory $(VMM)
-	@$(VMM)
+ifeq ($(filter-out shmem,$(BACKING)),)
+	@$(VMM) $(if $(BACKING),--backing $(BACKING))
+else
+	@scripts/run-huge.sh $(VMM) $(BACKING)
+endif
+
+# gmem-vmm never changes sysfs: the script reserves the pool pages and puts them back
+run-huge:
+	@$(MAKE) --no-print-directory $(VMM)
+	@scripts/run-huge.sh $(VMM) thp hugetlb-2m hugetlb-1g
 
 # the library's own demo, without KVM
 run-libdemo:
@@ -248,7 +262,8 @@ BENCH_JSON := $(BENCH_OUT)/bench.json
 bench bench-check:
 	$(call need,$(PYTHON),deps-bench)
 	@$(MAKE) --no-print-directory $(BENCH) $(VMM) $(GUEST_BENCH)
-	@GMEM_VMM=$(VMM) GUEST_BENCH_DIR=$(BUILD)/guest/bench $(BENCH) --json $(BENCH_JSON) \
+	@GMEM_VMM=$(VMM) GMEM_VMM_ARGS="$(VMM_ARGS)" GUEST_BENCH_DIR=$(BUILD)/guest/bench \
+		$(BENCH) --json $(BENCH_JSON) \
 		$(if $(filter bench-check,$@),--check) $(BENCH_ARGS); status=$$?; \
 	$(PYTHON) bench/report.py $(BENCH_JSON) docs/PERFORMANCE.md $(BENCH_OUT)/perf \
 		$(BENCH_OUT)/PERFORMANCE.md && exit $$status

@@ -15,10 +15,15 @@
 
 #include "bench.h"
 
-/* Run gmem-vmm on a benchmark guest; its standard output in out. */
+/*
+ * Run gmem-vmm on a benchmark guest; its standard output in out.
+ * GMEM_VMM_ARGS, if set, goes first on its command line (--device-io copy,
+ * --backing hugetlb-2m: the figures on another configuration).
+ */
 static bool run_guest(struct figure *f, const char *name, const char *extra, char *out, size_t len)
 {
 	const char *vmm = getenv("GMEM_VMM"), *dir = getenv("GUEST_BENCH_DIR");
+	const char *args = getenv("GMEM_VMM_ARGS");
 	char cmd[1024];
 	size_t n = 0;
 	FILE *p;
@@ -28,8 +33,8 @@ static bool run_guest(struct figure *f, const char *name, const char *extra, cha
 		snprintf(f->why, sizeof(f->why), "no usable /dev/kvm");
 		return false;
 	}
-	snprintf(cmd, sizeof(cmd), "%s %s %s/%s.elf", vmm ? vmm : "build/vmm/gmem-vmm", extra,
-		 dir ? dir : "build/guest/bench", name);
+	snprintf(cmd, sizeof(cmd), "%s %s %s %s/%s.elf", vmm ? vmm : "build/vmm/gmem-vmm",
+		 args ? args : "", extra, dir ? dir : "build/guest/bench", name);
 	p = popen(cmd, "r");
 	if (p) {
 		n = fread(out, 1, len - 1, p);

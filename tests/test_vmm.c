@@ -8,6 +8,12 @@
  * sets both).  Every file the cases make is in one directory of the run's
  * own (mkdtemp() in $TMPDIR or /tmp), removed with all in it as the run
  * ends: runs side by side share no name, and a failed case leaves nothing.
+ *
+ * The device cases run with the devices on views (--device-io map) and
+ * on copies (copy, which hugetlbfs needs), and again on hugetlb-2m when
+ * the pool can give the pages; the demo runs on every huge backing.  The
+ * hugetlb pool and shmem_enabled are changed for a case only, and put back
+ * as it ends (sysfs.c).
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -25,6 +31,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sysfs.h"
 
 #define OUT_MAX 65536
 
@@ -33,6 +40,19 @@ struct run {
 	double seconds; /* wall time, start to exit */
 	char out[OUT_MAX], err[OUT_MAX];
 };
+
+/* Where a case runs the devices: a backing and how devices reach RAM there. */
+struct mode {
+	const char *backing, *io;
+};
+static const struct mode map_mode = { "shmem", "map" };
+static const struct mode copy_mode = { "shmem", "copy" };
+static const struct mode hugetlb_mode = { "hugetlb-2m", "copy" };
+
+static bool copies(const struct mode *m)
+{
+	return !strcmp(m->io, "copy");
+}
 
 static const char *vmm_path(void)
 {
@@ -166,6 +186,13 @@ static void vmm_run(struct run *r, unsigned int limit_s, const char *const args[
 
 #define VMM(r, ...) vmm_run(r, 0, (const char *const[]){ __VA_ARGS__, NULL })
 #define VMM_WITHIN(r, limit_s, ...) vmm_run(r, limit_s, (const char *const[]){ __VA_ARGS__, NULL })
+/* The same in mode m: its backing and device path first. */
+#define VMM_IN(m, r, ...)                                                                \
+	vmm_run(r, 0, (const char *const[]){ "--backing", (m)->backing, "--device-io", (m)->io, \
+					     __VA_ARGS__, NULL })
+#define VMM_IN_WITHIN(m, r, limit_s, ...)                                                \
+	vmm_run(r, limit_s, (const char *const[]){ "--backing", (m)->backing, "--device-io",  \
+						   (m)->io, __VA_ARGS__, NULL })
 
 static int lines(const char *s)
 {
@@ -286,16 +313,16 @@ TEST_ONCE(vmm_high_ram)
 }
 
 /* Host touches of private memory are refused while the guest runs on. */
-TEST_ONCE(vmm_host_touch_denied)
+static void check_host_touch_denied(const struct mode *m)
 {
 	const char *sig[] = { "bus", "segv" };
 	char stats[PATH_MAX];
 	struct run r;
 
-	need_kvm();
 	scratch(stats, "stats.json");
 	for (int i = 0; i < 2; i++) {
-		VMM(&r, "--snoop", "--fault-signal", sig[i], "--stats", stats, guest("snoop_target"));
+		VMM_IN(m, &r, "--snoop", "--fault-signal", sig[i], "--stats", stats,
+		       guest("snoop_target"));
 		CHECK_EQ(r.status, 0);
 		CHECK(strstr(r.out, "snoop_target: done"));
 		CHECK(stat_of(stats, "denied") > 0);
@@ -305,40 +332,62 @@ TEST_ONCE(vmm_host_touch_denied)
 	unlink(stats);
 }
 
+TEST_ONCE(vmm_host_touch_denied)
+{
+	need_kvm();
+	check_host_touch_denied(&map_mode);
+}
+
 /* The snoop's check can fail: a secret left in shared memory is seen. */
-TEST_ONCE(vmm_snoop_sees_leaked_secret)
+static void check_snoop_sees_leaked_secret(const struct mode *m)
 {
 	struct run r;
 
-	need_kvm();
-	VMM(&r, "--snoop", guest("leak"));
+	VMM_IN(m, &r, "--snoop", guest("leak"));
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "secret"));
 }
 
-TEST_ONCE(vmm_inflight_buffer_eagain)
+TEST_ONCE(vmm_snoop_sees_leaked_secret)
+{
+	need_kvm();
+	check_snoop_sees_leaked_secret(&map_mode);
+}
+
+/*
+ * A buffer in flight cannot be made private; the rings are held long-term
+ * with views (-EBUSY), not at all with copies (0).
+ */
+static void check_inflight(const struct mode *m)
 {
 	char stats[PATH_MAX];
 	struct run r;
 
-	need_kvm();
-	VMM(&r, "--disk-latency", "200", "--stats", scratch(stats, "stats.json"), guest("inflight"));
+	VMM_IN(m, &r, "--disk-latency", "200", "--stats", scratch(stats, "stats.json"),
+	       guest("inflight"));
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.out, "converting the in-flight buffer: -11"));
 	CHECK(strstr(r.out, "after completion: 0"));
+	CHECK(strstr(r.out, copies(m) ? "converting a ring page: 0\n" : "converting a ring page: -16\n"));
 	CHECK_EQ(stat_of(stats, "eagain"), 2);
 	unlink(stats);
 }
 
-TEST_ONCE(vmm_private_buffer_ioerr)
+TEST_ONCE(vmm_inflight_buffer_eagain)
+{
+	need_kvm();
+	check_inflight(&map_mode);
+	check_inflight(&copy_mode);
+}
+
+static void check_private_buffer(const struct mode *m)
 {
 	char img[PATH_MAX], stats[PATH_MAX], buf[512];
 	struct run r;
 	int fd;
 
-	need_kvm();
 	make_image(scratch(img, "disk-priv.img"), 2048, -1);
-	VMM(&r, "--disk", img, "--stats", scratch(stats, "stats.json"), guest("private_buffer"));
+	VMM_IN(m, &r, "--disk", img, "--stats", scratch(stats, "stats.json"), guest("private_buffer"));
 	CHECK_EQ(r.status, 0);
 	CHECK_EQ(stat_of(stats, "errors"), 4);
 	CHECK_EQ(stat_of(stats, "bytes_written"), 0);
@@ -354,16 +403,22 @@ TEST_ONCE(vmm_private_buffer_ioerr)
 	unlink(stats);
 }
 
-TEST_ONCE(vmm_disk_round_trip)
+TEST_ONCE(vmm_private_buffer_ioerr)
+{
+	need_kvm();
+	check_private_buffer(&map_mode);
+	check_private_buffer(&copy_mode);
+}
+
+static void check_disk_round_trip(const struct mode *m)
 {
 	char img[PATH_MAX];
 	uint64_t words[64];
 	struct run r;
 	int fd;
 
-	need_kvm();
 	make_image(scratch(img, "disk-rt.img"), 4096, 0);
-	VMM(&r, "--disk", img, guest("disk_io"));
+	VMM_IN(m, &r, "--disk", img, guest("disk_io"));
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.out, "4096 sectors, round trip ok"));
 	fd = open(img, O_RDONLY);
@@ -375,6 +430,13 @@ TEST_ONCE(vmm_disk_round_trip)
 	}
 	close(fd);
 	unlink(img);
+}
+
+TEST_ONCE(vmm_disk_round_trip)
+{
+	need_kvm();
+	check_disk_round_trip(&map_mode);
+	check_disk_round_trip(&copy_mode);
 }
 
 TEST_ONCE(vmm_triple_fault_is_an_error)
@@ -478,6 +540,7 @@ TEST_ONCE(vmm_command_line_errors)
 		{ "--mem", "3" }, { "--mem", "1T" }, { "--mem", "5M" }, { "--cpus", "0" },
 		{ "--cpus", "65" }, { "--init", "secret" }, { "--fault-signal", "kill" },
 		{ "--timeout", "-1" }, { "--disk-latency", "x" }, { "--bogus", NULL },
+		{ "--backing", "hugetlb" }, { "--device-io", "mmap" },
 	};
 	struct run r;
 
@@ -492,6 +555,10 @@ TEST_ONCE(vmm_command_line_errors)
 	}
 	VMM(&r, guest("boot"), guest("boot"));
 	CHECK_EQ(r.status, 1);
+	VMM(&r, "--backing", "hugetlb-2m", "--device-io", "map", guest("boot"));
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "needs copy"));
+	CHECK_EQ(lines(r.err), 1);
 	VMM(&r, "--help");
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.out, "usage: gmem-vmm"));
@@ -563,16 +630,15 @@ static bool sector_is(const char *path, int s, char byte)
  * guest gets the chain back with length 0 and its IN buffer untouched,
  * and no OUT reaches the image.
  */
-TEST_ONCE(vmm_unreachable_status_not_executed)
+static void check_unreachable_status(const struct mode *m)
 {
 	char img[PATH_MAX], stats[PATH_MAX];
 	struct run r;
 	int written = 0;
 
-	need_kvm();
 	scratch(stats, "stats.json");
 	make_image(scratch(img, "disk-nostatus.img"), 64, -1);
-	VMM(&r, "--disk", img, "--stats", stats, guest("unreachable_status"));
+	VMM_IN(m, &r, "--disk", img, "--stats", stats, guest("unreachable_status"));
 	if (r.status)
 		printf("%s", r.out);
 	for (int s = 0; s < 64; s++) {
@@ -592,22 +658,28 @@ TEST_ONCE(vmm_unreachable_status_not_executed)
 	unlink(stats);
 }
 
+TEST_ONCE(vmm_unreachable_status_not_executed)
+{
+	need_kvm();
+	check_unreachable_status(&map_mode);
+	check_unreachable_status(&copy_mode);
+}
+
 /*
  * A driver 65,535 chains ahead on a 64-entry queue: the device asks for a
  * reset, executes none of them, takes nothing until the reset and works
  * after it, and --timeout still ends the VM on time.
  */
-TEST_ONCE(vmm_avail_overrun_needs_reset)
+static void check_avail_overrun(const struct mode *m)
 {
 	char img[PATH_MAX], stats[PATH_MAX];
 	struct run r;
 
-	need_kvm();
 	scratch(stats, "stats.json");
 	make_image(scratch(img, "disk-overrun.img"), 256, -1);
 	/* 1 ms a request: taking every chain would hold the exit for over a minute */
-	VMM_WITHIN(&r, 30, "--timeout", "3", "--disk-latency", "1", "--disk", img, "--stats", stats,
-		   guest("avail_overrun"));
+	VMM_IN_WITHIN(m, &r, 30, "--timeout", "3", "--disk-latency", "1", "--disk", img, "--stats",
+		      stats, guest("avail_overrun"));
 	printf("  %s  exit status %d after %.2f s\n", r.out, r.status, r.seconds);
 	CHECK(strstr(r.out, "device status"));
 	CHECK(strstr(r.out, "needs reset"));
@@ -623,11 +695,18 @@ TEST_ONCE(vmm_avail_overrun_needs_reset)
 	unlink(stats);
 }
 
+TEST_ONCE(vmm_avail_overrun_needs_reset)
+{
+	need_kvm();
+	check_avail_overrun(&map_mode);
+	check_avail_overrun(&copy_mode);
+}
+
 /*
  * Ending the VM - the guest exits, or the timeout - drops the requests the
  * device has queued but not started, instead of waiting out each one.
  */
-TEST_ONCE(vmm_end_cancels_queued_requests)
+static void check_end_cancels(const struct mode *m)
 {
 	char img[PATH_MAX], stats[PATH_MAX];
 	const struct {
@@ -640,7 +719,6 @@ TEST_ONCE(vmm_end_cancels_queued_requests)
 	};
 	struct run r;
 
-	need_kvm();
 	scratch(stats, "stats.json");
 	scratch(img, "disk-slow.img");
 	for (int i = 0; i < 2; i++) {
@@ -649,8 +727,8 @@ TEST_ONCE(vmm_end_cancels_queued_requests)
 
 		make_image(img, 64, 0);
 		/* 16 requests of 1 s each: waiting for them would take 16 s */
-		VMM_WITHIN(&r, 30, "--disk-latency", "1000", "--cpus", end[i].cpus, "--timeout",
-			   end[i].timeout, "--disk", img, "--stats", stats, guest("slow_queue"));
+		VMM_IN_WITHIN(m, &r, 30, "--disk-latency", "1000", "--cpus", end[i].cpus, "--timeout",
+			      end[i].timeout, "--disk", img, "--stats", stats, guest("slow_queue"));
 		printf("  %s: exit status %d after %.2f s\n", end[i].how, r.status, r.seconds);
 		CHECK(strstr(r.out, "16 writes queued"));
 		CHECK_EQ(r.status, end[i].status);
@@ -667,4 +745,226 @@ TEST_ONCE(vmm_end_cancels_queued_requests)
 	}
 	unlink(img);
 	unlink(stats);
+}
+
+TEST_OPTS(vmm_end_cancels_queued_requests, .once = true, .timeout_s = 120)
+{
+	need_kvm();
+	check_end_cancels(&map_mode);
+	check_end_cancels(&copy_mode);
+}
+
+/*
+ * The guest makes its running queue's ring page private: refused while
+ * views hold the rings; with copies it goes through, and the queue is
+ * broken (NEEDS_RESET, nothing executed) until the driver resets it.
+ */
+static void check_ring_private(const struct mode *m)
+{
+	char img[PATH_MAX], stats[PATH_MAX];
+	struct run r;
+
+	scratch(stats, "stats.json");
+	make_image(scratch(img, "disk-ring.img"), 64, 0);
+	VMM_IN(m, &r, "--disk", img, "--stats", stats, guest("ring_private"));
+	if (r.status)
+		printf("%s", r.out);
+	CHECK_EQ(r.status, 0);
+	CHECK(sector_is(img, 7, (char)0xcd));
+	if (!copies(m)) {
+		CHECK(strstr(r.out, "ring page made private: -16\n"));
+		CHECK_EQ(stat_of(stats, "requests"), 1);
+	} else {
+		CHECK(strstr(r.out, "ring page made private: 0\n"));
+		CHECK(strstr(r.out, "needs reset; chains returned since: 0\n"));
+		CHECK(strstr(r.out, "after a reset, a write: ok"));
+		CHECK(sector_is(img, 8, 0)); /* the request on the private ring: never taken */
+		CHECK(sector_is(img, 9, (char)0xee));
+		CHECK_EQ(stat_of(stats, "requests"), 2);
+	}
+	CHECK_EQ(stat_of(stats, "pins_active"), 0);
+	unlink(img);
+	unlink(stats);
+}
+
+TEST_ONCE(vmm_ring_made_private)
+{
+	need_kvm();
+	check_ring_private(&map_mode);
+	check_ring_private(&copy_mode);
+}
+
+/* Skip unless `pages` pages of page_size are free in the pool (raised for the case if root). */
+static void need_hugetlb(uint64_t page_size, unsigned long pages)
+{
+	if (!hugetlb_reserve(page_size, pages))
+		SKIP("%lu free hugetlb pages of %llu kB needed, %lu free%s", pages,
+		     (unsigned long long)(page_size >> 10), hugetlb_free(page_size),
+		     geteuid() ? ", and not root to raise nr_hugepages" : " after raising nr_hugepages");
+}
+
+/* Every device case again on hugetlb-2m, where a view refuses any huge page in part private. */
+TEST_OPTS(vmm_devices_on_hugetlb_2m, .once = true, .timeout_s = 240)
+{
+	need_kvm();
+	need_hugetlb(2 * MiB, 256 * MiB / (2 * MiB)); /* gmem-vmm's default RAM */
+	check_inflight(&hugetlb_mode);
+	check_private_buffer(&hugetlb_mode);
+	check_disk_round_trip(&hugetlb_mode);
+	check_unreachable_status(&hugetlb_mode);
+	check_avail_overrun(&hugetlb_mode);
+	check_end_cancels(&hugetlb_mode);
+	check_ring_private(&hugetlb_mode);
+	check_host_touch_denied(&hugetlb_mode);
+	check_snoop_sees_leaked_secret(&hugetlb_mode);
+	sysfs_restore();
+}
+
+/* Whether a --stats file holds text. */
+static bool stats_has(const char *path, const char *text)
+{
+	char buf[8192];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	CHECK(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text);
+}
+
+/*
+ * The built-in demo on a huge backing: every check held, and the guest
+ * mapping holds huge pages whole afterwards (gmem_huge_info()).  KVM's own
+ * counts are printed; where it reports any mapping at all, some of them
+ * must be huge (this machine's KVM reports 0 even for 4 KiB ones).
+ */
+static void demo_on(const char *backing, const char *mem, uint64_t page_size)
+{
+	static const char *const kvm[] = { "pages_4k", "pages_2m", "pages_1g" };
+	long long mapped = 0, huge = 0;
+	char stats[PATH_MAX], text[64];
+	struct run r;
+
+	VMM_WITHIN(&r, 110, "--backing", backing, "--mem", mem, "--stats",
+		   scratch(stats, "stats.json"));
+	if (r.status)
+		printf("%s", r.out);
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "every check held"));
+	snprintf(text, sizeof(text), "\"backing\": \"%s\"", backing);
+	CHECK(stats_has(stats, text));
+	CHECK(stats_has(stats, "\"device_io\": \"copy\"") == !strncmp(backing, "hugetlb", 7));
+	CHECK(stat_of(stats, "requests") > 0);
+	CHECK(stat_of(stats, "denied") > 0);
+	CHECK_EQ(stat_of(stats, "secrets_seen"), 0);
+	CHECK_EQ(stat_of(stats, "audit_failures"), 0);
+	CHECK_EQ(stat_of(stats, "pins_active"), 0);
+	CHECK_EQ(stat_of(stats, "page_size"), page_size);
+	CHECK(stat_of(stats, "blocks_populated") > 0);
+	CHECK(stat_of(stats, "blocks_guest_huge") > 0);
+	printf("  %s: %lld of %lld blocks populated, %lld mapped huge by the guest mapping; KVM:",
+	       backing, stat_of(stats, "blocks_populated"), stat_of(stats, "blocks"),
+	       stat_of(stats, "blocks_guest_huge"));
+	for (int k = 0; k < 3; k++) {
+		long long v;
+
+		snprintf(text, sizeof(text), "\"%s\": null", kvm[k]);
+		if (stats_has(stats, text)) {
+			printf(" %s null", kvm[k]);
+			continue;
+		}
+		v = stat_of(stats, kvm[k]);
+		printf(" %s %lld", kvm[k], v);
+		mapped += v;
+		huge += k ? v : 0;
+	}
+	printf("\n");
+	if (mapped)
+		CHECK(huge > 0);
+	unlink(stats);
+}
+
+TEST_OPTS(vmm_demo_on_thp, .once = true, .timeout_s = 120)
+{
+	need_kvm();
+	if (!thp_enable())
+		SKIP("shmem huge pages unavailable (shmem_enabled, and not root)");
+	demo_on("thp", "64M", 2 * MiB);
+	sysfs_restore();
+}
+
+TEST_OPTS(vmm_demo_on_hugetlb_2m, .once = true, .timeout_s = 120)
+{
+	need_kvm();
+	need_hugetlb(2 * MiB, 32);
+	demo_on("hugetlb-2m", "64M", 2 * MiB);
+	sysfs_restore();
+}
+
+TEST_OPTS(vmm_demo_on_hugetlb_1g, .once = true, .timeout_s = 120)
+{
+	need_kvm();
+	need_hugetlb(1024 * MiB, 1);
+	demo_on("hugetlb-1g", "1G", 1024 * MiB);
+	sysfs_restore();
+}
+
+/*
+ * A hugetlb pool without the pages: one line naming the file to raise and
+ * how many pages RAM needs.  64 GiB is more than this kind of machine has,
+ * so no pool holds it.
+ */
+TEST_ONCE(vmm_hugetlb_pool_short_is_an_error)
+{
+	static const struct {
+		const char *backing, *kb, *needed;
+		uint64_t page_size;
+		unsigned long pages;
+	} pools[] = {
+		{ "hugetlb-2m", "2048", "32768 needed (64 GiB of RAM / 2 MiB)", 2 * MiB, 32768 },
+		{ "hugetlb-1g", "1048576", "64 needed (64 GiB of RAM / 1 GiB)", 1024 * MiB, 64 },
+	};
+	int checked = 0;
+
+	need_kvm();
+	for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+		char dir[128], file[160];
+		struct run r;
+
+		snprintf(dir, sizeof(dir), "/sys/kernel/mm/hugepages/hugepages-%skB", pools[i].kb);
+		if (access(dir, F_OK) || hugetlb_free(pools[i].page_size) >= pools[i].pages) {
+			printf("  %s: no such pool, or it has the pages: not checked\n", pools[i].backing);
+			continue;
+		}
+		VMM(&r, "--backing", pools[i].backing, "--mem", "64G", guest("boot"));
+		CHECK_EQ(r.status, 1);
+		CHECK_EQ(lines(r.err), 1);
+		snprintf(file, sizeof(file), "raise %s/nr_hugepages", dir);
+		if (!strstr(r.err, file) || !strstr(r.err, pools[i].needed))
+			test_fail(__FILE__, __LINE__, "want \"%s\" and \"%s\" in: %s", file,
+				  pools[i].needed, r.err);
+		checked++;
+	}
+	if (!checked)
+		SKIP("no hugetlb pool to be short of");
+}
+
+/* RAM must be whole backing pages; the default grows to one 1 GiB page. */
+TEST_ONCE(vmm_mem_not_a_multiple_of_the_backing_page)
+{
+	struct run r;
+
+	need_kvm();
+	VMM(&r, "--backing", "hugetlb-1g", "--mem", "512M", guest("boot"));
+	CHECK_EQ(r.status, 1);
+	CHECK_EQ(lines(r.err), 1);
+	CHECK(strstr(r.err, "--mem 512 MiB: --backing hugetlb-1g wants a multiple of its 1 GiB page"));
+	VMM(&r, "--backing", "hugetlb-1g", "--mem", "1536M", guest("boot"));
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "multiple of its 1 GiB page"));
+	VMM(&r, "--backing", "thp", "--mem", "5M", guest("boot"));
+	CHECK_EQ(r.status, 1);
+	CHECK_EQ(lines(r.err), 1);
 }

@@ -6,9 +6,11 @@
  * convertible) or MMIO (a device's registers).  gpa_classify() is the one
  * place that decides which; gpa_pin() is the only way device code turns a
  * GPA into memory, and it answers only for RAM, with the pages pinned so
- * that they stay shared for as long as the device uses them.  Nothing else
- * in the VMM infers "is this memory" on its own (seed 003's lesson about
- * VM_PFNMAP: one place decides, everyone asks it).
+ * that they stay shared for as long as the device uses them; gpa_read()
+ * and gpa_write() are the only way it copies guest memory, and they too
+ * answer only for RAM.  Nothing else in the VMM infers "is this memory" on
+ * its own (seed 003's lesson about VM_PFNMAP: one place decides, everyone
+ * asks it).
  */
 #include <errno.h>
 
@@ -83,7 +85,7 @@ int gpa_pin(struct vm *vm, uint64_t gpa, uint64_t len, bool longterm, struct gpa
 	if (err)
 		return err; /* -EACCES: private; -EAGAIN: in transit */
 	*pin = (struct gpa_pin){ .offset = first, .len = end - first, .longterm = longterm };
-	*host = vm->dev_view + off;
+	*host = vm->dev_view ? vm->dev_view + off : NULL;
 	return 0;
 }
 
@@ -93,4 +95,26 @@ void gpa_unpin(struct vm *vm, struct gpa_pin *pin)
 		return;
 	gmem_unpin(vm->mem, pin->offset, pin->len, pin->longterm ? GMEM_PIN_LONGTERM : 0);
 	pin->len = 0;
+}
+
+int gpa_read(struct vm *vm, uint64_t gpa, void *buf, uint64_t len)
+{
+	uint64_t off;
+
+	if (!len)
+		return 0;
+	if (gpa_ram_offset(&vm->map, gpa, len, &off))
+		return -EFAULT;
+	return gmem_read(vm->mem, off, buf, len, NULL);
+}
+
+int gpa_write(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len)
+{
+	uint64_t off;
+
+	if (!len)
+		return 0;
+	if (gpa_ram_offset(&vm->map, gpa, len, &off))
+		return -EFAULT;
+	return gmem_write(vm->mem, off, buf, len, NULL);
 }

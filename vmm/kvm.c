@@ -135,24 +135,23 @@ static uint64_t map_top(const struct vm *vm)
 	return top;
 }
 
-void boot_tables_write(struct vm *vm)
+void boot_tables_build(const struct vm *vm, void *buf)
 {
-	uint64_t *gdt = (uint64_t *)(vm->dev_view + BOOT_GDT);
-	uint64_t *pml4 = (uint64_t *)(vm->dev_view + BOOT_PML4);
-	uint64_t *pdpt = (uint64_t *)(vm->dev_view + BOOT_PDPT);
+#define AT(gpa) ((uint64_t *)((char *)buf + ((gpa) - BOOT_GDT))) /* gpa's place in buf */
+	uint64_t *gdt = AT(BOOT_GDT), *pml4 = AT(BOOT_PML4), *pdpt = AT(BOOT_PDPT);
 	uint64_t gibs = (map_top(vm) + (1ULL << 30) - 1) >> 30;
 
-	memset(vm->dev_view + BOOT_GDT, 0, BOOT_TABLES_END - BOOT_GDT);
 	gdt[1] = GDT_CODE64;
 	gdt[2] = GDT_DATA;
 	pml4[0] = BOOT_PDPT | PTE_P | PTE_W;
 	for (uint64_t g = 0; g < gibs; g++) {
-		uint64_t *pd = (uint64_t *)(vm->dev_view + BOOT_PD + g * 4096);
+		uint64_t *pd = AT(BOOT_PD + g * 4096);
 
 		pdpt[g] = (BOOT_PD + g * 4096) | PTE_P | PTE_W;
 		for (uint64_t i = 0; i < 512; i++)
 			pd[i] = ((g << 30) + (i << 21)) | PTE_P | PTE_W | PTE_PS;
 	}
+#undef AT
 }
 
 uint64_t boot_stacks_base(const struct vm *vm)
@@ -293,4 +292,43 @@ void kvm_destroy(struct vm *vm)
 	close(vm->vm_fd);
 	close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;
+}
+
+void kvm_page_stats(struct vm *vm, int64_t pages[3])
+{
+	static const char *const names[3] = { "pages_4k", "pages_2m", "pages_1g" };
+	struct kvm_stats_header h;
+	char *descs = NULL;
+	size_t desc_size;
+	int fd;
+
+	pages[0] = pages[1] = pages[2] = -1;
+	fd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, NULL);
+	if (fd < 0)
+		return; /* a KVM older than 5.14 */
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || !h.name_size || h.num_desc > 4096)
+		goto out;
+	desc_size = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = malloc(desc_size * h.num_desc);
+	if (!descs || pread(fd, descs, desc_size * h.num_desc, h.desc_offset) !=
+			      (ssize_t)(desc_size * h.num_desc))
+		goto out;
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		char *at = descs + i * desc_size, *name = at + sizeof(struct kvm_stats_desc);
+		struct kvm_stats_desc d;
+
+		memcpy(&d, at, sizeof(d)); /* the name's size is KVM's: no alignment promised */
+		name[h.name_size - 1] = '\0';
+		for (int k = 0; k < 3; k++) {
+			uint64_t v;
+
+			if (strcmp(name, names[k]) || !d.size ||
+			    pread(fd, &v, sizeof(v), (off_t)h.data_offset + d.offset) != (ssize_t)sizeof(v))
+				continue;
+			pages[k] = (int64_t)v;
+		}
+	}
+out:
+	free(descs);
+	close(fd);
 }

@@ -21,8 +21,18 @@ int kvm_create_vcpus(struct vm *vm, uint64_t entry);
 void kvm_destroy_vcpus(struct vm *vm);
 void kvm_destroy(struct vm *vm);
 
-/* Write the GDT and identity page tables into RAM through the VMM's view. */
-void boot_tables_write(struct vm *vm);
+/*
+ * KVM's own count of the VM's guest mappings by page size (x86's VM stats
+ * pages_4k, pages_2m, pages_1g, in that order), read from its binary
+ * statistics (KVM_GET_STATS_FD): -1 for each that KVM does not report.
+ */
+void kvm_page_stats(struct vm *vm, int64_t pages[3]);
+
+/*
+ * Build the GDT and identity page tables in buf, which stands for guest
+ * RAM [BOOT_GDT, BOOT_TABLES_END) and is zeroed: the loader writes it.
+ */
+void boot_tables_build(const struct vm *vm, void *buf);
 /* Bytes of low RAM the boot tables and stacks take: [0, 1 MiB) and the top. */
 uint64_t boot_stacks_base(const struct vm *vm);
 

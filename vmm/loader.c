@@ -8,9 +8,12 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kvm.h"
+
+#define ZERO_CHUNK (1ULL << 20) /* a segment's zeroed tail is written this much at a time */
 
 static int refuse(char *why, size_t len, const char *fmt, ...)
 {
@@ -85,47 +88,53 @@ int elf_parse(const struct vm *vm, const void *buf, size_t size, struct image *i
 	return 0;
 }
 
-/* Run write() over RAM [gpa, gpa + len), shared for the while if it was private. */
-static int write_ram(struct vm *vm, uint64_t gpa, uint64_t len,
-		     void (*write)(char *dst, const void *arg, uint64_t len), const void *arg)
+/*
+ * Write RAM [gpa, gpa + len): the len bytes of data, then zeros up to
+ * memsz, with gpa_write() (the library's copy, on every backing: views of
+ * hugetlbfs refuse a huge page whose pieces are not all shared).  Shared for
+ * the while if it was private.
+ */
+static int write_ram(struct vm *vm, uint64_t gpa, uint64_t memsz, const void *data, uint64_t len)
 {
-	uint64_t off, first, end;
-	int err = gpa_ram_offset(&vm->map, gpa, len, &off);
+	uint64_t off, first, end, zlen = memsz - len;
+	char *zeros = NULL;
+	int err = gpa_ram_offset(&vm->map, gpa, memsz, &off);
 
 	if (err)
 		return err;
+	if (zlen && !(zeros = calloc(1, zlen < ZERO_CHUNK ? zlen : ZERO_CHUNK)))
+		return -ENOMEM;
 	first = off & ~(GMEM_PAGE_SIZE - 1);
-	end = (off + len + GMEM_PAGE_SIZE - 1) & ~(GMEM_PAGE_SIZE - 1);
-	if (vm->init_private) {
-		err = gmem_convert(vm->mem, first, end - first, GMEM_SHARED, 0, NULL);
-		if (err)
-			return err;
-	}
-	write(vm->dev_view + off, arg, len);
+	end = (off + memsz + GMEM_PAGE_SIZE - 1) & ~(GMEM_PAGE_SIZE - 1);
 	if (vm->init_private)
-		err = gmem_convert(vm->mem, first, end - first, GMEM_PRIVATE, 0, NULL);
+		err = gmem_convert(vm->mem, first, end - first, GMEM_SHARED, 0, NULL);
+	if (!err)
+		err = gpa_write(vm, gpa, data, len);
+	for (uint64_t at = len; !err && at < memsz; at += ZERO_CHUNK)
+		err = gpa_write(vm, gpa + at, zeros, memsz - at < ZERO_CHUNK ? memsz - at : ZERO_CHUNK);
+	if (vm->init_private) {
+		int err2 = gmem_convert(vm->mem, first, end - first, GMEM_PRIVATE, 0, NULL);
+
+		if (!err)
+			err = err2;
+	}
+	free(zeros);
 	return err;
-}
-
-static void write_segment(char *dst, const void *arg, uint64_t len)
-{
-	const struct segment *s = arg;
-
-	memcpy(dst, s->data, s->filesz);
-	memset(dst + s->filesz, 0, len - s->filesz);
-}
-
-static void write_tables(char *dst, const void *arg, uint64_t len)
-{
-	(void)dst, (void)len;
-	boot_tables_write((struct vm *)arg);
 }
 
 int image_load(struct vm *vm, const struct image *img)
 {
-	int err = write_ram(vm, BOOT_GDT, BOOT_TABLES_END - BOOT_GDT, write_tables, vm);
+	const uint64_t tables_len = BOOT_TABLES_END - BOOT_GDT;
+	void *tables = calloc(1, tables_len);
+	int err;
 
+	if (!tables)
+		return -ENOMEM;
+	boot_tables_build(vm, tables);
+	err = write_ram(vm, BOOT_GDT, tables_len, tables, tables_len);
+	free(tables);
 	for (int i = 0; !err && i < img->nseg; i++)
-		err = write_ram(vm, img->seg[i].paddr, img->seg[i].memsz, write_segment, &img->seg[i]);
+		err = write_ram(vm, img->seg[i].paddr, img->seg[i].memsz, img->seg[i].data,
+				img->seg[i].filesz);
 	return err;
 }

@@ -31,10 +31,10 @@ int elf_parse(const struct vm *vm, const void *buf, size_t size, struct image *i
 	      size_t whylen);
 
 /*
- * Write the boot tables and the segments into RAM.  Private RAM is
- * converted to shared for the write and back to private after it, in
- * place: the guest finds its image in private memory, as a confidential
- * guest's launch measurement expects.
+ * Write the boot tables and the segments into RAM, with gpa_write().
+ * Private RAM is converted to shared for the write and back to private
+ * after it, in place: the guest finds its image in private memory, as a
+ * confidential guest's launch measurement expects.
  */
 int image_load(struct vm *vm, const struct image *img);
 

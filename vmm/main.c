@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backing.h"
 #include "kvm.h"
 #include "loader.h"
 #include "snoop.h"
@@ -32,8 +33,10 @@ extern const char demo_guest_elf[], demo_guest_elf_end[];
 struct options {
 	uint64_t mem;
 	int cpus;
-	bool init_private, snoop, cpus_given, snoop_given;
+	bool init_private, snoop, cpus_given, snoop_given, mem_given;
 	int fault_signal;
+	const struct backing *backing;
+	int device_io; /* -1: the backing's default; 0: map; 1: copy */
 	const char *disk, *stats, *guest;
 	unsigned int timeout_s, disk_latency_ms;
 };
@@ -43,9 +46,15 @@ static const char usage[] =
 	"Run GUEST.elf (a static ELF64 x86-64 executable, see docs/BOOT.md) in a KVM VM\n"
 	"whose RAM is a gmem object; without GUEST, run the built-in demo.\n"
 	"\n"
-	"  --mem SIZE              guest RAM, with K, M or G (default 256M, 4M..64G)\n"
+	"  --mem SIZE              guest RAM, with K, M or G (default 256M, or one page of\n"
+	"                          hugetlb-1g; 4M..64G, a multiple of 2M and of the backing's page)\n"
 	"  --cpus N                vCPUs (default 1; the demo: 4)\n"
 	"  --init private|shared   RAM's first state (default private)\n"
+	"  --backing shmem|thp|hugetlb-2m|hugetlb-1g\n"
+	"                          what RAM is made of (default shmem): 4 KiB pages, shmem\n"
+	"                          transparent huge pages, or hugetlbfs pages from the pool\n"
+	"  --device-io map|copy    how devices reach RAM: views (zero-copy) or gmem_read/\n"
+	"                          gmem_write (default: map, copy on hugetlb, which needs it)\n"
 	"  --disk FILE             virtio-blk disk image (default: a temporary 64 MiB one)\n"
 	"  --disk-latency MS       hold each disk request MS milliseconds (a slow disk)\n"
 	"  --fault-signal bus|segv what a host touch of private RAM raises (default bus)\n"
@@ -120,7 +129,7 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MEM = 256, O_CPUS, O_INIT, O_DISK, O_LATENCY, O_SIGNAL, O_SNOOP, O_NO_SNOOP,
-	       O_STATS, O_TIMEOUT };
+	       O_STATS, O_TIMEOUT, O_BACKING, O_DEVICE_IO };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -132,6 +141,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "no-snoop", no_argument, NULL, O_NO_SNOOP },
 		{ "stats", required_argument, NULL, O_STATS },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "backing", required_argument, NULL, O_BACKING },
+		{ "device-io", required_argument, NULL, O_DEVICE_IO },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -139,7 +150,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	int c;
 
 	*o = (struct options){ .mem = DEFAULT_MEM, .cpus = 1, .init_private = true,
-			       .fault_signal = SIGBUS };
+			       .fault_signal = SIGBUS, .backing = backing_find("shmem"),
+			       .device_io = -1 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -147,6 +159,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 			if (!parse_size(optarg, &o->mem) || o->mem < MIN_MEM || o->mem > MAX_MEM ||
 			    o->mem % (2ULL << 20))
 				die("--mem %s: want a multiple of 2M from 4M to 64G", optarg);
+			o->mem_given = true;
 			break;
 		case O_CPUS:
 			if (!parse_uint(optarg, MAX_VCPUS, &v) || !v)
@@ -180,6 +193,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case O_STATS:
 			o->stats = optarg;
 			break;
+		case O_BACKING:
+			o->backing = backing_find(optarg);
+			if (!o->backing)
+				die("--backing %s: want %s", optarg, backing_names());
+			break;
+		case O_DEVICE_IO:
+			if (strcmp(optarg, "map") && strcmp(optarg, "copy"))
+				die("--device-io %s: want map or copy", optarg);
+			o->device_io = !strcmp(optarg, "copy");
+			break;
 		case O_TIMEOUT:
 			if (!parse_uint(optarg, 86400, &v) || !v)
 				die("--timeout %s: want 1 to 86400 seconds", optarg);
@@ -194,6 +217,17 @@ static void parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc - 1)
 		die("one guest program at most (see --help)");
+	if (!o->mem_given && o->mem < o->backing->page)
+		o->mem = o->backing->page; /* hugetlb-1g: one page */
+	if (o->mem % o->backing->page)
+		die("--mem %llu MiB: --backing %s wants a multiple of its %llu %s page",
+		    (unsigned long long)(o->mem >> 20), o->backing->name,
+		    (unsigned long long)(o->backing->page >> (o->backing->page >> 30 ? 30 : 20)),
+		    o->backing->page >> 30 ? "GiB" : "MiB");
+	if (o->backing->hugetlb && o->device_io == 0)
+		die("--device-io map: --backing %s needs copy (a view refuses a huge page with any "
+		    "private piece, and the guest keeps private pages beside its rings and buffers)",
+		    o->backing->name);
 	o->guest = optind < argc ? argv[optind] : NULL;
 	if (!o->guest) { /* the demo's defaults */
 		if (!o->cpus_given)
@@ -247,6 +281,8 @@ static void release_guest(const char *path, const void *elf, size_t size)
 struct report {
 	double seconds;
 	struct gmem_stats gm;
+	struct gmem_huge_info huge; /* as the run ended, before tear-down */
+	int64_t kvm_pages[3];       /* KVM's 4K, 2M, 1G mappings then; -1: not reported */
 	struct vblk_stats blk;
 	struct snoop_stats snoop;
 	int destroy_err;
@@ -255,14 +291,22 @@ struct report {
 static void write_stats(const char *path, const struct vm *vm, const struct report *r, int status)
 {
 	FILE *f = fopen(path, "w");
+	char kvm[3][24];
 
 	if (!f) {
 		fprintf(stderr, "gmem-vmm: %s: %s\n", path, strerror(errno));
 		return;
 	}
+	for (int k = 0; k < 3; k++) {
+		if (r->kvm_pages[k] < 0)
+			snprintf(kvm[k], sizeof(kvm[k]), "null");
+		else
+			snprintf(kvm[k], sizeof(kvm[k]), "%lld", (long long)r->kvm_pages[k]);
+	}
 	fprintf(f, "{\n  \"exit_status\": %d,\n  \"seconds\": %.3f,\n  \"vcpus\": %d,\n"
-		   "  \"ram_bytes\": %llu,\n",
-		status, r->seconds, vm->ncpus, (unsigned long long)vm->ram_size);
+		   "  \"ram_bytes\": %llu,\n  \"backing\": \"%s\",\n  \"device_io\": \"%s\",\n",
+		status, r->seconds, vm->ncpus, (unsigned long long)vm->ram_size, vm->backing_name,
+		vm->copy_io ? "copy" : "map");
 	fprintf(f, "  \"gmem\": {\"conversions\": %llu, \"pages_to_private\": %llu, "
 		   "\"pages_to_shared\": %llu, \"convert_eagain\": %llu, \"convert_deferred\": %llu, "
 		   "\"host_faults\": %llu, \"host_faults_denied\": %llu, \"pins_active\": %llu},\n",
@@ -282,10 +326,20 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		(unsigned long long)r->blk.bytes_written, (unsigned long long)r->blk.errors,
 		(unsigned long long)r->blk.no_status, (unsigned long long)r->blk.cancelled);
 	fprintf(f, "  \"snoop\": {\"passes\": %llu, \"pages_read\": %llu, \"denied\": %llu, "
-		   "\"secrets_seen\": %llu, \"audits\": %llu, \"audit_failures\": %llu},\n",
+		   "\"copied\": %llu, \"copy_denied\": %llu, \"secrets_seen\": %llu, \"audits\": %llu, "
+		   "\"audit_failures\": %llu},\n",
 		(unsigned long long)r->snoop.passes, (unsigned long long)r->snoop.pages_read,
-		(unsigned long long)r->snoop.denied, (unsigned long long)r->snoop.secrets_seen,
+		(unsigned long long)r->snoop.denied, (unsigned long long)r->snoop.copied,
+		(unsigned long long)r->snoop.copy_denied, (unsigned long long)r->snoop.secrets_seen,
 		(unsigned long long)r->snoop.audits, (unsigned long long)r->snoop.audit_failures);
+	fprintf(f, "  \"huge\": {\"page_size\": %llu, \"blocks\": %llu, \"blocks_populated\": %llu, "
+		   "\"blocks_guest_huge\": %llu, \"splits\": %llu, \"merges\": %llu},\n",
+		(unsigned long long)r->huge.page_size, (unsigned long long)r->huge.blocks,
+		(unsigned long long)r->huge.blocks_populated,
+		(unsigned long long)r->huge.blocks_guest_huge, (unsigned long long)r->huge.splits,
+		(unsigned long long)r->huge.merges);
+	fprintf(f, "  \"kvm\": {\"pages_4k\": %s, \"pages_2m\": %s, \"pages_1g\": %s},\n", kvm[0],
+		kvm[1], kvm[2]);
 	fprintf(f, "  \"mmio_unclaimed\": %llu\n}\n", (unsigned long long)vm->n.mmio_unclaimed);
 	fclose(f);
 }
@@ -298,9 +352,10 @@ static bool demo_summary(const struct vm *vm, const struct report *r, int status
 	bool clean_exit = r->destroy_err == 0, ok = status == 0 && secret_kept && audits_clean &&
 						    clean_exit && r->snoop.denied > 0;
 
-	printf("\n== gmem-vmm demo: %d vCPUs, %llu MiB of %s RAM, %.2f s\n", vm->ncpus,
-	       (unsigned long long)(vm->ram_size >> 20), vm->init_private ? "private" : "shared",
-	       r->seconds);
+	printf("\n== gmem-vmm demo: %d vCPUs, %llu MiB of %s RAM on %s (devices %s), %.2f s\n",
+	       vm->ncpus, (unsigned long long)(vm->ram_size >> 20),
+	       vm->init_private ? "private" : "shared", vm->backing_name,
+	       vm->copy_io ? "copy" : "map", r->seconds);
 	printf("conversions      %llu (%llu pages) by the guest, %.0f conversions/s\n",
 	       (unsigned long long)conversions, (unsigned long long)vm->n.hc_pages,
 	       conversions / (r->seconds > 0 ? r->seconds : 1));
@@ -312,6 +367,21 @@ static bool demo_summary(const struct vm *vm, const struct report *r, int status
 	printf("host snoop       %llu pages read in %llu passes, %llu touches denied (%llu by gmem)\n",
 	       (unsigned long long)r->snoop.pages_read, (unsigned long long)r->snoop.passes,
 	       (unsigned long long)r->snoop.denied, (unsigned long long)r->gm.host_faults_denied);
+	if (r->snoop.copied || r->snoop.copy_denied)
+		printf("                 %llu pages copied by gmem_read() where the view refused, "
+		       "%llu copies refused\n",
+		       (unsigned long long)r->snoop.copied, (unsigned long long)r->snoop.copy_denied);
+	if (r->huge.page_size > GMEM_PAGE_SIZE) {
+		printf("huge pages       %llu of %llu %llu MiB blocks populated, %llu mapped whole by the "
+		       "guest mapping",
+		       (unsigned long long)r->huge.blocks_populated, (unsigned long long)r->huge.blocks,
+		       (unsigned long long)(r->huge.page_size >> 20),
+		       (unsigned long long)r->huge.blocks_guest_huge);
+		if (r->kvm_pages[0] >= 0 && r->kvm_pages[1] >= 0 && r->kvm_pages[2] >= 0)
+			printf("; KVM maps %lld 4K, %lld 2M, %lld 1G pages", (long long)r->kvm_pages[0],
+			       (long long)r->kvm_pages[1], (long long)r->kvm_pages[2]);
+		printf("\n");
+	}
 	printf("checks           guest checks %s; secret seen by the host %llu times; "
 	       "audits %llu/%llu clean; pins all released %s\n",
 	       status == 0 ? "held" : "FAILED", (unsigned long long)r->snoop.secrets_seen,
@@ -366,7 +436,7 @@ int main(int argc, char **argv)
 	struct image img;
 	const void *elf;
 	size_t elf_size;
-	char why[160];
+	char why[400];
 	void *view;
 	bool ran = false;
 	double t0;
@@ -378,6 +448,9 @@ int main(int argc, char **argv)
 	vm.ncpus = o.cpus;
 	vm.init_private = o.init_private;
 	vm.fault_signal = o.fault_signal;
+	vm.backing = o.backing->type;
+	vm.backing_name = o.backing->name;
+	vm.copy_io = o.device_io < 0 ? o.backing->hugetlb : o.device_io;
 	gpa_map_init(&vm.map, vm.ram_size);
 	err = vm_end_init(&vm);
 	if (err) {
@@ -394,20 +467,23 @@ int main(int argc, char **argv)
 	}
 
 	cfg.size = vm.ram_size;
-	cfg.backing = GMEM_BACKING_SHMEM;
+	cfg.backing = vm.backing;
 	cfg.flags = o.init_private ? GMEM_F_INIT_PRIVATE : 0;
 	cfg.fault_signal = o.fault_signal;
 	err = gmem_create(&cfg, &vm.mem);
 	if (err) {
-		complain("guest memory: %s", strerror(-err));
+		backing_explain(o.backing, vm.ram_size, err, why, sizeof(why));
+		complain("%s", why);
 		goto err_guest;
 	}
-	err = gmem_view_map(vm.mem, 0, vm.ram_size, 0, &view);
-	if (err) {
-		complain("device view: %s", strerror(-err));
-		goto err_mem;
+	if (!vm.copy_io) { /* with copy_io devices copy: no view of theirs */
+		err = gmem_view_map(vm.mem, 0, vm.ram_size, 0, &view);
+		if (err) {
+			complain("device view: %s", strerror(-err));
+			goto err_mem;
+		}
+		vm.dev_view = view;
 	}
-	vm.dev_view = view;
 	if (kvm_create(&vm))
 		goto err_view;
 	if (kvm_map_ram(&vm))
@@ -433,6 +509,9 @@ int main(int argc, char **argv)
 		vm_wait(&vm, 0);
 	vcpus_join(&vm);
 	rep.seconds = now_s() - t0;
+	/* the memory and the VM as the guest left them */
+	gmem_huge_info(vm.mem, &rep.huge);
+	kvm_page_stats(&vm, rep.kvm_pages);
 	ran = true;
 	status = vm.exit_status;
 	fflush(stdout);
@@ -448,7 +527,8 @@ err_kvm:
 	kvm_destroy(&vm);
 err_view:
 	gmem_get_stats(vm.mem, &rep.gm); /* the devices' pins are gone: what the guest left */
-	gmem_view_unmap(vm.mem, vm.dev_view);
+	if (vm.dev_view)
+		gmem_view_unmap(vm.mem, vm.dev_view);
 err_mem:
 	rep.destroy_err = gmem_destroy(vm.mem);
 	if (rep.destroy_err)

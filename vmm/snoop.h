@@ -10,6 +10,7 @@
 
 struct snoop_stats {
 	uint64_t passes, pages_read, denied, secrets_seen, audits, audit_failures;
+	uint64_t copied, copy_denied; /* hugetlbfs: pages gmem_read() copied, and refused */
 };
 
 int snoop_start(struct vm *vm);

@@ -9,9 +9,17 @@
  * guest cannot make them private (-EAGAIN).  A worker thread does the file
  * I/O into the pinned host-view memory, writes the status, unpins, and
  * returns the chain on the used ring: the kernel's I/O on view pages is
- * bracketed by pins, as gmem.h asks.  While the worker is busy the driver
- * need not ring (VRING_USED_F_NO_NOTIFY); a conversion hypercall then first
- * has the device take what is on its ring (its sync hook), so that a request
+ * bracketed by pins, as gmem.h asks.  With copy_io (hugetlbfs, where a view
+ * refuses a huge page holding any private piece) the device dereferences
+ * no view: it copies descriptors, header and status with gpa_read() and
+ * gpa_write(), and does the file I/O into a bounce buffer of its own, then
+ * gmem_write()s it to the guest (IN) or gmem_read()s the guest's data into
+ * it first (OUT).  The pins are the same on both paths: the buffers of a
+ * request in flight stay shared until it completes.
+ *
+ * While the worker is busy the driver need not ring
+ * (VRING_USED_F_NO_NOTIFY); a conversion hypercall then first has the
+ * device take what is on its ring (its sync hook), so that a request
  * published before a conversion is pinned before it.  A buffer that is
  * private, not RAM, or MMIO fails its request with VIRTIO_BLK_S_IOERR: the
  * device never touches such memory and the disk is not written.  A request
@@ -44,6 +52,7 @@
 #define BUSY_POLL_NS 200000
 #define MAX_SEGS 32
 #define DEFAULT_IMAGE_SIZE (64ULL << 20)
+#define BOUNCE_SIZE (1ULL << 20) /* copy_io: the file I/O goes through this much at a time */
 #define BLK_ID "gmem-vmm-blk"
 
 struct vblk_req {
@@ -53,12 +62,15 @@ struct vblk_req {
 	uint64_t sector;
 	int nseg;
 	struct {
-		void *host;
+		uint64_t gpa;
+		void *host; /* in the device view; NULL with copy_io */
 		uint32_t len;
 	} seg[MAX_SEGS];
 	struct gpa_pin pin[MAX_SEGS + 2];
 	int npin;
-	uint8_t *status; /* NULL: the status byte could not be reached; not executed */
+	bool has_status; /* false: the status byte could not be reached; not executed */
+	uint64_t status_gpa;
+	uint8_t *status; /* in the device view; NULL with copy_io */
 	uint8_t result;  /* VIRTIO_BLK_S_*, decided at parse time if not OK */
 };
 
@@ -70,6 +82,7 @@ struct vblk_dev {
 	int fd;
 	uint64_t capacity; /* sectors */
 	unsigned int latency_ms;
+	char *bounce; /* copy_io: BOUNCE_SIZE bytes, the worker's */
 
 	pthread_t worker;
 	pthread_mutex_t mu;  /* guards the queue below and the counters */
@@ -91,15 +104,16 @@ static uint64_t config_read(void *opaque, uint64_t off, unsigned int len)
 	return len == 8 ? v : v & ((1ULL << (8 * len)) - 1);
 }
 
-/* Pin [gpa, gpa + len) for the request; NULL if it is not shared RAM. */
-static void *req_pin(struct vblk_dev *d, struct vblk_req *r, uint64_t gpa, uint32_t len)
+/*
+ * Pin [gpa, gpa + len) for the request; false if it is not shared RAM.
+ * *host: where it is in the device view (NULL with copy_io).
+ */
+static bool req_pin(struct vblk_dev *d, struct vblk_req *r, uint64_t gpa, uint32_t len, void **host)
 {
-	void *host;
-
-	if (r->npin == MAX_SEGS + 2 || gpa_pin(d->vm, gpa, len, false, &r->pin[r->npin], &host))
-		return NULL;
+	if (r->npin == MAX_SEGS + 2 || gpa_pin(d->vm, gpa, len, false, &r->pin[r->npin], host))
+		return false;
 	r->npin++;
-	return host;
+	return true;
 }
 
 /* Take the chain at head apart (transport lock held): copy, check, pin. */
@@ -116,9 +130,8 @@ static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head
 	r->head = head;
 	r->result = VIRTIO_BLK_S_OK;
 	for (uint16_t i = head;; i = desc[n - 1].next) {
-		if (i >= q->num || n == MAX_SEGS + 2)
-			return r; /* a loop, or too long: no last descriptor, no status byte */
-		memcpy(&desc[n++], &q->desc[i], sizeof(desc[0]));
+		if (i >= q->num || n == MAX_SEGS + 2 || !virtq_desc(&d->t, i, &desc[n++]))
+			return r; /* a loop, too long, or the table unreachable: no status byte */
 		if (!(desc[n - 1].flags & VRING_DESC_F_NEXT))
 			break;
 	}
@@ -129,14 +142,19 @@ static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head
 	 * from one that did not), so without it nothing more is read.
 	 */
 	if (!(desc[n - 1].flags & VRING_DESC_F_WRITE) || !desc[n - 1].len ||
-	    !(r->status = req_pin(d, r, desc[n - 1].addr, 1)))
+	    !req_pin(d, r, desc[n - 1].addr, 1, &p))
 		return r;
+	r->has_status = true;
+	r->status_gpa = desc[n - 1].addr;
+	r->status = p;
 	if (n < 2 || (desc[0].flags & VRING_DESC_F_WRITE) || desc[0].len < sizeof(hdr) ||
-	    !(p = req_pin(d, r, desc[0].addr, sizeof(hdr)))) {
+	    !req_pin(d, r, desc[0].addr, sizeof(hdr), &p) ||
+	    (d->vm->copy_io && gpa_read(d->vm, desc[0].addr, &hdr, sizeof(hdr)))) {
 		r->result = VIRTIO_BLK_S_IOERR;
 		return r;
 	}
-	memcpy(&hdr, p, sizeof(hdr));
+	if (!d->vm->copy_io)
+		memcpy(&hdr, p, sizeof(hdr));
 	r->type = hdr.type;
 	r->sector = hdr.sector;
 	for (int i = 1; i < n - 1; i++) {
@@ -144,10 +162,11 @@ static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head
 
 		/* data flows device-to-guest for reads only */
 		if (writable != (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_GET_ID) ||
-		    !(p = req_pin(d, r, desc[i].addr, desc[i].len))) {
+		    !req_pin(d, r, desc[i].addr, desc[i].len, &p)) {
 			r->result = VIRTIO_BLK_S_IOERR;
 			return r;
 		}
+		r->seg[r->nseg].gpa = desc[i].addr;
 		r->seg[r->nseg].host = p;
 		r->seg[r->nseg++].len = desc[i].len;
 	}
@@ -157,11 +176,11 @@ static struct vblk_req *parse(struct vblk_dev *d, struct virtq *q, uint16_t head
 /* Take the new chains off the available ring (transport lock held); how many. */
 static int take_avail(struct vblk_dev *d, struct virtq *q)
 {
-	uint16_t avail = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
-	uint16_t out = q->last_avail - q->used_idx; /* taken and not yet returned */
+	uint16_t avail, out = q->last_avail - q->used_idx; /* taken and not yet returned */
 	int n = 0;
 
-	if ((d->t.status & VIRTIO_STATUS_NEEDS_RESET) || atomic_load(&d->vm->stopping))
+	if ((d->t.status & VIRTIO_STATUS_NEEDS_RESET) || atomic_load(&d->vm->stopping) ||
+	    !virtq_avail_idx(&d->t, &avail))
 		return 0;
 	/*
 	 * Each chain out holds a descriptor the driver may not reuse until the
@@ -174,10 +193,12 @@ static int take_avail(struct vblk_dev *d, struct virtq *q)
 		d->t.status |= VIRTIO_STATUS_NEEDS_RESET;
 		return 0;
 	}
-	for (; q->last_avail != avail; n++) {
-		uint16_t head = q->avail->ring[q->last_avail % q->num];
+	for (; q->last_avail != avail && !(d->t.status & VIRTIO_STATUS_NEEDS_RESET); n++) {
+		uint16_t head;
 		struct vblk_req *r;
 
+		if (!virtq_avail_ring(&d->t, q->last_avail, &head))
+			break; /* the ring went private: NEEDS_RESET */
 		q->last_avail++;
 		r = parse(d, q, head);
 		if (!r) {
@@ -207,7 +228,7 @@ static void notify(void *opaque, struct virtq *q)
 	struct vblk_dev *d = opaque;
 
 	if (take_avail(d, q))
-		__atomic_store_n(&q->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+		virtq_set_used_flags(&d->t, VRING_USED_F_NO_NOTIFY, false);
 }
 
 /*
@@ -222,20 +243,41 @@ static bool poll_ring(struct vblk_dev *d, bool idle)
 
 	pthread_mutex_lock(&d->t.mu);
 	if (q->ready && (d->t.status & VIRTIO_STATUS_DRIVER_OK)) {
-		if (idle) /* a full barrier: the flag store is seen before the ring is read */
-			__atomic_exchange_n(&q->used->flags, 0, __ATOMIC_SEQ_CST);
+		if (idle) /* with a full barrier: the flag store is seen before the ring is read */
+			virtq_set_used_flags(&d->t, 0, true);
 		got = take_avail(d, q) > 0;
 		if (got && idle)
-			__atomic_store_n(&q->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+			virtq_set_used_flags(&d->t, VRING_USED_F_NO_NOTIFY, false);
 	}
 	pthread_mutex_unlock(&d->t.mu);
 	return got;
+}
+
+/*
+ * One segment's file I/O at file offset off, through the bounce buffer
+ * (copy_io): IN reads the file into it and writes it to the guest, OUT
+ * the other way.  Whether all of it went.
+ */
+static bool bounce_io(struct vblk_dev *d, bool in, uint64_t gpa, uint64_t len, uint64_t off)
+{
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < BOUNCE_SIZE ? len - done : BOUNCE_SIZE;
+
+		if (in ? pread(d->fd, d->bounce, n, (off_t)(off + done)) != (ssize_t)n ||
+				 gpa_write(d->vm, gpa + done, d->bounce, n)
+		       : gpa_read(d->vm, gpa + done, d->bounce, n) ||
+				 pwrite(d->fd, d->bounce, n, (off_t)(off + done)) != (ssize_t)n)
+			return false;
+		done += n;
+	}
+	return true;
 }
 
 /* Do the request's I/O into its pinned buffers: a VIRTIO_BLK_S_* status. */
 static uint8_t execute(struct vblk_dev *d, struct vblk_req *r, uint32_t *written)
 {
 	uint64_t off = r->sector * VIRTIO_BLK_SECTOR, total = 0;
+	bool in = r->type == VIRTIO_BLK_T_IN;
 
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
@@ -246,12 +288,14 @@ static uint8_t execute(struct vblk_dev *d, struct vblk_req *r, uint32_t *written
 		    total / VIRTIO_BLK_SECTOR > d->capacity - r->sector)
 			return VIRTIO_BLK_S_IOERR;
 		for (int i = 0; i < r->nseg; i++) {
-			ssize_t n = r->type == VIRTIO_BLK_T_IN
-					    ? pread(d->fd, r->seg[i].host, r->seg[i].len, (off_t)off)
-					    : pwrite(d->fd, r->seg[i].host, r->seg[i].len, (off_t)off);
-
-			if (n != (ssize_t)r->seg[i].len)
+			if (d->vm->copy_io) {
+				if (!bounce_io(d, in, r->seg[i].gpa, r->seg[i].len, off))
+					return VIRTIO_BLK_S_IOERR;
+			} else if ((in ? pread(d->fd, r->seg[i].host, r->seg[i].len, (off_t)off)
+				       : pwrite(d->fd, r->seg[i].host, r->seg[i].len, (off_t)off)) !=
+				   (ssize_t)r->seg[i].len) {
 				return VIRTIO_BLK_S_IOERR;
+			}
 			off += r->seg[i].len;
 		}
 		if (r->type == VIRTIO_BLK_T_IN)
@@ -266,7 +310,10 @@ static uint8_t execute(struct vblk_dev *d, struct vblk_req *r, uint32_t *written
 		if (r->nseg != 1)
 			return VIRTIO_BLK_S_IOERR;
 		*written = r->seg[0].len < sizeof(BLK_ID) ? r->seg[0].len : sizeof(BLK_ID);
-		memcpy(r->seg[0].host, BLK_ID, *written);
+		if (!d->vm->copy_io)
+			memcpy(r->seg[0].host, BLK_ID, *written);
+		else if (gpa_write(d->vm, r->seg[0].gpa, BLK_ID, *written))
+			return VIRTIO_BLK_S_IOERR;
 		return VIRTIO_BLK_S_OK;
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
@@ -327,13 +374,16 @@ static void unpin_all(struct vblk_dev *d, struct vblk_req *r)
 /* Do the request, if it can say how it went, and return its chain. */
 static void complete(struct vblk_dev *d, struct vblk_req *r)
 {
-	bool executed = r->status;
+	bool executed = r->has_status;
 	uint32_t written = 0;
 	uint8_t result = VIRTIO_BLK_S_OK;
 
 	if (executed) {
 		result = r->result == VIRTIO_BLK_S_OK ? execute(d, r, &written) : r->result;
-		*r->status = result;
+		if (!d->vm->copy_io)
+			*r->status = result;
+		else
+			gpa_write(d->vm, r->status_gpa, &result, 1); /* pinned: shared */
 		written++;
 	}
 	unpin_all(d, r); /* before the driver sees the chain: it may convert the buffers at once */
@@ -399,7 +449,7 @@ static void *worker(void *arg)
 		cancelled = d->cancel;
 		pthread_mutex_unlock(&d->mu);
 
-		if (!cancelled && r->status && d->latency_ms)
+		if (!cancelled && r->has_status && d->latency_ms)
 			cancelled = !hold(d);
 		if (cancelled) {
 			cancel(d, r);
@@ -489,6 +539,11 @@ int vblk_create(struct vm *vm, const char *path, uint64_t gpa, unsigned int late
 	d->vm = vm;
 	d->gpa = gpa;
 	d->latency_ms = latency_ms;
+	if (vm->copy_io && !(d->bounce = malloc(BOUNCE_SIZE))) {
+		fprintf(stderr, "gmem-vmm: virtio-blk: %s\n", strerror(ENOMEM));
+		free(d);
+		return -ENOMEM;
+	}
 	d->fd = open_image(path);
 	if (d->fd < 0) {
 		err = d->fd;
@@ -540,6 +595,7 @@ err_locks:
 err_close:
 	close(d->fd);
 err_free:
+	free(d->bounce);
 	free(d);
 	return err;
 }
@@ -560,5 +616,6 @@ void vblk_destroy(struct vblk_dev *d, struct vblk_stats *st)
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
 	close(d->fd);
+	free(d->bounce);
 	free(d);
 }

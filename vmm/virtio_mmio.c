@@ -4,8 +4,9 @@
  */
 #include "virtio_mmio.h"
 
-#include <time.h>
+#include <stddef.h>
 #include <string.h>
+#include <time.h>
 
 #define VENDOR_ID 0x6d656d67 /* "gmem" */
 #define ISR_WAIT_NS 200000L
@@ -22,7 +23,18 @@ static void queue_release(struct virtio_mmio *t)
 	q->used = NULL;
 }
 
-/* Pin the rings of a queue the driver marked ready; false if it cannot be used. */
+/* Whether the copy path can read all of RAM [gpa, gpa + len): in RAM and shared. */
+static bool ring_readable(struct virtio_mmio *t, uint64_t gpa, uint64_t len)
+{
+	char buf[16 * 256]; /* the largest ring: a descriptor table of queue_max entries */
+
+	return len <= sizeof(buf) && !gpa_read(t->vm, gpa, buf, len);
+}
+
+/*
+ * Take up the rings of a queue the driver marked ready - pinned long-term,
+ * or with copy_io checked to be shared RAM now; false if it cannot be used.
+ */
 static bool queue_enable(struct virtio_mmio *t)
 {
 	struct virtq *q = &t->q;
@@ -32,15 +44,20 @@ static bool queue_enable(struct virtio_mmio *t)
 	if (!n || n > t->ops->queue_max || (n & (n - 1)) || q->desc_gpa % 16 || q->avail_gpa % 2 ||
 	    q->used_gpa % 4)
 		return false;
-	if (gpa_pin(t->vm, q->desc_gpa, 16 * n, true, &q->pins[0], &desc) ||
-	    gpa_pin(t->vm, q->avail_gpa, 6 + 2 * n, true, &q->pins[1], &avail) ||
-	    gpa_pin(t->vm, q->used_gpa, 6 + 8 * n, true, &q->pins[2], &used)) {
+	if (t->vm->copy_io) {
+		if (!ring_readable(t, q->desc_gpa, 16 * n) || !ring_readable(t, q->avail_gpa, 6 + 2 * n) ||
+		    !ring_readable(t, q->used_gpa, 6 + 8 * n))
+			return false;
+	} else if (gpa_pin(t->vm, q->desc_gpa, 16 * n, true, &q->pins[0], &desc) ||
+		   gpa_pin(t->vm, q->avail_gpa, 6 + 2 * n, true, &q->pins[1], &avail) ||
+		   gpa_pin(t->vm, q->used_gpa, 6 + 8 * n, true, &q->pins[2], &used)) {
 		queue_release(t);
 		return false;
+	} else {
+		q->desc = desc;
+		q->avail = avail;
+		q->used = used;
 	}
-	q->desc = desc;
-	q->avail = avail;
-	q->used = used;
 	q->last_avail = 0;
 	q->used_idx = 0;
 	q->ready = true;
@@ -238,15 +255,94 @@ void virtio_mmio_fini(struct virtio_mmio *t)
 	pthread_mutex_destroy(&t->mu);
 }
 
-void virtq_push_used_locked(struct virtio_mmio *t, uint16_t head, uint32_t len)
+/* A ring the copy path could not reach: the driver made it private.  A driver error. */
+static bool ring_lost(struct virtio_mmio *t)
+{
+	t->status |= VIRTIO_STATUS_NEEDS_RESET;
+	return false;
+}
+
+bool virtq_avail_idx(struct virtio_mmio *t, uint16_t *idx)
 {
 	struct virtq *q = &t->q;
 
+	if (!t->vm->copy_io) {
+		*idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+		return true;
+	}
+	/*
+	 * The acquire: the ring entries are read after this, each by a system
+	 * call (no compiler reordering across it), and x86 keeps loads in order.
+	 */
+	return !gpa_read(t->vm, q->avail_gpa + offsetof(struct vring_avail, idx), idx, 2) ||
+	       ring_lost(t);
+}
+
+bool virtq_avail_ring(struct virtio_mmio *t, uint16_t i, uint16_t *head)
+{
+	struct virtq *q = &t->q;
+
+	if (!t->vm->copy_io) {
+		*head = q->avail->ring[i % q->num];
+		return true;
+	}
+	return !gpa_read(t->vm, q->avail_gpa + offsetof(struct vring_avail, ring) + 2 * (i % q->num),
+			 head, 2) ||
+	       ring_lost(t);
+}
+
+bool virtq_desc(struct virtio_mmio *t, uint16_t i, struct vring_desc *d)
+{
+	struct virtq *q = &t->q;
+
+	if (!t->vm->copy_io) {
+		memcpy(d, &q->desc[i], sizeof(*d));
+		return true;
+	}
+	return !gpa_read(t->vm, q->desc_gpa + (uint64_t)i * sizeof(*d), d, sizeof(*d)) ||
+	       ring_lost(t);
+}
+
+bool virtq_set_used_flags(struct virtio_mmio *t, uint16_t flags, bool fence)
+{
+	struct virtq *q = &t->q;
+
+	if (!t->vm->copy_io) {
+		if (fence) /* a full barrier: the flag store is seen before the ring is read */
+			__atomic_exchange_n(&q->used->flags, flags, __ATOMIC_SEQ_CST);
+		else
+			__atomic_store_n(&q->used->flags, flags, __ATOMIC_RELAXED);
+		return true;
+	}
+	if (gpa_write(t->vm, q->used_gpa + offsetof(struct vring_used, flags), &flags, 2))
+		return ring_lost(t);
+	if (fence) { /* a locked instruction: on x86 a full barrier (and TSan takes no fences) */
+		static int barrier;
+
+		__atomic_fetch_add(&barrier, 0, __ATOMIC_SEQ_CST);
+	}
+	return true;
+}
+
+void virtq_push_used_locked(struct virtio_mmio *t, uint16_t head, uint32_t len)
+{
+	struct virtq *q = &t->q;
+	struct vring_used_elem e = { head, len };
+	uint16_t idx = q->used_idx + 1;
+
 	if (!q->ready)
 		return;
-	q->used->ring[q->used_idx % q->num] = (struct vring_used_elem){ head, len };
-	q->used_idx++;
-	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	if (!t->vm->copy_io) {
+		q->used->ring[q->used_idx % q->num] = e;
+		__atomic_store_n(&q->used->idx, idx, __ATOMIC_RELEASE);
+	} else if (gpa_write(t->vm, q->used_gpa + offsetof(struct vring_used, ring) +
+					    sizeof(e) * (q->used_idx % q->num), &e, sizeof(e)) ||
+		   /* the release: x86 keeps stores in order, and each copy is a system call */
+		   gpa_write(t->vm, q->used_gpa + offsetof(struct vring_used, idx), &idx, 2)) {
+		ring_lost(t);
+		return;
+	}
+	q->used_idx = idx;
 	t->interrupt_status |= 1;
 	pthread_cond_broadcast(&t->used_cv);
 }

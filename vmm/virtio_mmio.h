@@ -6,7 +6,12 @@
  *
  * While a queue is ready its three rings are long-term pinned: the device
  * may read them at any time, so the guest cannot make them private (its
- * conversion fails with -EBUSY) until it resets the device.
+ * conversion fails with -EBUSY) until it resets the device.  Not with
+ * copy_io (hugetlbfs): there a long-term pin would refuse every conversion
+ * in the rings' huge page, the guest's private pages beside them included.
+ * The rings are then read and written with gpa_read()/gpa_write() at each
+ * access, and a ring the guest made private is a driver error: the device
+ * sets NEEDS_RESET and takes nothing more until the driver resets it.
  */
 #ifndef GMEM_VMM_VIRTIO_MMIO_H
 #define GMEM_VMM_VIRTIO_MMIO_H
@@ -18,7 +23,7 @@ struct virtq {
 	uint32_t num;
 	bool ready;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
-	/* while ready: the rings through the device view, and their pins */
+	/* while ready, without copy_io: the rings through the device view, and their pins */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
@@ -52,6 +57,17 @@ extern const struct mmio_ops virtio_mmio_ops;
 void virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const struct virtio_dev_ops *ops,
 		      void *dev);
 void virtio_mmio_fini(struct virtio_mmio *t);
+
+/*
+ * The rings of the ready queue, transport lock held: through the view, or
+ * copied (copy_io).  false when a ring cannot be reached (copy_io: the
+ * guest made a ring page private): the device then has NEEDS_RESET set.
+ */
+bool virtq_avail_idx(struct virtio_mmio *t, uint16_t *idx);
+bool virtq_avail_ring(struct virtio_mmio *t, uint16_t i, uint16_t *head); /* entry i % num */
+bool virtq_desc(struct virtio_mmio *t, uint16_t i, struct vring_desc *d); /* i < num */
+/* Set used->flags; `fence`: a full barrier after it, before the rings are read again. */
+bool virtq_set_used_flags(struct virtio_mmio *t, uint16_t flags, bool fence);
 
 /* Return a finished chain to the driver (takes the transport lock; _locked: held). */
 void virtq_push_used(struct virtio_mmio *t, uint16_t head, uint32_t len);

@@ -3,8 +3,8 @@
  * vm.h - gmem-vmm's machine: the VM, its vCPUs, memory map and devices.
  *
  * Guest memory is one gmem object; the VMM reaches it only through host
- * views (never the guest mapping, which is KVM's) and only for RAM that
- * gpa.c has classified and pinned.
+ * views or the library's copies (never the guest mapping, which is KVM's)
+ * and only for RAM that gpa.c has classified.
  */
 #ifndef GMEM_VMM_VM_H
 #define GMEM_VMM_VM_H
@@ -61,11 +61,22 @@ struct vm {
 	int ncpus;
 	bool init_private;
 	int fault_signal;
+	uint32_t backing;         /* GMEM_BACKING_* */
+	const char *backing_name; /* as --backing names it */
+	/*
+	 * How devices reach guest memory.  false: through dev_view, at the
+	 * addresses gpa_pin() returns (zero-copy).  true: gpa_read() and
+	 * gpa_write() into the VMM's own buffers, and dev_view is NULL - on
+	 * hugetlbfs, where a view refuses a whole huge page as soon as one of
+	 * its 4 KiB pieces is private, and the guest keeps private pages next
+	 * to its rings and buffers.
+	 */
+	bool copy_io;
 
 	int kvm_fd, vm_fd;
 	size_t run_size;
 	struct gmem *mem;
-	char *dev_view; /* a host view of all RAM: devices reach memory only through it */
+	char *dev_view; /* a host view of all RAM for the devices (NULL with copy_io) */
 	struct gpa_map map;
 	struct vcpu vcpus[MAX_VCPUS];
 	struct vm_device *devices; /* device.h: the hooks generic code calls */
@@ -100,9 +111,23 @@ struct gpa_pin {
 	uint64_t offset, len; /* the pinned pages of the gmem object */
 	bool longterm;
 };
+/*
+ * Pin the pages of RAM [gpa, gpa + len): 0, or -EFAULT (not RAM), -EACCES
+ * (a page is private), -EAGAIN (in transit).  *host: where the range is in
+ * dev_view; NULL with copy_io, where devices copy instead (below).
+ */
 int gpa_pin(struct vm *vm, uint64_t gpa, uint64_t len, bool longterm, struct gpa_pin *pin,
 	    void **host);
 void gpa_unpin(struct vm *vm, struct gpa_pin *pin);
+/*
+ * Copy between buf and RAM [gpa, gpa + len) with gmem_read()/gmem_write(),
+ * all or nothing: 0; -EFAULT when the range is not all in one RAM region
+ * (MMIO, a hole, past the end); -EACCES when a page of it is not shared;
+ * another -errno from the library.  Safe on any page, pinned or not: the
+ * library refuses a private one instead of faulting.  len 0 does nothing.
+ */
+int gpa_read(struct vm *vm, uint64_t gpa, void *buf, uint64_t len);
+int gpa_write(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len);
 
 /* vcpu.c */
 void vm_end(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -2,7 +2,9 @@
 /*
  * inflight.c - a buffer in flight in virtio-blk cannot be made private:
  * -EAGAIN while the device holds it, success once the request completes.
- * Run with --disk-latency so that the request stays in flight.
+ * Run with --disk-latency so that the request stays in flight.  The host
+ * checks what converting a ring page answered, which depends on
+ * --device-io.
  */
 #include "rt.h"
 #include "virtio_blk.h"
@@ -28,7 +30,13 @@ int main(int cpu, int ncpus, uint64_t ram_size)
 	printf("inflight: after completion: %ld\n", r);
 	CHECK(r == 0);
 	CHECK(buf[0] == 0xfeedface);
-	/* the rings are the device's while the queue runs: long-term pinned */
-	CHECK(map_gpa_range((uintptr_t)blk.desc, 1, HC_MAP_GPA_RANGE_ENCRYPTED) == -EBUSY);
+	/*
+	 * The rings are the device's while the queue runs: long-term pinned
+	 * (-EBUSY) with --device-io map; with copy they are read at each access
+	 * and nothing holds them (0: the queue is then broken, ring_private.c).
+	 */
+	r = map_gpa_range((uintptr_t)blk.desc, 1, HC_MAP_GPA_RANGE_ENCRYPTED);
+	printf("inflight: converting a ring page: %ld\n", r);
+	CHECK(r == -EBUSY || r == 0);
 	return 0;
 }
