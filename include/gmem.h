@@ -384,6 +384,42 @@ GMEM_API int gmem_huge_info(struct gmem *g, struct gmem_huge_info *info);
  */
 GMEM_API int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error_offset);
 
+/*
+ * Write tracking: which pages were written since tracking started, or since
+ * the collect that last reported them.  No write is ever missed - by a host
+ * view (whenever mapped), gmem_write(), a discard (its zeroing is a write),
+ * and with GMEM_TRACK_GUEST the guest through the guest mapping and KVM on
+ * its behalf - across conversions, view unmaps and moves, and concurrent
+ * collects (a write racing a collect is reported by it or the next).  A
+ * page may be reported that was not written (false positives): a view the
+ * process unmapped behind the library's back counts all its pages written,
+ * hugetlbfs reports whole huge pages, and a discard or fresh-private
+ * conversion rewrites pages.  A read through a view is not a write.
+ * Private pages stay unreadable to views throughout.  Tracking the guest
+ * mapping splits the huge mappings of a THP guest mapping into 4 KiB ones
+ * while it lasts (gmem_collapse() merges them after gmem_track_stop()).
+ */
+#define GMEM_TRACK_GUEST (1u << 0) /* gmem_track_start(): writes through the guest mapping too */
+#define GMEM_TRACK_PEEK (1u << 0)  /* gmem_track_collect(): report without clearing */
+
+/*
+ * Start tracking: -EBUSY if already tracking, -EOPNOTSUPP without the
+ * kernel's asynchronous userfaultfd write-protect (Linux 6.7).
+ */
+GMEM_API int gmem_track_start(struct gmem *g, unsigned int flags);
+/* Stop tracking, forgetting what was not collected; -EINVAL if not tracking. */
+GMEM_API int gmem_track_stop(struct gmem *g);
+/*
+ * Bit i of bitmap (len / 4 KiB bits, the words' low bits first) set when
+ * the page at offset + i * 4 KiB was written; returns how many bits it
+ * set, or -errno (-EINVAL when not tracking or for a bad range).  Clears
+ * what it reports, atomically with respect to writers, unless
+ * GMEM_TRACK_PEEK.  -EAGAIN if the process kept moving or unmapping views
+ * behind the library's back for a second (nothing is lost: ask again).
+ */
+GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len,
+				    uint64_t *bitmap, unsigned int flags);
+
 /* gmem_addr_offset() kinds */
 #define GMEM_ADDR_VIEW 1  /* a host view of the object */
 #define GMEM_ADDR_GUEST 2 /* the guest mapping */

@@ -194,7 +194,7 @@ byte finished;
  * One MADV_DONTNEED over the span of the marked pages of [f, e): clears
  * PTEs and markers alike, then the marks.
  * C: src/view.c views_zap() #e57b881e
- * C: src/view.c zap_view() #5dc26d5b
+ * C: src/view.c zap_view() #09ff86de
  */
 #define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0
 #define ZAP_BODY(f, e) if \
@@ -410,7 +410,7 @@ inline release(rf, re, longterm)
  * fault thread, which decides under g->lock shared.  mine: the toucher
  * holds a pin on p (its I/O must go through).  parked: the fault thread
  * left the touch unwoken until the waiting conversion ends (views_wake()).
- * C: src/fault.c handle_fault() #0f5a507f
+ * C: src/fault.c handle_fault() #37f91307
  * C: src/convert.c transit_waiting_at() #425a77de
  */
 inline touch(p, mine)
@@ -435,16 +435,16 @@ inline touch(p, mine)
 			mapped[p] = 1; pte[p] = 1
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
-			/* C: src/fault.c handle_fault() #0f5a507f */
+			/* C: src/fault.c handle_fault() #37f91307 */
 			mapped[p] = 1; pte[p] = 1
 #ifndef NOPARK
 		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
-			/* C: src/fault.c handle_fault() #0f5a507f */
+			/* C: src/fault.c handle_fault() #37f91307 */
 			assert(!mine);
 			parked = 1 /* no mark: the outcome decides */
 #endif
 		:: else ->
-			/* C: src/view.c views_deny() #424cc0cd */
+			/* C: src/view.c views_deny() #4995f66f */
 			marker[p] = 1; denied[p] = 1
 		fi
 	   }
@@ -509,7 +509,7 @@ proctype toucher(byte p1, p2)
  * guards a conversion on hugetlbfs, whose zap of a whole huge page must
  * see every pin on it (to_private_huge(): not modelled apart, it is this
  * protocol with a state change in place of the punch).
- * C: src/discard.c gmem_discard() #ff2445cb
+ * C: src/discard.c gmem_discard() #479c586a
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
  * C: src/convert.c to_private_huge() #5edf3031

@@ -72,8 +72,22 @@ struct uffdio_move {
 #define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
 #endif
 
+/* userfaultfd write-protect: unpopulated entries (Linux 6.4), asynchronous (6.7) */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1) /* Linux 6.4 */
+#endif
+
 /* /proc/PID/pagemap PAGEMAP_SCAN ioctl, Linux 6.7 */
 #ifndef PAGEMAP_SCAN
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#define PAGE_IS_WRITTEN (1 << 1)
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_HUGE (1 << 6) /* a PMD or PUD entry (hugetlb: every entry, present or not) */
 struct page_region {

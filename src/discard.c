@@ -46,8 +46,11 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	end = first + (len >> PAGE_SHIFT);
 	lock_exclusive(g);
 	err = pins_hold(g, first, end) ? -EBUSY : sys_result(huge_punch(g, first, end));
-	if (!err)
-		pages_forget_populated(g, first, end);
+	if (!err) {
+		pages_clear(g, first, end, PW_POPULATED);
+		if (g->tracking)
+			track_mark(g, first, end); /* the zeroing is a write */
+	}
 	if (!err && g->b.hugetlb)
 		err = discard_huge(g, first, end);
 	else if (!err)

@@ -65,7 +65,8 @@ static int map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bo
 		allocated = true;
 	while (a < end) {
 		uint64_t done;
-		int err = uffd_continue(g->uffd, a, end - a, &done);
+		/* write-protected while tracking: a read is not a write */
+		int err = uffd_continue(g->uffd, a, end - a, g->tracking, &done);
 
 		a += done;
 		if (!err)
@@ -173,7 +174,7 @@ static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 		 * nothing it may not: refuse, never wake it unanswered.
 		 */
 		addr &= ~(uintptr_t)(g->b.hugetlb ? g->b.align - 1 : 0);
-		uffd_poison(g->uffd, addr, g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE);
+		uffd_poison_over_wp(g->uffd, addr, g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE);
 		goto out;
 	}
 	count(&g->stats.host_faults, 1);

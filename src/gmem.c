@@ -125,7 +125,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	g->npages = cfg->size >> PAGE_SHIFT;
 	g->fault_signal = cfg->fault_signal ? cfg->fault_signal : SIGBUS;
 	g->wait_timeout_ms = cfg->wait_timeout_ms ? cfg->wait_timeout_ms : 1000;
-	g->uffd = g->stopfd = g->spare_fd = g->maps_fd = -1;
+	g->uffd = g->stopfd = g->spare_fd = g->maps_fd = g->track_pm = -1;
 	g->debug = getenv("GMEM_DEBUG") && !strcmp(getenv("GMEM_DEBUG"), "1");
 
 	err = fork_probe_init(g);
@@ -160,6 +160,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 		goto err_fresh;
 	g->follows_fork = have & UFFD_HAVE_FORK;
 	g->can_probe = have & UFFD_HAVE_PROBE;
+	g->can_track = have & UFFD_HAVE_WP;
 	err = fault_start(g);
 	if (err)
 		goto err_uffd;
@@ -219,6 +220,8 @@ int gmem_destroy(struct gmem *g)
 		free(t->report);
 		free(t);
 	}
+	if (g->track_pm >= 0)
+		close(g->track_pm);
 	fresh_fini(g);
 	huge_fini(g);
 	backing_close(&g->b);

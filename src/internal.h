@@ -176,6 +176,17 @@ struct gmem {
 
 	char *fresh_buf; /* GMEM_F_FRESH_PRIVATE: the copy-out buffer (fresh.c), under lock */
 
+	/* write tracking (track.c): set and cleared with g->lock exclusive */
+	bool can_track;    /* the userfaultfd has asynchronous write-protect */
+	bool tracking, track_guest;
+	int track_pm;      /* /proc/self/pagemap, for the scans */
+	/*
+	 * A written note could not be kept (no memory for a pin word): every
+	 * page counts as written until a collect of the whole object reports
+	 * them.  Set by anyone tracking, read and cleared by collects.
+	 */
+	_Atomic bool track_all;
+
 	bool uffd_gone; /* under lock: the userfaultfd was closed behind our back */
 	int spare_fd;   /* the reader's: a descriptor to give up when none is free */
 	int maps_fd;    /* the fault thread's: /proc/self/maps, to ask what is mapped (os/maps.c) */
@@ -298,13 +309,16 @@ uint64_t pins_total(struct gmem *g);
  */
 bool pins_hold(struct gmem *g, uint64_t first, uint64_t end);
 /*
- * The library's note of pages it knows are in the backing file (g->lock
- * held, either way; a discard forgets, with it exclusive): whether all of
- * [first, end) are; note them (nothing if there is no memory to).
+ * Notes the library keeps in the pages' pin words, beside the counts
+ * (core/pinword.h: PW_POPULATED, PW_WRITTEN), with g->lock held either
+ * way: whether every page of [first, end) has the bit; set it (false if
+ * there was no memory for a page's word: see track.c for what a written
+ * note does then); clear it; read one page's and clear it unless peek.
  */
-bool pages_populated(struct gmem *g, uint64_t first, uint64_t end);
-void pages_mark_populated(struct gmem *g, uint64_t first, uint64_t end);
-void pages_forget_populated(struct gmem *g, uint64_t first, uint64_t end);
+bool pages_all(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
+bool pages_mark(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
+void pages_clear(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
+bool page_take(struct gmem *g, uint64_t page, uint64_t bit, bool peek);
 void pins_release_hold(struct gmem *g, uint64_t first, uint64_t end);
 void pins_wake_waiters(struct gmem *g);
 
@@ -383,6 +397,16 @@ int addr_init(struct gmem *g);
 void addr_fini(struct gmem *g);
 /* Copy where the views are now for gmem_addr_offset() (g->lock exclusive). */
 void addr_publish(struct gmem *g);
+
+/* track.c (g->tracking read with g->lock held either way) */
+/* The library's own record: [first, end) written (a copy, a discard, a zap's scan). */
+void track_mark(struct gmem *g, uint64_t first, uint64_t end);
+/*
+ * After a zap of pages [s, e) of a mapping whose page 0 is at base: the
+ * range protected again (an entry a zap left empty reads as written).  A
+ * no-op when not tracking.
+ */
+void track_after_zap(struct gmem *g, uintptr_t base, uint64_t s, uint64_t e);
 
 /* fault.c: the reader and fault threads, started and stopped together */
 int fault_start(struct gmem *g);

@@ -89,19 +89,19 @@ void pins_wake_waiters(struct gmem *g)
 	pthread_mutex_unlock(&g->wait_mu);
 }
 
-bool pages_populated(struct gmem *g, uint64_t first, uint64_t end)
+bool pages_all(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit)
 {
 	pinword_t *w = NULL;
 
 	for (uint64_t p = first; p < end; p++) {
 		w = p == first || !(p & (PINMAP_LEAF_PAGES - 1)) ? pinmap_word(&g->pins, p) : w + 1;
-		if (!w || !(atomic_load_explicit(w, memory_order_relaxed) & PW_POPULATED))
+		if (!w || !(atomic_load_explicit(w, memory_order_relaxed) & bit))
 			return false;
 	}
 	return true;
 }
 
-void pages_mark_populated(struct gmem *g, uint64_t first, uint64_t end)
+bool pages_mark(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit)
 {
 	pinword_t *w = NULL;
 
@@ -110,17 +110,27 @@ void pages_mark_populated(struct gmem *g, uint64_t first, uint64_t end)
 			    ? pinmap_word_create(&g->pins, p, init_words, g)
 			    : w + 1;
 		if (!w)
-			return; /* no memory for the note: copies take the slow way */
-		atomic_fetch_or_explicit(w, PW_POPULATED, memory_order_relaxed);
+			return false;
+		atomic_fetch_or(w, bit);
 	}
+	return true;
 }
 
-void pages_forget_populated(struct gmem *g, uint64_t first, uint64_t end)
+void pages_clear(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit)
 {
 	pinword_t *w;
 
 	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end)); p++)
-		atomic_fetch_and_explicit(w, ~PW_POPULATED, memory_order_relaxed);
+		atomic_fetch_and(w, ~bit);
+}
+
+bool page_take(struct gmem *g, uint64_t page, uint64_t bit, bool peek)
+{
+	pinword_t *w = pinmap_word(&g->pins, page);
+
+	if (!w)
+		return false;
+	return (peek ? atomic_load(w) : atomic_fetch_and(w, ~bit)) & bit;
 }
 
 bool pins_hold(struct gmem *g, uint64_t first, uint64_t end)

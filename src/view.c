@@ -24,6 +24,12 @@
 
 #define PAGE_ADDR(v, p) ((v)->addr + (((p) - (v)->first) << PAGE_SHIFT))
 
+/* Where page 0 of the object would be in view v's mapping (an address to count from). */
+static inline uintptr_t view_base(const struct view *v)
+{
+	return (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
+}
+
 /* The index of the first view at or above addr. */
 static size_t view_index(struct gmem *g, uintptr_t addr)
 {
@@ -129,6 +135,35 @@ static void round_to_blocks(const struct gmem *g, uint64_t *s, uint64_t *e)
 	*e = (*e + bp - 1) & ~(bp - 1);
 }
 
+/*
+ * Tracking writes: count every page view v may map in [s, e) as written.
+ * A zap takes the page-table entries that say what was written, and a
+ * write can land between any look at them and the zap (the writer needs
+ * no lock: the entry is mapped), so what is mapped counts, read or written
+ * (track.c; a conversion's false positives, which the benchmark counts).
+ */
+static void track_mapped(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
+{
+	struct runmap_iter it;
+	struct run r;
+
+	if (!g->tracking)
+		return;
+	if (v->mapped_lost) {
+		track_mark(g, s, e);
+		return;
+	}
+	runmap_iter_start(&it, &v->mapped, s, e);
+	while (runmap_iter_next(&it, &r)) {
+		uint64_t rs = r.start, re = r.end;
+
+		if (!r.val)
+			continue;
+		round_to_blocks(g, &rs, &re); /* a huge page is mapped whole */
+		track_mark(g, rs, re);
+	}
+}
+
 /* Unmap [s, e) of view v (both clipped to it), skipping what it cannot map. */
 static int zap_view(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool strict,
 		    bool *zapped)
@@ -158,9 +193,11 @@ static int zap_view(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool
 		e = hi;
 	}
 	round_to_blocks(g, &s, &e);
+	track_mapped(g, v, s, e);
 	err = zap_range(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, strict);
 	if (err)
 		return err;
+	track_after_zap(g, view_base(v), s, e);
 	*zapped = true;
 	/*
 	 * Cleared only after the zap (if clearing fails the marks stay a
@@ -289,7 +326,11 @@ static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
 		if (v->prot_used && mprotect(a, len, PROT_READ | PROT_WRITE) && errno != ENOMEM)
 			return sys_result(-errno);
 	}
-	return zap_range(a, len, false);
+	int err = zap_range(a, len, false);
+
+	if (!err)
+		track_after_zap(g, view_base(v), s, e); /* marks were no writes */
+	return err;
 }
 
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end, bool strict)
@@ -381,6 +422,9 @@ void views_deny(struct gmem *g, struct view *v, uint64_t first, uint64_t end)
 	bool marked = false;
 
 	if (g->fault_signal == SIGSEGV && g->can_probe) {
+		/* a guard will not replace a write-protect marker either (see uffd_poison_over_wp()) */
+		if (g->tracking)
+			uffd_writeprotect(g->uffd, (uintptr_t)a, len, false);
 		views_gate_enter(g);
 		if (!records_current(g)) {
 			views_gate_leave(g);
@@ -402,7 +446,7 @@ void views_deny(struct gmem *g, struct view *v, uint64_t first, uint64_t end)
 	}
 	count(&g->stats.host_faults_denied, 1);
 	if (!marked)
-		uffd_poison(g->uffd, (uintptr_t)a, len);
+		uffd_poison_over_wp(g->uffd, (uintptr_t)a, len);
 	if (!runmap_reserve(&v->denied, 2))
 		runmap_set(&v->denied, first, end, 1);
 	else
@@ -619,6 +663,9 @@ void views_unmapped(struct gmem *g, uintptr_t s, uintptr_t e, bool notice)
 			continue;
 		}
 		if ((v = view_isolate(g, v, ps, e))) {
+			/* its entries went with it, written ones too: count it all written */
+			if (notice && g->tracking)
+				track_mark(g, v->first, v->end);
 			view_remove(g, v);
 			view_free(v);
 		}
@@ -758,9 +805,15 @@ int gmem_view_map(struct gmem *g, uint64_t offset, uint64_t len, unsigned int fl
 	err = sys_result(backing_map(&g->b, offset, len, &v->addr));
 	if (err)
 		goto err_unlock;
-	err = sys_result(uffd_register(g->uffd, v->addr, len));
+	err = sys_result(uffd_register(g->uffd, v->addr, len, g->tracking));
 	if (err)
 		goto err_unmap;
+	/* tracking: nothing mapped in it is written yet */
+	if (g->tracking && (err = sys_result(uffd_writeprotect(g->uffd, (uintptr_t)v->addr, len,
+								true)))) {
+		uffd_unregister(g->uffd, v->addr, len);
+		goto err_unmap;
+	}
 	views_wait_current(g, (uintptr_t)v->addr, (uintptr_t)v->addr + len);
 	/*
 	 * Again: the wait may have let conversions and other views in.  And
@@ -811,6 +864,8 @@ int gmem_view_unmap(struct gmem *g, void *addr)
 		return -EINVAL;
 	}
 	v = g->views[i];
+	/* what was written through it leaves with its entries: record it first */
+	track_mapped(g, v, v->first, v->end);
 	view_remove(g, v);
 	addr_publish(g);
 	/*

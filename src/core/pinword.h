@@ -21,6 +21,8 @@
  *   bit  59      populated: the page is in the backing file, as far as the
  *                library knows (a copy may go through the guest mapping
  *                without a system call: access.c); cleared by a discard
+ *   bit  60      written: recorded by the library while tracking writes,
+ *                where the page tables cannot keep it (track.c)
  */
 #ifndef GMEM_CORE_PINWORD_H
 #define GMEM_CORE_PINWORD_H
@@ -43,6 +45,7 @@ typedef _Atomic uint64_t pinword_t;
 #define PW_STATE_MASK (3ULL << PW_STATE_SHIFT)
 #define PW_HELD (1ULL << 58)
 #define PW_POPULATED (1ULL << 59)
+#define PW_WRITTEN (1ULL << 60)
 #define PW_COUNTS (PW_SHORT_MASK | PW_LONG_MASK)
 
 static inline unsigned int pw_state(uint64_t w)

@@ -77,3 +77,35 @@ int pagemap_first_present(int fd, uintptr_t start, uintptr_t end, uintptr_t *fou
 		r = scan_read(fd, start, end, found);
 	return r;
 }
+
+#define WRITTEN_VEC 64
+
+int pagemap_written(int fd, uintptr_t start, uintptr_t end, bool reprotect,
+		    void (*fn)(void *arg, uintptr_t s, uintptr_t e), void *arg)
+{
+	struct page_region r[WRITTEN_VEC];
+
+	while (start < end) {
+		struct pm_scan_arg a = {
+			.size = sizeof(a),
+			.flags = reprotect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
+			.start = start,
+			.end = end,
+			.vec = (uintptr_t)r,
+			.vec_len = WRITTEN_VEC,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		int n = ioctl(fd, PAGEMAP_SCAN, &a);
+
+		if (n < 0)
+			return errno == ENOTTY ? -EOPNOTSUPP : -errno;
+		for (int i = 0; i < n; i++)
+			fn(arg, (uintptr_t)r[i].start, (uintptr_t)r[i].end);
+		/* the walk stops where the vector filled up: go on from there */
+		if (a.walk_end <= start)
+			return -EIO;
+		start = (uintptr_t)a.walk_end;
+	}
+	return 0;
+}

@@ -82,6 +82,13 @@ static int uffd_with(uint64_t features)
 	return fd;
 }
 
+/*
+ * Write tracking (track.c): write-protect resolved by the kernel itself,
+ * unpopulated entries protected too, on shmem and hugetlbfs.
+ */
+#define UFFD_TRACKING (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED | \
+		       UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+
 int uffd_open(int *out, unsigned int *have, bool hugetlb)
 {
 	const uint64_t base = UFFD_FEATURES | UFFD_EVENTS |
@@ -98,11 +105,15 @@ int uffd_open(int *out, unsigned int *have, bool hugetlb)
 	};
 	int fd = -EOPNOTSUPP;
 
-	for (size_t i = 0; i < sizeof(wishes) / sizeof(wishes[0]); i++) {
-		fd = uffd_with(base | wishes[i]);
+	for (size_t i = 0; i < 2 * sizeof(wishes) / sizeof(wishes[0]); i++) {
+		/* each wish with tracking first, then without */
+		uint64_t wish = wishes[i / 2] | (i % 2 ? 0 : UFFD_TRACKING);
+
+		fd = uffd_with(base | wish);
 		if (fd >= 0) {
-			*have = (wishes[i] & UFFD_FEATURE_EVENT_FORK ? UFFD_HAVE_FORK : 0) |
-				(wishes[i] & UFFD_FEATURE_MOVE ? UFFD_HAVE_PROBE : 0);
+			*have = (wish & UFFD_FEATURE_EVENT_FORK ? UFFD_HAVE_FORK : 0) |
+				(wish & UFFD_FEATURE_MOVE ? UFFD_HAVE_PROBE : 0) |
+				(wish & UFFD_TRACKING ? UFFD_HAVE_WP : 0);
 			break;
 		}
 		if (fd != -EPERM && fd != -EOPNOTSUPP)
@@ -127,14 +138,15 @@ bool uffd_changing(int fd, uintptr_t probe)
 	return !ioctl(fd, UFFDIO_MOVE, &m) || errno != EINVAL;
 }
 
-int uffd_register(int fd, void *addr, uint64_t len)
+int uffd_register(int fd, void *addr, uint64_t len, bool wp)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR,
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR |
+			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
 	};
 	const uint64_t need = (1ULL << _UFFDIO_CONTINUE) | (1ULL << _UFFDIO_POISON) |
-			      (1ULL << _UFFDIO_WAKE);
+			      (1ULL << _UFFDIO_WAKE) | (wp ? 1ULL << _UFFDIO_WRITEPROTECT : 0);
 
 	if (ioctl(fd, UFFDIO_REGISTER, &reg))
 		return -errno;
@@ -148,10 +160,30 @@ int uffd_unregister(int fd, void *addr, uint64_t len)
 	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
 }
 
-int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done)
+int uffd_register_wp(int fd, void *addr, uint64_t len)
+{
+	struct uffdio_register reg = { .range = { .start = (uintptr_t)addr, .len = len },
+				       .mode = UFFDIO_REGISTER_MODE_WP };
+
+	return ioctl(fd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+int uffd_writeprotect(int fd, uintptr_t addr, uint64_t len, bool protect)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = addr, .len = len },
+		/* the kernel takes DONTWAKE only with WP off; in async mode no one waits */
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return ioctl(fd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+int uffd_continue(int fd, uintptr_t addr, uint64_t len, bool wp, uint64_t *done)
 {
 	struct uffdio_continue c = { .range = { .start = addr, .len = len },
-				     .mode = UFFDIO_CONTINUE_MODE_DONTWAKE };
+				     .mode = UFFDIO_CONTINUE_MODE_DONTWAKE |
+					     (wp ? UFFDIO_CONTINUE_MODE_WP : 0) };
 	int err = ioctl(fd, UFFDIO_CONTINUE, &c) ? -errno : 0;
 
 	*done = err == 0 ? len : c.mapped > 0 ? (uint64_t)c.mapped : 0;
@@ -164,6 +196,22 @@ int uffd_poison(int fd, uintptr_t addr, uint64_t len)
 				   .mode = UFFDIO_POISON_MODE_DONTWAKE };
 
 	return ioctl(fd, UFFDIO_POISON, &p) ? -errno : 0;
+}
+
+int uffd_poison_over_wp(int fd, uintptr_t addr, uint64_t len)
+{
+	int err = uffd_poison(fd, addr, len);
+
+	/*
+	 * A write-protect marker (tracking: an entry protected before it was
+	 * populated) is an entry UFFDIO_POISON will not overwrite (EEXIST),
+	 * though the page has none: lift it first.  No write is lost - a page
+	 * refused is written through no view until it is shared again, and
+	 * re-sharing protects it again (track.c).
+	 */
+	if (err == -EEXIST && !uffd_writeprotect(fd, addr, len, false))
+		err = uffd_poison(fd, addr, len);
+	return err;
 }
 
 int uffd_wake(int fd, uintptr_t addr, uint64_t len)

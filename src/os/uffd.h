@@ -30,6 +30,7 @@
  */
 #define UFFD_HAVE_FORK (1u << 0)
 #define UFFD_HAVE_PROBE (1u << 1)
+#define UFFD_HAVE_WP (1u << 2) /* asynchronous write-protect: write tracking */
 int uffd_open(int *fd, unsigned int *have, bool hugetlb);
 
 /*
@@ -39,20 +40,32 @@ int uffd_open(int *fd, unsigned int *have, bool hugetlb);
  */
 bool uffd_changing(int fd, uintptr_t probe);
 
-int uffd_register(int fd, void *addr, uint64_t len);
+/* For missing and minor faults, and write-protect too with wp (tracking). */
+int uffd_register(int fd, void *addr, uint64_t len, bool wp);
+/* For write-protect alone (the guest mapping, tracked: no fault comes here). */
+int uffd_register_wp(int fd, void *addr, uint64_t len);
+/*
+ * Write-protect [addr, addr + len) (protect), entries not yet populated
+ * too, or lift it; the kernel lifts it itself on the next write, which
+ * PAGEMAP_SCAN then reports as written (os/pagemap.h).
+ */
+int uffd_writeprotect(int fd, uintptr_t addr, uint64_t len, bool protect);
 /* Also wakes the faults waiting in the range. */
 int uffd_unregister(int fd, void *addr, uint64_t len);
 
 /*
- * Map the page-cache pages behind [addr, addr + len).
+ * Map the page-cache pages behind [addr, addr + len), write-protected with
+ * wp (a read is not a write: tracking counts only what writes after).
  * The first page that is already mapped (-EEXIST) or has no page in the
  * cache (-EFAULT) stops it: -EAGAIN when pages before it were mapped (ask
  * again from there to learn which), and *done says how many bytes were.
  */
-int uffd_continue(int fd, uintptr_t addr, uint64_t len, uint64_t *done);
+int uffd_continue(int fd, uintptr_t addr, uint64_t len, bool wp, uint64_t *done);
 
 /* Mark [addr, addr + len) so that a touch gets SIGBUS. */
 int uffd_poison(int fd, uintptr_t addr, uint64_t len);
+/* The same over write-protect markers (write tracking) too. */
+int uffd_poison_over_wp(int fd, uintptr_t addr, uint64_t len);
 
 int uffd_wake(int fd, uintptr_t addr, uint64_t len);
 

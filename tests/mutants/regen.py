@@ -38,7 +38,7 @@ muts=[
   'a discard punches pages only a long-term pin holds','test_transitions'),
  ('audit-skips-last-view','src/audit.c','	for (size_t i = 0; !err && (v = views_next(g, &i, 0, g->npages, &s, &e));) {','	for (size_t i = 0; !err && (v = views_next(g, &i, 0, g->npages, &s, &e)) && i < g->nviews;) {',
   'the audit skips the highest-addressed view','test_audit'),
- ('copy-after-unlock','src/access.c','	if (pages_populated(g, first, end))\n		memcpy(buf, g->b.guest + offset, len);\n	else\n		err = read_slow(g, buf, offset, len);\n	unlock(g);','	unlock(g);\n	if (pages_populated(g, first, end))\n		memcpy(buf, g->b.guest + offset, len);\n	else\n		err = read_slow(g, buf, offset, len);',
+ ('copy-after-unlock','src/access.c','	if (pages_all(g, first, end, PW_POPULATED))\n		copy_shared(buf, g->b.guest + offset, len);\n	else\n		err = read_slow(g, buf, offset, len);\n	unlock(g);','	unlock(g);\n	if (pages_all(g, first, end, PW_POPULATED))\n		copy_shared(buf, g->b.guest + offset, len);\n	else\n		err = read_slow(g, buf, offset, len);',
   'gmem_read() copies after it lets conversions in','test_access'),
  ('copy-skips-last-page','src/access.c','	uint64_t end = (offset + len + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;','	uint64_t end = (offset + len) >> PAGE_SHIFT;',
   'a copy checks every page but the one its last byte is in','test_access'),

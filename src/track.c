@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+/*
+ * track.c - write tracking: which pages were written since last asked.
+ *
+ * The kernel does the fast part.  Views (and, with GMEM_TRACK_GUEST, the
+ * guest mapping) are write-protected through userfaultfd in asynchronous
+ * mode: the first write to a page lifts the protection in the kernel, with
+ * no fault for anyone to answer, and PAGEMAP_SCAN reports the pages whose
+ * protection was lifted - and protects them again in the same step.  The
+ * fault thread maps pages write-protected (UFFDIO_CONTINUE_MODE_WP), so a
+ * read through a view is not a write.
+ *
+ * What the page tables cannot keep, the library records itself, in a bit
+ * of each page's pin word (PW_WRITTEN).  A zap takes a view's entries away,
+ * write-protected or written, and a write through a mapped entry needs no
+ * lock, so it can land between any look at the entry and the zap: every
+ * page a zap may take (what the view may map: view->mapped) is recorded as
+ * written, and after the zap the range is protected again (an entry the
+ * zap left empty would otherwise read as written) - a conversion's false
+ * positives are the pages views had mapped.  A view unmapped through the
+ * library is recorded the same way; one the process unmaps behind its back
+ * takes its entries before the library hears of it, so all of its pages
+ * are.  gmem_write() and gmem_discard() (a discard's zeroing is a write)
+ * record theirs.  A collect reports the scans and the record together, and
+ * clears both.
+ *
+ * No write is missed: a write either lands before a scan's visit of its
+ * entry (the scan reports it), or after it (the entry is protected again,
+ * so the write lifts the protection and the next scan reports it); a page
+ * whose entry a zap takes was recorded before the zap; a record bit is set
+ * after the write it stands for and cleared by an atomic exchange, so a
+ * collect racing it reports it or leaves it for the next.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "os/pagemap.h"
+#include "os/uffd.h"
+
+void track_mark(struct gmem *g, uint64_t first, uint64_t end)
+{
+	if (!pages_mark(g, first, end, PW_WRITTEN))
+		atomic_store(&g->track_all, true); /* no false negative, ever */
+}
+
+void track_after_zap(struct gmem *g, uintptr_t base, uint64_t s, uint64_t e)
+{
+	if (g->tracking)
+		uffd_writeprotect(g->uffd, base + (s << PAGE_SHIFT), (e - s) << PAGE_SHIFT, true);
+}
+
+/* Every view's registration, with write-protect or without; the first error. */
+static int views_track(struct gmem *g, bool on)
+{
+	struct view *v;
+	uint64_t s, e;
+	int err = 0;
+
+	for (size_t i = 0; (v = views_next(g, &i, 0, g->npages, &s, &e));) {
+		uint64_t len = (v->end - v->first) << PAGE_SHIFT;
+		int r = 0;
+
+		if (!on)
+			uffd_writeprotect(g->uffd, (uintptr_t)v->addr, len, false);
+		r = uffd_register(g->uffd, v->addr, len, on);
+		if (!r && on)
+			r = uffd_writeprotect(g->uffd, (uintptr_t)v->addr, len, true);
+		if (r && !err)
+			err = r;
+	}
+	return err;
+}
+
+static int guest_track(struct gmem *g, bool on)
+{
+	if (!on) {
+		uffd_writeprotect(g->uffd, (uintptr_t)g->b.guest, g->b.size, false);
+		return uffd_unregister(g->uffd, g->b.guest, g->b.size);
+	}
+	return uffd_register_wp(g->uffd, g->b.guest, g->b.size) ?:
+	       uffd_writeprotect(g->uffd, (uintptr_t)g->b.guest, g->b.size, true);
+}
+
+int gmem_track_start(struct gmem *g, unsigned int flags)
+{
+	int err;
+
+	if (!g || (flags & ~GMEM_TRACK_GUEST))
+		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
+	if (!g->can_track)
+		return -EOPNOTSUPP;
+	views_lock(g, true);
+	if (g->tracking) {
+		unlock(g);
+		return -EBUSY;
+	}
+	if (g->track_pm < 0) {
+		err = pagemap_open(&g->track_pm);
+		if (err)
+			goto err_unlock;
+	}
+	err = views_track(g, true);
+	if (err)
+		goto err_views;
+	if (flags & GMEM_TRACK_GUEST) {
+		err = guest_track(g, true);
+		if (err)
+			goto err_guest;
+	}
+	pages_clear(g, 0, g->npages, PW_WRITTEN);
+	atomic_store(&g->track_all, false);
+	g->tracking = true;
+	g->track_guest = flags & GMEM_TRACK_GUEST;
+	unlock(g);
+	return 0;
+
+err_guest:
+	guest_track(g, false);
+err_views:
+	views_track(g, false);
+err_unlock:
+	unlock(g);
+	return sys_result(err);
+}
+
+int gmem_track_stop(struct gmem *g)
+{
+	if (!g)
+		return -EINVAL;
+	views_lock(g, true);
+	if (!g->tracking) {
+		unlock(g);
+		return -EINVAL;
+	}
+	/* best effort: a registration left behind costs a spurious protection, nothing else */
+	views_track(g, false);
+	if (g->track_guest)
+		guest_track(g, false);
+	g->tracking = g->track_guest = false;
+	pages_clear(g, 0, g->npages, PW_WRITTEN);
+	unlock(g);
+	return 0;
+}
+
+struct scan_to_bitmap {
+	struct gmem *g;
+	uint64_t *bitmap;
+	uint64_t first, end; /* the pages the bitmap covers */
+	uintptr_t base;      /* the address of page 0 in the mapping scanned */
+	bool view;           /* the mapping scanned is a view */
+};
+
+static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
+{
+	struct scan_to_bitmap *b = arg;
+	uint64_t ps = (s - b->base) >> PAGE_SHIFT, pe = (e - b->base) >> PAGE_SHIFT;
+	struct runmap_iter it;
+	struct run r;
+
+	ps = ps > b->first ? ps : b->first;
+	pe = pe < b->end ? pe : b->end;
+	/*
+	 * No view writes a private page: an entry a view holds for one is a
+	 * refusal's mark, which the kernel counts as written (not a
+	 * write-protected entry).  The guest mapping's count.
+	 */
+	runmap_iter_start(&it, &b->g->states, ps, pe);
+	while (runmap_iter_next(&it, &r)) {
+		if (b->view && r.val == GMEM_PRIVATE)
+			continue;
+		for (uint64_t p = r.start; p < r.end; p++)
+			b->bitmap[(p - b->first) / 64] |= 1ULL << ((p - b->first) % 64);
+	}
+}
+
+/* The scans of a collect, with g->lock held shared and the records current. */
+static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotect)
+{
+	struct view *v;
+	uint64_t s, e;
+	int err = 0;
+
+	b->view = true;
+	for (size_t i = 0; !err && (v = views_next(g, &i, b->first, b->end, &s, &e));) {
+		b->base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
+		err = pagemap_written(g->track_pm, b->base + (s << PAGE_SHIFT),
+				      b->base + (e << PAGE_SHIFT), reprotect, bitmap_run, b);
+	}
+	if (!err && g->track_guest) {
+		b->view = false;
+		b->base = (uintptr_t)g->b.guest;
+		err = pagemap_written(g->track_pm, b->base + (b->first << PAGE_SHIFT),
+				      b->base + (b->end << PAGE_SHIFT), reprotect, bitmap_run, b);
+	}
+	return err;
+}
+
+int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *bitmap,
+			   unsigned int flags)
+{
+	struct scan_to_bitmap b;
+	struct timespec deadline = { 0, 0 };
+	bool peek = flags & GMEM_TRACK_PEEK;
+	int64_t n = 0;
+	int err;
+
+	if (!g || !bitmap || !range_ok(g, offset, len) || (flags & ~GMEM_TRACK_PEEK))
+		return -EINVAL;
+	b = (struct scan_to_bitmap){ g, bitmap, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT, 0,
+				     false };
+	/* once: a scan that protected pages again before a retry has reported them here */
+	memset(bitmap, 0, ((b.end - b.first + 63) / 64) * sizeof(*bitmap));
+	for (;;) {
+		bool current;
+
+		views_lock(g, false);
+		if (!g->tracking) {
+			unlock(g);
+			return -EINVAL;
+		}
+		/*
+		 * Scans read views where the records say they are: not while a
+		 * change is under way (a scan would meet the process's own
+		 * memory, and the kernel refuses to scan that: EPERM).
+		 */
+		views_gate_enter(g);
+		current = records_current(g);
+		err = current ? collect_scans(g, &b, !peek) : -ESTALE;
+		views_gate_leave(g);
+		if (err != -ESTALE && err != -EPERM)
+			break;
+		unlock(g);
+		if (!views_wait_records(g, &deadline))
+			return -EAGAIN; /* the process kept changing its mappings for a second */
+	}
+	if (!err) {
+		/* a note that could not be kept: everything, until a whole collect */
+		bool all = b.first == 0 && b.end == g->npages && !peek
+				   ? atomic_exchange(&g->track_all, false)
+				   : atomic_load(&g->track_all);
+
+		for (uint64_t p = b.first; p < b.end; p++)
+			if (page_take(g, p, PW_WRITTEN, peek) || all)
+				bitmap[(p - b.first) / 64] |= 1ULL << ((p - b.first) % 64);
+	}
+	unlock(g);
+	if (err)
+		return sys_result(err);
+	for (uint64_t w = 0; w < (b.end - b.first + 63) / 64; w++)
+		n += __builtin_popcountll(bitmap[w]);
+	return n;
+}

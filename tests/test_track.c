@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_track.c - write tracking: no write missed, reads not counted.
+ *
+ * Named after the kernel's userfaultfd write-protect selftests where they
+ * fit (wp-unpopulated, wp-async, pagemap-scan), with gmem's own cases:
+ * conversions that zap and refill views, views mapped after the start and
+ * unmapped behind the library's back, copies, discards, the guest
+ * mapping, and writers racing collects.  Every case on every backing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "harness.h"
+
+/* Pages one view unit apart: on hugetlbfs a huge page is tracked whole. */
+#define U env_view_unit(env)
+
+static uint64_t *bitmap_for(struct gmem *g)
+{
+	uint64_t *b = calloc((gmem_size(g) / PS + 63) / 64, sizeof(*b));
+
+	CHECK(b);
+	return b;
+}
+
+static bool bit(const uint64_t *b, uint64_t page)
+{
+	return b[page / 64] >> (page % 64) & 1;
+}
+
+/* Collect the whole object; the count it returned. */
+static int64_t collect(struct gmem *g, uint64_t *b, unsigned int flags)
+{
+	int64_t n = gmem_track_collect(g, 0, gmem_size(g), b, flags);
+
+	CHECK(n >= 0);
+	return n;
+}
+
+/* Start tracking, or skip with the reason. */
+static void start(struct gmem *g, unsigned int flags)
+{
+	int err = gmem_track_start(g, flags);
+
+	if (err == -EOPNOTSUPP)
+		SKIP("no asynchronous userfaultfd write-protect in this kernel");
+	CHECK_OK(err);
+}
+
+/* A read through a view is not a write; a write is, once; a collect clears it. */
+TEST(wp_async_write_reported_read_not)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+	volatile char x;
+
+	v[5 * U] = 1; /* before tracking: not reported */
+	start(g, 0);
+	CHECK_EQ(gmem_track_start(g, 0), -EBUSY);
+	x = v[2 * U];
+	x = v[5 * U];
+	(void)x;
+	v[3 * U + 7] = 2;
+	CHECK_EQ(collect(g, b, GMEM_TRACK_PEEK), (int64_t)(U / PS));
+	CHECK(bit(b, 3 * U / PS));
+	CHECK(!bit(b, 2 * U / PS) && !bit(b, 5 * U / PS));
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS)); /* peek left it */
+	CHECK_EQ(collect(g, b, 0), 0);                 /* reported: cleared */
+	v[3 * U] = 3;                                  /* written again */
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK_OK(gmem_track_stop(g));
+	CHECK_EQ(gmem_track_stop(g), -EINVAL);
+	CHECK_EQ(gmem_track_collect(g, 0, gmem_size(g), b, 0), -EINVAL);
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* Pages never mapped before the start (wp-unpopulated): their first write is reported. */
+TEST(wp_unpopulated_first_write_reported)
+{
+	struct gmem *g = tg_create(env, 4 * U, 0, 0);
+	uint64_t *b = bitmap_for(g);
+	char *v;
+
+	start(g, 0);
+	v = tg_view(g, 0); /* mapped after the start, never touched */
+	v[U + 1] = 1;
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK(bit(b, U / PS));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * Write, collect, convert private and back (the views are zapped and
+ * refilled), write or not, collect: the conversion loses no write, and a
+ * page not written after it is not reported.
+ */
+TEST(writes_survive_conversions)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0), *w = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+
+	start(g, 0);
+	v[U] = 1;
+	v[2 * U] = 2;
+	/* written through views, then zapped by the conversion: recorded before the zap */
+	CHECK_OK(gmem_convert(g, U, U, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_convert(g, U, U, GMEM_SHARED, 0, NULL));
+	CHECK_EQ(collect(g, b, 0), 2 * (int64_t)(U / PS));
+	CHECK(bit(b, U / PS) && bit(b, 2 * U / PS));
+	/*
+	 * Refilled through a view by a read: no write.  A conversion counts
+	 * what views map as written (a write may land up to its zap): a page
+	 * read, then converted, is a false positive; one no view maps is not.
+	 */
+	CHECK_EQ(v[U], 1);
+	CHECK_EQ(collect(g, b, 0), 0);
+	CHECK_OK(gmem_convert(g, U, U, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_convert(g, U, U, GMEM_SHARED, 0, NULL));
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK_EQ(w[U], 1);
+	/* a write after the round trip, through the other view */
+	w[U + 5] = 5;
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK(bit(b, U / PS));
+	/* with no view mapping anything, a round trip counts nothing */
+	CHECK_OK(gmem_view_unmap(g, v));
+	CHECK_OK(gmem_view_unmap(g, w));
+	collect(g, b, 0);
+	CHECK_OK(gmem_convert(g, 4 * U, U, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_convert(g, 4 * U, U, GMEM_SHARED, 0, NULL));
+	CHECK_EQ(collect(g, b, 0), 0);
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* gmem_write() and gmem_discard() write; gmem_read() does not. */
+TEST(copies_and_discards_reported)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	uint64_t *b = bitmap_for(g);
+	char buf[16] = "written";
+
+	start(g, 0);
+	CHECK_OK(gmem_write(g, 4 * U + 3, buf, sizeof(buf), NULL));
+	CHECK_OK(gmem_read(g, 6 * U, buf, sizeof(buf), NULL));
+	CHECK_EQ(collect(g, b, 0), 1);
+	CHECK(bit(b, 4 * U / PS));
+	CHECK_OK(gmem_discard(g, 2 * U, U));
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK(bit(b, 2 * U / PS));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A view unmapped - by the library or behind its back - takes its page
+ * tables, written entries too, away: what was written through it is still
+ * reported.
+ */
+TEST(writes_of_unmapped_views_reported)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	uint64_t *b = bitmap_for(g);
+	char *v, *w;
+
+	start(g, 0);
+	v = tg_view(g, 0);
+	w = tg_view(g, 0);
+	v[U] = 1;
+	w[3 * U] = 3;
+	CHECK_OK(gmem_view_unmap(g, v));
+	CHECK_OK(munmap(w, gmem_size(g))); /* behind its back */
+	CHECK(collect(g, b, 0) >= 2 * (int64_t)(U / PS));
+	CHECK(bit(b, U / PS) && bit(b, 3 * U / PS));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* GMEM_TRACK_GUEST: writes through the guest mapping, to private pages too. */
+TEST(guest_writes_reported)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	uint64_t *b = bitmap_for(g);
+	char *guest, *v = tg_view(g, 0);
+
+	CHECK_OK(gmem_guest_map(g, (void **)&guest));
+	CHECK_OK(gmem_convert(g, 2 * U, U, GMEM_PRIVATE, 0, NULL));
+	start(g, GMEM_TRACK_GUEST);
+	guest[2 * U] = 7; /* private */
+	guest[5 * U] = 5; /* shared */
+	CHECK_EQ(collect(g, b, 0), 2 * (int64_t)(U / PS));
+	CHECK(bit(b, 2 * U / PS) && bit(b, 5 * U / PS));
+	/* still unreadable to views */
+	CHECK_EQ(touch(v + 2 * U, false, NULL, NULL), env->sig);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_track_stop(g));
+	/* not tracked any more */
+	start(g, 0);
+	guest[6 * U] = 6;
+	CHECK_EQ(collect(g, b, 0), 0);
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+TEST(track_invalid_args)
+{
+	struct gmem *g = tg_create(env, 4 * U, 0, 0);
+	uint64_t *b = bitmap_for(g);
+
+	CHECK_EQ(gmem_track_start(NULL, 0), -EINVAL);
+	CHECK_EQ(gmem_track_start(g, 2), -EINVAL);
+	CHECK_EQ(gmem_track_stop(NULL), -EINVAL);
+	CHECK_EQ(gmem_track_collect(g, 0, PS, b, 0), -EINVAL); /* not tracking */
+	start(g, 0);
+	CHECK_EQ(gmem_track_collect(NULL, 0, PS, b, 0), -EINVAL);
+	CHECK_EQ(gmem_track_collect(g, 0, PS, NULL, 0), -EINVAL);
+	CHECK_EQ(gmem_track_collect(g, 1, PS, b, 0), -EINVAL);
+	CHECK_EQ(gmem_track_collect(g, 0, 0, b, 0), -EINVAL);
+	CHECK_EQ(gmem_track_collect(g, 0, gmem_size(g) + PS, b, 0), -EINVAL);
+	CHECK_EQ(gmem_track_collect(g, 0, PS, b, 2), -EINVAL);
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct race {
+	struct gmem *g;
+	char *v;
+	uint64_t npages;
+	atomic_bool stop;
+	atomic_ulong seq[64]; /* per page: writes done */
+};
+
+static void *writer(void *arg)
+{
+	struct race *r = arg;
+	uint64_t x = 88172645463325252ULL;
+
+	while (!atomic_load(&r->stop)) {
+		uint64_t p;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		p = x % r->npages;
+		/* a page converted private meanwhile refuses it: no write, not counted */
+		if (!touch(r->v + p * PS, true, &(uint8_t){ (uint8_t)x }, NULL))
+			atomic_fetch_add(&r->seq[p], 1);
+	}
+	return NULL;
+}
+
+/*
+ * A writer racing collects and conversions: a write done after one collect
+ * ended and before the next began is reported by the next (writes during a
+ * collect may be reported by it or the one after).
+ */
+TEST_OPTS(writes_racing_collects_and_conversions, .timeout_s = 30,
+	  .skip = B_HUGETLB | S_ANY | ONE_SIGNAL_EACH,
+	  .why = "4 KiB pages written at random: one signal each, hugetlbfs tracks huge pages")
+{
+	struct race r = { .g = tg_create(env, 64 * PS, 0, 0), .npages = 64 };
+	uint64_t *b = bitmap_for(r.g), after[64] = { 0 };
+	pthread_t t;
+
+	r.v = tg_view(r.g, 0);
+	start(r.g, 0);
+	CHECK_OK(pthread_create(&t, NULL, writer, &r));
+	for (int round = 0; round < 2000; round++) {
+		uint64_t before[64];
+
+		for (int p = 0; p < 64; p++)
+			before[p] = atomic_load(&r.seq[p]);
+		collect(r.g, b, 0);
+		for (int p = 0; p < 64; p++) {
+			if (before[p] > after[p] && !bit(b, p))
+				test_fail(__FILE__, __LINE__, "round %d page %d written (%llu writes before the collect, %llu after the last) not reported", round, p, (unsigned long long)before[p], (unsigned long long)after[p]);
+			after[p] = atomic_load(&r.seq[p]);
+		}
+		if (round % 7 == 0) {
+			/* a conversion zaps: what it zaps must not be lost */
+			uint64_t p = (uint64_t)round % 64;
+
+			if (!gmem_convert(r.g, p * PS, PS, GMEM_PRIVATE, 0, NULL))
+				CHECK_OK(gmem_convert(r.g, p * PS, PS, GMEM_SHARED, 0, NULL));
+		}
+	}
+	atomic_store(&r.stop, true);
+	CHECK_OK(pthread_join(t, NULL));
+	free(b);
+	CHECK_OK(gmem_destroy(r.g));
+}
