@@ -193,7 +193,7 @@ byte finished;
 /*
  * One MADV_DONTNEED over the span of the marked pages of [f, e): clears
  * PTEs and markers alike, then the marks.
- * C: src/view.c views_zap() #e57b881e
+ * C: src/view.c views_zap() #250257dc
  * C: src/view.c zap_view() #09ff86de
  */
 #define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0

@@ -246,9 +246,15 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict)
 
 	assert_exclusive(g);
 	if (strict) {
+		/*
+		 * A notice read but not applied: not here yet.  (One under way
+		 * is caught by the check after the zaps, which the gate keeps
+		 * true: asking the kernel here as well cost a conversion of one
+		 * page a sixth more, for an instant of a few microseconds.)
+		 */
 		views_gate_enter(g);
-		if (!records_current(g))
-			err = -ESTALE; /* an unmap or move not yet applied: not here yet */
+		if (atomic_load(&g->events_read) != atomic_load(&g->events_seq))
+			err = -ESTALE;
 	}
 	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));)
 		err = zap_view(g, v, s, e, strict, &zapped);
