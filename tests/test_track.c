@@ -297,3 +297,52 @@ TEST_OPTS(writes_racing_collects_and_conversions, .timeout_s = 30,
 	free(b);
 	CHECK_OK(gmem_destroy(r.g));
 }
+
+/* A collect of part of the object reports and clears that part only (pagemap-scan's ranges). */
+TEST(collect_covers_its_range_only)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+
+	start(g, 0);
+	v[U] = 1;
+	v[5 * U] = 5;
+	CHECK_EQ(gmem_track_collect(g, 4 * U, 4 * U, b, 0), (int64_t)(U / PS));
+	CHECK(bit(b, U / PS)); /* page 5 is bit 1 of a bitmap from page 4 */
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK(bit(b, U / PS) && !bit(b, 5 * U / PS));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * Tracking the guest mapping of a THP backing may map its huge pages with
+ * 4 KiB entries while it lasts (write-protect is per entry); after the
+ * stop, gmem_collapse() gives them back.  hugetlbfs protects and reports
+ * a huge page whole, and keeps its mappings.
+ */
+TEST_OPTS(track_guest_huge_mappings_given_back, .skip = B_SHMEM | S_ANY,
+	  .why = "a 4 KiB backing has no huge mappings")
+{
+	struct gmem *g = tg_create(env, 8 * env->unit, 0, 0);
+	struct gmem_huge_info hi;
+	uint64_t *b = bitmap_for(g);
+	char *guest;
+
+	CHECK_OK(gmem_guest_map(g, (void **)&guest));
+	memset(guest, 1, gmem_size(g));
+	CHECK_OK(gmem_huge_info(g, &hi));
+	CHECK_EQ(hi.blocks_guest_huge, 8);
+	start(g, GMEM_TRACK_GUEST);
+	guest[3 * env->unit + 5] = 2;
+	CHECK(collect(g, b, 0) >= 1);
+	CHECK(bit(b, 3 * env->unit / PS));
+	CHECK_OK(gmem_track_stop(g));
+	CHECK_OK(gmem_collapse(g, 0, gmem_size(g), NULL));
+	CHECK_OK(gmem_huge_info(g, &hi));
+	CHECK_EQ(hi.blocks_guest_huge, 8);
+	CHECK_EQ((uint8_t)guest[3 * env->unit + 5], 2);
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
