@@ -426,7 +426,7 @@ inline touch(p, mine)
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
-			/* C: src/fault.c map_window() #ec428695
+			/* C: src/fault.c map_window() #46445b47
 			 * C: src/view.c view_mark_mapped() #18cb3aa9 */
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1

@@ -46,9 +46,10 @@ struct wake {
 };
 
 /*
- * Map [s, e) of view v, the faulting page among them.  0, or -ENOMEM when
- * the backing could not give a page for it (the faulter retries - except
- * on hugetlbfs, handle_huge_fault()).
+ * Map [s, e) of view v, the faulting page among them.  0 (the faulter
+ * retries whatever was not mapped), -ENOMEM when the backing could not
+ * give a page for it (the faulter retries - except on hugetlbfs,
+ * handle_huge_fault()), or -EIO for a page the kernel cannot map.
  */
 static int map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bool missing,
 		      struct wake *wake)
@@ -88,17 +89,28 @@ static int map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bo
 				continue;
 			return -ENOMEM;
 		}
-		break; /* gone: the faulter retries */
+		/*
+		 * EIO: a page the hardware poisoned (the kernel's own fault would
+		 * SIGBUS): the caller refuses it, or the faulter would retry for
+		 * ever.  Anything else: gone; the faulter retries.
+		 */
+		return err == -EIO ? -EIO : 0;
 	}
 	return 0;
 }
 
-/* Map the stretch of [s, e) around page that view v does not map yet. */
+/*
+ * Map the stretch of [s, e) around page that view v does not map yet;
+ * a page the kernel cannot map (hardware poison) is refused instead.
+ */
 static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s, uint64_t e,
 		       bool missing, struct wake *wake)
 {
 	view_mark_mapped(v, page, &s, &e);
-	map_around(g, v, s, e, missing, wake);
+	/* the poisoned page may be a neighbour: ask for the faulting one alone */
+	if (map_around(g, v, s, e, missing, wake) == -EIO &&
+	    map_around(g, v, page, page + 1, missing, wake) == -EIO)
+		views_deny(g, v, page, page + 1);
 }
 
 /*
@@ -124,7 +136,7 @@ static void handle_huge_fault(struct gmem *g, struct view *v, uint64_t page, boo
 		return;
 	}
 	view_mark_mapped(v, bs, &s, &e);
-	if (map_around(g, v, bs, be, missing, wake) == -ENOMEM)
+	if (map_around(g, v, bs, be, missing, wake) < 0)
 		views_deny(g, v, bs, be);
 }
 
