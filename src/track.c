@@ -74,6 +74,32 @@ static int views_track(struct gmem *g, bool on)
 	return err;
 }
 
+/*
+ * g->lock exclusive, with no change to views under way: registering a
+ * range the process has just given to its own memory would make that
+ * memory fault to the library.  A second at most, as conversions wait.
+ */
+static void lock_records_current(struct gmem *g)
+{
+	struct timespec deadline = { 0, 0 };
+
+	for (;;) {
+		bool current;
+
+		views_lock(g, true);
+		views_gate_enter(g);
+		current = records_current(g);
+		views_gate_leave(g);
+		if (current)
+			return;
+		unlock(g);
+		if (!views_wait_records(g, &deadline)) {
+			views_lock(g, true);
+			return;
+		}
+	}
+}
+
 static int guest_track(struct gmem *g, bool on)
 {
 	if (!on) {
@@ -94,7 +120,7 @@ int gmem_track_start(struct gmem *g, unsigned int flags)
 		return -ECHILD;
 	if (!g->can_track)
 		return -EOPNOTSUPP;
-	views_lock(g, true);
+	lock_records_current(g);
 	if (g->tracking) {
 		unlock(g);
 		return -EBUSY;
@@ -132,7 +158,7 @@ int gmem_track_stop(struct gmem *g)
 {
 	if (!g)
 		return -EINVAL;
-	views_lock(g, true);
+	lock_records_current(g);
 	if (!g->tracking) {
 		unlock(g);
 		return -EINVAL;
