@@ -205,7 +205,7 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 {
 	struct scan_to_bitmap b;
 	struct timespec deadline = { 0, 0 };
-	bool peek = flags & GMEM_TRACK_PEEK;
+	bool peek = flags & GMEM_TRACK_PEEK, cleared = false;
 	int64_t n = 0;
 	int err;
 
@@ -213,16 +213,18 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 		return -EINVAL;
 	b = (struct scan_to_bitmap){ g, bitmap, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT, 0,
 				     false };
-	/* once: a scan that protected pages again before a retry has reported them here */
-	memset(bitmap, 0, ((b.end - b.first + 63) / 64) * sizeof(*bitmap));
 	for (;;) {
 		bool current;
 
 		views_lock(g, false);
 		if (!g->tracking) {
 			unlock(g);
-			return -EINVAL;
+			return -EINVAL; /* the bitmap untouched */
 		}
+		/* once: a scan that protected pages again before a retry has reported them here */
+		if (!cleared)
+			memset(bitmap, 0, ((b.end - b.first + 63) / 64) * sizeof(*bitmap));
+		cleared = true;
 		/*
 		 * Scans read views where the records say they are: not while a
 		 * change is under way (a scan would meet the process's own
