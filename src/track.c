@@ -29,7 +29,9 @@
  * so the write lifts the protection and the next scan reports it); a page
  * whose entry a zap takes was recorded before the zap; a record bit is set
  * after the write it stands for and cleared by an atomic exchange, so a
- * collect racing it reports it or leaves it for the next.
+ * collect racing it reports it or leaves it for the next.  A collect that
+ * fails records what its scans protected again (and all a failed scan
+ * covered) before it returns, for the next.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -178,7 +180,11 @@ static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
 	}
 }
 
-/* The scans of a collect, with g->lock held shared and the records current. */
+/*
+ * The scans of a collect, with g->lock held shared and the records current.
+ * A scan that fails may have protected part of its range again without
+ * saying what it found there: all of it counts as written.
+ */
 static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotect)
 {
 	struct view *v;
@@ -190,14 +196,40 @@ static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotec
 		b->base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
 		err = pagemap_written(g->track_pm, b->base + (s << PAGE_SHIFT),
 				      b->base + (e << PAGE_SHIFT), reprotect, bitmap_run, b);
+		if (err && reprotect)
+			track_mark(g, s, e);
 	}
 	if (!err && g->track_guest) {
 		b->view = false;
 		b->base = (uintptr_t)g->b.guest;
 		err = pagemap_written(g->track_pm, b->base + (b->first << PAGE_SHIFT),
 				      b->base + (b->end << PAGE_SHIFT), reprotect, bitmap_run, b);
+		if (err && reprotect)
+			track_mark(g, b->first, b->end);
 	}
 	return err;
+}
+
+/*
+ * Scans failed after others had protected what they found again: keep it
+ * in the records, for the next collect if this one gives up (a retry that
+ * succeeds reports it here all the same: its bits are in the bitmap).
+ */
+static void keep_found(struct gmem *g, const struct scan_to_bitmap *b)
+{
+	uint64_t n = b->end - b->first;
+
+	for (uint64_t i = 0; i < n;) {
+		uint64_t s;
+
+		if (!(b->bitmap[i / 64] >> (i % 64) & 1)) {
+			i++;
+			continue;
+		}
+		for (s = i; i < n && (b->bitmap[i / 64] >> (i % 64) & 1); i++)
+			;
+		track_mark(g, b->first + s, b->first + i);
+	}
 }
 
 int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *bitmap,
@@ -234,6 +266,8 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 		current = records_current(g);
 		err = current ? collect_scans(g, &b, !peek) : -ESTALE;
 		views_gate_leave(g);
+		if (err && !peek)
+			keep_found(g, &b);
 		if (err != -ESTALE && err != -EPERM)
 			break;
 		unlock(g);
