@@ -426,8 +426,8 @@ inline touch(p, mine)
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
-			/* C: src/fault.c map_window() #ec428695
-			 * C: src/view.c view_mark_mapped() #18cb3aa9 */
+			/* C: src/fault.c map_window() #bf75bf17
+			 * C: src/view.c view_mark_mapped() #4a5ccb6b */
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1
 			:: else /* a marked page that faulted anyway (reclaimed): it alone */

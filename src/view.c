@@ -385,14 +385,19 @@ void views_zap_idle(struct gmem *g, uint64_t first, uint64_t end)
 		views_zap(g, first, end, false);
 }
 
-void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
+bool view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
 {
 	uint64_t ms, me;
+	bool marked;
 
 	if (v->mapped_lost)
-		return;
-	if (runmap_get(&v->mapped, page, &ms, &me)) {
-		/* marked, yet it faulted: the kernel unmapped it (reclaim); just it */
+		return true;
+	marked = runmap_get(&v->mapped, page, &ms, &me);
+	if (marked) {
+		/*
+		 * Marked, yet it faulted: the kernel unmapped it (reclaim, a
+		 * huge page split by a discard or merged by a collapse); just it
+		 */
 		*s = page;
 		*e = page + 1;
 	} else {
@@ -403,6 +408,7 @@ void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
 		v->mapped_lost = true; /* from now on zaps cover the whole range */
 	else
 		runmap_set(&v->mapped, *s, *e, 1);
+	return marked;
 }
 
 /*

@@ -143,6 +143,35 @@ TEST(writes_survive_conversions)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/*
+ * The kernel takes a view's entries behind the library's back - a THP
+ * block's, all of them, when a discard of part of it splits it, or a
+ * collapse merges it - and a touch maps them again, write-protected: a
+ * write made before must still be reported.
+ */
+TEST(writes_survive_huge_page_splits_and_merges)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+	volatile char x;
+
+	start(g, 0);
+	v[0] = 1;
+	CHECK_OK(gmem_discard(g, 5 * U, U)); /* splits the block (THP) */
+	x = v[0];                            /* mapped again */
+	CHECK(collect(g, b, 0) >= 2 * (int64_t)(U / PS));
+	CHECK(bit(b, 0) && bit(b, 5 * U / PS));
+	v[U] = 2;
+	CHECK_OK(gmem_collapse(g, 0, gmem_size(g), NULL)); /* merges it (THP) */
+	x = v[U];
+	(void)x;
+	CHECK(collect(g, b, 0) >= (int64_t)(U / PS));
+	CHECK(bit(b, U / PS));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
 /* gmem_write() and gmem_discard() write; gmem_read() does not. */
 TEST(copies_and_discards_reported)
 {
