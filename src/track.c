@@ -155,6 +155,7 @@ struct scan_to_bitmap {
 	uint64_t first, end; /* the pages the bitmap covers */
 	uintptr_t base;      /* the address of page 0 in the mapping scanned */
 	bool view;           /* the mapping scanned is a view */
+	bool reprotect;      /* the scans protect what they report again */
 };
 
 static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
@@ -164,8 +165,6 @@ static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
 	struct runmap_iter it;
 	struct run r;
 
-	ps = ps > b->first ? ps : b->first;
-	pe = pe < b->end ? pe : b->end;
 	/*
 	 * No view writes a private page: an entry a view holds for one is a
 	 * refusal's mark, which the kernel counts as written (not a
@@ -173,9 +172,17 @@ static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
 	 */
 	runmap_iter_start(&it, &b->g->states, ps, pe);
 	while (runmap_iter_next(&it, &r)) {
+		uint64_t rs = r.start > b->first ? r.start : b->first;
+		uint64_t re = r.end < b->end ? r.end : b->end;
+
 		if (b->view && r.val == GMEM_PRIVATE)
 			continue;
-		for (uint64_t p = r.start; p < r.end; p++)
+		/* a hugetlbfs page is scanned whole: what lies past the range is its collect's */
+		if (b->reprotect && r.start < rs)
+			track_mark(b->g, r.start, rs < r.end ? rs : r.end);
+		if (b->reprotect && re < r.end)
+			track_mark(b->g, re > r.start ? re : r.start, r.end);
+		for (uint64_t p = rs; p < re; p++)
 			b->bitmap[(p - b->first) / 64] |= 1ULL << ((p - b->first) % 64);
 	}
 }
@@ -187,12 +194,16 @@ static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
  */
 static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotect)
 {
+	/* the kernel protects a hugetlbfs page only whole: a scan of a piece stops short */
+	uint64_t bp = g->b.hugetlb ? g->b.align >> PAGE_SHIFT : 1;
+	uint64_t first = b->first & ~(bp - 1), end = (b->end + bp - 1) & ~(bp - 1);
 	struct view *v;
 	uint64_t s, e;
 	int err = 0;
 
 	b->view = true;
-	for (size_t i = 0; !err && (v = views_next(g, &i, b->first, b->end, &s, &e));) {
+	b->reprotect = reprotect;
+	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));) {
 		b->base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
 		err = pagemap_written(g->track_pm, b->base + (s << PAGE_SHIFT),
 				      b->base + (e << PAGE_SHIFT), reprotect, bitmap_run, b);
@@ -202,10 +213,10 @@ static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotec
 	if (!err && g->track_guest) {
 		b->view = false;
 		b->base = (uintptr_t)g->b.guest;
-		err = pagemap_written(g->track_pm, b->base + (b->first << PAGE_SHIFT),
-				      b->base + (b->end << PAGE_SHIFT), reprotect, bitmap_run, b);
+		err = pagemap_written(g->track_pm, b->base + (first << PAGE_SHIFT),
+				      b->base + (end << PAGE_SHIFT), reprotect, bitmap_run, b);
 		if (err && reprotect)
-			track_mark(g, b->first, b->end);
+			track_mark(g, first, end);
 	}
 	return err;
 }
@@ -244,7 +255,7 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 	if (!g || !bitmap || !range_ok(g, offset, len) || (flags & ~GMEM_TRACK_PEEK))
 		return -EINVAL;
 	b = (struct scan_to_bitmap){ g, bitmap, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT, 0,
-				     false };
+				     false, false };
 	for (;;) {
 		bool current;
 

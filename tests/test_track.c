@@ -172,6 +172,32 @@ TEST(writes_survive_huge_page_splits_and_merges)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/*
+ * A collect of a few pages: on hugetlbfs the scans take whole huge pages
+ * (the kernel protects no piece of one), and what they find past the
+ * range is left for the collect that covers it.
+ */
+TEST(collects_of_pieces_of_huge_pages)
+{
+	struct gmem *g = tg_create(env, 2 * U < 8 * PS ? 8 * PS : 2 * U, 0, 0);
+	char *guest, *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+
+	CHECK_OK(gmem_guest_map(g, (void **)&guest));
+	start(g, GMEM_TRACK_GUEST);
+	v[0] = 1;
+	guest[U + 2 * PS] = 2;
+	CHECK(gmem_track_collect(g, PS, PS, b, 0) >= 0);
+	CHECK(gmem_track_collect(g, U + PS, 3 * PS, b, GMEM_TRACK_PEEK) >= 1);
+	CHECK(bit(b, 1));
+	CHECK(gmem_track_collect(g, U + PS, 3 * PS, b, 0) >= 1);
+	CHECK(bit(b, 1));
+	CHECK(collect(g, b, 0) >= 1);
+	CHECK(bit(b, 0));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
 /* gmem_write() and gmem_discard() write; gmem_read() does not. */
 TEST(copies_and_discards_reported)
 {
