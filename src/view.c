@@ -332,10 +332,16 @@ static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
 		if (v->prot_used && mprotect(a, len, PROT_READ | PROT_WRITE) && errno != ENOMEM)
 			return sys_result(-errno);
 	}
+	/*
+	 * On hugetlbfs the marks cleared are a huge page's, whole, and a view
+	 * may map it again by now (an earlier clearing of a piece of it gave
+	 * it back) and have written it: what the zap may take counts
+	 */
+	track_mapped(g, v, s, e);
 	int err = zap_range(a, len, false);
 
 	if (!err)
-		track_after_zap(g, view_base(v), s, e); /* marks were no writes */
+		track_after_zap(g, view_base(v), s, e); /* the marks were no writes */
 	return err;
 }
 

@@ -198,6 +198,30 @@ TEST(collects_of_pieces_of_huge_pages)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/*
+ * A conversion to shared clears what refused touches left in views - on
+ * hugetlbfs over whole huge pages, which a view may map again by then and
+ * have written: a write made before must still be reported.
+ */
+TEST(writes_survive_refusals_cleared)
+{
+	struct gmem *g = tg_create(env, 2 * U < 8 * PS ? 8 * PS : 2 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+
+	start(g, 0);
+	CHECK_OK(gmem_convert(g, PS, PS, GMEM_PRIVATE, 0, NULL));
+	/* refused on hugetlbfs (its huge page has a private piece), mapped elsewhere */
+	CHECK(touch(v + 5 * PS, false, NULL, NULL) == (env_hugetlb(env) ? env->sig : 0));
+	CHECK_OK(gmem_convert(g, PS, PS, GMEM_SHARED, 0, NULL));
+	v[5 * PS] = 5;
+	CHECK_OK(gmem_convert(g, 3 * PS, PS, GMEM_SHARED, 0, NULL)); /* shared already */
+	CHECK(collect(g, b, 0) >= 1);
+	CHECK(bit(b, 5));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
 /* gmem_write() and gmem_discard() write; gmem_read() does not. */
 TEST(copies_and_discards_reported)
 {
