@@ -5,11 +5,15 @@
  * An input is a small program: a configuration byte, then operations
  * (convert, pin, unpin, discard, views, host and guest touches, state
  * queries, callbacks, injected failures, locked views, copies in and out,
- * collapses).  Each runs on the library and on
+ * collapses, write tracking, views unmapped behind the library's back).
+ * Each runs on the library and on
  * the reference model (ref.c); the two must agree on every return value,
  * error offset, callback, page state, pin count and byte of contents, and
  * gmem_audit() must find no view mapping a page it must not, after every
- * step.  A disagreement aborts with a description (libFuzzer saves the
+ * step.  Every page the model says was written must be in the bitmap a
+ * collect returns; pages there that nobody wrote are false positives,
+ * which the contract allows: counted by cause, printed at exit with
+ * GMEM_FUZZ_STATS=1.  A disagreement aborts with a description (libFuzzer saves the
  * input).  Built with libFuzzer (make fuzz) and, for make check, with
  * replay.c, which runs the seed corpus.
  */
@@ -21,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "../tests/sysfs.h"
 #include "../tests/memlock.h"
@@ -67,6 +72,10 @@ enum op {
 	OP_READ = OP_FIRST_COUNT,
 	OP_WRITE,
 	OP_COLLAPSE,
+	OP_TRACK_START,
+	OP_TRACK_STOP,
+	OP_TRACK_COLLECT,
+	OP_VIEW_MUNMAP,
 	OP_COUNT
 };
 
@@ -83,6 +92,10 @@ static const struct {
 	{ 12, 35, OP_READ },
 	{ 36, 59, OP_WRITE },
 	{ 60, 71, OP_COLLAPSE },
+	{ 72, 79, OP_TRACK_START },
+	{ 80, 83, OP_TRACK_STOP },
+	{ 84, 107, OP_TRACK_COLLECT },
+	{ 108, 113, OP_VIEW_MUNMAP },
 };
 
 static enum op decode_op(uint8_t b)
@@ -113,6 +126,11 @@ struct run {
 	 */
 	bool excused[REF_MAX_PAGES];
 };
+
+/* What collects reported over the whole run (GMEM_FUZZ_STATS=1 prints them at exit). */
+static struct {
+	uint64_t collects, reported, false_pos[REF_FP_COUNT];
+} track_stats;
 
 static bool thp_ok;
 static bool trace; /* GMEM_FUZZ_TRACE=1: print each call, for reading a saved input */
@@ -431,6 +449,24 @@ static void do_collapse(struct run *r, struct input *in)
 		return;
 	}
 	ref_fini(&before);
+	/*
+	 * A tracked guest mapping is split "while it lasts": the kernel will
+	 * not map it huge (MADV_COLLAPSE: EINVAL), and the library says it
+	 * cannot make huge pages of this memory
+	 */
+	if (r->ref.track_guest && r->block && want == 0 && got == -EOPNOTSUPP)
+		want = got;
+	/*
+	 * "or the kernel found a page of a block in use and left it
+	 * (*error_offset: the block)": MADV_COLLAPSE's EAGAIN, which a loaded
+	 * machine gives now and then even here, where no I/O is in flight
+	 */
+	if (r->block && want == 0 && got == -EAGAIN && eoff % (r->block * PS) == 0 &&
+	    eoff / PS + r->block > first && eoff / PS < first + n) {
+		TRACE("   the kernel left block %llu\n", (unsigned long long)(eoff / PS / r->block));
+		want = got;
+		epage = eoff / PS;
+	}
 	check_ret(r, "gmem_collapse", got, want);
 	if (want == -EAGAIN && eoff != epage * PS)
 		disagree(r, "gmem_collapse: error offset %llu, the model says page %llu",
@@ -438,8 +474,12 @@ static void do_collapse(struct run *r, struct input *in)
 	if (want != -EAGAIN && eoff != UINT64_MAX)
 		disagree(r, "gmem_collapse: error offset set to %llu on %d", (unsigned long long)eoff,
 			 got);
-	/* what it is for: the block, if it has memory, mapped huge again */
-	if (!got && r->block) {
+	/*
+	 * What it is for: the block, if it has memory, mapped huge again -
+	 * unless the guest mapping is tracked, which splits it "while it
+	 * lasts" (gmem.h)
+	 */
+	if (!got && r->block && !r->ref.track_guest) {
 		if (gmem_huge_info(r->g, &hi))
 			disagree(r, "gmem_huge_info failed");
 		if (hi.blocks_guest_huge != hi.blocks_populated)
@@ -498,6 +538,9 @@ static void do_host_touch(struct run *r, struct input *in)
 	sig = touch(a, write, &val, &si);
 	TRACE("%d: host %s of page %llu through view %d: signal %d\n", r->step,
 	      write ? "write" : "read", (unsigned long long)p, v, sig);
+	ref_view_touched(&r->ref, v, p);
+	if (!sig && write)
+		ref_track_write(&r->ref, p, false);
 	if (ref_host_may_touch(&r->ref, p)) {
 		if (sig)
 			disagree(r, "a host touch of page %llu (state %u) got signal %d",
@@ -536,6 +579,7 @@ static void do_guest_touch(struct run *r, struct input *in)
 	if (token & 1) {
 		r->guest[p * PS] = (char)token;
 		r->ref.pages[p].data = token;
+		ref_track_write(&r->ref, p, true);
 	}
 }
 
@@ -561,6 +605,8 @@ static void do_lock(struct run *r, struct input *in)
 	case 0x20:
 		rv->locked = true;
 		(void)!sys_mlock(rv->addr, len); /* fails on the pages it may not bring in */
+		for (uint64_t p = rv->first; p < rv->end; p++)
+			r->ref.pages[p].mapped |= (uint8_t)(1u << v); /* faulted in */
 		break;
 	case 0x40:
 		rv->locked = true;
@@ -754,6 +800,179 @@ static void do_write(struct run *r, struct input *in)
 	free_buffer(r, buf);
 }
 
+/*
+ * gmem_track_start(): GMEM_TRACK_GUEST or not, an invalid flag, or a NULL
+ * object; -EBUSY while tracking.  A kernel without asynchronous
+ * write-protect answers -EOPNOTSUPP: then nothing is tracked (the model
+ * does not start either).
+ */
+static void do_track_start(struct run *r, struct input *in)
+{
+	uint8_t b = u8(in);
+	unsigned int flags = (b & 1 ? GMEM_TRACK_GUEST : 0) | (b & 0x80 ? 2 : 0);
+	bool null = (b & 0x60) == 0x60;
+	struct ref before;
+	int want, got;
+
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = null ? -EINVAL : ref_track_start(&r->ref, flags);
+	inject_arm(r->inject_nth);
+	got = gmem_track_start(null ? NULL : r->g, flags);
+	TRACE("%d: track start flags %u%s: %d (model %d)\n", r->step, flags, null ? " (NULL)" : "",
+	      got, want);
+	if (got == -EOPNOTSUPP && want == 0) {
+		inject_disarm();
+		ref_fini(&r->ref);
+		r->ref = before;
+		return;
+	}
+	if (!injected(r, "gmem_track_start", got, want, &before))
+		check_ret(r, "gmem_track_start", got, want);
+	ref_fini(&before);
+}
+
+static void do_track_stop(struct run *r, struct input *in)
+{
+	uint8_t b = u8(in);
+	bool null = b & 0x80;
+	struct ref before;
+	int want, got;
+
+	if (ref_copy(&before, &r->ref))
+		abort();
+	want = null ? -EINVAL : ref_track_stop(&r->ref);
+	inject_arm(r->inject_nth);
+	got = gmem_track_stop(null ? NULL : r->g);
+	TRACE("%d: track stop%s: %d (model %d)\n", r->step, null ? " (NULL)" : "", got, want);
+	if (!injected(r, "gmem_track_stop", got, want, &before))
+		check_ret(r, "gmem_track_stop", got, want);
+	ref_fini(&before);
+}
+
+static const char *const fp_name[REF_FP_COUNT] = {
+	[REF_FP_ZAP] = "zapped by a conversion",
+	[REF_FP_UNMAP] = "view unmapped",
+	[REF_FP_MUNMAP] = "view unmapped behind its back",
+	[REF_FP_FRESH] = "fresh private copy",
+	[REF_FP_FAILED] = "collect failed",
+	[REF_FP_OTHER] = "unexplained",
+};
+
+#define BITMAP_WORDS (REF_MAX_PAGES / 64 + 2) /* a page past the end, and a guard word */
+#define BITMAP_GUARD 0x5a5a5a5a5a5a5a5aULL
+
+/*
+ * gmem_track_collect() of a range (bad ones too), peeking or not, or with
+ * a bad argument: a NULL bitmap, an offset or a length not page-aligned,
+ * an invalid flag.  The result must be the model's; on success the count
+ * of bits set, every page the model says was written among them, no bit
+ * past the range and no word past its words touched.  Refused, the
+ * bitmap is untouched.
+ */
+static void do_track_collect(struct run *r, struct input *in)
+{
+	uint64_t bitmap[BITMAP_WORDS], first, n, offset, len, words, set = 0;
+	uint8_t f = u8(in);
+	unsigned int flags = f & 1 ? GMEM_TRACK_PEEK : 0, bad = (f >> 1) & 15;
+	int64_t got;
+	int want;
+
+	range(in, &r->ref, &first, &n);
+	offset = first * PS;
+	len = n * PS;
+	if (bad == 12)
+		flags |= 2;
+	else if (bad == 14)
+		offset += PS / 2;
+	else if (bad == 15)
+		len += 1;
+	for (size_t i = 0; i < BITMAP_WORDS; i++)
+		bitmap[i] = BITMAP_GUARD;
+	want = ref_track_collect(&r->ref, first, n, flags, bad >= 13);
+	inject_arm(r->inject_nth);
+	got = gmem_track_collect(r->g, offset, len, bad == 13 ? NULL : bitmap, flags);
+	TRACE("%d: track collect [%llu, +%llu) flags %u bad %u: %lld (model %d)\n", r->step,
+	      (unsigned long long)first, (unsigned long long)n, flags, bad, (long long)got, want);
+	/* failed, it changed nothing: what it did not report the next collect must */
+	if (inject_disarm() && got < 0 && want == 0) {
+		if (got == -EINVAL)
+			disagree(r, "gmem_track_collect with %s failing returned -EINVAL",
+				 inject_fired_in());
+		ref_track_failed(&r->ref, first, n);
+		return;
+	}
+	if (want < 0) {
+		if (got != want)
+			disagree(r, "gmem_track_collect returned %lld, the model says %d",
+				 (long long)got, want);
+		for (size_t i = 0; i < BITMAP_WORDS; i++)
+			if (bitmap[i] != BITMAP_GUARD)
+				disagree(r, "gmem_track_collect returned %d but wrote word %zu", want, i);
+		return;
+	}
+	words = (n + 63) / 64;
+	for (size_t i = words; i < BITMAP_WORDS; i++)
+		if (bitmap[i] != BITMAP_GUARD)
+			disagree(r, "gmem_track_collect of %llu pages wrote word %zu",
+				 (unsigned long long)n, i);
+	if (n % 64 && bitmap[words - 1] >> (n % 64))
+		disagree(r, "gmem_track_collect of %llu pages set bits past them: %#llx",
+			 (unsigned long long)n, (unsigned long long)bitmap[words - 1]);
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t p = first + i;
+		bool bit = bitmap[i / 64] >> (i % 64) & 1;
+		enum ref_fp cause;
+
+		set += bit;
+		if (ref_track_expect(&r->ref, p, &cause)) {
+			if (!bit)
+				disagree(r, "gmem_track_collect: page %llu was written and is not "
+					    "reported", (unsigned long long)p);
+		} else if (bit) {
+			track_stats.false_pos[cause]++;
+			TRACE("   page %llu reported, not written: %s\n", (unsigned long long)p,
+			      fp_name[cause]);
+		}
+	}
+	if (got != (int64_t)set)
+		disagree(r, "gmem_track_collect returned %lld with %llu bits set", (long long)got,
+			 (unsigned long long)set);
+	track_stats.collects++;
+	track_stats.reported += set;
+	if (!(flags & GMEM_TRACK_PEEK))
+		ref_track_reported(&r->ref, first, n);
+}
+
+/*
+ * munmap() a whole view behind the library's back.  The library follows
+ * its notice "a moment after": wait for that (gmem_addr_offset() no longer
+ * finds the address), so that the next step meets its records current.
+ */
+static void do_view_munmap(struct run *r, struct input *in)
+{
+	int v = pick_view(r, u8(in));
+	struct ref_view *rv;
+	uint64_t off;
+	int kind, err = 0;
+
+	if (v < 0)
+		return;
+	rv = &r->ref.views[v];
+	if (munmap(rv->addr, (rv->end - rv->first) * PS))
+		abort();
+	for (int i = 0; i < 100000; i++) {
+		err = gmem_addr_offset(r->g, rv->addr, &off, &kind);
+		if (err == -ENOENT)
+			break;
+		usleep(10);
+	}
+	TRACE("%d: munmap view %d behind the library's back: lookup %d\n", r->step, v, err);
+	if (err != -ENOENT)
+		disagree(r, "a view unmapped behind the library's back is still found (%d)", err);
+	ref_view_munmap(&r->ref, v);
+}
+
 static int create(struct run *r, struct input *in)
 {
 	uint8_t b = u8(in);
@@ -773,6 +992,7 @@ static int create(struct run *r, struct input *in)
 	r->fault_signal = cfg.fault_signal;
 	if (ref_init(&r->ref, cfg.size / PS, cfg.flags & GMEM_F_INIT_PRIVATE))
 		abort();
+	r->ref.fresh = cfg.flags & GMEM_F_FRESH_PRIVATE;
 	err = gmem_create(&cfg, &r->g);
 	if (err == -EOPNOTSUPP && cfg.backing == GMEM_BACKING_THP) {
 		/* shmem_enabled changed under the run (another process's tests): skip */
@@ -804,10 +1024,29 @@ static void teardown(struct run *r)
 	ref_fini(&r->ref);
 }
 
+static void print_track_stats(void)
+{
+	uint64_t fp = 0;
+
+	if (!track_stats.collects)
+		return;
+	for (int c = 0; c < REF_FP_COUNT; c++)
+		fp += track_stats.false_pos[c];
+	fprintf(stderr, "fuzz_gmem: %llu collects reported %llu pages, %llu of them not written",
+		(unsigned long long)track_stats.collects, (unsigned long long)track_stats.reported,
+		(unsigned long long)fp);
+	for (int c = 0; c < REF_FP_COUNT; c++)
+		fprintf(stderr, "%s %s %llu", c ? "," : ":", fp_name[c],
+			(unsigned long long)track_stats.false_pos[c]);
+	fputc('\n', stderr);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	if (getenv("GMEM_FUZZ_STATS"))
+		atexit(print_track_stats); /* in each child of replay's that runs an input */
 	thp_ok = thp_enable();
 	trace = getenv("GMEM_FUZZ_TRACE") != NULL;
 	setenv("GMEM_DEBUG", "1", 1); /* a step that cannot fail and does is a finding */
@@ -872,6 +1111,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case OP_COLLAPSE:
 			do_collapse(&r, &in);
+			break;
+		case OP_TRACK_START:
+			do_track_start(&r, &in);
+			break;
+		case OP_TRACK_STOP:
+			do_track_stop(&r, &in);
+			break;
+		case OP_TRACK_COLLECT:
+			do_track_collect(&r, &in);
+			break;
+		case OP_VIEW_MUNMAP:
+			do_view_munmap(&r, &in);
 			break;
 		case OP_COUNT:
 			break; /* not an operation: decode_op() never gives it */

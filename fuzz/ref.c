@@ -117,6 +117,21 @@ static uint64_t first_strict(const struct ref *r, uint64_t first, uint64_t end)
 	return lowest;
 }
 
+/*
+ * "Pages views had mapped when a conversion zapped them" may be reported,
+ * and with fresh private pages "a conversion rewrites pages": [first, end)
+ * is about to be zapped (or, refused, may have been in part).
+ */
+static void zapping(struct ref *r, uint64_t first, uint64_t end)
+{
+	for (uint64_t p = first; r->tracking && p < end; p++) {
+		if (r->pages[p].mapped)
+			r->pages[p].maybe |= 1u << REF_FP_ZAP;
+		if (r->fresh)
+			r->pages[p].maybe |= 1u << REF_FP_FRESH;
+	}
+}
+
 int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsigned int flags,
 		uint64_t *error_page, bool *error_set)
 {
@@ -129,6 +144,8 @@ int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsi
 	    (flags & ~modes) || (flags & modes) == modes)
 		return -EINVAL;
 	cancel_overlapping(r, first, end);
+	if (to == GMEM_PRIVATE)
+		zapping(r, first, end);
 	if (to == GMEM_SHARED) {
 		/* "To shared: immediate, whatever the pins." */
 		for (uint64_t p = first; p < end; p++)
@@ -169,8 +186,10 @@ int ref_convert(struct ref *r, uint64_t first, uint64_t n, unsigned int to, unsi
 		}
 		return -ENOSPC; /* the model's own limit: the caller avoids it */
 	}
-	for (uint64_t p = first; p < end; p++)
+	for (uint64_t p = first; p < end; p++) {
 		r->pages[p].state = GMEM_PRIVATE;
+		r->pages[p].mapped = 0; /* zapped from every view */
+	}
 	return 0;
 }
 
@@ -235,9 +254,13 @@ int ref_unpin(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
 				  (r->pages[p].shortp || r->pages[p].longp);
 		if (pinned)
 			continue;
-		for (uint64_t p = t->first; p < t->end; p++)
-			if (r->pages[p].state == GMEM_CONVERTING)
+		zapping(r, t->first, t->end);
+		for (uint64_t p = t->first; p < t->end; p++) {
+			if (r->pages[p].state == GMEM_CONVERTING) {
 				r->pages[p].state = GMEM_PRIVATE;
+				r->pages[p].mapped = 0;
+			}
+		}
 		event(r, t, 0);
 		t->used = false;
 	}
@@ -273,8 +296,12 @@ int ref_discard(struct ref *r, uint64_t first, uint64_t n)
 	for (uint64_t p = first; p < first + n; p++)
 		if (r->pages[p].shortp || r->pages[p].longp)
 			return -EBUSY;
-	for (uint64_t p = first; p < first + n; p++)
+	for (uint64_t p = first; p < first + n; p++) {
 		r->pages[p].data = 0;
+		/* "a discard (its zeroing is a write)"; the punch unmaps it everywhere */
+		ref_track_write(r, p, false);
+		r->pages[p].mapped = 0;
+	}
 	return 0;
 }
 
@@ -317,10 +344,126 @@ int ref_view_map(struct ref *r, uint64_t first, uint64_t n, unsigned int flags)
 	return -ENOSPC; /* the model's own limit: the caller avoids it */
 }
 
+/* View `slot` goes: what it may map may be reported, for `cause`. */
+static void view_gone(struct ref *r, int slot, uint8_t mapped_mask, enum ref_fp cause)
+{
+	const struct ref_view *v = &r->views[slot];
+
+	for (uint64_t p = v->first; p < v->end; p++) {
+		struct ref_page *pg = &r->pages[p];
+
+		if (r->tracking && (pg->mapped & mapped_mask))
+			pg->maybe |= 1u << cause;
+		pg->mapped &= (uint8_t)~(1u << slot);
+	}
+	r->views[slot].used = false;
+}
+
 void ref_view_unmap(struct ref *r, int slot)
 {
 	r->nevents = 0;
-	r->views[slot].used = false;
+	/* "a view unmapped through the library": what it may map counts */
+	view_gone(r, slot, (uint8_t)(1u << slot), REF_FP_UNMAP);
+}
+
+void ref_view_munmap(struct ref *r, int slot)
+{
+	r->nevents = 0;
+	/* "a view the process unmapped behind the library's back counts all its pages written" */
+	for (uint64_t p = r->views[slot].first; r->tracking && p < r->views[slot].end; p++)
+		r->pages[p].maybe |= 1u << REF_FP_MUNMAP;
+	view_gone(r, slot, 0, REF_FP_MUNMAP);
+}
+
+void ref_view_touched(struct ref *r, int slot, uint64_t p)
+{
+	const struct ref_view *v = &r->views[slot];
+	uint64_t s = p, e = p + 1;
+	uint8_t st = r->pages[p].state;
+
+	/* the fault maps its neighbours too, as far as they share its state */
+	while (s > v->first && r->pages[s - 1].state == st)
+		s--;
+	while (e < v->end && r->pages[e].state == st)
+		e++;
+	for (uint64_t q = s; q < e; q++)
+		r->pages[q].mapped |= (uint8_t)(1u << slot);
+}
+
+void ref_track_write(struct ref *r, uint64_t p, bool guest)
+{
+	if (r->tracking && (!guest || r->track_guest))
+		r->pages[p].written = true;
+}
+
+static void track_forget(struct ref *r)
+{
+	for (uint64_t p = 0; p < r->npages; p++) {
+		r->pages[p].written = false;
+		r->pages[p].maybe = 0;
+	}
+}
+
+int ref_track_start(struct ref *r, unsigned int flags)
+{
+	r->nevents = 0;
+	if (flags & ~GMEM_TRACK_GUEST)
+		return -EINVAL;
+	/* "-EBUSY if already tracking" */
+	if (r->tracking)
+		return -EBUSY;
+	r->tracking = true;
+	r->track_guest = flags & GMEM_TRACK_GUEST;
+	track_forget(r);
+	return 0;
+}
+
+int ref_track_stop(struct ref *r)
+{
+	r->nevents = 0;
+	if (!r->tracking)
+		return -EINVAL;
+	/* "forgetting what was not collected" */
+	r->tracking = r->track_guest = false;
+	track_forget(r);
+	return 0;
+}
+
+int ref_track_collect(struct ref *r, uint64_t first, uint64_t n, unsigned int flags, bool bad_args)
+{
+	r->nevents = 0;
+	/* "-EINVAL when not tracking or for a bad range" */
+	if (bad_args || !r->tracking || !ref_range_ok(r, first, n) || (flags & ~GMEM_TRACK_PEEK))
+		return -EINVAL;
+	return 0;
+}
+
+bool ref_track_expect(const struct ref *r, uint64_t p, enum ref_fp *cause)
+{
+	const struct ref_page *pg = &r->pages[p];
+
+	*cause = REF_FP_OTHER;
+	for (int c = 0; c < REF_FP_OTHER; c++) {
+		if (pg->maybe & (1u << c)) {
+			*cause = (enum ref_fp)c;
+			break;
+		}
+	}
+	return pg->written;
+}
+
+void ref_track_failed(struct ref *r, uint64_t first, uint64_t n)
+{
+	for (uint64_t p = first; p < first + n; p++)
+		r->pages[p].maybe |= 1u << REF_FP_FAILED;
+}
+
+void ref_track_reported(struct ref *r, uint64_t first, uint64_t n)
+{
+	for (uint64_t p = first; p < first + n; p++) {
+		r->pages[p].written = false;
+		r->pages[p].maybe = 0;
+	}
 }
 
 /* The rule both copies share: "every page the bytes touch must be GMEM_SHARED". */
@@ -364,6 +507,9 @@ int ref_write(struct ref *r, uint64_t offset, const uint8_t *buf, uint64_t len, 
 	for (uint64_t p = (offset + GMEM_PAGE_SIZE - 1) / GMEM_PAGE_SIZE;
 	     len && p * GMEM_PAGE_SIZE < offset + len; p++)
 		r->pages[p].data = buf[p * GMEM_PAGE_SIZE - offset];
+	/* every page the bytes touch was written, the first byte of it or not */
+	for (uint64_t p = offset / GMEM_PAGE_SIZE; len && p * GMEM_PAGE_SIZE < offset + len; p++)
+		ref_track_write(r, p, false);
 	return 0;
 }
 

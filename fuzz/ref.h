@@ -18,10 +18,30 @@
 #define REF_MAX_TRANSITS 64
 #define REF_MAX_EVENTS 64
 
+/*
+ * Why write tracking may report a page nobody wrote (gmem.h, DESIGN.md
+ * "Write tracking"): the contract allows these false positives.  A page
+ * reported unwritten is counted under the first cause it has, or as
+ * unexplained.
+ */
+enum ref_fp {
+	REF_FP_ZAP,     /* a conversion to private zapped it from a view that may map it */
+	REF_FP_UNMAP,   /* a view that may map it was unmapped through the library */
+	REF_FP_MUNMAP,  /* a view of it was unmapped behind the library's back */
+	REF_FP_FRESH,   /* a GMEM_F_FRESH_PRIVATE conversion rewrote it */
+	REF_FP_FAILED,  /* a collect of it failed (what its scans found is kept: DESIGN.md) */
+	REF_FP_OTHER,   /* none of the above */
+	REF_FP_COUNT
+};
+
 struct ref_page {
 	uint8_t state;           /* GMEM_SHARED, GMEM_PRIVATE, GMEM_CONVERTING */
 	uint8_t data;            /* what the page holds (a token; 0 after discard) */
 	uint32_t shortp, longp;  /* pins held */
+	/* write tracking */
+	bool written;            /* written since tracking started or a collect reported it */
+	uint8_t maybe;           /* 1 << REF_FP_*: why it may be reported unwritten */
+	uint8_t mapped;          /* 1 << view slot: views that may map it (a superset) */
 };
 
 struct ref_view {
@@ -52,6 +72,9 @@ struct ref {
 	struct ref_transit transits[REF_MAX_TRANSITS];
 	struct ref_event events[REF_MAX_EVENTS]; /* made by the last call */
 	size_t nevents;
+	bool fresh;       /* GMEM_F_FRESH_PRIVATE (set by the caller after ref_init()) */
+	bool tracking;    /* gmem_track_start() ... gmem_track_stop() */
+	bool track_guest; /* ... with GMEM_TRACK_GUEST */
 };
 
 int ref_init(struct ref *r, uint64_t npages, bool init_private);
@@ -102,6 +125,41 @@ void ref_view_unmap(struct ref *r, int slot);
 int ref_read(struct ref *r, uint64_t offset, uint64_t len, bool bad_buf, uint64_t *error_page);
 int ref_write(struct ref *r, uint64_t offset, const uint8_t *buf, uint64_t len, bool bad_buf,
 	      uint64_t *error_page);
+
+/*
+ * Write tracking.  ref_track_start() and ref_track_stop() return what the
+ * library must.  ref_track_collect() checks its arguments (bad_args: a
+ * NULL bitmap, an offset or length not page-aligned) and returns 0 or
+ * -EINVAL; on 0 the caller compares the library's bitmap with
+ * ref_track_expect() page by page, then calls ref_track_reported() unless
+ * it peeked.
+ */
+int ref_track_start(struct ref *r, unsigned int flags);
+int ref_track_stop(struct ref *r);
+int ref_track_collect(struct ref *r, uint64_t first, uint64_t n, unsigned int flags, bool bad_args);
+/*
+ * Whether page p must be reported (it was written); if not, *cause is the
+ * REF_FP_* a report of it would be counted under.
+ */
+bool ref_track_expect(const struct ref *r, uint64_t p, enum ref_fp *cause);
+/* A collect that cleared reported [first, first + n): nothing written there now. */
+void ref_track_reported(struct ref *r, uint64_t first, uint64_t n);
+/* A collect of [first, first + n) failed: changed nothing, but may cost false positives. */
+void ref_track_failed(struct ref *r, uint64_t first, uint64_t n);
+
+/*
+ * A write the harness made to page p: through a view (`guest` false) or
+ * the guest mapping; what tracking must report.
+ */
+void ref_track_write(struct ref *r, uint64_t p, bool guest);
+/*
+ * A touch of page p through view `slot` that may have mapped it: the
+ * fault maps the run of pages around it that share its state (kept only
+ * to name the cause of a false positive).
+ */
+void ref_view_touched(struct ref *r, int slot, uint64_t p);
+/* The view in `slot` unmapped behind the library's back (munmap()). */
+void ref_view_munmap(struct ref *r, int slot);
 
 /* Whether a host touch of page p through a view completes (else it is refused). */
 bool ref_host_may_touch(const struct ref *r, uint64_t p);

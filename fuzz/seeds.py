@@ -19,9 +19,11 @@ def config(backing=SHMEM, flags=0, pages=16):
 
 
 def rng(first, n):
-    """n pages from first; "end" runs to the object's end."""
+    """n pages from first; "end" runs to the object's end, "past" a page beyond."""
     if n == "end":
         code = 0xf0
+    elif n == "past":
+        code = 0xf1
     elif n <= 16:
         code = n
     else:
@@ -118,6 +120,30 @@ def collapse(first, n):
     return bytes([60]) + rng(first, n)
 
 
+def track_start(guest=False, bogus=False, null=False):
+    """gmem_track_start(): op bytes 72-79; GMEM_TRACK_GUEST, an invalid flag, a NULL object."""
+    return bytes([72, int(guest) | (0x80 if bogus else 0) | (0x60 if null else 0)])
+
+
+def track_stop(null=False):
+    """gmem_track_stop(): op bytes 80-83."""
+    return bytes([80, 0x80 if null else 0])
+
+
+COLLECT_BAD = {None: 0, "flags": 12, "null": 13, "offset": 14, "len": 15}
+
+
+def collect(first, n, peek=False, bad=None):
+    """gmem_track_collect() of the range: op bytes 84-107; GMEM_TRACK_PEEK, or
+    an invalid flag, a NULL bitmap, an offset or a length not page-aligned."""
+    return bytes([84, int(peek) | COLLECT_BAD[bad] << 1]) + rng(first, n)
+
+
+def munmap(slot):
+    """munmap() a whole view behind the library's back: op bytes 108-113."""
+    return bytes([108, slot])
+
+
 SEEDS = {
     "convert-roundtrip": config() + view(0, 8) + host(0, 2, True, 0x41)
     + convert(0, 4, PRIVATE) + host(0, 2) + convert(0, 4, SHARED) + host(0, 2),
@@ -202,6 +228,43 @@ SEEDS = {
     + read(100, 0, ("half", 6)) + write(101, -1, 2, 7) + read(511, 100, "end")
     + write(0, 0, "end", 8) + convert(0, "end", SHARED) + write(0, 0, "end", 9)
     + read(0, 0, "end"),
+    "track-host-writes": config() + view(0, 8) + host(0, 1, True, 1) + track_start() + track_start()
+    + host(0, 2) + host(0, 3, True, 5) + collect(0, 16, peek=True) + collect(0, 16) + collect(0, 16)
+    + host(0, 3, True, 6) + host(0, 5, True, 7) + collect(2, 2) + collect(0, 16) + track_stop()
+    + track_stop() + collect(0, 16),
+    "track-conversions": config() + view(0, 8) + view(4, 8) + track_start() + host(0, 1, True, 1)
+    + host(0, 2) + convert(0, 4, PRIVATE) + convert(0, 4, SHARED) + collect(0, 16) + host(1, 5, True, 2)
+    + pin(6, 1) + convert(4, 4, PRIVATE, DEFER) + host(1, 6, True, 3) + host(1, 5) + unpin(6, 1)
+    + collect(0, 16) + convert(4, 4, SHARED) + host(1, 7, True, 4) + convert(6, 2, PRIVATE, WAIT)
+    + collect(0, "end"),
+    "track-copies-discards": config() + track_start() + write(2, 100, ("half", 3), 1) + read(5, 0, 10)
+    + collect(0, 16) + discard(8, 2) + collect(8, 2, peek=True) + collect(0, 16) + convert(3, 1, PRIVATE)
+    + write(2, 0, ("half", 4), 2) + pin(9, 1) + discard(8, 4) + collect(0, 16),
+    "track-guest": config(flags=PRIV) + convert(0, 8, SHARED) + view(0, 8) + track_start(guest=True)
+    + guest(1, 0x11) + guest(12, 0x13) + host(0, 2, True, 3) + collect(0, 16) + track_stop()
+    + track_start() + guest(5, 0x15) + collect(0, 16),
+    "track-views-unmapped": config() + track_start() + view(0, 8) + view(0, 16) + host(0, 1, True, 1)
+    + host(1, 9, True, 2) + host(1, 3) + unview(0) + munmap(1) + collect(0, 16) + view(0, 4)
+    + host(0, 2, True, 3) + collect(0, 16) + view(8, 8, True) + munmap(1) + convert(8, 8, PRIVATE)
+    + munmap(0) + collect(0, 16),
+    "track-bad-input": config() + collect(0, 4) + track_stop() + track_start(bogus=True)
+    + track_start(null=True) + track_start() + collect(0, 0) + collect(16, 1) + collect(15, "past")
+    + collect(0, 4, bad="flags") + collect(0, 4, bad="null") + collect(0, 4, bad="offset")
+    + collect(0, 4, bad="len") + track_stop(null=True) + collect(0, "end"),
+    "track-thp": config(backing=THP) + view(0, "end") + track_start(guest=True) + host(0, 7, True, 0x71)
+    + guest(300, 0x33) + discard(5, 1) + collect(0, "end") + host(0, 9, True, 3) + host(0, 200)
+    + discard(400, 1) + collect(0, "end") + collapse(0, "end") + track_stop() + collapse(0, "end")
+    + track_start() + host(0, 9, True, 5) + guest(11, 0x35) + discard(10, 1) + collect(0, "end")
+    + collapse(0, 8) + host(0, 12, True, 7) + collect(0, "end"),
+    "track-fresh": config(flags=FRESH) + view(0, 8) + track_start(guest=True) + host(0, 1, True, 1)
+    + convert(0, 4, PRIVATE) + guest(2, 0x21) + convert(0, 4, SHARED) + collect(0, 16) + pin(5, 1)
+    + convert(4, 4, PRIVATE, DEFER) + unpin(5, 1) + collect(0, 16),
+    "track-inject": config() + view(0, 8) + view(4, 8) + inject(1) + track_start(guest=True)
+    + inject(2) + track_start(guest=True) + inject(3) + track_start(guest=True) + track_start(guest=True)
+    + host(0, 1, True, 1) + host(1, 6, True, 2) + guest(10, 3) + inject(1) + collect(0, 16)
+    + collect(0, 16) + host(0, 1, True, 4) + host(1, 6, True, 5) + guest(11, 5) + inject(2)
+    + collect(0, 16) + collect(0, 16) + host(0, 1, True, 6) + host(1, 6, True, 7) + guest(12, 7)
+    + inject(3) + collect(0, 16) + collect(0, 16) + inject(1) + track_stop() + collect(0, 16),
 }
 
 

@@ -18,7 +18,18 @@
  *  - every call returns what the contract allows, its error offset inside
  *    the range;
  *  - at the end: every deferred conversion ended exactly once, no pin is
- *    left, the audit is clean.
+ *    left, the audit is clean;
+ *  - write tracking, on throughout: a tracker collects the whole object or
+ *    a range, peeking now and then, at random intervals, and restarts
+ *    tracking (with GMEM_TRACK_GUEST or not) once in a while.  Every writer
+ *    - host writes through views (the readers', the pinners' I/O),
+ *    gmem_write() (the readers' now and then), discards, the guest -
+ *    counts its writes per page as they begin and once done; a collect
+ *    must report every page with a write done before it began that began
+ *    after the last collect that cleared the page ended (the guest's only
+ *    while its mapping is tracked).  Pages it reports with no write since
+ *    the last such collect began are false positives, which the contract
+ *    allows: their rate is printed.
  * Prints operations per second and the violations found, which must be 0.
  * It runs in five settings, the time split between them: shmem; THP;
  * shmem with GMEM_F_FRESH_PRIVATE; shmem in a process that locks all its
@@ -65,12 +76,43 @@
 #define HUGETLB_POOL 4 /* the object's two, and room for a discard to give one back */
 #define NVIEWS 3
 #define NSTRIPES 32 /* page locks, striped: a whole range takes 32, not 512 */
+#define MAX_PAGES (2 * HUGE_PAGES) /* the largest object: hugetlbfs */
 #define stripe(p) ((p) % NSTRIPES)
 
 enum kind { K_CONVERT, K_PIN, K_IO, K_DISCARD, K_TOUCH, K_GUEST, K_VIEW, K_AUDIT, K_COUNT };
 static const char *kind_name[K_COUNT] = { "conversions", "pins", "pinned I/O", "discards",
 					  "host touches", "guest writes", "strict views",
 					  "audits" };
+
+/*
+ * A page's writes through one path - the host's (views, gmem_write(),
+ * discards) or the guest mapping - counted as they begin and once done.
+ * Writers hold the page's lock, so a page has at most one write under way
+ * and the nth write begun is the nth done.  A write that turned out to
+ * store nothing takes its beginning back.
+ */
+enum writer { W_VIEW, W_COPY, W_DISCARD, W_GUEST };
+static const char *const writer_name[] = { "a view", "gmem_write()", "a discard", "the guest" };
+
+struct wcount {
+	_Atomic uint64_t begun, done;
+	_Atomic int last; /* the last writer done (enum writer), for the violations' words */
+};
+
+static void write_begin(struct wcount *c)
+{
+	atomic_fetch_add(&c->begun, 1);
+}
+
+static void write_end(struct wcount *c, bool stored, enum writer who)
+{
+	if (stored) {
+		atomic_store(&c->last, who);
+		atomic_fetch_add(&c->done, 1);
+	} else {
+		atomic_fetch_sub(&c->begun, 1);
+	}
+}
 
 struct soak {
 	struct gmem *g;
@@ -85,6 +127,11 @@ struct soak {
 	_Atomic bool stop;
 	_Atomic uint64_t ops[K_COUNT];
 	_Atomic uint64_t violations, deferred, ended, cancelled, refused;
+	/* write tracking: the writes made to each page, and the tracker's own (tracker()) */
+	struct wcount host[MAX_PAGES], guest_w[MAX_PAGES];
+	uint64_t must[MAX_PAGES], gmust[MAX_PAGES], prev[MAX_PAGES];
+	bool tracking, track_guest;
+	uint64_t collects, peeks, restarts, reported, required, false_pos, tracked_guest_collects;
 };
 
 static __attribute__((format(printf, 2, 3))) void violation(struct soak *s, const char *fmt, ...)
@@ -153,6 +200,30 @@ static bool huge_page_shared(const struct soak *s, uint64_t p)
 }
 
 /*
+ * Fill page p through a view, counting the write once done if it stored
+ * anything: a signal at the page's first byte stopped it before any store,
+ * one further on after those before it.  0, or the signal.
+ */
+static int view_fill(struct soak *s, uint64_t p, char *page, uint64_t w)
+{
+	siginfo_t si;
+	int sig;
+
+	write_begin(&s->host[p]);
+	sig = touch_fill_si(page, w, PS, &si);
+	write_end(&s->host[p], !sig || (char *)si.si_addr > page, W_VIEW);
+	return sig;
+}
+
+/* Fill page p through the guest mapping, counting the write. */
+static void guest_fill(struct soak *s, uint64_t p, uint64_t w)
+{
+	write_begin(&s->guest_w[p]);
+	pc_fill(s->guest + p * PS, w);
+	write_end(&s->guest_w[p], true, W_GUEST);
+}
+
+/*
  * A host write of a whole page through a view.  If the page turns private
  * under it (a deferred conversion completing as its last pin drops), the
  * write stops with a signal; the soak then finishes it, so that pages stay
@@ -167,7 +238,7 @@ static bool huge_page_shared(const struct soak *s, uint64_t p)
  */
 static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w, bool waits)
 {
-	int sig = touch_fill(page, w, PS), again = sig;
+	int sig = view_fill(s, p, page, w), again = sig;
 
 	for (int i = 0; again && waits && i < 100000; i++) {
 		int st = gmem_state(s->g, p * PS);
@@ -178,11 +249,11 @@ static int host_fill(struct soak *s, uint64_t p, char *page, uint64_t w, bool wa
 		 * through the guest mapping, where it is whatever its state.
 		 */
 		if (st == GMEM_PRIVATE || (s->hp && st == GMEM_SHARED)) {
-			pc_fill(s->guest + p * PS, w);
+			guest_fill(s, p, w);
 			break;
 		}
 		if (st == GMEM_SHARED)
-			again = touch_fill(page, w, PS);
+			again = view_fill(s, p, page, w);
 		else
 			usleep(50);
 	}
@@ -260,7 +331,7 @@ static void *converter(void *arg)
 			for (uint64_t p = first; p < first + n; p++)
 				if (gmem_state(s->g, p * PS) == GMEM_PRIVATE &&
 				    pc_is_secret(*(volatile uint64_t *)(s->guest + p * PS)))
-					pc_fill(s->guest + p * PS, pc_public(p, r));
+					guest_fill(s, p, pc_public(p, r));
 			err = gmem_convert(s->g, first * PS, n * PS, GMEM_SHARED, 0, NULL);
 			unlock_pages(s, first, n);
 			if (err)
@@ -352,6 +423,22 @@ static void *pinner(void *arg)
 	return NULL;
 }
 
+/* A host write of page p by gmem_write(): refused (-EACCES) unless shared. */
+static void copy_fill(struct soak *s, uint64_t p, uint64_t word)
+{
+	uint64_t buf[PC_WORDS], eoff = UINT64_MAX;
+	int err;
+
+	for (size_t i = 0; i < PC_WORDS; i++)
+		buf[i] = word;
+	write_begin(&s->host[p]);
+	err = gmem_write(s->g, p * PS, buf, PS, &eoff);
+	write_end(&s->host[p], !err, W_COPY);
+	if (err && (err != -EACCES || eoff != p * PS))
+		violation(s, "gmem_write of page %llu: %d, error offset %llu", (unsigned long long)p,
+			  err, (unsigned long long)eoff);
+}
+
 static void *reader(void *arg)
 {
 	struct soak *s = arg;
@@ -368,7 +455,9 @@ static void *reader(void *arg)
 		sig = touch_copy(w, page, PS);
 		if (!sig) {
 			check_page(s, p, w, "host read");
-			if (r % 3 == 0)
+			if (r % 12 == 0)
+				copy_fill(s, p, pc_public(p, r));
+			else if (r % 3 == 0)
 				host_fill(s, p, page, pc_public(p, r), true);
 		} else {
 			atomic_fetch_add(&s->refused, 1);
@@ -391,7 +480,7 @@ static void *guest(void *arg)
 		pthread_mutex_lock(&s->page_mu[stripe(p)]);
 		/* conversions to shared take the page's lock: it stays private meanwhile */
 		if (gmem_state(s->g, p * PS) == GMEM_PRIVATE)
-			pc_fill(s->guest + p * PS, pc_secret(p));
+			guest_fill(s, p, pc_secret(p));
 		pthread_mutex_unlock(&s->page_mu[stripe(p)]);
 		atomic_fetch_add(&s->ops[K_GUEST], 1);
 	}
@@ -409,7 +498,11 @@ static void *discarder(void *arg)
 
 		pick(s, &x, &first, &n);
 		lock_pages(s, first, n);
+		for (uint64_t p = first; p < first + n; p++)
+			write_begin(&s->host[p]);
 		err = gmem_discard(s->g, first * PS, n * PS);
+		for (uint64_t p = first; p < first + n; p++)
+			write_end(&s->host[p], !err, W_DISCARD); /* the zeroing is a write */
 		unlock_pages(s, first, n);
 		if (err && err != -EBUSY)
 			violation(s, "discard [%llu, +%llu): %d", (unsigned long long)first,
@@ -466,6 +559,116 @@ static void *auditor(void *arg)
 	return NULL;
 }
 
+/*
+ * Start tracking, the guest mapping's writes too or not.  A write that
+ * begins after this returns must be reported; one under way as it starts
+ * may or may not be.
+ */
+static int track_begin(struct soak *s, bool guest)
+{
+	int err = gmem_track_start(s->g, guest ? GMEM_TRACK_GUEST : 0);
+
+	if (err)
+		return err;
+	s->track_guest = guest;
+	for (uint64_t p = 0; p < s->npages; p++) {
+		s->must[p] = atomic_load(&s->host[p].begun);
+		s->gmust[p] = atomic_load(&s->guest_w[p].begun);
+		s->prev[p] = s->must[p] + s->gmust[p];
+	}
+	return 0;
+}
+
+/*
+ * Collect [first, first + n) and check it against the writes made.  A
+ * write done before the collect began, begun after the last collect that
+ * cleared its page ended (or tracking started), must be reported: the
+ * collect between them may have reported a write under way as it ran, the
+ * next one certainly does.  A page reported when no write was begun since
+ * the writes the last clearing collect of it was bound to report is a
+ * false positive.
+ */
+static void track_check(struct soak *s, uint64_t first, uint64_t n, unsigned int flags)
+{
+	uint64_t bitmap[MAX_PAGES / 64], done[MAX_PAGES], gdone[MAX_PAGES], set = 0;
+	bool peek = flags & GMEM_TRACK_PEEK;
+	int64_t got;
+
+	for (uint64_t p = first; p < first + n; p++) {
+		done[p] = atomic_load(&s->host[p].done);
+		gdone[p] = atomic_load(&s->guest_w[p].done);
+	}
+	got = gmem_track_collect(s->g, first * PS, n * PS, bitmap, flags);
+	if (got < 0) {
+		violation(s, "gmem_track_collect [%llu, +%llu) flags %u: %lld",
+			  (unsigned long long)first, (unsigned long long)n, flags, (long long)got);
+		return;
+	}
+	for (uint64_t p = first; p < first + n; p++) {
+		uint64_t i = p - first, begun = atomic_load(&s->host[p].begun),
+			 gbegun = atomic_load(&s->guest_w[p].begun);
+		bool bit = bitmap[i / 64] >> (i % 64) & 1;
+		bool must = done[p] > s->must[p] || (s->track_guest && gdone[p] > s->gmust[p]);
+
+		set += bit;
+		s->required += must;
+		if (!bit && done[p] > s->must[p])
+			violation(s, "page %llu written by the host (%llu writes done before the "
+				     "collect, %llu begun after the last; the last by %s) not reported",
+				  (unsigned long long)p, (unsigned long long)done[p],
+				  (unsigned long long)s->must[p],
+				  writer_name[atomic_load(&s->host[p].last)]);
+		if (!bit && s->track_guest && gdone[p] > s->gmust[p])
+			violation(s, "page %llu written by the guest (%llu writes done before the "
+				     "collect, %llu begun after the last) not reported",
+				  (unsigned long long)p, (unsigned long long)gdone[p],
+				  (unsigned long long)s->gmust[p]);
+		if (bit && begun + gbegun == s->prev[p])
+			s->false_pos++;
+		if (!peek) {
+			s->must[p] = begun;
+			s->gmust[p] = gbegun;
+			s->prev[p] = done[p] + gdone[p];
+		}
+	}
+	if ((uint64_t)got != set)
+		violation(s, "gmem_track_collect returned %lld with %llu bits set", (long long)got,
+			  (unsigned long long)set);
+	s->collects++;
+	s->peeks += peek;
+	s->tracked_guest_collects += s->track_guest;
+	s->reported += set;
+}
+
+/*
+ * Collects the whole object or a range, peeking one time in eight, at
+ * random intervals; once in a while stops tracking and starts it again,
+ * with the guest mapping or without.
+ */
+static void *tracker(void *arg)
+{
+	struct soak *s = arg;
+	uint64_t x = 0x5851f42d4c957f2dULL;
+
+	while (s->tracking && !atomic_load(&s->stop)) {
+		uint64_t first = 0, n = s->npages, r = rnd(&x);
+
+		usleep(50 + r % 2000);
+		if (r % 256 == 0) {
+			int err = gmem_track_stop(s->g);
+
+			if (err || (err = track_begin(s, (r >> 8) & 1)))
+				violation(s, "restarting tracking: %d", err);
+			s->restarts++;
+			continue;
+		}
+		if (r % 4)
+			pick(s, &x, &first, &n);
+		track_check(s, first, n, (r >> 8) % 8 ? 0 : GMEM_TRACK_PEEK);
+	}
+	return NULL;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -493,7 +696,7 @@ static const struct setting settings[] = {
 static int soak(const struct setting *set, double seconds)
 {
 	static void *(*const fns[])(void *) = { converter, converter, pinner, pinner, reader,
-						reader, guest, discarder, viewer, auditor };
+						reader, guest, discarder, viewer, auditor, tracker };
 	const bool huge = set->backing == GMEM_BACKING_HUGETLB_2M;
 	const uint64_t npages = huge ? 2 * HUGE_PAGES : NPAGES;
 	struct gmem_config cfg = { .size = npages * PS, .backing = set->backing,
@@ -540,8 +743,14 @@ static int soak(const struct setting *set, double seconds)
 			return -ENOMEM;
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&s->page_mu[i], NULL);
+	/* tracked from the start, the guest mapping too: the first fill is written */
+	err = track_begin(s, true);
+	if (err && err != -EOPNOTSUPP)
+		violation(s, "gmem_track_start: %d", err);
+	s->tracking = !err;
 	for (uint64_t p = 0; p < npages; p++)
-		pc_fill(s->views[0] + p * PS, pc_public(p, 1));
+		if (view_fill(s, p, s->views[0] + p * PS, pc_public(p, 1)))
+			violation(s, "the first fill of page %llu was refused", (unsigned long long)p);
 
 	t0 = now();
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
@@ -566,6 +775,8 @@ static int soak(const struct setting *set, double seconds)
 			violation(s, "page %llu still in transit", (unsigned long long)p);
 	if (gmem_audit(s->g))
 		violation(s, "the final audit failed");
+	if (s->tracking)
+		track_check(s, 0, npages, 0); /* every write is done: all must be reported */
 
 	printf("soak on %s: %.0f s\n", name, el);
 	for (int k = 0; k < K_COUNT; k++) {
@@ -579,6 +790,17 @@ static int soak(const struct setting *set, double seconds)
 	       (unsigned long long)atomic_load(&s->deferred),
 	       (unsigned long long)atomic_load(&s->cancelled),
 	       (unsigned long long)atomic_load(&s->refused), (unsigned long long)st.host_faults);
+	if (s->tracking)
+		printf("  tracking: %llu collects (%llu peeks, %llu with the guest mapping tracked), "
+		       "%llu restarts; %llu pages reported, %llu of them bound to be, %llu not "
+		       "written (false positives: %.1f%%)\n",
+		       (unsigned long long)s->collects, (unsigned long long)s->peeks,
+		       (unsigned long long)s->tracked_guest_collects,
+		       (unsigned long long)s->restarts, (unsigned long long)s->reported,
+		       (unsigned long long)s->required, (unsigned long long)s->false_pos,
+		       s->reported ? 100.0 * (double)s->false_pos / (double)s->reported : 0.0);
+	else
+		printf("  tracking: SKIP (no asynchronous userfaultfd write-protect)\n");
 	printf("  violations: %llu\n", (unsigned long long)atomic_load(&s->violations));
 	err = atomic_load(&s->violations) ? 1 : 0;
 	gmem_destroy(s->g);

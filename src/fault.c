@@ -102,11 +102,16 @@ static int map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bo
 /*
  * Map the stretch of [s, e) around page that view v does not map yet;
  * a page the kernel cannot map (hardware poison) is refused instead.
+ * Tracking writes, a page v mapped already faults only if the kernel took
+ * its entry behind the library's back - with it, maybe, a write not yet
+ * collected, which the entry mapped again write-protected would hide: it
+ * counts as written (track.c).
  */
 static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s, uint64_t e,
 		       bool missing, struct wake *wake)
 {
-	view_mark_mapped(v, page, &s, &e);
+	if (view_mark_mapped(v, page, &s, &e) && g->tracking)
+		track_mark(g, s, e);
 	/* the poisoned page may be a neighbour: ask for the faulting one alone */
 	if (map_around(g, v, s, e, missing, wake) == -EIO &&
 	    map_around(g, v, page, page + 1, missing, wake) == -EIO)
@@ -135,7 +140,8 @@ static void handle_huge_fault(struct gmem *g, struct view *v, uint64_t page, boo
 		views_deny(g, v, bs, be);
 		return;
 	}
-	view_mark_mapped(v, bs, &s, &e);
+	if (view_mark_mapped(v, bs, &s, &e) && g->tracking)
+		track_mark(g, bs, be); /* as map_window(): the kernel took its entry */
 	if (map_around(g, v, bs, be, missing, wake) < 0)
 		views_deny(g, v, bs, be);
 }

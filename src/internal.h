@@ -364,9 +364,11 @@ void views_zap_idle(struct gmem *g, uint64_t first, uint64_t end);
 /*
  * Before the fault thread maps [*s, *e) around page in v: narrow the window
  * to what v does not map yet (just page if the kernel dropped it from a
- * marked stretch) and mark it, so that the marks cover every PTE.
+ * marked stretch) and mark it, so that the marks cover every PTE.  Whether
+ * page was marked already (or the marks are lost): then the kernel took
+ * an entry v had for it, maybe a written one.
  */
-void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e);
+bool view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e);
 /* Refuse touches of [first, end) through v: a mark in v's page tables (g->lock shared or more). */
 void views_deny(struct gmem *g, struct view *v, uint64_t first, uint64_t end);
 /*

@@ -29,7 +29,9 @@
  * so the write lifts the protection and the next scan reports it); a page
  * whose entry a zap takes was recorded before the zap; a record bit is set
  * after the write it stands for and cleared by an atomic exchange, so a
- * collect racing it reports it or leaves it for the next.
+ * collect racing it reports it or leaves it for the next.  A collect that
+ * fails records what its scans protected again (and all a failed scan
+ * covered) before it returns, for the next.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -179,6 +181,7 @@ struct scan_to_bitmap {
 	uint64_t first, end; /* the pages the bitmap covers */
 	uintptr_t base;      /* the address of page 0 in the mapping scanned */
 	bool view;           /* the mapping scanned is a view */
+	bool reprotect;      /* the scans protect what they report again */
 };
 
 static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
@@ -188,8 +191,6 @@ static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
 	struct runmap_iter it;
 	struct run r;
 
-	ps = ps > b->first ? ps : b->first;
-	pe = pe < b->end ? pe : b->end;
 	/*
 	 * No view writes a private page: an entry a view holds for one is a
 	 * refusal's mark, which the kernel counts as written (not a
@@ -197,33 +198,75 @@ static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
 	 */
 	runmap_iter_start(&it, &b->g->states, ps, pe);
 	while (runmap_iter_next(&it, &r)) {
+		uint64_t rs = r.start > b->first ? r.start : b->first;
+		uint64_t re = r.end < b->end ? r.end : b->end;
+
 		if (b->view && r.val == GMEM_PRIVATE)
 			continue;
-		for (uint64_t p = r.start; p < r.end; p++)
+		/* a hugetlbfs page is scanned whole: what lies past the range is its collect's */
+		if (b->reprotect && r.start < rs)
+			track_mark(b->g, r.start, rs < r.end ? rs : r.end);
+		if (b->reprotect && re < r.end)
+			track_mark(b->g, re > r.start ? re : r.start, r.end);
+		for (uint64_t p = rs; p < re; p++)
 			b->bitmap[(p - b->first) / 64] |= 1ULL << ((p - b->first) % 64);
 	}
 }
 
-/* The scans of a collect, with g->lock held shared and the records current. */
+/*
+ * The scans of a collect, with g->lock held shared and the records current.
+ * A scan that fails may have protected part of its range again without
+ * saying what it found there: all of it counts as written.
+ */
 static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotect)
 {
+	/* the kernel protects a hugetlbfs page only whole: a scan of a piece stops short */
+	uint64_t bp = g->b.hugetlb ? g->b.align >> PAGE_SHIFT : 1;
+	uint64_t first = b->first & ~(bp - 1), end = (b->end + bp - 1) & ~(bp - 1);
 	struct view *v;
 	uint64_t s, e;
 	int err = 0;
 
 	b->view = true;
-	for (size_t i = 0; !err && (v = views_next(g, &i, b->first, b->end, &s, &e));) {
+	b->reprotect = reprotect;
+	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));) {
 		b->base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
 		err = pagemap_written(g->track_pm, b->base + (s << PAGE_SHIFT),
 				      b->base + (e << PAGE_SHIFT), reprotect, bitmap_run, b);
+		if (err && reprotect)
+			track_mark(g, s, e);
 	}
 	if (!err && g->track_guest) {
 		b->view = false;
 		b->base = (uintptr_t)g->b.guest;
-		err = pagemap_written(g->track_pm, b->base + (b->first << PAGE_SHIFT),
-				      b->base + (b->end << PAGE_SHIFT), reprotect, bitmap_run, b);
+		err = pagemap_written(g->track_pm, b->base + (first << PAGE_SHIFT),
+				      b->base + (end << PAGE_SHIFT), reprotect, bitmap_run, b);
+		if (err && reprotect)
+			track_mark(g, first, end);
 	}
 	return err;
+}
+
+/*
+ * Scans failed after others had protected what they found again: keep it
+ * in the records, for the next collect if this one gives up (a retry that
+ * succeeds reports it here all the same: its bits are in the bitmap).
+ */
+static void keep_found(struct gmem *g, const struct scan_to_bitmap *b)
+{
+	uint64_t n = b->end - b->first;
+
+	for (uint64_t i = 0; i < n;) {
+		uint64_t s;
+
+		if (!(b->bitmap[i / 64] >> (i % 64) & 1)) {
+			i++;
+			continue;
+		}
+		for (s = i; i < n && (b->bitmap[i / 64] >> (i % 64) & 1); i++)
+			;
+		track_mark(g, b->first + s, b->first + i);
+	}
 }
 
 int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *bitmap,
@@ -231,24 +274,26 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 {
 	struct scan_to_bitmap b;
 	struct timespec deadline = { 0, 0 };
-	bool peek = flags & GMEM_TRACK_PEEK;
+	bool peek = flags & GMEM_TRACK_PEEK, cleared = false;
 	int64_t n = 0;
 	int err;
 
 	if (!g || !bitmap || !range_ok(g, offset, len) || (flags & ~GMEM_TRACK_PEEK))
 		return -EINVAL;
 	b = (struct scan_to_bitmap){ g, bitmap, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT, 0,
-				     false };
-	/* once: a scan that protected pages again before a retry has reported them here */
-	memset(bitmap, 0, ((b.end - b.first + 63) / 64) * sizeof(*bitmap));
+				     false, false };
 	for (;;) {
 		bool current;
 
 		views_lock(g, false);
 		if (!g->tracking) {
 			unlock(g);
-			return -EINVAL;
+			return -EINVAL; /* the bitmap untouched */
 		}
+		/* once: a scan that protected pages again before a retry has reported them here */
+		if (!cleared)
+			memset(bitmap, 0, ((b.end - b.first + 63) / 64) * sizeof(*bitmap));
+		cleared = true;
 		/*
 		 * Scans read views where the records say they are: not while a
 		 * change is under way (a scan would meet the process's own
@@ -258,6 +303,8 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 		current = records_current(g);
 		err = current ? collect_scans(g, &b, !peek) : -ESTALE;
 		views_gate_leave(g);
+		if (err && !peek)
+			keep_found(g, &b);
 		if (err != -ESTALE && err != -EPERM)
 			break;
 		unlock(g);

@@ -332,10 +332,16 @@ static int undeny_run(struct gmem *g, struct view *v, uint64_t s, uint64_t e)
 		if (v->prot_used && mprotect(a, len, PROT_READ | PROT_WRITE) && errno != ENOMEM)
 			return sys_result(-errno);
 	}
+	/*
+	 * On hugetlbfs the marks cleared are a huge page's, whole, and a view
+	 * may map it again by now (an earlier clearing of a piece of it gave
+	 * it back) and have written it: what the zap may take counts
+	 */
+	track_mapped(g, v, s, e);
 	int err = zap_range(a, len, false);
 
 	if (!err)
-		track_after_zap(g, view_base(v), s, e); /* marks were no writes */
+		track_after_zap(g, view_base(v), s, e); /* the marks were no writes */
 	return err;
 }
 
@@ -385,14 +391,19 @@ void views_zap_idle(struct gmem *g, uint64_t first, uint64_t end)
 		views_zap(g, first, end, false);
 }
 
-void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
+bool view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
 {
 	uint64_t ms, me;
+	bool marked;
 
 	if (v->mapped_lost)
-		return;
-	if (runmap_get(&v->mapped, page, &ms, &me)) {
-		/* marked, yet it faulted: the kernel unmapped it (reclaim); just it */
+		return true;
+	marked = runmap_get(&v->mapped, page, &ms, &me);
+	if (marked) {
+		/*
+		 * Marked, yet it faulted: the kernel unmapped it (reclaim, a
+		 * huge page split by a discard or merged by a collapse); just it
+		 */
 		*s = page;
 		*e = page + 1;
 	} else {
@@ -403,6 +414,7 @@ void view_mark_mapped(struct view *v, uint64_t page, uint64_t *s, uint64_t *e)
 		v->mapped_lost = true; /* from now on zaps cover the whole range */
 	else
 		runmap_set(&v->mapped, *s, *e, 1);
+	return marked;
 }
 
 /*

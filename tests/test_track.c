@@ -143,6 +143,85 @@ TEST(writes_survive_conversions)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/*
+ * The kernel takes a view's entries behind the library's back - a THP
+ * block's, all of them, when a discard of part of it splits it, or a
+ * collapse merges it - and a touch maps them again, write-protected: a
+ * write made before must still be reported.
+ */
+TEST(writes_survive_huge_page_splits_and_merges)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+	volatile char x;
+
+	start(g, 0);
+	v[0] = 1;
+	CHECK_OK(gmem_discard(g, 5 * U, U)); /* splits the block (THP) */
+	x = v[0];                            /* mapped again */
+	CHECK(collect(g, b, 0) >= 2 * (int64_t)(U / PS));
+	CHECK(bit(b, 0) && bit(b, 5 * U / PS));
+	v[U] = 2;
+	CHECK_OK(gmem_collapse(g, 0, gmem_size(g), NULL)); /* merges it (THP) */
+	x = v[U];
+	(void)x;
+	CHECK(collect(g, b, 0) >= (int64_t)(U / PS));
+	CHECK(bit(b, U / PS));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A collect of a few pages: on hugetlbfs the scans take whole huge pages
+ * (the kernel protects no piece of one), and what they find past the
+ * range is left for the collect that covers it.
+ */
+TEST(collects_of_pieces_of_huge_pages)
+{
+	struct gmem *g = tg_create(env, 2 * U < 8 * PS ? 8 * PS : 2 * U, 0, 0);
+	char *guest, *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+
+	CHECK_OK(gmem_guest_map(g, (void **)&guest));
+	start(g, GMEM_TRACK_GUEST);
+	v[0] = 1;
+	guest[U + 2 * PS] = 2;
+	CHECK(gmem_track_collect(g, PS, PS, b, 0) >= 0);
+	CHECK(gmem_track_collect(g, U + PS, 3 * PS, b, GMEM_TRACK_PEEK) >= 1);
+	CHECK(bit(b, 1));
+	CHECK(gmem_track_collect(g, U + PS, 3 * PS, b, 0) >= 1);
+	CHECK(bit(b, 1));
+	CHECK(collect(g, b, 0) >= 1);
+	CHECK(bit(b, 0));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A conversion to shared clears what refused touches left in views - on
+ * hugetlbfs over whole huge pages, which a view may map again by then and
+ * have written: a write made before must still be reported.
+ */
+TEST(writes_survive_refusals_cleared)
+{
+	struct gmem *g = tg_create(env, 2 * U < 8 * PS ? 8 * PS : 2 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+
+	start(g, 0);
+	CHECK_OK(gmem_convert(g, PS, PS, GMEM_PRIVATE, 0, NULL));
+	/* refused on hugetlbfs (its huge page has a private piece), mapped elsewhere */
+	CHECK(touch(v + 5 * PS, false, NULL, NULL) == (env_hugetlb(env) ? env->sig : 0));
+	CHECK_OK(gmem_convert(g, PS, PS, GMEM_SHARED, 0, NULL));
+	v[5 * PS] = 5;
+	CHECK_OK(gmem_convert(g, 3 * PS, PS, GMEM_SHARED, 0, NULL)); /* shared already */
+	CHECK(collect(g, b, 0) >= 1);
+	CHECK(bit(b, 5));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
 /* gmem_write() and gmem_discard() write; gmem_read() does not. */
 TEST(copies_and_discards_reported)
 {

@@ -109,9 +109,14 @@ static void do_fill(void *arg)
 
 int touch_fill(volatile char *dst, uint64_t word, size_t len)
 {
+	return touch_fill_si(dst, word, len, NULL);
+}
+
+int touch_fill_si(volatile char *dst, uint64_t word, size_t len, siginfo_t *si)
+{
 	struct access a = { .p = dst, .dst = (char *)&word, .len = len };
 
-	return guarded(do_fill, &a, NULL);
+	return guarded(do_fill, &a, si);
 }
 
 int touch_copy(void *dst, const volatile char *src, size_t len)

@@ -21,6 +21,11 @@ int touch_copy(void *dst, const volatile char *src, size_t len);
 
 /* Store word over len bytes (a multiple of 8) at dst, guarded likewise. */
 int touch_fill(volatile char *dst, uint64_t word, size_t len);
+/*
+ * The same, with *si filled when a signal stopped it (may be NULL): the
+ * stores before si_addr were made, in order.
+ */
+int touch_fill_si(volatile char *dst, uint64_t word, size_t len, siginfo_t *si);
 
 /*
  * Whether si_code is how a refused touch arrives under the SIGBUS policy: a
