@@ -33,6 +33,7 @@ struct region {
 	uint64_t gpa, size;
 	enum region_kind kind;
 	uint64_t offset;            /* RAM: where it starts in the gmem object */
+	uint32_t slot;              /* RAM: its KVM memslot (kvm_map_ram()) */
 	const struct mmio_ops *ops; /* MMIO */
 	void *dev;
 };
