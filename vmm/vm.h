@@ -82,6 +82,11 @@ struct vm {
 	struct vcpu vcpus[MAX_VCPUS];
 	struct vm_device *devices; /* device.h: the hooks generic code calls */
 	struct snoop *snoop;
+	/*
+	 * Dirty-tracking rounds collected so far, which the guest reads from
+	 * port PORT_DIRTY_ROUNDS; -1 while nothing is tracked.
+	 */
+	_Atomic int64_t dirty_rounds;
 
 	/* ending */
 	pthread_mutex_t end_mu;
