@@ -217,8 +217,11 @@ void rounds_print(const struct rounds *t, const struct vm *vm, FILE *f)
 {
 	bool kvm = t->cfg.mode == DIRTY_KVM;
 
-	if (!t->seen)
-		return; /* never started */
+	if (!t->seen) {
+		fprintf(f, "\n== dirty tracking, --track %s: never started (the VM ended first)\n",
+			dirty_mode_name(t->cfg.mode));
+		return;
+	}
 	fprintf(f, "\n== dirty tracking, --track %s (%s): %u rounds every %u ms%s, then one at the end\n",
 		dirty_mode_name(t->cfg.mode),
 		kvm ? "KVM's dirty log | gmem for the host's writes" : "gmem for every writer",
