@@ -35,6 +35,8 @@
 #define PORT_SERIAL 0x3f8  /* out: a byte to the console */
 #define PORT_SERIAL_LSR 0x3fd /* in: line status, transmitter always empty */
 #define PORT_EXIT 0x501    /* out: end the VM with this status */
+/* in (32-bit): dirty-tracking rounds collected so far; all ones while gmem-vmm tracks nothing */
+#define PORT_DIRTY_ROUNDS 0x502
 #define PORT_HYPERCALL 0xf1 /* out: RAX = nr, RBX, RCX, RDX = args; result in RAX */
 
 /* The conversion hypercall: KVM_HC_MAP_GPA_RANGE's number and meaning */

@@ -540,7 +540,8 @@ TEST_ONCE(vmm_command_line_errors)
 		{ "--mem", "3" }, { "--mem", "1T" }, { "--mem", "5M" }, { "--cpus", "0" },
 		{ "--cpus", "65" }, { "--init", "secret" }, { "--fault-signal", "kill" },
 		{ "--timeout", "-1" }, { "--disk-latency", "x" }, { "--bogus", NULL },
-		{ "--backing", "hugetlb" }, { "--device-io", "mmap" },
+		{ "--backing", "hugetlb" }, { "--device-io", "mmap" }, { "--track", "ept" },
+		{ "--dirty-rounds", "3" }, { "--dirty-map", "x" },
 	};
 	struct run r;
 
@@ -794,6 +795,145 @@ TEST_ONCE(vmm_ring_made_private)
 	check_ring_private(&copy_mode);
 }
 
+/*
+ * Dirty tracking (--track): dirty_pattern writes private and shared pages
+ * and has the device write others, each after a round it names, and every
+ * one of them must be reported by a later round (the end's included) -
+ * with KVM's dirty log for the guest's writes and gmem for the host's, and
+ * with gmem for both.  The guest's untouched pages reported are false
+ * positives: counted, and the same in both modes, whose guest-side
+ * trackers differ but whose host side is the same.
+ */
+#define DIRTY_GFNS (256 * MiB / 4096) /* gmem-vmm's default RAM, in pages */
+
+struct dirty_run {
+	uint16_t last[DIRTY_GFNS]; /* the last round that reported each page; 0: none */
+	int written, missed;      /* the guest's page writes; those no later round reported */
+	int untouched, false_pos; /* its untouched pages; those a round reported */
+	int rounds;               /* the last round's number */
+	long long union_pages;
+};
+
+/* Read a --dirty-map file into d->last. */
+static void dirty_map_read(const char *path, struct dirty_run *d)
+{
+	unsigned long long gpa, n;
+	unsigned int round;
+	FILE *f = fopen(path, "r");
+
+	CHECK(f);
+	while (fscanf(f, "%u %llx %llu", &round, &gpa, &n) == 3) {
+		CHECK(gpa % 4096 == 0 && gpa / 4096 + n <= DIRTY_GFNS);
+		for (unsigned long long g = gpa / 4096; g < gpa / 4096 + n; g++)
+			if (round > d->last[g])
+				d->last[g] = (uint16_t)round;
+		if ((int)round > d->rounds)
+			d->rounds = (int)round;
+	}
+	fclose(f);
+}
+
+/* Each page the guest names in out: written ones checked, untouched ones counted. */
+static void dirty_check_pattern(const char *out, struct dirty_run *d)
+{
+	for (const char *l = out; (l = strstr(l, "dirty_pattern: ")); l++) {
+		unsigned long long gpa, n;
+		unsigned int after;
+		char kind[16];
+
+		if (sscanf(l, "dirty_pattern: wrote %15s %llx %llu after round %u", kind, &gpa, &n,
+			   &after) == 4) {
+			for (unsigned long long g = gpa / 4096; g < gpa / 4096 + n; g++) {
+				CHECK(g < DIRTY_GFNS);
+				d->written++;
+				if (d->last[g] > after)
+					continue;
+				printf("  %s page %#llx written after round %u: last reported by round %u\n",
+				       kind, g * 4096, after, d->last[g]);
+				d->missed++;
+			}
+		} else if (sscanf(l, "dirty_pattern: untouched %15s %llx %llu", kind, &gpa, &n) == 3) {
+			for (unsigned long long g = gpa / 4096; g < gpa / 4096 + n; g++) {
+				CHECK(g < DIRTY_GFNS);
+				d->untouched++;
+				d->false_pos += d->last[g] > 0;
+			}
+		}
+	}
+}
+
+/* dirty_pattern tracked as track says, in mode m with RAM first init, its rounds in *d. */
+static void dirty_pattern_run(const struct mode *m, const char *init, const char *track,
+			      struct dirty_run *d)
+{
+	char img[PATH_MAX], map[PATH_MAX], stats[PATH_MAX];
+	struct run r;
+
+	memset(d, 0, sizeof(*d));
+	make_image(scratch(img, "disk-dirty.img"), 2048, -1); /* sector s holds byte s */
+	/* rounds enough for the slowest guest: they stop when it ends */
+	VMM_IN(m, &r, "--init", init, "--cpus", "2", "--track", track, "--dirty-rounds", "500", "--dirty-interval",
+	       "20", "--disk", img, "--dirty-map", scratch(map, "dirty.map"), "--stats",
+	       scratch(stats, "stats.json"), guest("dirty_pattern"));
+	if (r.status == 1 && strstr(r.err, "KVM's dirty log unavailable"))
+		SKIP("%s", r.err);
+	if (r.status == 1 && strstr(r.err, "write tracking unavailable"))
+		SKIP("%s", r.err);
+	if (r.status)
+		printf("%s", r.out);
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "dirty_pattern: done"));
+	CHECK(!strstr(r.out, "never came"));
+	dirty_map_read(map, d);
+	dirty_check_pattern(r.out, d);
+	d->union_pages = stat_of(stats, "union_pages");
+	printf("  --track %s on %s, devices %s, RAM %s: %d rounds, %lld pages reported; %d page "
+	       "writes, %d missed; %d untouched, %d reported\n",
+	       track, m->backing, m->io, init, d->rounds, d->union_pages, d->written, d->missed,
+	       d->untouched, d->false_pos);
+	CHECK(d->written >= 30);
+	CHECK_EQ(d->missed, 0);
+	CHECK(d->untouched >= 10);
+	unlink(img);
+	unlink(map);
+	unlink(stats);
+}
+
+static void check_dirty_tracking(const struct mode *m, const char *init, bool same_false_positives)
+{
+	static struct dirty_run kvm, gm;
+	int only_kvm = 0, only_gmem = 0;
+
+	dirty_pattern_run(m, init, "kvm", &kvm);
+	dirty_pattern_run(m, init, "gmem", &gm);
+	for (size_t g = 0; g < DIRTY_GFNS; g++) {
+		only_kvm += kvm.last[g] && !gm.last[g];
+		only_gmem += gm.last[g] && !kvm.last[g];
+	}
+	printf("  pages reported by one mode only: %d kvm, %d gmem\n", only_kvm, only_gmem);
+	if (same_false_positives)
+		CHECK_EQ(kvm.false_pos, gm.false_pos);
+}
+
+TEST_OPTS(vmm_dirty_tracking, .once = true, .timeout_s = 120)
+{
+	struct run r;
+
+	need_kvm();
+	check_dirty_tracking(&map_mode, "private", true);
+	check_dirty_tracking(&copy_mode, "private", true);
+	/*
+	 * RAM shared first: the guest makes its private pages private, and
+	 * those the device view had mapped (its fault-around maps shared
+	 * neighbours) count as written - gmem's false positives, in both modes
+	 */
+	check_dirty_tracking(&map_mode, "shared", true);
+	/* without --track the guest is told so (port 0x502 reads all ones) */
+	VMM(&r, guest("dirty_pattern"));
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "nothing tracked"));
+}
+
 /* Skip unless `pages` pages of page_size are free in the pool (raised for the case if root). */
 static void need_hugetlb(uint64_t page_size, unsigned long pages)
 {
@@ -908,6 +1048,63 @@ TEST_OPTS(vmm_demo_on_hugetlb_1g, .once = true, .timeout_s = 120)
 	need_kvm();
 	need_hugetlb(1024 * MiB, 1);
 	demo_on("hugetlb-1g", "1G", 1024 * MiB);
+	sysfs_restore();
+}
+
+/*
+ * Dirty tracking on huge backings.  hugetlb-2m: every written page is
+ * reported in both modes; gmem reports a written guest page's whole huge
+ * page, KVM's log only the page.  thp: tracking the guest mapping
+ * (--track gmem) maps its huge pages 4 KiB at a time while it lasts, and
+ * gmem_collapse() after the stop gives them back; KVM's log leaves the
+ * guest mapping alone.
+ */
+TEST_OPTS(vmm_dirty_tracking_on_hugetlb_2m, .once = true, .timeout_s = 120)
+{
+	need_kvm();
+	need_hugetlb(2 * MiB, 256 * MiB / (2 * MiB));
+	check_dirty_tracking(&hugetlb_mode, "private", false);
+	sysfs_restore();
+}
+
+TEST_OPTS(vmm_dirty_tracking_thp_huge_pages, .once = true, .timeout_s = 120)
+{
+	static const char *const track[] = { "kvm", "gmem" };
+	char stats[PATH_MAX];
+	struct run r;
+
+	need_kvm();
+	if (!thp_enable())
+		SKIP("shmem huge pages unavailable (shmem_enabled, and not root)");
+	for (int i = 0; i < 2; i++) {
+		long long start, fewest, stopped, collapsed;
+
+		/* the demo, tracked from a second in: its guest mapping is huge by then */
+		VMM_WITHIN(&r, 110, "--backing", "thp", "--mem", "64M", "--track", track[i],
+			   "--dirty-delay", "1000", "--dirty-rounds", "5", "--stats",
+			   scratch(stats, "stats.json"));
+		if (r.status == 1 && strstr(r.err, "unavailable"))
+			SKIP("%s", r.err);
+		CHECK_EQ(r.status, 0);
+		CHECK(strstr(r.out, "every check held"));
+		start = stat_of(stats, "at_start");
+		fewest = stat_of(stats, "fewest");
+		stopped = stat_of(stats, "stopped");
+		collapsed = stat_of(stats, "collapsed");
+		printf("  --track %s: guest mapping's huge blocks %lld as tracking started, %lld at "
+		       "fewest, %lld after the stop, %lld after gmem_collapse()\n",
+		       track[i], start, fewest, stopped, collapsed);
+		if (!start)
+			SKIP("the guest mapping held no huge page when tracking started");
+		if (!strcmp(track[i], "kvm")) {
+			CHECK(fewest == start && stopped >= start);
+		} else {
+			CHECK(fewest < start);
+			CHECK(collapsed >= start);
+		}
+		CHECK_EQ(stat_of(stats, "pinned"), 0);
+	}
+	unlink(stats);
 	sysfs_restore();
 }
 

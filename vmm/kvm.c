@@ -97,31 +97,76 @@ err_kvm:
 	return err;
 }
 
-int kvm_map_ram(struct vm *vm)
+/* RAM region r's memslot, with flags: 0 or -errno. */
+static int set_ram_slot(struct vm *vm, const struct region *r, uint32_t flags)
 {
 	void *guest;
+	struct kvm_userspace_memory_region mr;
 
 	gmem_guest_map(vm->mem, &guest);
+	mr = (struct kvm_userspace_memory_region){
+		.slot = r->slot,
+		.flags = flags,
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->size,
+		.userspace_addr = (uintptr_t)guest + r->offset,
+	};
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) ? -errno : 0;
+}
+
+int kvm_map_ram(struct vm *vm)
+{
 	for (int i = 0, slot = 0; i < vm->map.n; i++) {
-		const struct region *r = &vm->map.r[i];
-		struct kvm_userspace_memory_region mr;
+		struct region *r = &vm->map.r[i];
+		int err;
 
 		if (r->kind != REGION_RAM)
 			continue;
-		mr = (struct kvm_userspace_memory_region){
-			.slot = (uint32_t)slot++,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uintptr_t)guest + r->offset,
-		};
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr)) {
-			int err = -errno;
-
-			fprintf(stderr, "gmem-vmm: KVM_SET_USER_MEMORY_REGION: %s\n", strerror(errno));
+		r->slot = (uint32_t)slot++;
+		err = set_ram_slot(vm, r, 0);
+		if (err) {
+			fprintf(stderr, "gmem-vmm: KVM_SET_USER_MEMORY_REGION: %s\n", strerror(-err));
 			return err;
 		}
 	}
 	return 0;
+}
+
+/*
+ * Changing only a memslot's KVM_MEM_LOG_DIRTY_PAGES is allowed while vCPUs
+ * run (KVM_MR_FLAGS_ONLY): KVM write-protects the slot's pages as logging
+ * starts (and maps them 4 KiB at a time while it lasts), and lets huge
+ * mappings come back as it stops.
+ */
+int kvm_dirty_log(struct vm *vm, bool on)
+{
+	int first_err = 0;
+
+	for (int i = 0; i < vm->map.n; i++) {
+		const struct region *r = &vm->map.r[i];
+		int err;
+
+		if (r->kind != REGION_RAM)
+			continue;
+		err = set_ram_slot(vm, r, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+		if (err && on) {
+			/* whole or undone */
+			while (i-- > 0)
+				if (vm->map.r[i].kind == REGION_RAM)
+					set_ram_slot(vm, &vm->map.r[i], 0);
+			return err;
+		}
+		if (err && !first_err)
+			first_err = err;
+	}
+	return first_err;
+}
+
+int kvm_dirty_log_get(struct vm *vm, const struct region *r, uint64_t *bitmap)
+{
+	struct kvm_dirty_log log = { .slot = r->slot, .dirty_bitmap = bitmap };
+
+	return ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) ? -errno : 0;
 }
 
 /* The highest guest-physical address the identity map must cover. */

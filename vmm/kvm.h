@@ -14,8 +14,26 @@
 
 /* Open /dev/kvm and create a VM of the default type. */
 int kvm_create(struct vm *vm);
-/* One memslot per RAM region, backed by the gmem guest mapping; they go with the VM. */
+/*
+ * One memslot per RAM region, backed by the gmem guest mapping; they go with
+ * the VM.  Each region's slot number goes to its `slot`.
+ */
 int kvm_map_ram(struct vm *vm);
+
+/*
+ * KVM's dirty log (KVM_MEM_LOG_DIRTY_PAGES) on every RAM memslot, or off:
+ * 0 or -errno, with nothing printed.  Turning it on is whole or undone;
+ * turning it off tries every slot and returns the first error.
+ */
+int kvm_dirty_log(struct vm *vm, bool on);
+/*
+ * KVM_GET_DIRTY_LOG of RAM region r's memslot: bit i of bitmap (r->size /
+ * 4 KiB bits, rounded up to 64) set when the guest - or KVM on its behalf -
+ * wrote the page at r->gpa + i * 4 KiB since the last call; KVM clears
+ * the log and write-protects those pages again in the same call.  0 or
+ * -errno.
+ */
+int kvm_dirty_log_get(struct vm *vm, const struct region *r, uint64_t *bitmap);
 /* Create the vCPUs, each in 64-bit mode at entry with the boot protocol's registers. */
 int kvm_create_vcpus(struct vm *vm, uint64_t entry);
 void kvm_destroy_vcpus(struct vm *vm);

@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "dirty.h"
 #include "kvm.h"
 #include "loader.h"
+#include "rounds.h"
 #include "snoop.h"
 #include "vcpu.h"
 #include "virtio_blk.h"
@@ -39,6 +41,10 @@ struct options {
 	int device_io; /* -1: the backing's default; 0: map; 1: copy */
 	const char *disk, *stats, *guest;
 	unsigned int timeout_s, disk_latency_ms;
+	/* dirty tracking: track 0 = none */
+	enum dirty_mode track;
+	unsigned int dirty_rounds, dirty_interval_ms, dirty_delay_ms;
+	const char *dirty_map;
 };
 
 static const char usage[] =
@@ -60,6 +66,13 @@ static const char usage[] =
 	"  --fault-signal bus|segv what a host touch of private RAM raises (default bus)\n"
 	"  --snoop / --no-snoop    a host thread reading all RAM (default: on for the demo)\n"
 	"  --stats FILE.json       write the run's counters to FILE.json\n"
+	"  --track kvm|gmem        track the pages written to RAM: KVM's dirty log for the\n"
+	"                          guest's writes and gmem for the host's, or gmem for all\n"
+	"  --dirty-rounds N        collect N rounds of them while the guest runs, then one\n"
+	"                          at its end; each printed, and in --stats (default 0)\n"
+	"  --dirty-interval MS     the time before each round (default 100)\n"
+	"  --dirty-delay MS        start tracking MS after the guest (default 0: before it)\n"
+	"  --dirty-map FILE        each round's pages, lines \"ROUND GPA PAGES\" (GPA in hex)\n"
 	"  --timeout SECONDS       end the VM after SECONDS (exit status 124)\n"
 	"  -h, --help              this text\n"
 	"\n"
@@ -129,7 +142,8 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MEM = 256, O_CPUS, O_INIT, O_DISK, O_LATENCY, O_SIGNAL, O_SNOOP, O_NO_SNOOP,
-	       O_STATS, O_TIMEOUT, O_BACKING, O_DEVICE_IO };
+	       O_STATS, O_TIMEOUT, O_BACKING, O_DEVICE_IO, O_TRACK, O_DIRTY_ROUNDS,
+	       O_DIRTY_INTERVAL, O_DIRTY_DELAY, O_DIRTY_MAP };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -143,15 +157,21 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "backing", required_argument, NULL, O_BACKING },
 		{ "device-io", required_argument, NULL, O_DEVICE_IO },
+		{ "track", required_argument, NULL, O_TRACK },
+		{ "dirty-rounds", required_argument, NULL, O_DIRTY_ROUNDS },
+		{ "dirty-interval", required_argument, NULL, O_DIRTY_INTERVAL },
+		{ "dirty-delay", required_argument, NULL, O_DIRTY_DELAY },
+		{ "dirty-map", required_argument, NULL, O_DIRTY_MAP },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	const char *dirty_option = NULL; /* one that needs --track */
 	unsigned long v;
 	int c;
 
 	*o = (struct options){ .mem = DEFAULT_MEM, .cpus = 1, .init_private = true,
 			       .fault_signal = SIGBUS, .backing = backing_find("shmem"),
-			       .device_io = -1 };
+			       .device_io = -1, .dirty_interval_ms = 100 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -203,6 +223,32 @@ static void parse_options(int argc, char **argv, struct options *o)
 				die("--device-io %s: want map or copy", optarg);
 			o->device_io = !strcmp(optarg, "copy");
 			break;
+		case O_TRACK:
+			if (dirty_mode_parse(optarg, &o->track))
+				die("--track %s: want kvm or gmem", optarg);
+			break;
+		case O_DIRTY_ROUNDS:
+			if (!parse_uint(optarg, 100000, &v))
+				die("--dirty-rounds %s: want 0 to 100000", optarg);
+			o->dirty_rounds = (unsigned int)v;
+			dirty_option = "--dirty-rounds";
+			break;
+		case O_DIRTY_INTERVAL:
+			if (!parse_uint(optarg, 60000, &v) || !v)
+				die("--dirty-interval %s: want 1 to 60000 milliseconds", optarg);
+			o->dirty_interval_ms = (unsigned int)v;
+			dirty_option = "--dirty-interval";
+			break;
+		case O_DIRTY_DELAY:
+			if (!parse_uint(optarg, 3600000, &v))
+				die("--dirty-delay %s: want milliseconds, at most 3600000", optarg);
+			o->dirty_delay_ms = (unsigned int)v;
+			dirty_option = "--dirty-delay";
+			break;
+		case O_DIRTY_MAP:
+			o->dirty_map = optarg;
+			dirty_option = "--dirty-map";
+			break;
 		case O_TIMEOUT:
 			if (!parse_uint(optarg, 86400, &v) || !v)
 				die("--timeout %s: want 1 to 86400 seconds", optarg);
@@ -217,6 +263,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc - 1)
 		die("one guest program at most (see --help)");
+	if (dirty_option && !o->track)
+		die("%s: needs --track kvm|gmem", dirty_option);
 	if (!o->mem_given && o->mem < o->backing->page)
 		o->mem = o->backing->page; /* hugetlb-1g: one page */
 	if (o->mem % o->backing->page)
@@ -286,6 +334,7 @@ struct report {
 	struct vblk_stats blk;
 	struct snoop_stats snoop;
 	int destroy_err;
+	const struct rounds *track; /* --track: the rounds; NULL without */
 };
 
 static void write_stats(const char *path, const struct vm *vm, const struct report *r, int status)
@@ -340,7 +389,12 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		(unsigned long long)r->huge.merges);
 	fprintf(f, "  \"kvm\": {\"pages_4k\": %s, \"pages_2m\": %s, \"pages_1g\": %s},\n", kvm[0],
 		kvm[1], kvm[2]);
-	fprintf(f, "  \"mmio_unclaimed\": %llu\n}\n", (unsigned long long)vm->n.mmio_unclaimed);
+	fprintf(f, "  \"mmio_unclaimed\": %llu", (unsigned long long)vm->n.mmio_unclaimed);
+	if (r->track) {
+		fprintf(f, ",\n  \"dirty\": ");
+		rounds_json(r->track, f);
+	}
+	fprintf(f, "\n}\n");
 	fclose(f);
 }
 
@@ -416,6 +470,8 @@ static int conclude(const struct options *o, const struct vm *vm, const struct r
 	}
 	if (o->stats)
 		write_stats(o->stats, vm, r, status);
+	if (r->track)
+		rounds_print(r->track, vm, stdout);
 	if (!o->guest && !demo_summary(vm, r, status) && !status)
 		status = 1;
 	fflush(stdout);
@@ -432,6 +488,7 @@ int main(int argc, char **argv)
 	struct vm vm = { .kvm_fd = -1, .vm_fd = -1 };
 	struct gmem_config cfg = { 0 };
 	struct report rep = { 0 };
+	struct rounds track = { 0 };
 	struct vblk_dev *blk;
 	struct image img;
 	const void *elf;
@@ -451,11 +508,21 @@ int main(int argc, char **argv)
 	vm.backing = o.backing->type;
 	vm.backing_name = o.backing->name;
 	vm.copy_io = o.device_io < 0 ? o.backing->hugetlb : o.device_io;
+	atomic_init(&vm.dirty_rounds, -1);
 	gpa_map_init(&vm.map, vm.ram_size);
+	if (o.track) {
+		struct rounds_config rc = { .mode = o.track, .rounds = o.dirty_rounds,
+					    .interval_ms = o.dirty_interval_ms,
+					    .delay_ms = o.dirty_delay_ms, .map = o.dirty_map };
+
+		if (rounds_init(&track, &rc))
+			return 1;
+		rep.track = &track;
+	}
 	err = vm_end_init(&vm);
 	if (err) {
 		complain("%s", strerror(-err));
-		return 1;
+		goto err_track;
 	}
 
 	elf = read_guest(o.guest, &elf_size);
@@ -497,16 +564,23 @@ int main(int argc, char **argv)
 		complain("loading the guest: %s", strerror(-err));
 		goto err_vcpus;
 	}
+	/* tracking starts here, on the memory as loaded, unless --dirty-delay says later */
+	if (o.track && !o.dirty_delay_ms && rounds_start(&track, &vm, why, sizeof(why))) {
+		complain("%s", why);
+		goto err_vcpus;
+	}
 	if (o.snoop && (err = snoop_start(&vm))) {
 		complain("snoop: %s", strerror(-err));
 		goto err_vcpus;
 	}
 
 	t0 = now_s();
-	if (!vcpus_start(&vm))
-		vm_wait(&vm, o.timeout_s);
-	else
+	if (vcpus_start(&vm))
 		vm_wait(&vm, 0);
+	else if (o.track)
+		rounds_run(&track, &vm, o.timeout_s);
+	else
+		vm_wait(&vm, o.timeout_s);
 	vcpus_join(&vm);
 	rep.seconds = now_s() - t0;
 	/* the memory and the VM as the guest left them */
@@ -523,6 +597,12 @@ err_vcpus:
 	kvm_destroy_vcpus(&vm);
 err_blk:
 	vblk_destroy(blk, &rep.blk);
+	/* nothing writes guest memory any more: the end's round takes the rest */
+	if (rounds_end(&track, &vm, why, sizeof(why))) {
+		complain("%s", why);
+		if (!status)
+			status = 1;
+	}
 err_kvm:
 	kvm_destroy(&vm);
 err_view:
@@ -537,5 +617,9 @@ err_guest:
 	release_guest(o.guest, elf, elf_size);
 err_end:
 	vm_end_fini(&vm);
-	return ran ? conclude(&o, &vm, &rep, status) : status;
+	if (ran)
+		status = conclude(&o, &vm, &rep, status);
+err_track:
+	rounds_fini(&track);
+	return status;
 }

@@ -103,6 +103,13 @@ static void handle_io(struct vcpu *v)
 		memset(data, 0xff, bytes);
 		if (run->io.port == PORT_SERIAL_LSR)
 			memset(data, 0x60, bytes); /* transmitter empty: always ready */
+		if (run->io.port == PORT_DIRTY_ROUNDS && run->io.count == 1) {
+			int64_t rounds = atomic_load(&v->vm->dirty_rounds);
+			uint32_t n = (uint32_t)rounds;
+
+			if (rounds >= 0)
+				memcpy(data, &n, run->io.size < sizeof(n) ? run->io.size : sizeof(n));
+		}
 		return;
 	}
 	switch (run->io.port) {
@@ -228,23 +235,30 @@ int vcpus_start(struct vm *vm)
 	return 0;
 }
 
+bool vm_wait_until(struct vm *vm, const struct timespec *deadline)
+{
+	bool ended;
+
+	pthread_mutex_lock(&vm->end_mu);
+	while (!vm->ended) {
+		if (!deadline)
+			pthread_cond_wait(&vm->end_cv, &vm->end_mu);
+		else if (pthread_cond_timedwait(&vm->end_cv, &vm->end_mu, deadline) == ETIMEDOUT)
+			break;
+	}
+	ended = vm->ended;
+	pthread_mutex_unlock(&vm->end_mu);
+	return ended;
+}
+
 void vm_wait(struct vm *vm, unsigned int timeout_s)
 {
 	struct timespec deadline;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += timeout_s;
-	pthread_mutex_lock(&vm->end_mu);
-	while (!vm->ended) {
-		if (!timeout_s) {
-			pthread_cond_wait(&vm->end_cv, &vm->end_mu);
-		} else if (pthread_cond_timedwait(&vm->end_cv, &vm->end_mu, &deadline) == ETIMEDOUT) {
-			pthread_mutex_unlock(&vm->end_mu);
-			vm_end(vm, 124, "timed out after %u s", timeout_s);
-			return;
-		}
-	}
-	pthread_mutex_unlock(&vm->end_mu);
+	if (!vm_wait_until(vm, timeout_s ? &deadline : NULL))
+		vm_end(vm, 124, "timed out after %u s", timeout_s);
 }
 
 void vcpus_join(struct vm *vm)

@@ -5,6 +5,8 @@
 #ifndef GMEM_VMM_VCPU_H
 #define GMEM_VMM_VCPU_H
 
+#include <time.h>
+
 #include "vm.h"
 
 /* The VM's end, not yet come: 0 or -errno. */
@@ -14,6 +16,11 @@ void vm_end_fini(struct vm *vm);
 int vcpus_start(struct vm *vm);
 /* Wait for the VM to end (or for timeout_s, 0 = none: then it ends with 124). */
 void vm_wait(struct vm *vm, unsigned int timeout_s);
+/*
+ * Wait for the VM to end until deadline (CLOCK_MONOTONIC; NULL: no end):
+ * true if it has ended.
+ */
+bool vm_wait_until(struct vm *vm, const struct timespec *deadline);
 void vcpus_join(struct vm *vm);
 
 /* hypercall.c: the conversion hypercall, for the vCPU that made it */

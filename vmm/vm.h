@@ -33,6 +33,7 @@ struct region {
 	uint64_t gpa, size;
 	enum region_kind kind;
 	uint64_t offset;            /* RAM: where it starts in the gmem object */
+	uint32_t slot;              /* RAM: its KVM memslot (kvm_map_ram()) */
 	const struct mmio_ops *ops; /* MMIO */
 	void *dev;
 };
@@ -81,6 +82,11 @@ struct vm {
 	struct vcpu vcpus[MAX_VCPUS];
 	struct vm_device *devices; /* device.h: the hooks generic code calls */
 	struct snoop *snoop;
+	/*
+	 * Dirty-tracking rounds collected so far, which the guest reads from
+	 * port PORT_DIRTY_ROUNDS; -1 while nothing is tracked.
+	 */
+	_Atomic int64_t dirty_rounds;
 
 	/* ending */
 	pthread_mutex_t end_mu;
