@@ -42,12 +42,20 @@ struct bench_entry {
 };
 
 extern struct bench_entry core_figures[], harden_figures[], vmm_figures[], access_figures[],
-	thp_figures[], hugeconv_figures[];
+	thp_figures[], hugeconv_figures[], track_figures[];
 extern const size_t n_core_figures, n_harden_figures, n_vmm_figures, n_access_figures,
-	n_thp_figures, n_hugeconv_figures;
+	n_thp_figures, n_hugeconv_figures, n_track_figures;
 
 /* The comparisons (compare.c): each writes series rows and prints a table. */
 void compare_all(int reps, const char *only);
+
+/*
+ * track.c: write tracking beside other methods at the published anchor's
+ * sizes (a comparison), and the baselines' own processes: main() hands
+ * "--track-baseline ..." to track_baseline_main().
+ */
+void track_sizes(void);
+int track_baseline_main(int argc, char **argv);
 
 /* helpers.c */
 extern int bench_reps;

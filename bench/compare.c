@@ -416,6 +416,7 @@ void compare_all(int reps, const char *only)
 		{ "fragmentation", fragmentation },
 		{ "pins", pins },
 		{ "contents", contents },
+		{ "track_sizes", track_sizes },
 	};
 
 	(void)reps;

@@ -188,6 +188,65 @@ def generated(data, plot_rel):
             rows.append([r["strategy"], kept, refused, human_bytes(r["resident_bytes_while_private"])])
         parts.append(table(["strategy", "contents after private and back", "host read while private",
                             "memory while private"], rows))
+    if "track_collect" in s:
+        parts += ["", "### Write tracking: a collect beside other methods", "",
+                  "Command: `gmem-bench --only track_collect`: rounds over 1 GiB, each writing a share of "
+                  "the pages (gmem: through a view, or the guest mapping with `GMEM_TRACK_GUEST`; the "
+                  "others: a plain memfd mapping, each method in a process of its own) and then "
+                  "collecting, the methods in turns.  Writes are timed apart: for synchronous "
+                  "userfaultfd and mprotect they are a fault answered per page.  KVM_GET_DIRTY_LOG is "
+                  "a memslot with dirty logging and no vCPU: nothing dirties its log, so it is what KVM "
+                  "pays to hand over an empty bitmap of 1 GiB.  A kernel without CONFIG_MEM_SOFT_DIRTY "
+                  "keeps no soft-dirty bit and protects nothing: \"soft-dirty floor\" is then the "
+                  "pagemap read and clear_refs' walk alone, cheaper than soft-dirty.", ""]
+        rows = []
+        for r in s["track_collect"]:
+            if "error" in r:
+                rows.append([r["figure"], r["method"], "—", "not measured: " + r["error"], "—", "—", "—"])
+                continue
+            rows.append([r["figure"], r["method"], f"{r['pages_written']:,}",
+                         f"{r['collect_ns']:,.0f} ({r['collect_min']:,.0f}–{r['collect_max']:,.0f})",
+                         f"{r['write_ns']:,.0f}", f"{r['round_ns']:,.0f}", f"{r['vs_soft_dirty']:.3f}"])
+        parts.append(table(["figure", "method", "pages written", "collect, ns: median (min–max)",
+                            "writes, ns", "writes + collect, ns", "collect ÷ soft-dirty"], rows))
+
+    if "track_sizes" in s:
+        parts += ["", "### Write tracking at the published anchor's sizes", "",
+                  "Command: `gmem-bench --only track_sizes`: every page of an area of 1, 1,000 and "
+                  "10,000 pages written between collects, thousands of cycles of the time-stamp "
+                  "counter (median of the rounds), beside the published figures for soft-dirty, "
+                  "synchronous userfaultfd and mprotect + SIGSEGV, measured elsewhere.", ""]
+        rows = [[r["method"], f"{r['pages']:,}", f"{r['collect_kcycles']:,.1f}", f"{r['round_kcycles']:,.1f}",
+                 f"{r['anchor_kcycles']:,.0f}" if r["anchor_kcycles"] else "—"] for r in s["track_sizes"]]
+        parts.append(table(["method", "pages", "collect (kcycles)", "writes + collect (kcycles)",
+                            "anchor (kcycles)"], rows))
+
+    if "track_false_positives" in s:
+        r = s["track_false_positives"][0]
+        w = max(r["written"], 1)
+        parts += ["", "### Write tracking: what a read-mostly workload reports", "",
+                  f"Command: `gmem-bench --only track_false`: {r['rounds']} collects over "
+                  f"{human_bytes(r['pages'] * 4096)}; between two the host reads 10 % of the pages "
+                  "through a view and writes 0.1 %, at random, and every fourth time 16 pages go "
+                  "private and back.  Each page reported is put down to its first cause (the last "
+                  "repetition).", ""]
+        rows = [["written", f"{r['written']:,}", f"{r['by_write']:,}", f"{r['by_write'] / w:.3f}"],
+                ["converted (zapped while a view mapped it)", f"{r['converted']:,}",
+                 f"{r['by_conversion']:,}", f"{r['by_conversion'] / w:.3f}"],
+                ["only read", f"{r['read_only']:,}", f"{r['by_read']:,}", f"{r['by_read'] / w:.3f}"],
+                ["untouched", "—", f"{r['by_nothing']:,}", f"{r['by_nothing'] / w:.3f}"],
+                ["all", "—", f"{r['reported']:,}", f"{r['reported'] / w:.3f}"]]
+        parts.append(table(["cause", "pages", "reported", "reported ÷ written"], rows))
+
+    if "track_thp" in s:
+        r = s["track_thp"][0]
+        parts += ["", "### Write tracking of a THP guest mapping", "",
+                  "Command: `gmem-bench --only track_thp`: blocks of 2 MiB the guest mapping maps huge, "
+                  "of a THP object the guest wrote whole, through `GMEM_TRACK_GUEST` and back.", ""]
+        parts.append(table(["blocks", "before", "after gmem_track_start()", "after writes + collect",
+                            "after gmem_track_stop()", "after gmem_collapse()", "collapse, µs a block"],
+                           [[r["blocks"], r["huge_before"], r["huge_started"], r["huge_during"],
+                             r["huge_stopped"], r["huge_collapsed"], f"{r['collapse_ns_per_block'] / 1e3:,.0f}"]]))
     return "\n".join(parts)
 
 

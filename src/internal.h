@@ -313,12 +313,19 @@ bool pins_hold(struct gmem *g, uint64_t first, uint64_t end);
  * (core/pinword.h: PW_POPULATED, PW_WRITTEN), with g->lock held either
  * way: whether every page of [first, end) has the bit; set it (false if
  * there was no memory for a page's word: see track.c for what a written
- * note does then); clear it; read one page's and clear it unless peek.
+ * note does then); clear it.
  */
 bool pages_all(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
 bool pages_mark(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
 void pages_clear(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
-bool page_take(struct gmem *g, uint64_t page, uint64_t bit, bool peek);
+/*
+ * Take bit from the pages of [first, end) that have it - clear it, unless
+ * peek - and set bit p - first of bitmap for each page p taken.  Absent
+ * leaves are skipped whole, and a word is read before it is written: where
+ * no page has the bit, nothing is written.
+ */
+void pages_take(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit, bool peek,
+		uint64_t *bitmap);
 void pins_release_hold(struct gmem *g, uint64_t first, uint64_t end);
 void pins_wake_waiters(struct gmem *g);
 

@@ -124,13 +124,21 @@ void pages_clear(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit)
 		atomic_fetch_and(w, ~bit);
 }
 
-bool page_take(struct gmem *g, uint64_t page, uint64_t bit, bool peek)
+void pages_take(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit, bool peek,
+		uint64_t *bitmap)
 {
-	pinword_t *w = pinmap_word(&g->pins, page);
+	pinword_t *w;
 
-	if (!w)
-		return false;
-	return (peek ? atomic_load(w) : atomic_fetch_and(w, ~bit)) & bit;
+	for (uint64_t p = first; (w = pinmap_next(&g->pins, &p, end));) {
+		uint64_t stop = (p | (PINMAP_LEAF_PAGES - 1)) + 1;
+
+		for (stop = stop < end ? stop : end; p < stop; p++, w++) {
+			if (!(atomic_load(w) & bit))
+				continue; /* a bit set after this load is the next caller's */
+			if (peek || (atomic_fetch_and(w, ~bit) & bit))
+				bitmap[(p - first) / 64] |= 1ULL << ((p - first) % 64);
+		}
+	}
 }
 
 bool pins_hold(struct gmem *g, uint64_t first, uint64_t end)

@@ -184,6 +184,17 @@ struct scan_to_bitmap {
 	bool reprotect;      /* the scans protect what they report again */
 };
 
+/* Set bits [s, e) of bitmap, a word at a time. */
+static void bits_set(uint64_t *bitmap, uint64_t s, uint64_t e)
+{
+	while (s < e) {
+		uint64_t n = 64 - s % 64 < e - s ? 64 - s % 64 : e - s;
+
+		bitmap[s / 64] |= (n == 64 ? ~0ULL : ((1ULL << n) - 1)) << (s % 64);
+		s += n;
+	}
+}
+
 static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
 {
 	struct scan_to_bitmap *b = arg;
@@ -208,8 +219,8 @@ static void bitmap_run(void *arg, uintptr_t s, uintptr_t e)
 			track_mark(b->g, r.start, rs < r.end ? rs : r.end);
 		if (b->reprotect && re < r.end)
 			track_mark(b->g, re > r.start ? re : r.start, r.end);
-		for (uint64_t p = rs; p < re; p++)
-			b->bitmap[(p - b->first) / 64] |= 1ULL << ((p - b->first) % 64);
+		if (rs < re)
+			bits_set(b->bitmap, rs - b->first, re - b->first);
 	}
 }
 
@@ -317,9 +328,9 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 				   ? atomic_exchange(&g->track_all, false)
 				   : atomic_load(&g->track_all);
 
-		for (uint64_t p = b.first; p < b.end; p++)
-			if (page_take(g, p, PW_WRITTEN, peek) || all)
-				bitmap[(p - b.first) / 64] |= 1ULL << ((p - b.first) % 64);
+		pages_take(g, b.first, b.end, PW_WRITTEN, peek, bitmap);
+		if (all)
+			bits_set(bitmap, 0, b.end - b.first);
 	}
 	unlock(g);
 	if (err)
