@@ -426,8 +426,8 @@ inline touch(p, mine)
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
-			/* C: src/fault.c map_window() #46445b47
-			 * C: src/view.c view_mark_mapped() #18cb3aa9 */
+			/* C: src/fault.c map_window() #96005a70
+			 * C: src/view.c view_mark_mapped() #4a5ccb6b */
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1
 			:: else /* a marked page that faulted anyway (reclaimed): it alone */
@@ -512,7 +512,7 @@ proctype toucher(byte p1, p2)
  * C: src/discard.c gmem_discard() #479c586a
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
- * C: src/convert.c to_private_huge() #5edf3031
+ * C: src/convert.c to_private_huge() #9286b0fc
  */
 proctype discarder(byte f, e)
 {
@@ -628,7 +628,7 @@ proctype converter(byte me; byte nops)
 			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
 		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
 			/* no page was ever pinned, and none can be while we hold the lock
-			 * C: src/convert.c to_private() #d8c390f8 */
+			 * C: src/convert.c to_private() #42875ece */
 			skip
 		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
 			/* publish CONVERTING, then settle with the pins it found
@@ -699,7 +699,7 @@ proctype converter(byte me; byte nops)
 		:: to == PRIVATE && err == E_OK ->
 			/* commit: zap (pinned pages may have been mapped for their I/O
 			 * during a WAIT), then PRIVATE
-			 * C: src/convert.c to_private() #d8c390f8 */
+			 * C: src/convert.c to_private() #42875ece */
 			atomic {
 				ZAP_BODY(f, e);
 				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */

@@ -307,6 +307,13 @@ static int to_private_huge(struct gmem *g, uint64_t first, uint64_t end, uint64_
 	*busy = views_strict_first(g, first, end);
 	if (*busy != UINT64_MAX)
 		return -EBUSY;
+	/*
+	 * Tracking, the zap's record makes pin words (track_mapped()), and a
+	 * pin finds a word without the lock: made before the hold, they are
+	 * held too.
+	 */
+	if (g->tracking && !pages_mark(g, bs, be, 0))
+		return -ENOMEM;
 	if (pins_hold(g, bs, be)) {
 		/* a pin raised as the hold went on has backed out by now, or holds */
 		pins_scan(g, bs, be, any, &scan);
@@ -354,9 +361,12 @@ static int to_private(struct gmem *g, uint64_t first, uint64_t end, unsigned int
 	/*
 	 * If no page of the range was ever pinned, none can be while we hold
 	 * the lock (a first pin builds its page's word under it): nothing to
-	 * wait for, no transit to publish.
+	 * wait for, no transit to publish.  Not so while tracking: the zap's
+	 * record makes words (track_mapped()), which a pin finds without the
+	 * lock - published first, the range is in transit when it does, and
+	 * the words it makes refuse pins.
 	 */
-	if (pinmap_next(&g->pins, &p, end)) {
+	if (g->tracking || pinmap_next(&g->pins, &p, end)) {
 		err = publish(g, first, end, flags, t, busy, strict);
 		if (err)
 			return err;

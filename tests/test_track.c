@@ -6,15 +6,18 @@
  * fit (wp-unpopulated, wp-async, pagemap-scan), with gmem's own cases:
  * conversions that zap and refill views, views mapped after the start and
  * unmapped behind the library's back, copies, discards, the guest
- * mapping, and writers racing collects.  Every case on every backing.
+ * mapping, writers racing collects, and first pins racing the conversions
+ * whose records make their pin words.  Every case on every backing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -424,4 +427,93 @@ TEST_OPTS(track_guest_huge_mappings_given_back, .skip = B_SHMEM | S_ANY,
 	CHECK_EQ((uint8_t)guest[3 * env->unit + 5], 2);
 	free(b);
 	CHECK_OK(gmem_destroy(g));
+}
+
+struct first_pin {
+	struct gmem *g;
+	char *v;
+	int pagemap;
+	atomic_uint_least64_t page; /* the page of the attempt posted */
+	atomic_ulong posted, done;  /* attempts */
+	atomic_int result;          /* the pin's, in the last attempt done */
+	atomic_bool stop;
+};
+
+/* Whether the view's entry for page p is present (/proc/self/pagemap). */
+static bool entry_present(struct first_pin *f, uint64_t p)
+{
+	uint64_t e = 0;
+	off_t off = (off_t)(((uintptr_t)f->v + p * PS) / PS * sizeof(e));
+
+	return pread(f->pagemap, &e, sizeof(e), off) == sizeof(e) && (e >> 63);
+}
+
+/*
+ * For each attempt posted: wait for the view's entry of its page to go (the
+ * conversion's zap), then pin the page at once - the lookup of its pin
+ * word lands after the zap and, often, before the conversion commits.
+ */
+static void *first_pinner(void *arg)
+{
+	struct first_pin *f = arg;
+	unsigned long seen = 0;
+
+	while (!atomic_load(&f->stop)) {
+		unsigned long n = atomic_load(&f->posted);
+		uint64_t p = atomic_load(&f->page);
+
+		if (n == seen || entry_present(f, p))
+			continue;
+		atomic_store(&f->result, gmem_pin(f->g, p * PS, PS, 0));
+		seen = n;
+		atomic_store(&f->done, n);
+	}
+	return NULL;
+}
+
+/*
+ * A conversion to private of pages no pin ever held decides that no pin
+ * can come while it holds the lock: a first pin makes its page's pin word
+ * under the lock.  Tracking makes words too - a zap's record of what it
+ * takes lives in them - and a pin that finds a word takes no lock: it
+ * must be refused all the same, never granted on a page the conversion
+ * then makes private.
+ */
+TEST_OPTS(first_pins_meet_conversions_of_tracked_pages, .timeout_s = 60,
+	  .skip = B_HUGETLB_1G | S_ANY | ONE_SIGNAL_EACH,
+	  .why = "an untouched leaf of pin words (2 MiB) per attempt: one signal each, not 1 GiB pages")
+{
+	/* a leaf of words covers 512 pages, a 2 MiB huge page on hugetlbfs */
+	const uint64_t leaf = 512, attempts = env_hugetlb(env) ? 8 : 256;
+	struct first_pin f = { .g = tg_create(env, attempts * leaf * PS, 0, 0) };
+	pthread_t t;
+
+	f.v = tg_view(f.g, 0);
+	f.pagemap = open("/proc/self/pagemap", O_RDONLY);
+	CHECK(f.pagemap >= 0);
+	start(f.g, 0);
+	CHECK_OK(pthread_create(&t, NULL, first_pinner, &f));
+	for (unsigned long a = 1; a <= attempts; a++) {
+		uint64_t p = (a - 1) * leaf; /* in a leaf no call has made yet */
+		volatile char x = f.v[p * PS];
+		int r;
+
+		(void)x; /* mapped: the conversion zaps it */
+		CHECK(entry_present(&f, p));
+		atomic_store(&f.page, p);
+		atomic_store(&f.posted, a);
+		CHECK_OK(gmem_convert(f.g, p * PS, PS, GMEM_PRIVATE, 0, NULL));
+		while (atomic_load(&f.done) != a)
+			; /* the entry is gone: the pin comes */
+		r = atomic_load(&f.result);
+		if (!r)
+			test_fail(__FILE__, __LINE__, "attempt %lu: a pin granted on page %llu, which the conversion made private (state %d)", a, (unsigned long long)p, gmem_state(f.g, p * PS));
+		CHECK(r == -EAGAIN || r == -EACCES);
+		CHECK_OK(gmem_convert(f.g, p * PS, PS, GMEM_SHARED, 0, NULL));
+	}
+	atomic_store(&f.stop, true);
+	CHECK_OK(pthread_join(t, NULL));
+	CHECK_OK(gmem_audit(f.g));
+	close(f.pagemap);
+	CHECK_OK(gmem_destroy(f.g));
 }
