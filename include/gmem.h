@@ -420,6 +420,34 @@ GMEM_API int gmem_track_stop(struct gmem *g);
 GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len,
 				    uint64_t *bitmap, unsigned int flags);
 
+/*
+ * Snapshots (docs/SNAPSHOT.md): the object's size, every page's state and
+ * the contents of its populated pages, to any file descriptor (a file, a
+ * pipe, a socket) and back.  Holes stay holes; every record is checksummed.
+ *
+ * gmem_save() reads the backing file, never a view, and holds no lock
+ * while it copies: the guest may run (a consistent copy is the caller's:
+ * pause the writers), conversions are not held up.  A page in transit is
+ * saved private.  With GMEM_SAVE_DIRTY it writes a layer: the pages
+ * written since the save or restore it follows (which must have been made
+ * while tracking, as tracking is now: -EINVAL otherwise), and every
+ * page's state.  The collects of gmem_track_collect() report the same
+ * writes all the same.  A layer that fails goes again into the next.
+ *
+ * gmem_restore() fills an object nothing has used (-EBUSY: a view, a pin,
+ * a conversion or memory) of the same size (-EINVAL) from a full save and
+ * the layers after it, in order, until the end of the stream; states are
+ * in force when it returns.  A file that does not check is -EBADMSG (torn,
+ * corrupted, truncated), a layer that does not follow what came before it
+ * -EXDEV; either way the object is left as it was.  Layers saved after a
+ * restore (made while tracking) apply on it.
+ */
+#define GMEM_SAVE_DIRTY (1u << 0)   /* gmem_save(): a layer on the last save */
+#define GMEM_RESTORE_LAZY (1u << 0) /* gmem_restore(): contents on first touch */
+
+GMEM_API int gmem_save(struct gmem *g, int fd, unsigned int flags);
+GMEM_API int gmem_restore(struct gmem *g, int fd, unsigned int flags);
+
 /* gmem_addr_offset() kinds */
 #define GMEM_ADDR_VIEW 1  /* a host view of the object */
 #define GMEM_ADDR_GUEST 2 /* the guest mapping */

@@ -130,7 +130,7 @@ static int begin(struct gmem *g, uint64_t offset, const void *buf, uint64_t len,
 }
 
 /* All of [off, off + len) of the file into buf; -errno. */
-static int read_file(int fd, char *buf, uint64_t len, uint64_t off)
+int file_pread(int fd, char *buf, uint64_t len, uint64_t off)
 {
 	while (len) {
 		ssize_t n = pread(fd, buf, len, (off_t)off);
@@ -180,7 +180,7 @@ static int read_slow(struct gmem *g, char *buf, uint64_t off, uint64_t len)
 
 		chunk = chunk < len ? chunk : len;
 		if (mincore(g->b.guest + pg, off + chunk - pg, vec))
-			return read_file(g->b.fd, buf, len, off);
+			return file_pread(g->b.fd, buf, len, off);
 		/* runs of pages alike */
 		while (n < chunk) {
 			uint64_t a = off + n, i = (a - pg) >> PAGE_SHIFT, run;
@@ -194,7 +194,7 @@ static int read_slow(struct gmem *g, char *buf, uint64_t off, uint64_t len)
 				copy_shared(buf + n, g->b.guest + a, run);
 				pages_mark(g, a >> PAGE_SHIFT,
 						     (a + run + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT, PW_POPULATED);
-			} else if ((err = read_file(g->b.fd, buf + n, run, a))) {
+			} else if ((err = file_pread(g->b.fd, buf + n, run, a))) {
 				return err;
 			}
 			n += run;

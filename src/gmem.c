@@ -86,8 +86,18 @@ static int locks_init(struct gmem *g)
 	pthread_condattr_destroy(&ca);
 	if (err)
 		goto err_events_mu;
+	err = pthread_mutex_init(&g->track_mu, NULL);
+	if (err)
+		goto err_cv;
+	err = pthread_mutex_init(&g->save_mu, NULL);
+	if (err)
+		goto err_track_mu;
 	return 0;
 
+err_track_mu:
+	pthread_mutex_destroy(&g->track_mu);
+err_cv:
+	pthread_cond_destroy(&g->wait_cv);
 err_events_mu:
 	pthread_mutex_destroy(&g->events_mu);
 err_wait_mu:
@@ -99,6 +109,8 @@ err_rwlock:
 
 static void locks_fini(struct gmem *g)
 {
+	pthread_mutex_destroy(&g->save_mu);
+	pthread_mutex_destroy(&g->track_mu);
 	pthread_cond_destroy(&g->wait_cv);
 	pthread_mutex_destroy(&g->events_mu);
 	pthread_mutex_destroy(&g->wait_mu);
@@ -131,8 +143,8 @@ int gmem_create(const struct gmem_config *cfg, struct gmem **out)
 	err = fork_probe_init(g);
 	if (err)
 		goto err_free;
-	err = runmap_init(&g->states, g->npages,
-			  cfg->flags & GMEM_F_INIT_PRIVATE ? GMEM_PRIVATE : GMEM_SHARED);
+	g->initial_state = cfg->flags & GMEM_F_INIT_PRIVATE ? GMEM_PRIVATE : GMEM_SHARED;
+	err = runmap_init(&g->states, g->npages, g->initial_state);
 	if (err)
 		goto err_probe;
 	err = pinmap_init(&g->pins, g->npages);
@@ -222,6 +234,7 @@ int gmem_destroy(struct gmem *g)
 	}
 	if (g->track_pm >= 0)
 		close(g->track_pm);
+	track_records_free(g);
 	fresh_fini(g);
 	huge_fini(g);
 	backing_close(&g->b);

@@ -186,6 +186,20 @@ struct gmem {
 	 * them.  Set by anyone tracking, read and cleared by collects.
 	 */
 	_Atomic bool track_all;
+	/*
+	 * Two readers of the record, collects and snapshot layers (snapshot.c),
+	 * each clearing what it takes: what one took and the other has not seen
+	 * yet, a bit a page, under track_mu.  track_gen counts the starts: a
+	 * layer follows only a save of the same tracking.
+	 */
+	pthread_mutex_t track_mu;
+	uint64_t *track_unsaved, *track_uncollected;
+	_Atomic uint64_t track_gen;
+
+	/* snapshot.c, under save_mu: the file the next layer applies on */
+	pthread_mutex_t save_mu;
+	uint64_t save_id, save_seq, save_gen; /* save_id 0: none */
+	uint8_t initial_state;                /* GMEM_F_INIT_PRIVATE or not */
 
 	bool uffd_gone; /* under lock: the userfaultfd was closed behind our back */
 	int spare_fd;   /* the reader's: a descriptor to give up when none is free */
@@ -401,6 +415,9 @@ void views_destroy(struct gmem *g);
 /* Make every view inaccessible (the userfaultfd is gone: fault.c). */
 void views_close_all(struct gmem *g);
 
+/* access.c: len bytes of fd at off, all of them (a short file is -EIO) */
+int file_pread(int fd, char *buf, uint64_t len, uint64_t off);
+
 /* addr.c */
 int addr_init(struct gmem *g);
 void addr_fini(struct gmem *g);
@@ -416,6 +433,17 @@ void track_mark(struct gmem *g, uint64_t first, uint64_t end);
  * no-op when not tracking.
  */
 void track_after_zap(struct gmem *g, uintptr_t base, uint64_t s, uint64_t e);
+/*
+ * For a save (g->tracking): the pages written since the last save, into
+ * bitmap (bit p: page p, the whole object) - for a layer (*gen: its
+ * parent's tracking, -EINVAL if tracking restarted since), or only to
+ * start the next layer from here (a full save; the bitmap is scratch).
+ * *gen becomes this tracking's.  The collects report them all the same.
+ */
+int track_take_for_save(struct gmem *g, uint64_t *bitmap, uint64_t *gen, bool layer);
+/* A layer that could not be written: its pages go to the next. */
+void track_untake(struct gmem *g, const uint64_t *bitmap);
+void track_records_free(struct gmem *g);
 
 /* fault.c: the reader and fault threads, started and stopped together */
 int fault_start(struct gmem *g);

@@ -35,6 +35,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -102,6 +103,30 @@ static void lock_records_current(struct gmem *g)
 	}
 }
 
+/*
+ * The two readers' records (g->track_mu): what the collects reported that
+ * no layer has yet, and the other way round.  calloc()'s memory for a big
+ * object is mapped zero pages: a bit costs where it is set.
+ */
+static int records_alloc(struct gmem *g)
+{
+	size_t words = (g->npages + 63) / 64;
+
+	g->track_unsaved = calloc(words, sizeof(uint64_t));
+	g->track_uncollected = calloc(words, sizeof(uint64_t));
+	if (g->track_unsaved && g->track_uncollected)
+		return 0;
+	track_records_free(g);
+	return -ENOMEM;
+}
+
+void track_records_free(struct gmem *g)
+{
+	free(g->track_unsaved);
+	free(g->track_uncollected);
+	g->track_unsaved = g->track_uncollected = NULL;
+}
+
 static int guest_track(struct gmem *g, bool on)
 {
 	if (!on) {
@@ -122,11 +147,15 @@ int gmem_track_start(struct gmem *g, unsigned int flags)
 		return -ECHILD;
 	if (!g->can_track)
 		return -EOPNOTSUPP;
+	pthread_mutex_lock(&g->track_mu);
 	lock_records_current(g);
 	if (g->tracking) {
-		unlock(g);
-		return -EBUSY;
+		err = -EBUSY;
+		goto err_unlock;
 	}
+	err = records_alloc(g);
+	if (err)
+		goto err_unlock;
 	if (g->track_pm < 0) {
 		err = pagemap_open(&g->track_pm);
 		if (err)
@@ -144,25 +173,31 @@ int gmem_track_start(struct gmem *g, unsigned int flags)
 	atomic_store(&g->track_all, false);
 	g->tracking = true;
 	g->track_guest = flags & GMEM_TRACK_GUEST;
+	atomic_fetch_add(&g->track_gen, 1);
 	unlock(g);
+	pthread_mutex_unlock(&g->track_mu);
 	return 0;
 
 err_guest:
 	guest_track(g, false);
 err_views:
 	views_track(g, false);
+	track_records_free(g);
 err_unlock:
 	unlock(g);
-	return sys_result(err);
+	pthread_mutex_unlock(&g->track_mu);
+	return err == -EBUSY ? err : sys_result(err);
 }
 
 int gmem_track_stop(struct gmem *g)
 {
 	if (!g)
 		return -EINVAL;
+	pthread_mutex_lock(&g->track_mu);
 	lock_records_current(g);
 	if (!g->tracking) {
 		unlock(g);
+		pthread_mutex_unlock(&g->track_mu);
 		return -EINVAL;
 	}
 	/* best effort: a registration left behind costs a spurious protection, nothing else */
@@ -171,7 +206,9 @@ int gmem_track_stop(struct gmem *g)
 		guest_track(g, false);
 	g->tracking = g->track_guest = false;
 	pages_clear(g, 0, g->npages, PW_WRITTEN);
+	track_records_free(g);
 	unlock(g);
+	pthread_mutex_unlock(&g->track_mu);
 	return 0;
 }
 
@@ -280,19 +317,18 @@ static void keep_found(struct gmem *g, const struct scan_to_bitmap *b)
 	}
 }
 
-int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *bitmap,
-			   unsigned int flags)
+/*
+ * The pages of [first, end) written since the last clearing collect of
+ * either reader, into bitmap (bit i: page first + i), clearing them unless
+ * peek; 0 or -errno.  With g->track_mu held.
+ */
+static int collect_raw(struct gmem *g, uint64_t first, uint64_t end, uint64_t *bitmap, bool peek)
 {
-	struct scan_to_bitmap b;
+	struct scan_to_bitmap b = { g, bitmap, first, end, 0, false, false };
 	struct timespec deadline = { 0, 0 };
-	bool peek = flags & GMEM_TRACK_PEEK, cleared = false;
-	int64_t n = 0;
+	bool cleared = false;
 	int err;
 
-	if (!g || !bitmap || !range_ok(g, offset, len) || (flags & ~GMEM_TRACK_PEEK))
-		return -EINVAL;
-	b = (struct scan_to_bitmap){ g, bitmap, offset >> PAGE_SHIFT, (offset + len) >> PAGE_SHIFT, 0,
-				     false, false };
 	for (;;) {
 		bool current;
 
@@ -333,9 +369,102 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 			bits_set(bitmap, 0, b.end - b.first);
 	}
 	unlock(g);
+	return err ? sys_result(err) : 0;
+}
+
+/* OR n bits (n <= 64, low bits of v) into bitmap from bit pos on. */
+static void bits_or(uint64_t *bitmap, uint64_t pos, uint64_t v, uint64_t n)
+{
+	if (n < 64)
+		v &= (1ULL << n) - 1;
+	bitmap[pos / 64] |= v << (pos % 64);
+	if (pos % 64 && pos % 64 + n > 64)
+		bitmap[pos / 64 + 1] |= v >> (64 - pos % 64);
+}
+
+/*
+ * Between rel (bit i: page first + i, n pages) and a record of the whole
+ * object (bit p: page p): rel |= the record's bits, taking them out of it
+ * when take; or, into, the record |= rel's.
+ */
+static void record_merge(uint64_t *rec, uint64_t first, uint64_t n, uint64_t *rel, bool take,
+			 bool into)
+{
+	for (uint64_t p = first; p < first + n;) {
+		uint64_t w = p / 64, lo = p % 64;
+		uint64_t k = 64 - lo < first + n - p ? 64 - lo : first + n - p;
+		uint64_t mask = (k == 64 ? ~0ULL : (1ULL << k) - 1) << lo;
+
+		if (into) {
+			uint64_t i = p - first, v = rel[i / 64] >> (i % 64);
+
+			if (i % 64 && i % 64 + k > 64)
+				v |= rel[i / 64 + 1] << (64 - i % 64);
+			rec[w] |= (v << lo) & mask;
+		} else if (rec[w] & mask) {
+			bits_or(rel, p - first, (rec[w] & mask) >> lo, k);
+			if (take)
+				rec[w] &= ~mask;
+		}
+		p += k;
+	}
+}
+
+int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *bitmap,
+			   unsigned int flags)
+{
+	uint64_t first, n, count = 0;
+	bool peek = flags & GMEM_TRACK_PEEK;
+	int err;
+
+	if (!g || !bitmap || !range_ok(g, offset, len) || (flags & ~GMEM_TRACK_PEEK))
+		return -EINVAL;
+	first = offset >> PAGE_SHIFT;
+	n = len >> PAGE_SHIFT;
+	pthread_mutex_lock(&g->track_mu);
+	err = collect_raw(g, first, first + n, bitmap, peek);
+	if (!err && !peek)
+		record_merge(g->track_unsaved, first, n, bitmap, false, true);
+	/* what a layer took before this collect could see it */
+	if (!err)
+		record_merge(g->track_uncollected, first, n, bitmap, !peek, false);
+	pthread_mutex_unlock(&g->track_mu);
 	if (err)
-		return sys_result(err);
-	for (uint64_t w = 0; w < (b.end - b.first + 63) / 64; w++)
-		n += __builtin_popcountll(bitmap[w]);
-	return n;
+		return err;
+	for (uint64_t w = 0; w < (n + 63) / 64; w++)
+		count += __builtin_popcountll(bitmap[w]);
+	return (int64_t)count;
+}
+
+int track_take_for_save(struct gmem *g, uint64_t *bitmap, uint64_t *gen, bool layer)
+{
+	int err;
+
+	pthread_mutex_lock(&g->track_mu);
+	/* tracking stopped since the save a layer would follow: writes went unseen */
+	if (layer && *gen != atomic_load(&g->track_gen)) {
+		pthread_mutex_unlock(&g->track_mu);
+		return -EINVAL;
+	}
+	*gen = atomic_load(&g->track_gen);
+	err = collect_raw(g, 0, g->npages, bitmap, false);
+	if (!err) {
+		/* the collects still report them */
+		record_merge(g->track_uncollected, 0, g->npages, bitmap, false, true);
+		if (layer)
+			record_merge(g->track_unsaved, 0, g->npages, bitmap, true, false);
+		else
+			memset(g->track_unsaved, 0, (g->npages + 63) / 64 * sizeof(uint64_t));
+	}
+	pthread_mutex_unlock(&g->track_mu);
+	return err;
+}
+
+void track_untake(struct gmem *g, const uint64_t *bitmap)
+{
+	pthread_mutex_lock(&g->track_mu);
+	if (g->track_unsaved)
+		for (uint64_t w = 0; w < (g->npages + 63) / 64; w++)
+			g->track_unsaved[w] |= bitmap[w];
+	pthread_mutex_unlock(&g->track_mu);
 }

@@ -170,6 +170,14 @@ int backing_allocate(const struct backing *b, uint64_t off, uint64_t len)
 		e = b->size;
 	if (b->type == GMEM_BACKING_THP)
 		return madvise(b->guest + s, e - s, MADV_POPULATE_WRITE) ? -errno : 0;
+	/*
+	 * hugetlbfs cannot say which of its pages exist (SEEK_DATA calls the
+	 * whole file data, cachestat() refuses it, mincore() looks at page
+	 * tables): through the guest mapping, they are where it maps them.  A
+	 * read does not count as a write to a tracked guest mapping.
+	 */
+	if (b->hugetlb)
+		return madvise(b->guest + s, e - s, MADV_POPULATE_READ) ? -errno : 0;
 	return fallocate(b->fd, FALLOC_FL_KEEP_SIZE, (off_t)s, (off_t)(e - s)) ? -errno : 0;
 }
 

@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapshot.c - gmem_save() and gmem_restore(): an object's size, page
+ * states and populated contents to a file descriptor and back, in the
+ * format of docs/SNAPSHOT.md.
+ *
+ * A save reads the backing file with pread(), never through a view or the
+ * guest mapping: a hole reads as zero without getting memory, and no lock
+ * is held while it copies, so conversions are never held up by it.  The
+ * guest may write meanwhile (a consistent copy is the caller's: pause it);
+ * what a page holds when its record is copied is what the record checks.
+ *
+ * Holes stay holes.  shmem says where its data is (SEEK_DATA counts
+ * swapped pages as data); hugetlbfs does not (it calls the whole file data,
+ * and cachestat() refuses it), so a huge page is data when the guest
+ * mapping maps it, or when what it holds is not all zero, until as many
+ * huge pages were found as the file has (st_blocks).
+ *
+ * A layer (GMEM_SAVE_DIRTY) saves the pages written since the save it
+ * follows, as write tracking records them (track.c keeps a layer's reading
+ * of the record apart from the collects'), and every page's state: a
+ * conversion changes no contents, so states travel whole in every file.
+ *
+ * A restore fills an object nothing has used yet, holding g->lock
+ * exclusive throughout, so no view, pin or conversion sees it half done;
+ * a file that does not check - torn, corrupted, out of order - leaves it
+ * as it was: every page punched out again and every state back.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "internal.h"
+#include "snapshot.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the snapshot format is little-endian, as is every host gmem runs on"
+#endif
+
+#define DATA_BYTES (SNAP_DATA_MAX * GMEM_PAGE_SIZE)
+
+/* ---- the writer ---- */
+
+struct writer {
+	struct gmem *g;
+	int fd;
+	uint64_t id, index, data_pages;
+	char *buf; /* DATA_BYTES */
+	uint64_t *bitmap; /* a bit a page: the layer's pages, or scratch */
+	/* hugetlbfs: huge pages found so far, and how many the file has */
+	uint64_t huge_found, huge_total;
+	unsigned char *vec; /* mincore() of one huge page */
+};
+
+static int write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len) {
+		ssize_t n = write(fd, c, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The record's fields, then its payload seeded with theirs: docs/SNAPSHOT.md. */
+static uint64_t record_hash(uint64_t id, uint64_t index, const struct snap_record *r,
+			    const void *payload, size_t len)
+{
+	uint64_t h = XXH3_64bits_withSeed(r, offsetof(struct snap_record, hash), snap_seed(id, index));
+
+	return XXH3_64bits_withSeed(payload, len, h);
+}
+
+static int put_record(struct writer *w, uint32_t type, uint64_t first, uint64_t count,
+		      const void *payload, size_t len)
+{
+	struct snap_record r = { .type = type, .first = first, .count = count };
+	int err;
+
+	r.hash = record_hash(w->id, w->index, &r, payload, len);
+	err = write_all(w->fd, &r, sizeof(r));
+	if (!err && len)
+		err = write_all(w->fd, payload, len);
+	if (!err)
+		w->index++;
+	return err;
+}
+
+/* Every page's state, in runs; in transit counts as private (it is going there). */
+static int put_states(struct writer *w)
+{
+	struct gmem *g = w->g;
+	struct snap_run *runs;
+	struct runmap_iter it;
+	struct run r;
+	size_t n = 0, cap;
+	int err;
+
+	lock_shared(g);
+	cap = runmap_runs(&g->states) + 1;
+	runs = calloc(cap, sizeof(*runs));
+	if (!runs) {
+		unlock(g);
+		return -ENOMEM;
+	}
+	runmap_iter_start(&it, &g->states, 0, g->npages);
+	while (runmap_iter_next(&it, &r)) {
+		uint32_t s = r.val == GMEM_SHARED ? GMEM_SHARED : GMEM_PRIVATE;
+
+		if (n && runs[n - 1].state == s) {
+			runs[n - 1].count += r.end - r.start;
+			continue;
+		}
+		runs[n++] = (struct snap_run){ r.start, r.end - r.start, s, 0 };
+	}
+	unlock(g);
+	err = put_record(w, REC_STATES, 0, n, runs, n * sizeof(*runs));
+	free(runs);
+	return err;
+}
+
+/* Pages [first, end) as data records, read from the backing file. */
+static int put_data(struct writer *w, uint64_t first, uint64_t end)
+{
+	while (first < end) {
+		uint64_t n = end - first < SNAP_DATA_MAX ? end - first : SNAP_DATA_MAX;
+		int err = file_pread(w->g->b.fd, w->buf, n << PAGE_SHIFT, first << PAGE_SHIFT);
+
+		if (!err)
+			err = put_record(w, REC_DATA, first, n, w->buf, n << PAGE_SHIFT);
+		if (err)
+			return err;
+		w->data_pages += n;
+		first += n;
+	}
+	return 0;
+}
+
+static bool all_zero(const char *p, size_t len)
+{
+	return !p[0] && !memcmp(p, p + 1, len - 1);
+}
+
+/* hugetlbfs: whether the huge page at byte off holds memory (see the top). */
+static int huge_populated(struct writer *w, uint64_t off, bool *yes)
+{
+	const struct backing *b = &w->g->b;
+
+	*yes = false;
+	if (w->huge_found >= w->huge_total)
+		return 0; /* every huge page the file has is found */
+	if (!mincore(b->guest + off, b->align, w->vec) && (w->vec[0] & 1)) {
+		*yes = true;
+	} else {
+		for (uint64_t o = off; o < off + b->align && !*yes; o += DATA_BYTES) {
+			int err = file_pread(b->fd, w->buf, DATA_BYTES, o);
+
+			if (err)
+				return err;
+			*yes = !all_zero(w->buf, DATA_BYTES);
+		}
+	}
+	w->huge_found += *yes;
+	return 0;
+}
+
+/*
+ * The next stretch of populated pages in [from, end): [*s, *e), or *s ==
+ * end for none.
+ */
+static int next_data(struct writer *w, uint64_t from, uint64_t end, uint64_t *s, uint64_t *e)
+{
+	const struct backing *b = &w->g->b;
+	off_t d, h;
+
+	*s = *e = end;
+	if (b->hugetlb) {
+		uint64_t bp = b->align >> PAGE_SHIFT;
+
+		for (uint64_t p = from & ~(bp - 1); p < end; p += bp) {
+			bool yes;
+			int err = huge_populated(w, p << PAGE_SHIFT, &yes);
+
+			if (err)
+				return err;
+			if (yes) {
+				*s = p > from ? p : from;
+				*e = p + bp < end ? p + bp : end;
+				return 0;
+			}
+		}
+		return 0;
+	}
+	d = lseek(b->fd, (off_t)(from << PAGE_SHIFT), SEEK_DATA);
+	if (d < 0)
+		return errno == ENXIO ? 0 : -errno;
+	h = lseek(b->fd, d, SEEK_HOLE);
+	if (h < 0)
+		return -errno;
+	if ((uint64_t)d >> PAGE_SHIFT >= end)
+		return 0;
+	*s = (uint64_t)d >> PAGE_SHIFT;
+	*e = ((uint64_t)h + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;
+	*e = *e < end ? *e : end;
+	return 0;
+}
+
+/* [first, end): its populated stretches as data, the rest as holes if holes. */
+static int put_range(struct writer *w, uint64_t first, uint64_t end, bool holes)
+{
+	while (first < end) {
+		uint64_t s, e;
+		int err = next_data(w, first, end, &s, &e);
+
+		if (!err && holes && first < s)
+			err = put_record(w, REC_HOLE, first, s - first, NULL, 0);
+		if (!err && s < end)
+			err = put_data(w, s, e);
+		if (err)
+			return err;
+		first = s < end ? e : end;
+	}
+	return 0;
+}
+
+/* A layer's pages: runs of the bitmap's set bits. */
+static int put_layer(struct writer *w)
+{
+	uint64_t n = w->g->npages;
+
+	for (uint64_t p = 0; p < n;) {
+		uint64_t s;
+		int err;
+
+		if (!(w->bitmap[p / 64] >> (p % 64))) {
+			p = (p | 63) + 1; /* the rest of the word is clear */
+			continue;
+		}
+		if (!(w->bitmap[p / 64] >> (p % 64) & 1)) {
+			p++;
+			continue;
+		}
+		for (s = p; p < n && (w->bitmap[p / 64] >> (p % 64) & 1); p++)
+			;
+		err = put_range(w, s, p, true);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int writer_init(struct writer *w, struct gmem *g, int fd)
+{
+	struct stat st;
+
+	*w = (struct writer){ .g = g, .fd = fd };
+	while (getrandom(&w->id, sizeof(w->id), 0) != sizeof(w->id) || !w->id)
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	w->buf = malloc(DATA_BYTES);
+	w->bitmap = calloc((g->npages + 63) / 64, sizeof(uint64_t));
+	if (!w->buf || !w->bitmap)
+		goto err_nomem;
+	if (g->b.hugetlb) {
+		w->vec = malloc(g->b.align >> PAGE_SHIFT);
+		if (!w->vec)
+			goto err_nomem;
+		if (fstat(g->b.fd, &st))
+			return -errno;
+		w->huge_total = (uint64_t)st.st_blocks * 512 / g->b.align;
+	}
+	return 0;
+
+err_nomem:
+	return -ENOMEM;
+}
+
+static void writer_fini(struct writer *w)
+{
+	free(w->vec);
+	free(w->bitmap);
+	free(w->buf);
+}
+
+int gmem_save(struct gmem *g, int fd, unsigned int flags)
+{
+	bool layer = flags & GMEM_SAVE_DIRTY;
+	struct snap_header h = { .magic = SNAP_MAGIC, .version = SNAP_VERSION };
+	struct writer w;
+	uint64_t gen;
+	int err;
+
+	if (!g || fd < 0 || (flags & ~GMEM_SAVE_DIRTY))
+		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
+	pthread_mutex_lock(&g->save_mu);
+	if (layer && !g->save_id) {
+		err = -EINVAL; /* nothing saved or restored to apply on */
+		goto out_unlock;
+	}
+	err = writer_init(&w, g, fd);
+	if (err)
+		goto out_fini;
+	/*
+	 * Where the next layer starts: writes from here on.  A full save
+	 * while not tracking starts none (gen 0 matches no tracking).
+	 */
+	gen = g->save_gen;
+	err = track_take_for_save(g, w.bitmap, &gen, layer);
+	if (err == -EINVAL && !layer)
+		gen = 0, err = 0;
+	if (err)
+		goto out_fini;
+	if (!layer && gen)
+		g->save_id = 0; /* until it is done, as the records left the last save behind */
+	h.kind = layer ? SNAP_LAYER : SNAP_FULL;
+	h.backing = g->b.type;
+	h.size = g->b.size;
+	h.id = w.id;
+	h.parent = layer ? g->save_id : 0;
+	h.seq = layer ? g->save_seq + 1 : 0;
+	h.hash = XXH3_64bits(&h, offsetof(struct snap_header, hash));
+	err = write_all(fd, &h, sizeof(h));
+	if (!err)
+		err = put_states(&w);
+	if (!err)
+		err = layer ? put_layer(&w) : put_range(&w, 0, g->npages, false);
+	if (!err)
+		err = put_record(&w, REC_END, w.data_pages, w.index, NULL, 0);
+	if (!err) {
+		g->save_id = h.id;
+		g->save_seq = h.seq;
+		g->save_gen = gen;
+	} else if (layer) {
+		track_untake(g, w.bitmap); /* for the next try */
+	}
+out_fini:
+	writer_fini(&w);
+out_unlock:
+	pthread_mutex_unlock(&g->save_mu);
+	return err;
+}
+
+/* ---- the reader ---- */
+
+struct reader {
+	struct gmem *g;
+	int fd;
+	uint64_t id, seq, index, data_pages;
+	bool states_seen;
+	char *buf;
+};
+
+/* len bytes, all of them: -EBADMSG for a file that ends first; *got says how many came. */
+static int read_all(int fd, void *p, size_t len, size_t *got)
+{
+	char *c = p;
+
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = read(fd, c + *got, len - *got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EBADMSG;
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Every state as the record says: runs that tile the object, in order. */
+static int apply_states(struct reader *r, const struct snap_run *runs, uint64_t n)
+{
+	struct gmem *g = r->g;
+	const uint32_t any = STATE_MASK(GMEM_SHARED) | STATE_MASK(GMEM_PRIVATE) |
+			     STATE_MASK(GMEM_CONVERTING);
+	uint64_t p = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		if (runs[i].first != p || !runs[i].count || runs[i].count > g->npages - p ||
+		    runs[i].pad || (runs[i].state != GMEM_SHARED && runs[i].state != GMEM_PRIVATE))
+			return -EBADMSG;
+		p += runs[i].count;
+	}
+	if (p != g->npages)
+		return -EBADMSG;
+	for (uint64_t i = 0; i < n; i++) {
+		int err = state_reserve(g);
+
+		if (err)
+			return err;
+		if (state_replace(g, runs[i].first, runs[i].first + runs[i].count, any,
+				  runs[i].state, NULL) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Pages [first, first + n) get the contents in buf. */
+static int apply_data(struct reader *r, uint64_t first, uint64_t n)
+{
+	const struct backing *b = &r->g->b;
+	uint64_t off = first << PAGE_SHIFT, len = n << PAGE_SHIFT;
+	int err;
+
+	if (b->type == GMEM_BACKING_SHMEM) {
+		/* no page-table entries to make: straight into the page cache */
+		for (uint64_t done = 0; done < len;) {
+			ssize_t k = pwrite(b->fd, r->buf + done, len - done, (off_t)(off + done));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				return k < 0 ? (errno == ENOSPC ? -ENOMEM : -errno) : -EIO;
+			done += (uint64_t)k;
+		}
+	} else {
+		/* whole huge pages, then the bytes through the guest mapping */
+		err = backing_allocate(b, off, len);
+		if (err)
+			return err == -ENOSPC || err == -EFAULT ? -ENOMEM : err;
+		memcpy(b->guest + off, r->buf, len);
+	}
+	pages_mark(r->g, first, first + n, PW_POPULATED);
+	return 0;
+}
+
+/* One record: read, checked, applied.  *end once it was the file's last. */
+static int read_record(struct reader *r, bool layer, bool *end)
+{
+	struct gmem *g = r->g;
+	struct snap_record rec;
+	size_t got, len = 0;
+	int err = read_all(r->fd, &rec, sizeof(rec), &got);
+
+	if (err)
+		return err;
+	if (rec.flags || (rec.type != REC_END &&
+			  (rec.first > g->npages || rec.count > g->npages - rec.first)))
+		return -EBADMSG;
+	switch (rec.type) {
+	case REC_STATES:
+		if (rec.first || rec.count > g->npages || r->index)
+			return -EBADMSG;
+		len = rec.count * sizeof(struct snap_run);
+		break;
+	case REC_DATA:
+		if (!rec.count || rec.count > SNAP_DATA_MAX || !r->states_seen)
+			return -EBADMSG;
+		len = rec.count << PAGE_SHIFT;
+		break;
+	case REC_HOLE:
+		if (!rec.count || !layer || !r->states_seen)
+			return -EBADMSG;
+		break;
+	case REC_END:
+		if (rec.first != r->data_pages || rec.count != r->index || !r->states_seen)
+			return -EBADMSG;
+		break;
+	default:
+		return -EBADMSG;
+	}
+	if (len > DATA_BYTES) {
+		/* a states record longer than a data record: room for it */
+		char *bigger = realloc(r->buf, len);
+
+		if (!bigger)
+			return -ENOMEM;
+		r->buf = bigger;
+	}
+	if (len && (err = read_all(r->fd, r->buf, len, &got)))
+		return err;
+	if (record_hash(r->id, r->index, &rec, r->buf, len) != rec.hash)
+		return -EBADMSG;
+	r->index++;
+	switch (rec.type) {
+	case REC_STATES:
+		r->states_seen = true;
+		return apply_states(r, (const struct snap_run *)r->buf, rec.count);
+	case REC_DATA:
+		r->data_pages += rec.count;
+		return apply_data(r, rec.first, rec.count);
+	case REC_HOLE:
+		err = backing_punch(&g->b, rec.first << PAGE_SHIFT, rec.count << PAGE_SHIFT);
+		if (!err)
+			pages_clear(g, rec.first, rec.first + rec.count, PW_POPULATED);
+		return err;
+	default:
+		*end = true;
+		return 0;
+	}
+}
+
+/*
+ * One file, a full save first and layers in order after it: 0, or 1 for
+ * the end of the stream where a file would begin.
+ */
+static int read_file(struct reader *r, bool first)
+{
+	struct gmem *g = r->g;
+	struct snap_header h;
+	size_t got;
+	bool end = false;
+	int err = read_all(r->fd, &h, sizeof(h), &got);
+
+	if (err == -EBADMSG && !got && !first)
+		return 1;
+	if (err)
+		return err;
+	if (memcmp(h.magic, SNAP_MAGIC, sizeof(h.magic)) || h.version != SNAP_VERSION ||
+	    h.flags || h.hash != XXH3_64bits(&h, offsetof(struct snap_header, hash)) || !h.id ||
+	    (h.kind != SNAP_FULL && h.kind != SNAP_LAYER))
+		return -EBADMSG;
+	if (h.size != g->b.size)
+		return -EINVAL;
+	/* a layer applies on the file before it, and on nothing else */
+	if (first ? h.kind != SNAP_FULL
+		  : h.kind != SNAP_LAYER || h.parent != r->id || h.seq != r->seq + 1)
+		return -EXDEV;
+	r->id = h.id;
+	r->seq = h.seq;
+	r->index = r->data_pages = 0;
+	r->states_seen = false;
+	while (!end) {
+		err = read_record(r, h.kind == SNAP_LAYER, &end);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Nothing has used the object: no view, pin, transit, conversion or memory. */
+static bool untouched(struct gmem *g)
+{
+	struct stat st;
+
+	return !g->nviews && !g->transits && !pins_total(g) &&
+	       runmap_count(&g->states, 0, g->npages, STATE_MASK(g->initial_state)) == g->npages &&
+	       !fstat(g->b.fd, &st) && !st.st_blocks;
+}
+
+/* Back to untouched, as it was before the restore began. */
+static void restore_undo(struct gmem *g)
+{
+	const uint32_t any = STATE_MASK(GMEM_SHARED) | STATE_MASK(GMEM_PRIVATE) |
+			     STATE_MASK(GMEM_CONVERTING);
+
+	GMEM_WARN_ON(g, backing_punch(&g->b, 0, g->b.size));
+	pages_clear(g, 0, g->npages, PW_POPULATED);
+	/* one run for the whole object: no room needed */
+	GMEM_WARN_ON(g, state_replace(g, 0, g->npages, any, g->initial_state, NULL) < 0);
+}
+
+int gmem_restore(struct gmem *g, int fd, unsigned int flags)
+{
+	struct reader r = { .g = g, .fd = fd };
+	uint64_t gen = 0, *scratch;
+	int err;
+
+	if (!g || fd < 0 || (flags & ~GMEM_RESTORE_LAZY))
+		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
+	if (flags & GMEM_RESTORE_LAZY)
+		return -EOPNOTSUPP;
+	r.buf = malloc(DATA_BYTES);
+	scratch = calloc((g->npages + 63) / 64, sizeof(uint64_t));
+	if (!r.buf || !scratch) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	pthread_mutex_lock(&g->save_mu);
+	views_lock(g, true);
+	if (!untouched(g)) {
+		err = -EBUSY;
+		goto out_unlock;
+	}
+	for (bool first = true;; first = false) {
+		err = read_file(&r, first);
+		if (err)
+			break;
+	}
+	if (err < 0) {
+		restore_undo(g);
+		goto out_unlock;
+	}
+	err = 0;
+	unlock(g);
+	/* layers saved from here on apply on what was restored */
+	if (track_take_for_save(g, scratch, &gen, false))
+		gen = 0;
+	g->save_id = r.id;
+	g->save_seq = r.seq;
+	g->save_gen = gen;
+	goto out_mutex;
+
+out_unlock:
+	unlock(g);
+out_mutex:
+	pthread_mutex_unlock(&g->save_mu);
+out_free:
+	free(scratch);
+	free(r.buf);
+	return err;
+}

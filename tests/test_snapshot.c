@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_snapshot.c - gmem_save() and gmem_restore(): round trips that keep
+ * contents, states and holes; private pages refused through views after a
+ * restore; layers in order and out of it; every truncation and corruption
+ * of a file refused with the object left untouched; saves beside a writer
+ * and conversions; bad arguments.  Every case on every backing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "touch.h"
+
+/* Pages one backing page apart: every case holds on hugetlbfs too. */
+#define U (env->unit)
+
+static char *guest_of(struct gmem *g)
+{
+	void *p;
+
+	CHECK_OK(gmem_guest_map(g, &p));
+	return p;
+}
+
+/* A file in memory, to save to and restore from. */
+static int memfile(void)
+{
+	int fd = memfd_create("snapshot", 0);
+
+	CHECK(fd >= 0);
+	return fd;
+}
+
+static uint64_t file_size(int fd)
+{
+	struct stat st;
+
+	CHECK_OK(fstat(fd, &st));
+	return (uint64_t)st.st_size;
+}
+
+static void rewind_fd(int fd)
+{
+	CHECK(lseek(fd, 0, SEEK_SET) == 0);
+}
+
+#define N 6 /* backing pages in an object: 6 of 2 MiB, and three objects fit the pool */
+
+/*
+ * An object of N backing pages: page 0 written and shared, 2 written and
+ * private, 3 private and never written, 5 written in its last 4 KiB, the
+ * rest holes.
+ */
+static struct gmem *sample(const struct env *env)
+{
+	struct gmem *g = tg_create(env, N * U, 0, 0);
+	char *guest = guest_of(g);
+
+	fill_page(guest, 0, 1);
+	fill_page(guest + 2 * U, 2 * U / PS, 2);
+	fill_page(guest + 6 * U - PS, 6 * U / PS - 1, 5);
+	CHECK_OK(gmem_convert(g, 2 * U, 2 * U, GMEM_PRIVATE, 0, NULL));
+	return g;
+}
+
+static bool bit(const uint64_t *b, uint64_t page)
+{
+	return b[page / 64] >> (page % 64) & 1;
+}
+
+/* A fresh object like g, restored from fd. */
+static struct gmem *restored(const struct env *env, struct gmem *g, int fd, int expect)
+{
+	struct gmem *r = tg_create(env, gmem_size(g), 0, 0);
+
+	rewind_fd(fd);
+	CHECK_EQ(gmem_restore(r, fd, 0), expect);
+	return r;
+}
+
+/* Same states, contents and populated blocks. */
+static void check_same(struct gmem *a, struct gmem *b)
+{
+	struct gmem_huge_info ha, hb;
+	char *ga = guest_of(a), *gb = guest_of(b);
+
+	for (uint64_t off = 0; off < gmem_size(a); off += PS)
+		CHECK_EQ(gmem_state(b, off), gmem_state(a, off) == GMEM_SHARED ? GMEM_SHARED
+									       : GMEM_PRIVATE);
+	CHECK_OK(gmem_huge_info(a, &ha));
+	CHECK_OK(gmem_huge_info(b, &hb));
+	CHECK_EQ(hb.blocks_populated, ha.blocks_populated);
+	CHECK(!memcmp(ga, gb, gmem_size(a)));
+}
+
+/* Whether the file has memory behind it (st_blocks), without touching it. */
+static bool untouched(struct gmem *g)
+{
+	struct gmem_huge_info hi;
+
+	CHECK_OK(gmem_huge_info(g, &hi));
+	for (uint64_t off = 0; off < gmem_size(g); off += PS)
+		if (gmem_state(g, off) != GMEM_SHARED)
+			return false;
+	return hi.blocks_populated == 0;
+}
+
+TEST(save_restore_round_trip)
+{
+	struct gmem *g = sample(env), *r;
+	int fd = memfile();
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	/* holes are not saved: the file holds the populated pages, and little more */
+	CHECK(file_size(fd) < 4 * U);
+	r = restored(env, g, fd, 0);
+	check_same(g, r);
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* Private pages restored private: a view refuses them, before any touch of the guest. */
+TEST(restored_private_pages_refused_through_views)
+{
+	struct gmem *g = sample(env), *r;
+	int fd = memfile();
+	char *v, buf[16];
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored(env, g, fd, 0);
+	v = tg_view(r, 0);
+	CHECK_EQ(touch_copy(buf, v + 2 * U, sizeof(buf)), env->sig);
+	CHECK_EQ(touch_copy(buf, v + 3 * U, sizeof(buf)), env->sig);
+	CHECK_OK(touch_copy(buf, v, sizeof(buf)));
+	CHECK(!memcmp(buf, guest_of(g), sizeof(buf)));
+	CHECK_OK(gmem_audit(r));
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct pipe_reader {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+
+static void *drain(void *arg)
+{
+	struct pipe_reader *p = arg;
+	ssize_t n;
+
+	for (;;) {
+		if (p->len == p->cap) {
+			p->cap = p->cap ? 2 * p->cap : 1 << 20;
+			p->buf = realloc(p->buf, p->cap);
+			if (!p->buf)
+				return NULL;
+		}
+		n = read(p->fd, p->buf + p->len, p->cap - p->len);
+		if (n <= 0)
+			return NULL;
+		p->len += (size_t)n;
+	}
+}
+
+/* A pipe is as good as a file, both ways. */
+TEST(save_to_a_pipe_restore_from_a_pipe)
+{
+	struct gmem *g = sample(env), *r = tg_create(env, N * U, 0, 0);
+	struct pipe_reader p = { 0 };
+	pthread_t t;
+	int fds[2];
+
+	CHECK_OK(pipe(fds));
+	p.fd = fds[0];
+	CHECK_OK(pthread_create(&t, NULL, drain, &p));
+	CHECK_OK(gmem_save(g, fds[1], 0));
+	close(fds[1]);
+	CHECK_OK(pthread_join(t, NULL));
+	close(fds[0]);
+	CHECK(p.buf && p.len > 64);
+
+	CHECK_OK(pipe(fds));
+	if (fork() == 0) {
+		close(fds[0]);
+		_exit(write(fds[1], p.buf, p.len) == (ssize_t)p.len ? 0 : 1);
+	}
+	close(fds[1]);
+	CHECK_OK(gmem_restore(r, fds[0], 0));
+	close(fds[0]);
+	check_same(g, r);
+	free(p.buf);
+	CHECK_OK(gmem_destroy(r));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* Every length a file can be cut to at a record's edge, and inside records: refused. */
+TEST(truncated_files_refused_object_unchanged)
+{
+	struct gmem *g = sample(env), *r = tg_create(env, N * U, 0, 0);
+	int fd = memfile(), cut = memfile();
+	uint64_t size;
+	char *all;
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	size = file_size(fd);
+	all = malloc(size);
+	CHECK(all && pread(fd, all, size, 0) == (ssize_t)size);
+	for (uint64_t len = 0; len < size; len += len < 256 ? 8 : 4093) {
+		CHECK_OK(ftruncate(cut, 0));
+		CHECK(pwrite(cut, all, len, 0) == (ssize_t)len);
+		rewind_fd(cut);
+		CHECK_EQ(gmem_restore(r, cut, 0), -EBADMSG);
+		CHECK(untouched(r));
+	}
+	/* and whole, it goes */
+	rewind_fd(fd);
+	CHECK_OK(gmem_restore(r, fd, 0));
+	check_same(g, r);
+	free(all);
+	close(cut);
+	close(fd);
+	CHECK_OK(gmem_destroy(r));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A byte flipped anywhere: refused, nothing changed. */
+TEST(corrupted_files_refused_object_unchanged)
+{
+	struct gmem *g = sample(env), *r = tg_create(env, N * U, 0, 0);
+	int fd = memfile();
+	uint64_t size;
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	size = file_size(fd);
+	for (uint64_t at = 0; at < size; at += at < 512 ? 1 : 997) {
+		char c, x;
+
+		CHECK(pread(fd, &c, 1, (off_t)at) == 1);
+		x = (char)(c ^ 0x10);
+		CHECK(pwrite(fd, &x, 1, (off_t)at) == 1);
+		rewind_fd(fd);
+		CHECK_EQ(gmem_restore(r, fd, 0), -EBADMSG);
+		CHECK(untouched(r));
+		CHECK(pwrite(fd, &c, 1, (off_t)at) == 1);
+	}
+	rewind_fd(fd);
+	CHECK_OK(gmem_restore(r, fd, 0));
+	check_same(g, r);
+	close(fd);
+	CHECK_OK(gmem_destroy(r));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* Start tracking, or skip with the reason. */
+static void track(struct gmem *g)
+{
+	int err = gmem_track_start(g, 0);
+
+	if (err == -EOPNOTSUPP)
+		SKIP("no asynchronous userfaultfd write-protect in this kernel");
+	CHECK_OK(err);
+}
+
+/* Appends what gmem_save() writes to fd's end. */
+static void save_at_end(struct gmem *g, int fd, unsigned int flags)
+{
+	CHECK(lseek(fd, 0, SEEK_END) >= 0);
+	CHECK_OK(gmem_save(g, fd, flags));
+}
+
+/*
+ * A full save, then layers of what changed - writes through a view and
+ * gmem_write(), conversions both ways, a discard - restored in order: the
+ * object as it is now.  The collects report those writes all the same.
+ */
+TEST(layers_restore_in_order)
+{
+	struct gmem *g = sample(env), *r;
+	char *v, page[PS];
+	uint64_t *bits = calloc(N * U / PS / 64 + 1, sizeof(*bits));
+	int fd = memfile();
+
+	CHECK(bits);
+	track(g);
+	v = tg_view(g, 0);
+	save_at_end(g, fd, 0);
+	v[1 * U + 7] = 9;                                  /* a hole written */
+	CHECK_OK(gmem_convert(g, 2 * U, U, GMEM_SHARED, 0, NULL));
+	v[2 * U + 3] = 3;                                  /* made shared and written */
+	save_at_end(g, fd, GMEM_SAVE_DIRTY);
+	CHECK_OK(gmem_discard(g, 0, U));                   /* a page punched */
+	memset(page, 0x5a, sizeof(page));
+	CHECK_OK(gmem_write(g, 4 * U, page, PS, NULL));
+	CHECK_OK(gmem_convert(g, 5 * U, U, GMEM_PRIVATE, 0, NULL)); /* no write, a state */
+	save_at_end(g, fd, GMEM_SAVE_DIRTY);
+	r = restored(env, g, fd, 0);
+	check_same(g, r);
+	/* the layers took the record; the collects still see every write */
+	CHECK(gmem_track_collect(g, 0, gmem_size(g), bits, 0) >= 4);
+	CHECK(bit(bits, U / PS) && bit(bits, 4 * U / PS) && bit(bits, 0));
+	CHECK_OK(gmem_destroy(r));
+	free(bits);
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A layer without its parent, or after another's: -EXDEV, nothing changed. */
+TEST(layers_out_of_order_refused)
+{
+	struct gmem *g = sample(env), *r = tg_create(env, N * U, 0, 0);
+	int full = memfile(), l1 = memfile(), l2 = memfile(), f;
+	char *v;
+
+	track(g);
+	v = tg_view(g, 0);
+	CHECK_OK(gmem_save(g, full, 0));
+	v[0] = 1;
+	CHECK_OK(gmem_save(g, l1, GMEM_SAVE_DIRTY));
+	v[U] = 2;
+	CHECK_OK(gmem_save(g, l2, GMEM_SAVE_DIRTY));
+	/* a layer alone */
+	rewind_fd(l1);
+	CHECK_EQ(gmem_restore(r, l1, 0), -EXDEV);
+	CHECK(untouched(r));
+	/* full, then the second layer without the first */
+	f = memfile();
+	{
+		char buf[1 << 16];
+		ssize_t n;
+
+		rewind_fd(full);
+		rewind_fd(l2);
+		while ((n = read(full, buf, sizeof(buf))) > 0)
+			CHECK(write(f, buf, (size_t)n) == n);
+		while ((n = read(l2, buf, sizeof(buf))) > 0)
+			CHECK(write(f, buf, (size_t)n) == n);
+	}
+	rewind_fd(f);
+	CHECK_EQ(gmem_restore(r, f, 0), -EXDEV);
+	CHECK(untouched(r));
+	close(f);
+	close(l2);
+	close(l1);
+	close(full);
+	CHECK_OK(gmem_destroy(r));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A layer follows only a save made while tracking, as tracking still is. */
+TEST(layers_need_tracking)
+{
+	struct gmem *g = sample(env);
+	int fd = memfile();
+
+	CHECK_EQ(gmem_save(g, fd, GMEM_SAVE_DIRTY), -EINVAL); /* not tracking */
+	track(g);
+	CHECK_EQ(gmem_save(g, fd, GMEM_SAVE_DIRTY), -EINVAL); /* nothing saved */
+	CHECK_OK(gmem_track_stop(g));
+	CHECK_OK(gmem_save(g, fd, 0));                        /* saved, not tracking */
+	track(g);
+	CHECK_EQ(gmem_save(g, fd, GMEM_SAVE_DIRTY), -EINVAL); /* writes went unseen */
+	CHECK_OK(gmem_save(g, fd, 0));
+	CHECK_OK(gmem_save(g, fd, GMEM_SAVE_DIRTY));
+	CHECK_OK(gmem_track_stop(g));
+	track(g);
+	CHECK_EQ(gmem_save(g, fd, GMEM_SAVE_DIRTY), -EINVAL); /* tracking restarted */
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+TEST(snapshot_invalid_args)
+{
+	struct gmem *g = sample(env), *small, *r;
+	int fd = memfile();
+	char *v;
+
+	CHECK_EQ(gmem_save(NULL, fd, 0), -EINVAL);
+	CHECK_EQ(gmem_save(g, -1, 0), -EINVAL);
+	CHECK_EQ(gmem_save(g, fd, 2), -EINVAL);
+	CHECK_EQ(file_size(fd), 0);
+	CHECK_OK(gmem_save(g, fd, 0));
+	CHECK_EQ(gmem_restore(NULL, fd, 0), -EINVAL);
+	CHECK_EQ(gmem_restore(g, -1, 0), -EINVAL);
+	CHECK_EQ(gmem_restore(g, fd, 2), -EINVAL);
+	/* a used object */
+	rewind_fd(fd);
+	CHECK_EQ(gmem_restore(g, fd, 0), -EBUSY);
+	r = tg_create(env, N * U, 0, 0);
+	v = tg_view(r, 0);
+	rewind_fd(fd);
+	CHECK_EQ(gmem_restore(r, fd, 0), -EBUSY); /* a view */
+	CHECK(untouched(r));
+	CHECK_OK(gmem_view_unmap(r, v));
+	/* another size */
+	small = tg_create(env, 3 * U, 0, 0);
+	rewind_fd(fd);
+	CHECK_EQ(gmem_restore(small, fd, 0), -EINVAL);
+	CHECK(untouched(small));
+	/* not a snapshot */
+	{
+		int junk = memfile();
+
+		CHECK(write(junk, "not a snapshot at all, and long enough to be read as a header "
+				  "by anyone who tried",
+			    82) == 82);
+		rewind_fd(junk);
+		CHECK_EQ(gmem_restore(small, junk, 0), -EBADMSG);
+		close(junk);
+	}
+	/* an empty stream */
+	{
+		int empty = memfile();
+
+		CHECK_EQ(gmem_restore(small, empty, 0), -EBADMSG);
+		close(empty);
+	}
+	CHECK(untouched(small));
+	CHECK_OK(gmem_destroy(small));
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct churn {
+	struct gmem *g;
+	char *guest;
+	atomic_bool stop;
+	atomic_ulong rounds;
+	atomic_int failed; /* a conversion's error */
+};
+
+/* Converts pages 4 and 5 back and forth and writes page 0 through the guest mapping. */
+static void *churner(void *arg)
+{
+	struct churn *c = arg;
+	uint64_t unit = gmem_backing_page_size(c->g);
+
+	while (!atomic_load(&c->stop)) {
+		uint64_t n = atomic_fetch_add(&c->rounds, 1);
+
+		int err = gmem_convert(c->g, 4 * unit, 2 * unit, n % 2 ? GMEM_SHARED : GMEM_PRIVATE,
+				       0, NULL);
+
+		if (err) {
+			atomic_store(&c->failed, err);
+			break;
+		}
+		memset(c->guest, (int)(n & 0xff), 64);
+	}
+	return NULL;
+}
+
+/*
+ * A save beside a guest that writes and converts: it neither waits for
+ * nor holds up the conversions, and what it saved restores.
+ */
+TEST_OPTS(save_beside_conversions, .timeout_s = 60)
+{
+	struct churn c = { .g = sample(env) };
+	pthread_t t;
+	int fd = memfile();
+	struct gmem *r;
+
+	c.guest = guest_of(c.g);
+	CHECK_OK(pthread_create(&t, NULL, churner, &c));
+	/* saves until the churner has gone round a thousand times (or stopped on an error) */
+	for (int i = 0; i < 20 || (atomic_load(&c.rounds) < 1000 && !atomic_load(&c.failed)); i++) {
+		CHECK_OK(ftruncate(fd, 0));
+		rewind_fd(fd);
+		CHECK_OK(gmem_save(c.g, fd, 0));
+	}
+	atomic_store(&c.stop, true);
+	CHECK_OK(pthread_join(t, NULL));
+	CHECK_OK(atomic_load(&c.failed));
+	r = restored(env, c.g, fd, 0);
+	/* what is not churned is what it was */
+	CHECK(!memcmp(guest_of(r) + U, guest_of(c.g) + U, 3 * U));
+	CHECK_OK(gmem_audit(r));
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(c.g));
+}
