@@ -441,12 +441,30 @@ GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t le
  * corrupted, truncated), a layer that does not follow what came before it
  * -EXDEV; either way the object is left as it was.  Layers saved after a
  * restore (made while tracking) apply on it.
+ *
+ * With GMEM_RESTORE_LAZY (fd seekable: -ESPIPE otherwise; it is duplicated,
+ * and must stay as it is until the restore is done) it returns once the
+ * file's structure is read and the states are in force; each page gets its
+ * contents from the file on first touch - by the guest through the guest
+ * mapping (KVM faults through it), a view, gmem_read() or gmem_write() -
+ * before anyone sees it, and a background thread fills the rest, going on
+ * from the latest touches.  A huge page is filled whole; a THP block is
+ * mapped huge again only once it is.  A record found corrupt then is never
+ * used: its pages read as SIGBUS (refused through views; -EBADMSG from
+ * gmem_read()/gmem_write()), and gmem_restore_wait() reports it.
+ * gmem_save() waits for the restore to be done.
  */
 #define GMEM_SAVE_DIRTY (1u << 0)   /* gmem_save(): a layer on the last save */
 #define GMEM_RESTORE_LAZY (1u << 0) /* gmem_restore(): contents on first touch */
 
 GMEM_API int gmem_save(struct gmem *g, int fd, unsigned int flags);
 GMEM_API int gmem_restore(struct gmem *g, int fd, unsigned int flags);
+/*
+ * Wait up to timeout_ms (-1: for ever) for a lazy restore to fill every
+ * page: 0 (also when there is none), -ETIMEDOUT, or -EBADMSG if a record
+ * did not check.
+ */
+GMEM_API int gmem_restore_wait(struct gmem *g, int timeout_ms);
 
 /* gmem_addr_offset() kinds */
 #define GMEM_ADDR_VIEW 1  /* a host view of the object */

@@ -218,6 +218,12 @@ int gmem_read(struct gmem *g, uint64_t offset, void *buf, uint64_t len, uint64_t
 	err = begin(g, offset, buf, len, error_offset);
 	if (err)
 		return err;
+	/* a lazy restore's pages first: the file reads zero where they are not yet */
+	err = lazy_fill(g, first, end, false);
+	if (err) {
+		unlock(g);
+		return err;
+	}
 	if (pages_all(g, first, end, PW_POPULATED))
 		copy_shared(buf, g->b.guest + offset, len);
 	else
@@ -243,7 +249,8 @@ int gmem_write(struct gmem *g, uint64_t offset, const void *buf, uint64_t len,
 		return err;
 	first = offset >> PAGE_SHIFT;
 	end = (offset + len + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;
-	if (!pages_all(g, first, end, PW_POPULATED) && !(err = allocate(g, offset, len)))
+	err = lazy_fill(g, first, end, true);
+	if (!err && !pages_all(g, first, end, PW_POPULATED) && !(err = allocate(g, offset, len)))
 		pages_mark(g, first, end, PW_POPULATED);
 	if (!err) {
 		copy_shared(g->b.guest + offset, buf, len);

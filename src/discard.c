@@ -45,7 +45,9 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	first = offset >> PAGE_SHIFT;
 	end = first + (len >> PAGE_SHIFT);
 	lock_exclusive(g);
-	err = pins_hold(g, first, end) ? -EBUSY : sys_result(huge_punch(g, first, end));
+	err = pins_hold(g, first, end) ? -EBUSY : lazy_forget(g, first, end);
+	if (!err)
+		err = sys_result(huge_punch(g, first, end));
 	if (!err) {
 		pages_clear(g, first, end, PW_POPULATED);
 		if (g->tracking)

@@ -62,6 +62,13 @@ static int map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bo
 
 	/* whoever waits on the window (the faulter, and any neighbour) */
 	*wake = (struct wake){ a, end - a };
+	/* a lazy restore's pages first, whose record may not check: refused then */
+	if (lazy_active(g)) {
+		int err = lazy_fill(g, s, e, true);
+
+		if (err)
+			return err == -EBADMSG ? -EIO : -ENOMEM;
+	}
 	if (missing && !backing_allocate(&g->b, s << PAGE_SHIFT, (e - s) << PAGE_SHIFT))
 		allocated = true;
 	while (a < end) {
@@ -168,6 +175,11 @@ static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 	struct view *v;
 	bool current;
 
+	/* the guest mapping faults here only while a lazy restore fills it */
+	if (addr - (uintptr_t)g->b.guest < g->b.size) {
+		lazy_guest_fault(g, addr);
+		return;
+	}
 	/*
 	 * Decide on records that hold every unmap and move read so far: one
 	 * not yet applied could mean this address is another view now, or not

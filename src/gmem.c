@@ -209,6 +209,7 @@ int gmem_destroy(struct gmem *g)
 		return -ECHILD; /* the parent's: nothing here is the child's to free */
 	if (pins_total(g))
 		return -EBUSY;
+	lazy_fini(g); /* its thread fills through the guest mapping */
 	/*
 	 * Every page punched out first, while the threads still answer: a
 	 * mapping of the file the library does not know of (a part the process

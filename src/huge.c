@@ -376,6 +376,10 @@ int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64_t *error
 	e = (((offset + len) >> PAGE_SHIFT) + bp - 1) / bp;
 	first = b * bp;
 	end = e * bp;
+	/* a lazy restore's pages first: the kernel fills no hole of a block being restored */
+	err = lazy_fill(g, first, end, true);
+	if (err)
+		return err;
 	/*
 	 * Exclusive: no conversion, fault or discard interleaves.  The kernel
 	 * unmaps the old small pages from every view as it copies them into

@@ -196,6 +196,10 @@ struct gmem {
 	uint64_t *track_unsaved, *track_uncollected;
 	_Atomic uint64_t track_gen;
 
+	/* lazy.c: a lazy restore's fills, until every page is settled */
+	struct lazy *lazy;        /* set at the restore, freed at destroy */
+	_Atomic bool lazy_active; /* the guest mapping is registered for missing faults */
+
 	/* snapshot.c, under save_mu: the file the next layer applies on */
 	pthread_mutex_t save_mu;
 	uint64_t save_id, save_seq, save_gen; /* save_id 0: none */
@@ -444,6 +448,38 @@ int track_take_for_save(struct gmem *g, uint64_t *bitmap, uint64_t *gen, bool la
 /* A layer that could not be written: its pages go to the next. */
 void track_untake(struct gmem *g, const uint64_t *bitmap);
 void track_records_free(struct gmem *g);
+
+/*
+ * lazy.c: a lazy restore's fills.  lazy_new() (with the snapshot's
+ * descriptor, duplicated), records and holes added by snapshot.c's reader
+ * in file order, lazy_start() with g->lock exclusive; lazy_free() one that
+ * never started, lazy_fini() at destroy.
+ */
+struct snap_record;
+struct lazy *lazy_new(struct gmem *g, int fd);
+int lazy_add_data(struct lazy *l, const struct snap_record *r, uint64_t off, uint64_t id,
+		  uint64_t index);
+void lazy_add_hole(struct lazy *l, uint64_t first, uint64_t count);
+void lazy_free(struct lazy *l);
+int lazy_start(struct gmem *g, struct lazy *l);
+void lazy_fini(struct gmem *g);
+/* Whether pages remain to fill (the guest mapping is registered for missing faults). */
+bool lazy_active(const struct gmem *g);
+/*
+ * Fill [first, end) (rounded out to huge pages) before a path that reads
+ * the file or gives pages memory; allocate: holes get zero pages.  0,
+ * -EBADMSG for a page whose record did not check, or -errno.
+ */
+int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate);
+/* The fault thread: a touch of the guest mapping, filled and woken. */
+void lazy_guest_fault(struct gmem *g, uintptr_t addr);
+/* A discard's pages are settled as holes (g->lock exclusive, before the punch). */
+int lazy_forget(struct gmem *g, uint64_t first, uint64_t end);
+/* 0 once every page is settled (or no lazy restore), the error met, or -ETIMEDOUT. */
+int lazy_wait(struct gmem *g, int timeout_ms);
+/* Fills stopped and started again around a change of the guest mapping's registration. */
+void lazy_lock(struct gmem *g);
+void lazy_unlock(struct gmem *g);
 
 /* fault.c: the reader and fault threads, started and stopped together */
 int fault_start(struct gmem *g);

@@ -309,6 +309,10 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 		return -EINVAL;
 	if (forked_child(g))
 		return -ECHILD;
+	/* the file holds what a lazy restore has not filled yet */
+	err = lazy_wait(g, -1);
+	if (err)
+		return err;
 	pthread_mutex_lock(&g->save_mu);
 	if (layer && !g->save_id) {
 		err = -EINVAL; /* nothing saved or restored to apply on */
@@ -361,6 +365,7 @@ out_unlock:
 
 struct reader {
 	struct gmem *g;
+	struct lazy *lazy; /* a lazy restore: records noted, not read */
 	int fd;
 	uint64_t id, seq, index, data_pages;
 	bool states_seen;
@@ -487,11 +492,26 @@ static int read_record(struct reader *r, bool layer, bool *end)
 			return -ENOMEM;
 		r->buf = bigger;
 	}
+	if (r->lazy && rec.type == REC_DATA) {
+		/* noted where it is, checked when its pages are filled (lazy.c) */
+		off_t at = lseek(r->fd, 0, SEEK_CUR);
+
+		if (at < 0 || lseek(r->fd, (off_t)len, SEEK_CUR) < 0)
+			return -errno;
+		err = lazy_add_data(r->lazy, &rec, (uint64_t)at, r->id, r->index);
+		r->index++;
+		r->data_pages += rec.count;
+		return err;
+	}
 	if (len && (err = read_all(r->fd, r->buf, len, &got)))
 		return err;
 	if (record_hash(r->id, r->index, &rec, r->buf, len) != rec.hash)
 		return -EBADMSG;
 	r->index++;
+	if (r->lazy && rec.type == REC_HOLE) {
+		lazy_add_hole(r->lazy, rec.first, rec.count);
+		return 0;
+	}
 	switch (rec.type) {
 	case REC_STATES:
 		r->states_seen = true;
@@ -553,7 +573,7 @@ static bool untouched(struct gmem *g)
 {
 	struct stat st;
 
-	return !g->nviews && !g->transits && !pins_total(g) &&
+	return !g->nviews && !g->transits && !pins_total(g) && !g->lazy &&
 	       runmap_count(&g->states, 0, g->npages, STATE_MASK(g->initial_state)) == g->npages &&
 	       !fstat(g->b.fd, &st) && !st.st_blocks;
 }
@@ -580,11 +600,16 @@ int gmem_restore(struct gmem *g, int fd, unsigned int flags)
 		return -EINVAL;
 	if (forked_child(g))
 		return -ECHILD;
-	if (flags & GMEM_RESTORE_LAZY)
-		return -EOPNOTSUPP;
+	/* the pages are read when they are needed: from where the records said */
+	if ((flags & GMEM_RESTORE_LAZY) && lseek(fd, 0, SEEK_CUR) < 0)
+		return errno == ESPIPE ? -ESPIPE : -errno;
 	r.buf = malloc(DATA_BYTES);
 	scratch = calloc((g->npages + 63) / 64, sizeof(uint64_t));
 	if (!r.buf || !scratch) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	if ((flags & GMEM_RESTORE_LAZY) && !(r.lazy = lazy_new(g, fd))) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -599,10 +624,13 @@ int gmem_restore(struct gmem *g, int fd, unsigned int flags)
 		if (err)
 			break;
 	}
+	if (err > 0 && r.lazy)
+		err = lazy_start(g, r.lazy);
 	if (err < 0) {
 		restore_undo(g);
 		goto out_unlock;
 	}
+	r.lazy = NULL; /* the object's now */
 	err = 0;
 	unlock(g);
 	/* layers saved from here on apply on what was restored */
@@ -618,7 +646,15 @@ out_unlock:
 out_mutex:
 	pthread_mutex_unlock(&g->save_mu);
 out_free:
+	lazy_free(r.lazy);
 	free(scratch);
 	free(r.buf);
 	return err;
+}
+
+int gmem_restore_wait(struct gmem *g, int timeout_ms)
+{
+	if (!g)
+		return -EINVAL;
+	return lazy_wait(g, timeout_ms);
 }

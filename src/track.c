@@ -127,14 +127,29 @@ void track_records_free(struct gmem *g)
 	g->track_unsaved = g->track_uncollected = NULL;
 }
 
+/*
+ * The guest mapping's write-protect, on or off, and g->track_guest with
+ * it.  A lazy restore's fills are held off meanwhile (lazy.c): they map
+ * what they fill write-protected while the guest is tracked, and its
+ * registration for missing faults stays.
+ */
 static int guest_track(struct gmem *g, bool on)
 {
+	bool missing;
+	int err;
+
+	lazy_lock(g);
+	missing = lazy_active(g);
 	if (!on) {
 		uffd_writeprotect(g->uffd, (uintptr_t)g->b.guest, g->b.size, false);
-		return uffd_unregister(g->uffd, g->b.guest, g->b.size);
+		err = uffd_register_guest(g->uffd, g->b.guest, g->b.size, missing, false);
+	} else {
+		err = uffd_register_guest(g->uffd, g->b.guest, g->b.size, missing, true) ?:
+		      uffd_writeprotect(g->uffd, (uintptr_t)g->b.guest, g->b.size, true);
 	}
-	return uffd_register_wp(g->uffd, g->b.guest, g->b.size) ?:
-	       uffd_writeprotect(g->uffd, (uintptr_t)g->b.guest, g->b.size, true);
+	g->track_guest = on && !err;
+	lazy_unlock(g);
+	return err;
 }
 
 int gmem_track_start(struct gmem *g, unsigned int flags)
@@ -159,7 +174,7 @@ int gmem_track_start(struct gmem *g, unsigned int flags)
 	if (g->track_pm < 0) {
 		err = pagemap_open(&g->track_pm);
 		if (err)
-			goto err_unlock;
+			goto err_records;
 	}
 	err = views_track(g, true);
 	if (err)
@@ -172,7 +187,6 @@ int gmem_track_start(struct gmem *g, unsigned int flags)
 	pages_clear(g, 0, g->npages, PW_WRITTEN);
 	atomic_store(&g->track_all, false);
 	g->tracking = true;
-	g->track_guest = flags & GMEM_TRACK_GUEST;
 	atomic_fetch_add(&g->track_gen, 1);
 	unlock(g);
 	pthread_mutex_unlock(&g->track_mu);
@@ -182,6 +196,7 @@ err_guest:
 	guest_track(g, false);
 err_views:
 	views_track(g, false);
+err_records:
 	track_records_free(g);
 err_unlock:
 	unlock(g);

@@ -86,19 +86,24 @@ static struct gmem *restored(const struct env *env, struct gmem *g, int fd, int 
 	return r;
 }
 
-/* Same states, contents and populated blocks. */
-static void check_same(struct gmem *a, struct gmem *b)
+/* Same states and contents. */
+static void check_contents(struct gmem *a, struct gmem *b)
 {
-	struct gmem_huge_info ha, hb;
-	char *ga = guest_of(a), *gb = guest_of(b);
-
 	for (uint64_t off = 0; off < gmem_size(a); off += PS)
 		CHECK_EQ(gmem_state(b, off), gmem_state(a, off) == GMEM_SHARED ? GMEM_SHARED
 									       : GMEM_PRIVATE);
+	CHECK(!memcmp(guest_of(a), guest_of(b), gmem_size(a)));
+}
+
+/* Same states, contents and populated blocks (holes read before the contents). */
+static void check_same(struct gmem *a, struct gmem *b)
+{
+	struct gmem_huge_info ha, hb;
+
 	CHECK_OK(gmem_huge_info(a, &ha));
 	CHECK_OK(gmem_huge_info(b, &hb));
 	CHECK_EQ(hb.blocks_populated, ha.blocks_populated);
-	CHECK(!memcmp(ga, gb, gmem_size(a)));
+	check_contents(a, b);
 }
 
 /* Whether the file has memory behind it (st_blocks), without touching it. */
@@ -490,4 +495,229 @@ TEST_OPTS(save_beside_conversions, .timeout_s = 60)
 	CHECK_OK(gmem_destroy(r));
 	close(fd);
 	CHECK_OK(gmem_destroy(c.g));
+}
+
+/* ---- lazy restores ---- */
+
+static struct gmem *restored_lazy(const struct env *env, struct gmem *g, int fd)
+{
+	struct gmem *r = tg_create(env, gmem_size(g), 0, 0);
+
+	rewind_fd(fd);
+	CHECK_OK(gmem_restore(r, fd, GMEM_RESTORE_LAZY));
+	return r;
+}
+
+/*
+ * States in force at once; the first touch of each page through the guest
+ * mapping sees its contents; the background fill ends with the object as
+ * the eager restore makes it.
+ */
+TEST(lazy_restore_round_trip)
+{
+	struct gmem *g = sample(env), *r;
+	int fd = memfile();
+	char *ga, *gb;
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored_lazy(env, g, fd);
+	ga = guest_of(g);
+	gb = guest_of(r);
+	CHECK_EQ(gmem_state(r, 2 * U), GMEM_PRIVATE);
+	CHECK_EQ(gmem_state(r, 0), GMEM_SHARED);
+	/* from the last page back: the filler goes forward from the start */
+	for (uint64_t off = gmem_size(g); off; off -= PS)
+		CHECK(!memcmp(gb + off - PS, ga + off - PS, PS));
+	CHECK_OK(gmem_restore_wait(r, -1));
+	check_same(g, r);
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A pipe cannot be read from where a page's record is. */
+TEST(lazy_restore_needs_a_seekable_file)
+{
+	struct gmem *r = tg_create(env, N * U, 0, 0);
+	int fds[2];
+
+	CHECK_OK(pipe(fds));
+	CHECK_EQ(gmem_restore(r, fds[0], GMEM_RESTORE_LAZY), -ESPIPE);
+	CHECK(untouched(r));
+	close(fds[0]);
+	close(fds[1]);
+	CHECK_OK(gmem_destroy(r));
+}
+
+/* Private pages are refused through views before, during and after the fill. */
+TEST(lazy_restore_private_pages_refused_through_views)
+{
+	struct gmem *g = sample(env), *r;
+	int fd = memfile();
+	char *v, buf[16];
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored_lazy(env, g, fd);
+	v = tg_view(r, 0);
+	CHECK_EQ(touch_copy(buf, v + 2 * U, sizeof(buf)), env->sig);
+	CHECK_EQ(touch_copy(buf, v + 3 * U, sizeof(buf)), env->sig);
+	CHECK_OK(touch_copy(buf, v + 6 * U - PS, sizeof(buf))); /* a shared page, filled for the view */
+	CHECK(!memcmp(buf, guest_of(g) + 6 * U - PS, sizeof(buf)));
+	CHECK_OK(gmem_audit(r));
+	CHECK_OK(gmem_restore_wait(r, -1));
+	CHECK_EQ(touch_copy(buf, v + 2 * U, sizeof(buf)), env->sig);
+	CHECK_OK(gmem_audit(r));
+	check_contents(g, r); /* the view's fault-around gave holes memory */
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A data record that rots after the restore read the file: its pages are
+ * never filled with it - a touch is SIGBUS, a copy -EBADMSG, a view's
+ * touch refused - and the wait reports it; the other pages are whole.
+ */
+TEST(lazy_restore_corrupt_record_refused_on_touch)
+{
+	struct gmem *g = sample(env), *r;
+	int fd = memfile();
+	char *v, buf[16], x;
+	uint64_t size;
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored_lazy(env, g, fd);
+	/* the last data record's last byte, just before the end record */
+	size = file_size(fd);
+	CHECK(pread(fd, &x, 1, (off_t)(size - 33)) == 1);
+	x ^= 1;
+	CHECK(pwrite(fd, &x, 1, (off_t)(size - 33)) == 1);
+	CHECK_EQ(touch_copy(buf, guest_of(r) + 6 * U - PS, sizeof(buf)), SIGBUS);
+	CHECK_EQ(gmem_read(r, 6 * U - PS, buf, sizeof(buf), NULL), -EBADMSG);
+	v = tg_view(r, 0);
+	CHECK_EQ(touch_copy(buf, v + 6 * U - PS, sizeof(buf)), env->sig);
+	CHECK_EQ(gmem_restore_wait(r, -1), -EBADMSG);
+	CHECK(!memcmp(guest_of(r), guest_of(g), U)); /* another record's page */
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * A huge page is filled whole on its first touch: every 4 KiB of the
+ * block is there, with its contents, when the touch returns.
+ */
+TEST_OPTS(lazy_restore_fills_huge_pages_whole, .skip = B_SHMEM | S_ANY,
+	  .why = "4 KiB pages: no huge page to fill whole")
+{
+	struct gmem *g = tg_create(env, 2 * U, 0, 0), *r;
+	unsigned char *vec = malloc(U / PS);
+	char *ga = guest_of(g), *gb;
+	int fd = memfile();
+	uint64_t n = 0;
+
+	CHECK(vec);
+	for (uint64_t off = 0; off < U; off += PS)
+		fill_page(ga + off, off / PS, 7);
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored_lazy(env, g, fd);
+	gb = guest_of(r);
+	CHECK(!memcmp(gb + U / 2, ga + U / 2, PS)); /* one touch in the middle */
+	CHECK_OK(mincore(gb, U, vec));
+	for (uint64_t i = 0; i < U / PS; i++)
+		n += vec[i] & 1;
+	CHECK_EQ(n, U / PS);
+	CHECK(!memcmp(gb, ga, U));
+	CHECK_OK(gmem_restore_wait(r, -1));
+	check_same(g, r);
+	free(vec);
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A discard of a page not yet filled: a hole it stays, never filled from the file after. */
+TEST(lazy_restore_discard_before_fill)
+{
+	struct gmem *g = sample(env), *r;
+	int fd = memfile();
+	char buf[64];
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored_lazy(env, g, fd);
+	CHECK_OK(gmem_discard(r, 0, U));
+	CHECK_OK(gmem_restore_wait(r, -1));
+	CHECK_OK(gmem_read(r, 0, buf, sizeof(buf), NULL));
+	for (size_t i = 0; i < sizeof(buf); i++)
+		CHECK_EQ(buf[i], 0);
+	CHECK(!memcmp(guest_of(r) + 5 * U, guest_of(g) + 5 * U, U));
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
+struct racer {
+	struct gmem *r, *g;
+	char *view;
+	unsigned int seed;
+	atomic_int bad;
+};
+
+/* Reads every shared page through the view and the guest mapping, and compares. */
+static void *lazy_reader(void *arg)
+{
+	struct racer *x = arg;
+	uint64_t unit = gmem_backing_page_size(x->r), size = gmem_size(x->r);
+	char *gr, *gg, buf[64];
+
+	if (gmem_guest_map(x->r, (void **)&gr) || gmem_guest_map(x->g, (void **)&gg))
+		return NULL;
+	for (int i = 0; i < 200; i++) {
+		uint64_t off = (uint64_t)rand_r(&x->seed) % (size / PS) * PS;
+
+		if (rand_r(&x->seed) % 2) {
+			if (memcmp(gr + off, gg + off, sizeof(buf)))
+				atomic_fetch_add(&x->bad, 1);
+		} else if (gmem_state(x->r, off) == GMEM_SHARED && off / unit != 4 && off / unit != 5 &&
+			   !touch_copy(buf, x->view + off, sizeof(buf)) &&
+			   memcmp(buf, gg + off, sizeof(buf))) {
+			atomic_fetch_add(&x->bad, 1);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The guest mapping and a view read racing the background fill and
+ * conversions of other pages: every read sees the saved contents.
+ */
+TEST_OPTS(lazy_restore_races_touches_and_conversions, .timeout_s = 60)
+{
+	struct gmem *g = sample(env), *r;
+	struct racer x[2];
+	pthread_t t[2];
+	int fd = memfile();
+
+	CHECK_OK(gmem_save(g, fd, 0));
+	for (int round = 0; round < 5; round++) {
+		r = restored_lazy(env, g, fd);
+		for (int i = 0; i < 2; i++) {
+			x[i] = (struct racer){ .r = r, .g = g, .view = tg_view(r, 0),
+					       .seed = (unsigned int)(round * 2 + i) };
+			CHECK_OK(pthread_create(&t[i], NULL, lazy_reader, &x[i]));
+		}
+		for (int i = 0; i < 10; i++)
+			CHECK_OK(gmem_convert(r, 4 * U, 2 * U, i % 2 ? GMEM_SHARED : GMEM_PRIVATE,
+					      0, NULL));
+		for (int i = 0; i < 2; i++) {
+			CHECK_OK(pthread_join(t[i], NULL));
+			CHECK_EQ(atomic_load(&x[i].bad), 0);
+		}
+		CHECK_OK(gmem_restore_wait(r, -1));
+		CHECK(!memcmp(guest_of(r), guest_of(g), 4 * U));
+		CHECK_OK(gmem_audit(r));
+		CHECK_OK(gmem_destroy(r));
+	}
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
 }

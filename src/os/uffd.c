@@ -160,12 +160,56 @@ int uffd_unregister(int fd, void *addr, uint64_t len)
 	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
 }
 
-int uffd_register_wp(int fd, void *addr, uint64_t len)
+int uffd_register_guest(int fd, void *addr, uint64_t len, bool missing, bool wp)
 {
-	struct uffdio_register reg = { .range = { .start = (uintptr_t)addr, .len = len },
-				       .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = (missing ? UFFDIO_REGISTER_MODE_MISSING : 0) |
+			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
+	};
 
+	/* a registration replaces the modes of the one before */
+	if (!reg.mode)
+		return uffd_unregister(fd, addr, len);
 	return ioctl(fd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+int uffd_copy(int fd, uintptr_t addr, const void *src, uint64_t len, bool wp, uint64_t *done)
+{
+	*done = 0;
+	while (*done < len) {
+		struct uffdio_copy c = { .dst = addr + *done, .src = (uintptr_t)src + *done,
+					 .len = len - *done,
+					 .mode = UFFDIO_COPY_MODE_DONTWAKE |
+						 (wp ? UFFDIO_COPY_MODE_WP : 0) };
+		int err = ioctl(fd, UFFDIO_COPY, &c) ? -errno : 0;
+
+		if (!err) {
+			*done = len;
+			break;
+		}
+		if (c.copy > 0)
+			*done += (uint64_t)c.copy;
+		if (!(err == -EAGAIN && c.copy > 0))
+			return err;
+	}
+	return 0;
+}
+
+int uffd_zeropage(int fd, uintptr_t addr, uint64_t len)
+{
+	while (len) {
+		struct uffdio_zeropage z = { .range = { .start = addr, .len = len },
+					     .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE };
+		int err = ioctl(fd, UFFDIO_ZEROPAGE, &z) ? -errno : 0;
+		uint64_t done = err ? (z.zeropage > 0 ? (uint64_t)z.zeropage : 0) : len;
+
+		if (err && !(err == -EAGAIN && done))
+			return err;
+		addr += done;
+		len -= done;
+	}
+	return 0;
 }
 
 int uffd_writeprotect(int fd, uintptr_t addr, uint64_t len, bool protect)

@@ -42,8 +42,20 @@ bool uffd_changing(int fd, uintptr_t probe);
 
 /* For missing and minor faults, and write-protect too with wp (tracking). */
 int uffd_register(int fd, void *addr, uint64_t len, bool wp);
-/* For write-protect alone (the guest mapping, tracked: no fault comes here). */
-int uffd_register_wp(int fd, void *addr, uint64_t len);
+/*
+ * The guest mapping: for missing faults (a lazy restore fills pages on
+ * first touch: snapshot.c) and write-protect with wp; neither: unregistered.
+ */
+int uffd_register_guest(int fd, void *addr, uint64_t len, bool missing, bool wp);
+/*
+ * Put a copy of src in the page cache behind [addr, addr + len), mapped
+ * there (write-protected with wp), without waking the faults waiting on
+ * it: 0, or -errno for the page at *done bytes (-EEXIST: a page is there
+ * already), those before it copied.
+ */
+int uffd_copy(int fd, uintptr_t addr, const void *src, uint64_t len, bool wp, uint64_t *done);
+/* The same with zeroes (UFFDIO_ZEROPAGE). */
+int uffd_zeropage(int fd, uintptr_t addr, uint64_t len);
 /*
  * Write-protect [addr, addr + len) (protect), entries not yet populated
  * too, or lift it; the kernel lifts it itself on the next write, which

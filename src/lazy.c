@@ -1,0 +1,557 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lazy.c - a lazy restore's fills: pages get their contents from the
+ * snapshot on first touch, and from a background thread meanwhile.
+ *
+ * A page is filled once, before anything sees it, by UFFDIO_COPY into the
+ * guest mapping: the kernel puts the page in the page cache with its
+ * contents already there, atomically, so no mapping - the guest's, a
+ * view, KVM's - can meet it half filled.  Until every page is filled the
+ * guest mapping is registered for missing faults: the guest's touches
+ * (KVM faults through that mapping) come to the fault thread, which fills
+ * the page and wakes them.  The library's own paths that would give a page
+ * memory - a view's fault, gmem_read() and gmem_write(), a discard, a
+ * collapse - fill first.  Fills take l->mu alone, below g->lock: the
+ * fault thread fills holding g->lock shared, the background thread holds
+ * nothing else.
+ *
+ * Units: a page on shmem, its record's run of pages at a time; a whole
+ * huge page on THP and hugetlbfs.  A THP block is filled whole with 4 KiB
+ * pages (its holes with zeroes) and merged into a huge page only then, so
+ * the guest mapping never maps it huge half filled; hugetlbfs takes a
+ * huge page only whole anyway.  Holes of the snapshot stay holes on
+ * shmem, and a huge page with nothing in it stays one.
+ *
+ * A record that does not check when its pages are filled (the file
+ * changed or rotted since the restore read it) is never used: its pages
+ * are poisoned in the guest mapping (a touch is SIGBUS; a view's touch is
+ * refused), reads of them fail, and gmem_restore_wait() reports the error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "internal.h"
+#include "snapshot.h"
+
+struct lazy_rec {
+	uint64_t off;         /* where its payload is in the file */
+	uint64_t first, count;
+	struct snap_record r; /* as read: to check it again */
+	uint64_t id, index;   /* its file's id and its index there: the seed */
+};
+
+struct lazy {
+	int fd;
+	struct lazy_rec *recs;
+	size_t nrecs, cap;
+	uint32_t *rec_of; /* per page: index into recs + 1; 0: a hole */
+
+	pthread_mutex_t mu; /* everything below */
+	pthread_cond_t cv;  /* done, or a fault for the filler to start near */
+	uint64_t *filled;   /* a bit a page: its contents are settled */
+	uint64_t *bad;      /* a bit a page: its record did not check */
+	uint64_t left;      /* pages not filled */
+	uint64_t hint;      /* the filler goes on from here: near the last fault */
+	int err;            /* the first record that did not check: -EBADMSG */
+	bool stop, done;
+	pthread_t thread;
+	bool thread_started;
+
+	char *unit_buf;     /* a fill unit's contents */
+	char *rec_buf;      /* the record last read, checked */
+	size_t rec_cached;  /* its index + 1, or 0 */
+};
+
+static bool test_bit(const uint64_t *b, uint64_t p)
+{
+	return b[p / 64] >> (p % 64) & 1;
+}
+
+static void set_bit(uint64_t *b, uint64_t p)
+{
+	b[p / 64] |= 1ULL << (p % 64);
+}
+
+struct lazy *lazy_new(struct gmem *g, int fd)
+{
+	struct lazy *l = calloc(1, sizeof(*l));
+	uint64_t words = (g->npages + 63) / 64;
+	uint64_t unit = g->b.align > SNAP_DATA_MAX * GMEM_PAGE_SIZE ? g->b.align
+								     : SNAP_DATA_MAX * GMEM_PAGE_SIZE;
+
+	if (!l)
+		return NULL;
+	l->fd = -1;
+	l->rec_of = calloc(g->npages, sizeof(*l->rec_of));
+	l->filled = calloc(words, sizeof(uint64_t));
+	l->bad = calloc(words, sizeof(uint64_t));
+	l->rec_buf = malloc(SNAP_DATA_MAX * GMEM_PAGE_SIZE);
+	l->unit_buf = malloc(unit);
+	if (!l->rec_of || !l->filled || !l->bad || !l->rec_buf || !l->unit_buf)
+		goto err;
+	if (pthread_mutex_init(&l->mu, NULL))
+		goto err;
+	if (pthread_cond_init(&l->cv, NULL)) {
+		pthread_mutex_destroy(&l->mu);
+		goto err;
+	}
+	l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (l->fd < 0) {
+		lazy_free(l);
+		return NULL;
+	}
+	l->left = g->npages;
+	return l;
+
+err:
+	free(l->unit_buf);
+	free(l->rec_buf);
+	free(l->bad);
+	free(l->filled);
+	free(l->rec_of);
+	free(l);
+	return NULL;
+}
+
+void lazy_free(struct lazy *l)
+{
+	if (!l)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l->unit_buf);
+	free(l->rec_buf);
+	free(l->bad);
+	free(l->filled);
+	free(l->rec_of);
+	free(l->recs);
+	free(l);
+}
+
+int lazy_add_data(struct lazy *l, const struct snap_record *r, uint64_t off, uint64_t id,
+		  uint64_t index)
+{
+	if (l->nrecs == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct lazy_rec *recs = reallocarray(l->recs, cap, sizeof(*recs));
+
+		if (!recs)
+			return -ENOMEM;
+		l->recs = recs;
+		l->cap = cap;
+	}
+	if (l->nrecs >= UINT32_MAX - 1)
+		return -EFBIG;
+	l->recs[l->nrecs] = (struct lazy_rec){ off, r->first, r->count, *r, id, index };
+	l->nrecs++;
+	for (uint64_t p = r->first; p < r->first + r->count; p++)
+		l->rec_of[p] = (uint32_t)l->nrecs;
+	return 0;
+}
+
+void lazy_add_hole(struct lazy *l, uint64_t first, uint64_t count)
+{
+	memset(l->rec_of + first, 0, count * sizeof(*l->rec_of));
+}
+
+/* Record i's payload in l->rec_buf, checked; -EBADMSG if it does not check. */
+static int load_record(struct lazy *l, size_t i)
+{
+	const struct lazy_rec *r = &l->recs[i];
+	uint64_t len = r->count << PAGE_SHIFT, h;
+	int err;
+
+	if (l->rec_cached == i + 1)
+		return 0;
+	l->rec_cached = 0;
+	err = file_pread(l->fd, l->rec_buf, len, r->off);
+	if (err)
+		return err == -EIO ? -EBADMSG : err; /* the file got shorter */
+	h = XXH3_64bits_withSeed(&r->r, offsetof(struct snap_record, hash),
+				 snap_seed(r->id, r->index));
+	if (XXH3_64bits_withSeed(l->rec_buf, len, h) != r->r.hash)
+		return -EBADMSG;
+	l->rec_cached = i + 1;
+	return 0;
+}
+
+/* The fill unit around page p: [*s, *e). */
+static void unit_of(const struct gmem *g, uint64_t p, uint64_t *s, uint64_t *e)
+{
+	const struct lazy *l = g->lazy;
+	uint32_t r = l->rec_of[p];
+
+	if (g->b.align > GMEM_PAGE_SIZE) {
+		uint64_t bp = g->b.align >> PAGE_SHIFT;
+
+		*s = p & ~(bp - 1);
+		*e = *s + bp;
+		return;
+	}
+	/* shmem: the stretch of p's record (or hole) around it */
+	*s = p;
+	*e = p + 1;
+	while (*s > 0 && *s > p - (p % SNAP_DATA_MAX) && l->rec_of[*s - 1] == r &&
+	       !test_bit(l->filled, *s - 1))
+		(*s)--;
+	while (*e < g->npages && *e < p - (p % SNAP_DATA_MAX) + SNAP_DATA_MAX &&
+	       l->rec_of[*e] == r && !test_bit(l->filled, *e))
+		(*e)++;
+}
+
+static void settle(struct gmem *g, uint64_t s, uint64_t e, bool bad)
+{
+	struct lazy *l = g->lazy;
+
+	for (uint64_t p = s; p < e; p++) {
+		if (test_bit(l->filled, p))
+			continue;
+		set_bit(l->filled, p);
+		if (bad)
+			set_bit(l->bad, p);
+		l->left--;
+	}
+}
+
+/*
+ * Fill the unit [s, e) (l->mu held): its contents gathered in unit_buf
+ * from the records and copied in at once; *copied says whether it was (a
+ * unit of holes stays a hole).
+ */
+static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
+{
+	struct lazy *l = g->lazy;
+	uintptr_t addr = (uintptr_t)g->b.guest + (s << PAGE_SHIFT);
+	uint64_t len = (e - s) << PAGE_SHIFT;
+	bool any = false;
+	int err = 0;
+
+	*copied = false;
+	for (uint64_t p = s; p < e && !err; p++) {
+		char *dst = l->unit_buf + ((p - s) << PAGE_SHIFT);
+		uint32_t r = l->rec_of[p];
+
+		if (test_bit(l->filled, p) || !r) {
+			/* a hole, or settled as one (a discard's) */
+			memset(dst, 0, GMEM_PAGE_SIZE);
+			continue;
+		}
+		err = load_record(l, r - 1);
+		if (!err)
+			memcpy(dst, l->rec_buf + ((p - l->recs[r - 1].first) << PAGE_SHIFT),
+			       GMEM_PAGE_SIZE);
+		any = true;
+	}
+	if (err == -EBADMSG) {
+		if (!l->err)
+			l->err = err;
+		uffd_poison_over_wp(g->uffd, addr, len);
+		settle(g, s, e, true);
+		return err;
+	}
+	if (err)
+		return err;
+	/* write-protected while the guest is tracked: a fill is not a write */
+	for (uint64_t off = 0, done; any && off < len; off += done) {
+		err = uffd_copy(g->uffd, addr + off, l->unit_buf + off, len - off, g->track_guest,
+				&done);
+		if (err == -EEXIST)
+			done += g->b.align; /* a hole's page a toucher got: its own now */
+		else if (err)
+			return err;
+		*copied = true;
+	}
+	settle(g, s, e, false);
+	return 0;
+}
+
+/* A hole settled as one gets memory for a toucher (l->mu held): page p's unit. */
+static int allocate_hole(struct gmem *g, uint64_t p)
+{
+	struct lazy *l = g->lazy;
+	uint64_t bp = g->b.hugetlb ? g->b.align >> PAGE_SHIFT : 1, s = p & ~(bp - 1);
+	uintptr_t addr = (uintptr_t)g->b.guest + (s << PAGE_SHIFT);
+	int err;
+
+	if (g->b.hugetlb) {
+		/* no zero page for hugetlbfs: a copy of zeroes, whole */
+		memset(l->unit_buf, 0, g->b.align);
+		uint64_t done;
+
+		err = uffd_copy(g->uffd, addr, l->unit_buf, g->b.align, g->track_guest, &done);
+	} else {
+		err = uffd_zeropage(g->uffd, addr, GMEM_PAGE_SIZE);
+	}
+	return err == -EEXIST ? 0 : err; /* it has memory already */
+}
+
+bool lazy_active(const struct gmem *g)
+{
+	return atomic_load_explicit(&g->lazy_active, memory_order_acquire);
+}
+
+/*
+ * Fill [first, end) (l->mu held); allocate: holes get memory too (a
+ * toucher needs it).  The first error, after trying all.
+ */
+static int fill_locked(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
+{
+	struct lazy *l = g->lazy;
+	int ret = 0;
+
+	for (uint64_t p = first; p < end;) {
+		uint64_t s, e;
+		bool copied;
+		int err = 0;
+
+		if (!test_bit(l->filled, p)) {
+			unit_of(g, p, &s, &e);
+			err = fill_unit(g, s, e, &copied);
+			if (err && !test_bit(l->filled, p)) {
+				ret = ret ?: err;
+				p = e; /* not settled: the next fill tries again */
+				continue;
+			}
+		}
+		/* settled: filled, a hole, or bad */
+		if (test_bit(l->bad, p))
+			err = -EBADMSG;
+		else if (allocate && !l->rec_of[p])
+			err = allocate_hole(g, p);
+		ret = ret ?: err;
+		p = g->b.hugetlb ? (p | ((g->b.align >> PAGE_SHIFT) - 1)) + 1 : p + 1;
+	}
+	return ret;
+}
+
+int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
+{
+	struct lazy *l = g->lazy;
+	int err;
+
+	if (!lazy_active(g))
+		return 0;
+	if (g->b.align > GMEM_PAGE_SIZE) {
+		first &= ~((g->b.align >> PAGE_SHIFT) - 1);
+		end = (end + (g->b.align >> PAGE_SHIFT) - 1) & ~((g->b.align >> PAGE_SHIFT) - 1);
+	}
+	pthread_mutex_lock(&l->mu);
+	err = fill_locked(g, first, end, allocate);
+	l->hint = end;
+	pthread_mutex_unlock(&l->mu);
+	return err;
+}
+
+void lazy_guest_fault(struct gmem *g, uintptr_t addr)
+{
+	uint64_t page = (addr - (uintptr_t)g->b.guest) >> PAGE_SHIFT;
+	uint64_t bp = g->b.align >> PAGE_SHIFT, s = page & ~(bp - 1);
+
+	/*
+	 * Filled, or poisoned if its record did not check: either way the
+	 * toucher has its answer; woken whatever happened, never left waiting
+	 * (an error other than a bad record: it faults again, and we retry).
+	 */
+	lazy_fill(g, s, s + bp, true);
+	uffd_wake(g->uffd, (uintptr_t)g->b.guest + (s << PAGE_SHIFT), g->b.align);
+}
+
+int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
+{
+	struct lazy *l = g->lazy;
+	uint64_t bp = g->b.align >> PAGE_SHIFT;
+	int err = 0;
+
+	if (!lazy_active(g))
+		return 0;
+	pthread_mutex_lock(&l->mu);
+	/* hugetlbfs zeroes part of a huge page in place: the rest must be there */
+	if (g->b.hugetlb && first % bp)
+		err = fill_locked(g, first & ~(bp - 1), (first & ~(bp - 1)) + bp, false);
+	if (!err && g->b.hugetlb && end % bp)
+		err = fill_locked(g, end & ~(bp - 1), (end & ~(bp - 1)) + bp, false);
+	if (!err) {
+		memset(l->rec_of + first, 0, (end - first) * sizeof(*l->rec_of));
+		settle(g, first, end, false);
+		for (uint64_t p = first; p < end; p++)
+			l->bad[p / 64] &= ~(1ULL << (p % 64)); /* a hole now, as asked */
+	}
+	pthread_mutex_unlock(&l->mu);
+	return err;
+}
+
+/*
+ * Every page settled: the guest mapping back to what tracking wants of it
+ * - unless a record did not check, whose pages must go on failing every
+ * touch and copy (the file has no page for them to read as zero).
+ */
+static void finish(struct gmem *g)
+{
+	struct lazy *l = g->lazy;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->err) {
+		l->done = true;
+		pthread_cond_broadcast(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		return;
+	}
+	pthread_mutex_unlock(&l->mu);
+	views_lock(g, true);
+	uffd_register_guest(g->uffd, g->b.guest, g->b.size, false, g->track_guest);
+	atomic_store_explicit(&g->lazy_active, false, memory_order_release);
+	unlock(g);
+	/* faults that raced the unregistration: answered by the kernel now */
+	uffd_wake(g->uffd, (uintptr_t)g->b.guest, g->b.size);
+	pthread_mutex_lock(&l->mu);
+	l->done = true;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* The next unsettled page from l->hint on, wrapping; npages for none. */
+static uint64_t next_unsettled(const struct gmem *g)
+{
+	const struct lazy *l = g->lazy;
+	uint64_t n = g->npages;
+
+	for (uint64_t i = 0, p = l->hint % n; i < n; i++, p = p + 1 < n ? p + 1 : 0) {
+		if (!(p % 64) && l->filled[p / 64] == ~0ULL && n - p >= 64) {
+			i += 63;
+			p += 63;
+			continue;
+		}
+		if (!test_bit(l->filled, p))
+			return p;
+	}
+	return n;
+}
+
+static void *filler_main(void *arg)
+{
+	struct gmem *g = arg;
+	struct lazy *l = g->lazy;
+
+	pthread_mutex_lock(&l->mu);
+	while (!l->stop && l->left) {
+		uint64_t p = next_unsettled(g), s, e;
+		bool copied;
+
+		if (p >= g->npages)
+			break;
+		unit_of(g, p, &s, &e);
+		if (fill_unit(g, s, e, &copied) && !test_bit(l->filled, p)) {
+			/* not a record's fault (no memory?): a moment, then again */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+			continue;
+		}
+		l->hint = e;
+		if (g->b.type == GMEM_BACKING_THP && copied) {
+			/* a whole block filled: merged, as the guest mapping had it */
+			pthread_mutex_unlock(&l->mu);
+			gmem_collapse(g, s << PAGE_SHIFT, g->b.align, NULL);
+			pthread_mutex_lock(&l->mu);
+		}
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (!l->stop)
+		finish(g);
+	return NULL;
+}
+
+int lazy_start(struct gmem *g, struct lazy *l)
+{
+	int err;
+
+	g->lazy = l;
+	err = uffd_register_guest(g->uffd, g->b.guest, g->b.size, true, g->track_guest);
+	if (err)
+		goto err_detach;
+	atomic_store_explicit(&g->lazy_active, true, memory_order_release);
+	err = -pthread_create(&l->thread, NULL, filler_main, g);
+	if (err)
+		goto err_register;
+	l->thread_started = true;
+	return 0;
+
+err_register:
+	atomic_store_explicit(&g->lazy_active, false, memory_order_release);
+	uffd_register_guest(g->uffd, g->b.guest, g->b.size, false, g->track_guest);
+err_detach:
+	g->lazy = NULL;
+	return err;
+}
+
+int lazy_wait(struct gmem *g, int timeout_ms)
+{
+	struct lazy *l = g->lazy;
+	struct timespec ts;
+	int err = 0;
+
+	if (!l)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&l->mu);
+	while (!l->done && !err) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&l->cv, &l->mu);
+		else if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT)
+			err = l->done ? 0 : -ETIMEDOUT;
+	}
+	if (!err)
+		err = l->err;
+	pthread_mutex_unlock(&l->mu);
+	return err;
+}
+
+void lazy_fini(struct gmem *g)
+{
+	struct lazy *l = g->lazy;
+
+	if (!l)
+		return;
+	if (l->thread_started) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_cond_broadcast(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+	}
+	g->lazy = NULL;
+	lazy_free(l);
+}
+
+void lazy_lock(struct gmem *g)
+{
+	if (g->lazy)
+		pthread_mutex_lock(&g->lazy->mu);
+}
+
+void lazy_unlock(struct gmem *g)
+{
+	if (g->lazy)
+		pthread_mutex_unlock(&g->lazy->mu);
+}
