@@ -142,7 +142,9 @@ int lazy_add_data(struct lazy *l, const struct snap_record *r, uint64_t off, uin
 {
 	if (l->nrecs == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		struct lazy_rec *recs = reallocarray(l->recs, cap, sizeof(*recs));
+		struct lazy_rec *recs = cap < SIZE_MAX / sizeof(*recs)
+						? realloc(l->recs, cap * sizeof(*recs))
+						: NULL;
 
 		if (!recs)
 			return -ENOMEM;

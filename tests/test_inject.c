@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../fuzz/inject.h"
@@ -32,6 +33,7 @@ struct fixture {
 	char *view;  /* a view of every page */
 	char *guest;
 	uint64_t vunit; /* the view unit */
+	int fd;         /* a snapshot's file */
 	int ncallbacks, cancelled, last_result;
 };
 
@@ -526,6 +528,87 @@ TEST(inject_read_write)
 	inject_arm(1);
 	CHECK_OK(call_read(&f));
 	CHECK(inject_disarm());
+	CHECK_OK(gmem_destroy(f.g));
+}
+
+/* ---- snapshots ---- */
+
+static void setup_save(const struct env *e, struct fixture *f)
+{
+	base(e, f, 0);
+	f->fd = memfd_create("snapshot", 0);
+	CHECK(f->fd >= 0);
+}
+
+static int call_save(struct fixture *f)
+{
+	return gmem_save(f->g, f->fd, 0);
+}
+
+static void after_save(struct fixture *f)
+{
+	close(f->fd);
+}
+
+/*
+ * A save changes nothing whatever fails; a restore that fails leaves its
+ * object as it found it - untouched, so that a restore can follow - and
+ * nothing behind.
+ */
+TEST(inject_snapshot)
+{
+	static const struct scenario s = { "save", setup_save, call_save, 0, after_save, false, false };
+	struct fixture f;
+	int64_t live0;
+	int fds0, maps0;
+	uint64_t nth;
+
+	sweep(env, &s);
+
+	setup_save(env, &f);
+	CHECK_OK(call_save(&f));
+	live0 = inject_live_allocs();
+	fds0 = count_dir("/proc/self/fd");
+	maps0 = count_maps();
+	for (nth = 1;; nth++) {
+		struct gmem *r = tg_create(env, gmem_size(f.g), 0, 0);
+		struct gmem_huge_info hi;
+		char *guest;
+		bool fired;
+		int ret;
+
+		CHECK(lseek(f.fd, 0, SEEK_SET) == 0);
+		inject_arm(nth);
+		ret = gmem_restore(r, f.fd, 0);
+		fired = inject_disarm();
+		CHECK_OK(gmem_guest_map(r, (void **)&guest));
+		if (!fired || !ret) {
+			/* done, or the failure absorbed (a note the library keeps for speed) */
+			CHECK_OK(ret);
+			for (int p = 0; p < NPAGES; p++) {
+				CHECK_EQ(gmem_state(r, p * PS), gmem_state(f.g, p * PS));
+				CHECK_EQ(guest[p * PS], f.guest[p * PS]);
+			}
+		} else {
+			if (ret >= 0 || ret == -EINVAL || ret == -EBUSY)
+				printf("  restore with %s (call %llu) failing: %d\n", inject_fired_in(),
+				       (unsigned long long)nth, ret);
+			CHECK(ret < 0 && ret != -EINVAL && ret != -EBUSY);
+			CHECK_OK(gmem_huge_info(r, &hi));
+			CHECK_EQ(hi.blocks_populated, 0);
+			for (int p = 0; p < NPAGES; p++)
+				CHECK_EQ(gmem_state(r, p * PS), GMEM_SHARED);
+		}
+		CHECK_OK(gmem_audit(r));
+		CHECK_OK(gmem_destroy(r));
+		CHECK_EQ(inject_live_allocs(), live0);
+		CHECK_EQ(count_dir("/proc/self/fd"), fds0);
+		CHECK_EQ(count_maps(), maps0);
+		if (!fired)
+			break;
+	}
+	CHECK(nth > 1);
+	after_save(&f);
 	CHECK_OK(gmem_destroy(f.g));
 }
 
