@@ -446,13 +446,14 @@ GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t le
  * and must stay as it is until the restore is done) it returns once the
  * file's structure is read and the states are in force; each page gets its
  * contents from the file on first touch - by the guest through the guest
- * mapping (KVM faults through it), a view, gmem_read() or gmem_write() -
- * before anyone sees it, and a background thread fills the rest, going on
- * from the latest touches.  A huge page is filled whole; a THP block is
- * mapped huge again only once it is.  A record found corrupt then is never
- * used: its pages read as SIGBUS (refused through views; -EBADMSG from
- * gmem_read()/gmem_write()), and gmem_restore_wait() reports it.
- * gmem_save() waits for the restore to be done.
+ * mapping (KVM faults through it), a view, gmem_read(), gmem_write() or
+ * gmem_pin() - before anyone sees it, and a background thread fills the
+ * rest, going on from the latest touches.  A huge page is filled whole; a
+ * THP block is mapped huge again only once it is.  A record found corrupt
+ * then is never used: its pages read as SIGBUS (refused through views;
+ * -EBADMSG from gmem_read(), gmem_write(), gmem_pin()), and
+ * gmem_restore_wait() reports it.  gmem_save() waits for the restore to be
+ * done.
  */
 #define GMEM_SAVE_DIRTY (1u << 0)   /* gmem_save(): a layer on the last save */
 #define GMEM_RESTORE_LAZY (1u << 0) /* gmem_restore(): contents on first touch */

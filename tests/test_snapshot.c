@@ -630,6 +630,15 @@ TEST_OPTS(lazy_restore_fills_huge_pages_whole, .skip = B_SHMEM | S_ANY,
 	CHECK(!memcmp(gb, ga, U));
 	CHECK_OK(gmem_restore_wait(r, -1));
 	check_same(g, r);
+	{
+		/* and mapped huge again once filled, as it was */
+		struct gmem_huge_info hg, hr;
+
+		CHECK_OK(gmem_huge_info(g, &hg));
+		CHECK_OK(gmem_huge_info(r, &hr));
+		CHECK(hg.blocks_guest_huge >= 1);
+		CHECK_EQ(hr.blocks_guest_huge, hg.blocks_guest_huge);
+	}
 	free(vec);
 	CHECK_OK(gmem_destroy(r));
 	close(fd);
