@@ -57,6 +57,8 @@ struct lazy {
 	pthread_cond_t cv;  /* done, or a fault for the filler to start near */
 	uint64_t *filled;   /* a bit a page: its contents are settled */
 	uint64_t *bad;      /* a bit a page: its record did not check */
+	uint64_t *merge;    /* THP: a bit a block filled with data, to merge (the filler does) */
+	uint64_t merges;    /* bits set in merge */
 	uint64_t left;      /* pages not filled */
 	uint64_t hint;      /* the filler goes on from here: near the last fault */
 	int err;            /* the first record that did not check: -EBADMSG */
@@ -92,9 +94,10 @@ struct lazy *lazy_new(struct gmem *g, int fd)
 	l->rec_of = calloc(g->npages, sizeof(*l->rec_of));
 	l->filled = calloc(words, sizeof(uint64_t));
 	l->bad = calloc(words, sizeof(uint64_t));
+	l->merge = calloc(words, sizeof(uint64_t));
 	l->rec_buf = malloc(SNAP_DATA_MAX * GMEM_PAGE_SIZE);
 	l->unit_buf = malloc(unit);
-	if (!l->rec_of || !l->filled || !l->bad || !l->rec_buf || !l->unit_buf)
+	if (!l->rec_of || !l->filled || !l->bad || !l->merge || !l->rec_buf || !l->unit_buf)
 		goto err;
 	if (pthread_mutex_init(&l->mu, NULL))
 		goto err;
@@ -113,6 +116,7 @@ struct lazy *lazy_new(struct gmem *g, int fd)
 err:
 	free(l->unit_buf);
 	free(l->rec_buf);
+	free(l->merge);
 	free(l->bad);
 	free(l->filled);
 	free(l->rec_of);
@@ -130,6 +134,7 @@ void lazy_free(struct lazy *l)
 	pthread_mutex_destroy(&l->mu);
 	free(l->unit_buf);
 	free(l->rec_buf);
+	free(l->merge);
 	free(l->bad);
 	free(l->filled);
 	free(l->rec_of);
@@ -271,6 +276,10 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 		else if (err)
 			return err;
 		*copied = true;
+	}
+	if (*copied && g->b.type == GMEM_BACKING_THP) {
+		set_bit(l->merge, s); /* the filler merges it: a collapse takes g->lock */
+		l->merges++;
 	}
 	settle(g, s, e, false);
 	return 0;
@@ -438,6 +447,29 @@ static uint64_t next_unsettled(const struct gmem *g)
 	return n;
 }
 
+/*
+ * THP blocks filled whole since the last call, merged into huge pages as
+ * the guest mapping had them (l->mu held, dropped around each merge).  A
+ * merge the kernel refuses (a pin, a loaded machine) leaves the block
+ * mapped small; gmem_collapse() can merge it later.
+ */
+static void merge_filled(struct gmem *g)
+{
+	struct lazy *l = g->lazy;
+
+	for (uint64_t w = 0; l->merges && w < (g->npages + 63) / 64 && !l->stop; w++) {
+		while (l->merge[w]) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(l->merge[w]);
+
+			l->merge[w] &= l->merge[w] - 1;
+			l->merges--;
+			pthread_mutex_unlock(&l->mu);
+			gmem_collapse(g, p << PAGE_SHIFT, g->b.align, NULL);
+			pthread_mutex_lock(&l->mu);
+		}
+	}
+}
+
 static void *filler_main(void *arg)
 {
 	struct gmem *g = arg;
@@ -465,13 +497,9 @@ static void *filler_main(void *arg)
 			continue;
 		}
 		l->hint = e;
-		if (g->b.type == GMEM_BACKING_THP && copied) {
-			/* a whole block filled: merged, as the guest mapping had it */
-			pthread_mutex_unlock(&l->mu);
-			gmem_collapse(g, s << PAGE_SHIFT, g->b.align, NULL);
-			pthread_mutex_lock(&l->mu);
-		}
+		merge_filled(g);
 	}
+	merge_filled(g);
 	pthread_mutex_unlock(&l->mu);
 	if (!l->stop)
 		finish(g);
