@@ -945,8 +945,19 @@ int main(int argc, char **argv)
 	ran = true;
 	status = vm.exit_status;
 	fflush(stdout);
-	if (vm.error[0])
+	if (filling) {
+		filling = false;
+		atomic_store(&fill.stop, true);
+		pthread_join(fill.thread, NULL);
+		rep.filled_ms = fill.done_ms;
+		rep.fill_err = fill.err;
+	}
+	if (rep.fill_err) { /* what the guest met then (a triple fault, most likely) follows from it */
+		complain("%s: corrupted: filling its memory: %s", o.restore, strerror(-rep.fill_err));
+		status = 1;
+	} else if (vm.error[0]) {
 		complain("%s", vm.error);
+	}
 	if (o.save && !sr.saves)
 		complain("--save %s: the VM ended before a save", o.save);
 
