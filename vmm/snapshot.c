@@ -31,6 +31,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+_Static_assert(sizeof(struct snapv_header) == 88, "docs/SNAPSHOT.md: the header is 88 bytes");
+_Static_assert(sizeof(struct snapv_section) == 16, "docs/SNAPSHOT.md: a section's head is 16 bytes");
+
 /* No VMM state is this large: a bigger length is damage, not a reason to allocate. */
 #define STATE_MAX (1ULL << 30)
 
