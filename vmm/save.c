@@ -232,7 +232,9 @@ int snap_restore_machine(struct snap_run *s, const struct snapv_in *in, char *ms
 {
 	struct vm *vm = s->vm;
 	const struct snapv_counters *c;
+	const struct snapv_config *cfg;
 	const struct snapv_vblk *blk;
+	off_t disk_size;
 	const char *data;
 	uint64_t len;
 	int halted = 0, err;
@@ -246,6 +248,16 @@ int snap_restore_machine(struct snap_run *s, const struct snapv_in *in, char *ms
 	if (!blk || len != sizeof(*blk)) {
 		snprintf(msg, msg_len, "%s: corrupted: no virtio-blk state", in->path);
 		return -EBADMSG;
+	}
+	cfg = snapv_find(in, SEC_CONFIG, 0, &len);
+	disk_size = lseek(vblk_disk_fd(s->blk), 0, SEEK_END);
+	if (!cfg || len != sizeof(*cfg) || disk_size < 0 ||
+	    (uint64_t)disk_size / VIRTIO_BLK_SECTOR != cfg->disk_sectors) {
+		snprintf(msg, msg_len, "the disk %s has %llu sectors; the guest saved in %s had %llu",
+			 s->disk ? s->disk : "(temporary)",
+			 (unsigned long long)(disk_size < 0 ? 0 : disk_size / VIRTIO_BLK_SECTOR),
+			 in->path, cfg ? (unsigned long long)cfg->disk_sectors : 0ULL);
+		return -EINVAL;
 	}
 	/* a temporary disk: its contents, as the guest left them */
 	for (unsigned int n = 0; !s->disk && (data = snapv_nth(in, SEC_DISK_DATA, n, NULL, &len));
