@@ -1444,3 +1444,28 @@ TEST_ONCE(vmm_restore_of_a_non_snapshot_refused)
 	unlink(text);
 	unlink(empty);
 }
+
+/*
+ * vCPUs that executed hlt before the save (all but vCPU 0 of halt_early)
+ * are saved halted and stay so: the save does not wait for them to park,
+ * and the restored VM runs vCPU 0 to its end and exit status.
+ */
+TEST_OPTS(vmm_snapshot_keeps_halted_vcpus_halted, .once = true, .timeout_s = 120)
+{
+	char snap[PATH_MAX], stats[PATH_MAX];
+	struct run r;
+
+	need_kvm();
+	VMM_WITHIN(&r, 60, "--cpus", "4", "--save", scratch(snap, "halt.snap"), "--save-after",
+		   "0.3", guest("halt_early"));
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "gmem-vmm: saved "));
+	CHECK(!strstr(r.out, "vCPU 0 done"));
+	VMM_WITHIN(&r, 60, "--restore", snap, "--stats", scratch(stats, "halt.json"));
+	CHECK_EQ(r.status, 7);
+	CHECK(strstr(r.out, "halt_early: vCPU 0 done"));
+	CHECK_EQ(r.err[0], '\0');
+	CHECK_EQ(stat_of(stats, "restored_halted"), 3);
+	unlink(snap);
+	unlink(stats);
+}

@@ -450,6 +450,7 @@ static void snapshot_json(FILE *f, const struct report *r)
 		else
 			fprintf(f, "null");
 		fprintf(f, ", \"fill_error\": %d", r->fill_err);
+		fprintf(f, ", \"restored_halted\": %d", s->restored_halted);
 	}
 	fprintf(f, "}");
 }

@@ -289,6 +289,7 @@ int snap_restore_machine(struct snap_run *s, const struct snapv_in *in, char *ms
 		return -EBADMSG;
 	}
 	atomic_store(&vm->halted, halted);
+	s->restored_halted = halted;
 	for (size_t i = 0; i < 8; i++)
 		atomic_store(&((_Atomic uint64_t *)&vm->n)[i], c->vm[i]);
 	atomic_store(&vm->dirty_rounds, c->dirty_rounds);

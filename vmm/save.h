@@ -33,6 +33,7 @@ struct snap_run {
 	 * them.  run_start: when the guest started here (CLOCK_MONOTONIC s).
 	 */
 	double run_base, run_start;
+	int restored_halted; /* vCPUs the restore found halted (they stay so) */
 	struct snoop_stats snoop_base;
 	struct gmem_stats gm_base;
 };
