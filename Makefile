@@ -9,6 +9,7 @@
 #                        that backing, via scripts/run-huge.sh)
 #   make run-huge        the demo on thp, hugetlb-2m and hugetlb-1g (the hugetlb pool
 #                        raised and shmem_enabled set for the run, then put back)
+#   make run-snapshot    the demo saved mid-run, then resumed from the file (lazily)
 #   make bench           the benchmark (ratios against baselines of the same run),
 #                        results in $(BUILD)/bench; make perf-doc puts them in docs/;
 #                        VMM_ARGS="--device-io copy" runs gmem-vmm's figures so
@@ -95,13 +96,14 @@ DEMO_GUEST := $(BUILD)/guest/demo.elf
 
 # gmem-vmm: the VMM uses libgmem through its public header only.
 VMM_SRCS := vmm/main.c vmm/backing.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/device.c vmm/loader.c \
-	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c vmm/dirty.c vmm/rounds.c
+	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c vmm/dirty.c vmm/rounds.c vmm/snapshot.c \
+	vmm/cpustate.c vmm/save.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 # Everything but -Isrc: the library's internals are out of the VMM's reach.
 VMM_CFLAGS = $(filter-out -Isrc,$(ALL_CFLAGS)) -Iabi
 
-.PHONY: FORCE all lib check run run-huge run-libdemo bench bench-check perf-doc verify fuzz soak mutate \
+.PHONY: FORCE all lib check run run-huge run-snapshot run-libdemo bench bench-check perf-doc verify fuzz soak mutate \
 	install install-lib uninstall clean deps deps-bench deps-verify deps-fuzz deps-all
 all: lib $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 lib: $(LIB_A) $(LIB_SO)
@@ -125,7 +127,7 @@ deps-all:
 
 # "make -j2 deps check": nothing is compiled or run before the packages are in.
 DEPS_FIRST := $(filter deps%,$(MAKECMDGOALS))
-check run run-huge run-libdemo bench bench-check perf-doc verify fuzz soak: | $(DEPS_FIRST)
+check run run-huge run-snapshot run-libdemo bench bench-check perf-doc verify fuzz soak: | $(DEPS_FIRST)
 
 # The library's own symbols are hidden; gmem.h marks the API (GMEM_API).
 LIB_CFLAGS := -fvisibility=hidden
@@ -244,6 +246,14 @@ endif
 run-huge:
 	@$(MAKE) --no-print-directory $(VMM)
 	@scripts/run-huge.sh $(VMM) thp hugetlb-2m hugetlb-1g
+
+# the demo saved 2 s into its run, then resumed from the file in a new process, lazily
+run-snapshot:
+	@$(MAKE) --no-print-directory $(VMM)
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+		$(VMM) --save $$dir/demo.snap --save-after 2 && \
+		echo "== resuming $$dir/demo.snap in a new gmem-vmm (--restore --lazy)" && \
+		$(VMM) --restore $$dir/demo.snap --lazy
 
 # the library's own demo, without KVM
 run-libdemo:

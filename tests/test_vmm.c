@@ -541,7 +541,9 @@ TEST_ONCE(vmm_command_line_errors)
 		{ "--cpus", "65" }, { "--init", "secret" }, { "--fault-signal", "kill" },
 		{ "--timeout", "-1" }, { "--disk-latency", "x" }, { "--bogus", NULL },
 		{ "--backing", "hugetlb" }, { "--device-io", "mmap" }, { "--track", "ept" },
-		{ "--dirty-rounds", "3" }, { "--dirty-map", "x" },
+		{ "--dirty-rounds", "3" }, { "--dirty-map", "x" }, { "--lazy", NULL },
+		{ "--save-after", "1" }, { "--save-continue", NULL }, { "--save-interval", "5" },
+		{ "--save-after", "0" },
 	};
 	struct run r;
 
@@ -1164,4 +1166,306 @@ TEST_ONCE(vmm_mem_not_a_multiple_of_the_backing_page)
 	VMM(&r, "--backing", "thp", "--mem", "5M", guest("boot"));
 	CHECK_EQ(r.status, 1);
 	CHECK_EQ(lines(r.err), 1);
+}
+
+/*
+ * Snapshots.  The demo is saved at a random moment of its run (printed, to
+ * be replayed) and exits 0 with no summary; restored - eagerly, then
+ * lazily, each from a copy of the disk image as the save left it - it
+ * ends as a whole run of it does: every check held, the whole run's
+ * requests counted (the demo's 320), the secret never seen.
+ */
+static double random_moment(double lo, double hi)
+{
+	static bool seeded;
+
+	if (!seeded) {
+		srand((unsigned int)(time(NULL) ^ getpid()));
+		seeded = true;
+	}
+	return lo + (hi - lo) * rand() / (double)RAND_MAX;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[1 << 16];
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ssize_t n;
+
+	CHECK(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		CHECK(write(out, buf, (size_t)n) == n);
+	CHECK(n == 0);
+	close(in);
+	close(out);
+}
+
+/* Restore snap (with the disk image at disk_saved, copied first) and check the whole run. */
+static void restore_demo(const char *snap, const char *disk_saved, bool lazy)
+{
+	char disk[PATH_MAX], stats[PATH_MAX];
+	struct run r;
+
+	if (disk_saved)
+		copy_file(disk_saved, scratch(disk, "disk-restored.img"));
+	scratch(stats, "restore.json");
+	if (disk_saved && lazy)
+		VMM_WITHIN(&r, 200, "--restore", snap, "--lazy", "--disk", disk, "--stats", stats);
+	else if (disk_saved)
+		VMM_WITHIN(&r, 200, "--restore", snap, "--disk", disk, "--stats", stats);
+	else if (lazy)
+		VMM_WITHIN(&r, 200, "--restore", snap, "--lazy", "--stats", stats);
+	else
+		VMM_WITHIN(&r, 200, "--restore", snap, "--stats", stats);
+	if (r.status)
+		printf("%s", r.out);
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "every check held"));
+	CHECK(strstr(r.out, lazy ? "(lazily)" : "(eagerly)"));
+	CHECK(strstr(r.out, " 0 failures"));
+	CHECK(stats_has(stats, lazy ? "\"restore_mode\": \"lazy\"" : "\"restore_mode\": \"eager\""));
+	CHECK_EQ(stat_of(stats, "requests"), 320);
+	CHECK_EQ(stat_of(stats, "errors"), 0);
+	CHECK_EQ(stat_of(stats, "secrets_seen"), 0);
+	CHECK_EQ(stat_of(stats, "audit_failures"), 0);
+	CHECK_EQ(stat_of(stats, "pins_active"), 0);
+	CHECK(stat_of(stats, "denied") > 0);
+	CHECK_EQ(stat_of(stats, "fill_error"), 0);
+	CHECK(!stats_has(stats, "\"filled_ms\": null"));
+	printf("  restored %s: first instruction %lld ms, filled %lld ms in\n",
+	       lazy ? "lazily" : "eagerly", stat_of(stats, "first_instruction_ms"),
+	       stat_of(stats, "filled_ms"));
+	unlink(stats);
+}
+
+/*
+ * Save the demo on a backing at a random moment and restore it both ways;
+ * with a named disk when `named_disk`, else the temporary one the file holds.
+ */
+static void snapshot_demo(const char *backing, const char *mem, bool named_disk)
+{
+	char snap[PATH_MAX], disk[PATH_MAX], disk_saved[PATH_MAX], when[32];
+	double at = random_moment(0.5, 3.0);
+	struct run r;
+
+	snprintf(when, sizeof(when), "%.2f", at);
+	printf("  %s: saved %s s into the run\n", backing, when);
+	scratch(snap, "demo.snap");
+	if (named_disk) {
+		make_image(scratch(disk, "disk.img"), 64 * 2048, 0);
+		VMM_WITHIN(&r, 200, "--backing", backing, "--mem", mem, "--disk", disk, "--save", snap,
+			   "--save-after", when);
+		copy_file(disk, scratch(disk_saved, "disk-saved.img"));
+	} else {
+		VMM_WITHIN(&r, 200, "--backing", backing, "--mem", mem, "--save", snap, "--save-after",
+			   when);
+	}
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "gmem-vmm: saved "));
+	CHECK(!strstr(r.out, "every check held")); /* the run's summary is the restore's */
+	CHECK(!access(snap, R_OK));
+	restore_demo(snap, named_disk ? disk_saved : NULL, false);
+	restore_demo(snap, named_disk ? disk_saved : NULL, true);
+	unlink(snap);
+}
+
+TEST_OPTS(vmm_snapshot_demo_restores_eager_and_lazy, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	snapshot_demo("shmem", "256M", false);
+	snapshot_demo("shmem", "64M", true);
+}
+
+TEST_OPTS(vmm_snapshot_demo_restores_on_thp, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	if (!thp_enable())
+		SKIP("shmem huge pages unavailable (shmem_enabled, and not root)");
+	snapshot_demo("thp", "64M", false);
+	sysfs_restore();
+}
+
+TEST_OPTS(vmm_snapshot_demo_restores_on_hugetlb_2m, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	need_hugetlb(2 * MiB, 16);
+	snapshot_demo("hugetlb-2m", "32M", false);
+	sysfs_restore();
+}
+
+/* --save-continue: the run saves, goes on to its own end, and the file restores too. */
+TEST_OPTS(vmm_snapshot_save_continue, .once = true, .timeout_s = 600)
+{
+	char snap[PATH_MAX];
+	struct run r;
+
+	need_kvm();
+	VMM_WITHIN(&r, 200, "--mem", "64M", "--save", scratch(snap, "cont.snap"), "--save-after",
+		   "1.5", "--save-continue");
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "gmem-vmm: saved "));
+	CHECK(strstr(r.out, "every check held")); /* it ran on to its end */
+	restore_demo(snap, NULL, false);
+	unlink(snap);
+}
+
+/*
+ * --save-dirty: FILE whole, then FILE.1, FILE.2, ... each a layer of what
+ * changed; the last restores eagerly, one in the middle lazily.
+ */
+TEST_OPTS(vmm_snapshot_dirty_layers, .once = true, .timeout_s = 600)
+{
+	char snap[PATH_MAX], layer[PATH_MAX + 16], stats[PATH_MAX];
+	struct run r;
+	int n = 0;
+
+	need_kvm();
+	VMM_WITHIN(&r, 200, "--mem", "64M", "--save", scratch(snap, "dirty.snap"), "--save-dirty",
+		   "--save-interval", "400", "--save-after", "2.5", "--stats",
+		   scratch(stats, "save.json"));
+	CHECK_EQ(r.status, 0);
+	CHECK(!access(snap, R_OK));
+	for (;; n++) {
+		snprintf(layer, sizeof(layer), "%s.%d", snap, n + 1);
+		if (access(layer, R_OK))
+			break;
+	}
+	printf("  %d layers after the full checkpoint\n", n);
+	CHECK(n >= 2);
+	CHECK_EQ(stat_of(stats, "saves"), n + 1);
+	snprintf(layer, sizeof(layer), "%s.%d", snap, n);
+	restore_demo(layer, NULL, false);
+	snprintf(layer, sizeof(layer), "%s.%d", snap, n / 2);
+	restore_demo(layer, NULL, true);
+	/* a layer without the one before it is refused, naming it */
+	snprintf(layer, sizeof(layer), "%s.%d", snap, 1);
+	unlink(layer);
+	snprintf(layer, sizeof(layer), "%s.%d", snap, n);
+	VMM(&r, "--restore", layer);
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "needs"));
+	CHECK_EQ(lines(r.err), 1);
+	CHECK_EQ(r.out[0], '\0');
+}
+
+/* Flip one byte of a file at off. */
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char c;
+
+	CHECK(fd >= 0);
+	CHECK(pread(fd, &c, 1, off) == 1);
+	c ^= 0xff;
+	CHECK(pwrite(fd, &c, 1, off) == 1);
+	close(fd);
+}
+
+/* A restore refused: status 1, one line naming the file and saying why, nothing run. */
+static void check_refused(const char *snap, const char *why, bool lazy)
+{
+	struct run r;
+
+	if (lazy)
+		VMM(&r, "--restore", snap, "--lazy");
+	else
+		VMM(&r, "--restore", snap);
+	CHECK_EQ(r.status, 1);
+	CHECK_EQ(lines(r.err), 1);
+	CHECK(strstr(r.err, snap));
+	CHECK(strstr(r.err, why));
+	CHECK_EQ(r.out[0], '\0');
+}
+
+/*
+ * A snapshot damaged anywhere is refused before anything runs: its header,
+ * the VMM's state (its own checksum), the memory (gmem's -EBADMSG), or cut
+ * short at any of them.
+ */
+TEST_OPTS(vmm_snapshot_corrupted_or_truncated_refused, .once = true, .timeout_s = 300)
+{
+	char snap[PATH_MAX], bad[PATH_MAX];
+	struct run r;
+	struct stat st;
+
+	need_kvm();
+	VMM_WITHIN(&r, 200, "--mem", "64M", "--save", scratch(snap, "good.snap"), "--save-after",
+		   "1");
+	CHECK_EQ(r.status, 0);
+	CHECK(!stat(snap, &st));
+	scratch(bad, "bad.snap");
+	/* the header's checksum */
+	copy_file(snap, bad);
+	flip_byte(bad, 20);
+	check_refused(bad, "corrupted", false);
+	/* the VMM's state: a byte in the middle of it */
+	copy_file(snap, bad);
+	flip_byte(bad, 200);
+	check_refused(bad, "corrupted: its VMM state does not check", false);
+	/* the memory, in its last record (past the state and the disk) */
+	copy_file(snap, bad);
+	flip_byte(bad, st.st_size - 100);
+	check_refused(bad, "corrupted: its memory does not check", false);
+	/* cut short: in the state, in the memory */
+	copy_file(snap, bad);
+	CHECK(!truncate(bad, 1000));
+	check_refused(bad, "truncated", false);
+	copy_file(snap, bad);
+	CHECK(!truncate(bad, st.st_size - 10));
+	check_refused(bad, "corrupted: its memory does not check", false);
+	check_refused(bad, "corrupted: its memory does not check", true);
+	unlink(bad);
+	unlink(snap);
+}
+
+/* --restore of a file that is not a snapshot: an ELF, text, an empty file, a directory. */
+TEST_ONCE(vmm_restore_of_a_non_snapshot_refused)
+{
+	char text[PATH_MAX], empty[PATH_MAX];
+	FILE *f;
+	struct run r;
+
+	need_kvm();
+	f = fopen(scratch(text, "text"), "w");
+	CHECK(f);
+	fputs("GMEMVMM but not really\n", f);
+	fclose(f);
+	f = fopen(scratch(empty, "empty"), "w");
+	CHECK(f);
+	fclose(f);
+	check_refused(guest("boot"), "not a gmem-vmm snapshot", false);
+	check_refused(text, "not a gmem-vmm snapshot", false);
+	check_refused(empty, "not a gmem-vmm snapshot", true);
+	check_refused(scratch_dir, "not a gmem-vmm snapshot", false);
+	/* and the machine is the snapshot's: no guest, no --mem */
+	VMM(&r, "--restore", text, guest("boot"));
+	CHECK_EQ(r.status, 1);
+	CHECK_EQ(lines(r.err), 1);
+	unlink(text);
+	unlink(empty);
+}
+
+/*
+ * vCPUs that executed hlt before the save (all but vCPU 0 of halt_early)
+ * are saved halted and stay so: the save does not wait for them to park,
+ * and the restored VM runs vCPU 0 to its end and exit status.
+ */
+TEST_OPTS(vmm_snapshot_keeps_halted_vcpus_halted, .once = true, .timeout_s = 120)
+{
+	char snap[PATH_MAX], stats[PATH_MAX];
+	struct run r;
+
+	need_kvm();
+	VMM_WITHIN(&r, 60, "--cpus", "4", "--save", scratch(snap, "halt.snap"), "--save-after",
+		   "0.3", guest("halt_early"));
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "gmem-vmm: saved "));
+	CHECK(!strstr(r.out, "vCPU 0 done"));
+	VMM_WITHIN(&r, 60, "--restore", snap, "--stats", scratch(stats, "halt.json"));
+	CHECK_EQ(r.status, 7);
+	CHECK(strstr(r.out, "halt_early: vCPU 0 done"));
+	CHECK_EQ(r.err[0], '\0');
+	CHECK_EQ(stat_of(stats, "restored_halted"), 3);
+	unlink(snap);
+	unlink(stats);
 }

@@ -33,6 +33,14 @@ const struct backing *backing_find(const char *name)
 	return NULL;
 }
 
+const struct backing *backing_of_type(uint32_t type)
+{
+	for (size_t i = 0; i < sizeof(backings) / sizeof(backings[0]); i++)
+		if (backings[i].type == type)
+			return &backings[i];
+	return NULL;
+}
+
 const char *backing_names(void)
 {
 	return "shmem|thp|hugetlb-2m|hugetlb-1g";

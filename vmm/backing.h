@@ -18,6 +18,8 @@ struct backing {
 
 /* The backing called name, or NULL. */
 const struct backing *backing_find(const char *name);
+/* The backing of GMEM_BACKING_* type, or NULL (a snapshot names it so). */
+const struct backing *backing_of_type(uint32_t type);
 /* "shmem|thp|hugetlb-2m|hugetlb-1g" */
 const char *backing_names(void);
 

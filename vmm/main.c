@@ -22,6 +22,7 @@
 #include "kvm.h"
 #include "loader.h"
 #include "rounds.h"
+#include "save.h"
 #include "snoop.h"
 #include "vcpu.h"
 #include "virtio_blk.h"
@@ -45,6 +46,13 @@ struct options {
 	enum dirty_mode track;
 	unsigned int dirty_rounds, dirty_interval_ms, dirty_delay_ms;
 	const char *dirty_map;
+	bool demo; /* the built-in demo: no GUEST, or a snapshot of it */
+	/* snapshots */
+	const char *save, *restore;
+	bool save_dirty, save_continue, lazy;
+	double save_after_s;               /* 0: not on a timer */
+	unsigned int save_interval_ms;     /* --save-dirty: between checkpoints */
+	const char *fixed;                 /* an option --restore takes from the snapshot */
 };
 
 static const char usage[] =
@@ -74,6 +82,16 @@ static const char usage[] =
 	"  --dirty-delay MS        start tracking MS after the guest (default 0: before it)\n"
 	"  --dirty-map FILE        each round's pages, lines \"ROUND GPA PAGES\" (GPA in hex)\n"
 	"  --timeout SECONDS       end the VM after SECONDS (exit status 124)\n"
+	"  --save FILE             save the VM to FILE (a snapshot) on SIGUSR1 or at\n"
+	"                          --save-after, then exit 0\n"
+	"  --save-after SECONDS    save SECONDS into the run (a decimal: 2.5)\n"
+	"  --save-continue         run on after a save (each save replaces FILE)\n"
+	"  --save-dirty            checkpoints while the guest runs: FILE whole first, then\n"
+	"                          FILE.1, FILE.2, ... each what changed since the one before\n"
+	"  --save-interval MS      between --save-dirty checkpoints (default 1000)\n"
+	"  --restore FILE          resume the VM saved in FILE (or FILE.N); no GUEST, and the\n"
+	"                          machine's options come from the snapshot\n"
+	"  --lazy                  with --restore: run at once, memory filled on first touch\n"
 	"  -h, --help              this text\n"
 	"\n"
 	"Exit status: the guest's (written to port 0x501), 1 for VMM errors, 124 on timeout.\n";
@@ -143,7 +161,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MEM = 256, O_CPUS, O_INIT, O_DISK, O_LATENCY, O_SIGNAL, O_SNOOP, O_NO_SNOOP,
 	       O_STATS, O_TIMEOUT, O_BACKING, O_DEVICE_IO, O_TRACK, O_DIRTY_ROUNDS,
-	       O_DIRTY_INTERVAL, O_DIRTY_DELAY, O_DIRTY_MAP };
+	       O_DIRTY_INTERVAL, O_DIRTY_DELAY, O_DIRTY_MAP, O_SAVE, O_SAVE_AFTER, O_SAVE_CONTINUE,
+	       O_SAVE_DIRTY, O_SAVE_INTERVAL, O_RESTORE, O_LAZY };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -162,32 +181,45 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "dirty-interval", required_argument, NULL, O_DIRTY_INTERVAL },
 		{ "dirty-delay", required_argument, NULL, O_DIRTY_DELAY },
 		{ "dirty-map", required_argument, NULL, O_DIRTY_MAP },
+		{ "save", required_argument, NULL, O_SAVE },
+		{ "save-after", required_argument, NULL, O_SAVE_AFTER },
+		{ "save-continue", no_argument, NULL, O_SAVE_CONTINUE },
+		{ "save-dirty", no_argument, NULL, O_SAVE_DIRTY },
+		{ "save-interval", required_argument, NULL, O_SAVE_INTERVAL },
+		{ "restore", required_argument, NULL, O_RESTORE },
+		{ "lazy", no_argument, NULL, O_LAZY },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *dirty_option = NULL; /* one that needs --track */
+	const char *save_option = NULL;  /* one that needs --save */
+	bool interval_given = false;
+	char *end;
 	unsigned long v;
 	int c;
 
 	*o = (struct options){ .mem = DEFAULT_MEM, .cpus = 1, .init_private = true,
 			       .fault_signal = SIGBUS, .backing = backing_find("shmem"),
-			       .device_io = -1, .dirty_interval_ms = 100 };
+			       .device_io = -1, .dirty_interval_ms = 100, .save_interval_ms = 1000 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_MEM:
+			o->fixed = "--mem";
 			if (!parse_size(optarg, &o->mem) || o->mem < MIN_MEM || o->mem > MAX_MEM ||
 			    o->mem % (2ULL << 20))
 				die("--mem %s: want a multiple of 2M from 4M to 64G", optarg);
 			o->mem_given = true;
 			break;
 		case O_CPUS:
+			o->fixed = "--cpus";
 			if (!parse_uint(optarg, MAX_VCPUS, &v) || !v)
 				die("--cpus %s: want 1 to %d", optarg, MAX_VCPUS);
 			o->cpus = (int)v;
 			o->cpus_given = true;
 			break;
 		case O_INIT:
+			o->fixed = "--init";
 			if (strcmp(optarg, "private") && strcmp(optarg, "shared"))
 				die("--init %s: want private or shared", optarg);
 			o->init_private = !strcmp(optarg, "private");
@@ -196,17 +228,20 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->disk = optarg;
 			break;
 		case O_LATENCY:
+			o->fixed = "--disk-latency";
 			if (!parse_uint(optarg, 60000, &v))
 				die("--disk-latency %s: want milliseconds, at most 60000", optarg);
 			o->disk_latency_ms = (unsigned int)v;
 			break;
 		case O_SIGNAL:
+			o->fixed = "--fault-signal";
 			if (strcmp(optarg, "bus") && strcmp(optarg, "segv"))
 				die("--fault-signal %s: want bus or segv", optarg);
 			o->fault_signal = !strcmp(optarg, "bus") ? SIGBUS : SIGSEGV;
 			break;
 		case O_SNOOP:
 		case O_NO_SNOOP:
+			o->fixed = c == O_SNOOP ? "--snoop" : "--no-snoop";
 			o->snoop = c == O_SNOOP;
 			o->snoop_given = true;
 			break;
@@ -214,11 +249,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->stats = optarg;
 			break;
 		case O_BACKING:
+			o->fixed = "--backing";
 			o->backing = backing_find(optarg);
 			if (!o->backing)
 				die("--backing %s: want %s", optarg, backing_names());
 			break;
 		case O_DEVICE_IO:
+			o->fixed = "--device-io";
 			if (strcmp(optarg, "map") && strcmp(optarg, "copy"))
 				die("--device-io %s: want map or copy", optarg);
 			o->device_io = !strcmp(optarg, "copy");
@@ -254,6 +291,37 @@ static void parse_options(int argc, char **argv, struct options *o)
 				die("--timeout %s: want 1 to 86400 seconds", optarg);
 			o->timeout_s = (unsigned int)v;
 			break;
+		case O_SAVE:
+			o->save = optarg;
+			break;
+		case O_SAVE_AFTER:
+			errno = 0;
+			o->save_after_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->save_after_s > 0) ||
+			    o->save_after_s > 86400)
+				die("--save-after %s: want seconds, above 0 and at most 86400", optarg);
+			save_option = "--save-after";
+			break;
+		case O_SAVE_CONTINUE:
+			o->save_continue = true;
+			save_option = "--save-continue";
+			break;
+		case O_SAVE_DIRTY:
+			o->save_dirty = true;
+			save_option = "--save-dirty";
+			break;
+		case O_SAVE_INTERVAL:
+			if (!parse_uint(optarg, 3600000, &v) || !v)
+				die("--save-interval %s: want 1 to 3600000 milliseconds", optarg);
+			o->save_interval_ms = (unsigned int)v;
+			interval_given = true;
+			break;
+		case O_RESTORE:
+			o->restore = optarg;
+			break;
+		case O_LAZY:
+			o->lazy = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -265,6 +333,23 @@ static void parse_options(int argc, char **argv, struct options *o)
 		die("one guest program at most (see --help)");
 	if (dirty_option && !o->track)
 		die("%s: needs --track kvm|gmem", dirty_option);
+	if (save_option && !o->save)
+		die("%s: needs --save FILE", save_option);
+	if (interval_given && !o->save_dirty)
+		die("--save-interval: needs --save-dirty");
+	if (o->lazy && !o->restore)
+		die("--lazy: needs --restore FILE");
+	if (o->track && (o->save || o->restore))
+		die("--track with --%s: one at a time (both track the guest's writes)",
+		    o->save ? "save" : "restore");
+	if (o->restore) {
+		/* the machine is the snapshot's: main() fills the rest in from it */
+		if (o->fixed)
+			die("%s: --restore takes the machine from the snapshot", o->fixed);
+		if (optind < argc)
+			die("%s: --restore resumes the snapshot's guest, not another", argv[optind]);
+		return;
+	}
 	if (!o->mem_given && o->mem < o->backing->page)
 		o->mem = o->backing->page; /* hugetlb-1g: one page */
 	if (o->mem % o->backing->page)
@@ -277,6 +362,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		    "private piece, and the guest keeps private pages beside its rings and buffers)",
 		    o->backing->name);
 	o->guest = optind < argc ? argv[optind] : NULL;
+	o->demo = !o->guest;
 	if (!o->guest) { /* the demo's defaults */
 		if (!o->cpus_given)
 			o->cpus = 4;
@@ -335,7 +421,39 @@ struct report {
 	struct snoop_stats snoop;
 	int destroy_err;
 	const struct rounds *track; /* --track: the rounds; NULL without */
+	/* snapshots */
+	const struct snap_run *snap;
+	bool saved_exit;    /* the run ended in a save: no summary, status 0 */
+	const char *restored; /* --restore FILE, or NULL */
+	bool lazy;
+	uint64_t restore_bytes;
+	double first_ms, filled_ms; /* from the start of gmem-vmm; filled_ms < 0: not filled */
+	int fill_err;
 };
+
+static void snapshot_json(FILE *f, const struct report *r)
+{
+	const struct snap_run *s = r->snap;
+
+	fprintf(f, ",\n  \"snapshot\": {\"saves\": %u", s->saves);
+	if (s->saves)
+		fprintf(f, ", \"last_save\": \"%s\", \"save_bytes\": %llu, \"save_pause_ms\": %.1f, "
+			   "\"save_write_ms\": %.1f",
+			s->last, (unsigned long long)s->bytes, s->pause_ms, s->write_ms);
+	if (r->restored) {
+		fprintf(f, ", \"restored\": \"%s\", \"restore_mode\": \"%s\", \"restore_bytes\": %llu, "
+			   "\"first_instruction_ms\": %.1f, \"filled_ms\": ",
+			r->restored, r->lazy ? "lazy" : "eager", (unsigned long long)r->restore_bytes,
+			r->first_ms);
+		if (r->filled_ms >= 0)
+			fprintf(f, "%.1f", r->filled_ms);
+		else
+			fprintf(f, "null");
+		fprintf(f, ", \"fill_error\": %d", r->fill_err);
+		fprintf(f, ", \"restored_halted\": %d", s->restored_halted);
+	}
+	fprintf(f, "}");
+}
 
 static void write_stats(const char *path, const struct vm *vm, const struct report *r, int status)
 {
@@ -394,6 +512,8 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		fprintf(f, ",\n  \"dirty\": ");
 		rounds_json(r->track, f);
 	}
+	if (r->snap && (r->snap->save || r->restored))
+		snapshot_json(f, r);
 	fprintf(f, "\n}\n");
 	fclose(f);
 }
@@ -410,6 +530,11 @@ static bool demo_summary(const struct vm *vm, const struct report *r, int status
 	       vm->ncpus, (unsigned long long)(vm->ram_size >> 20),
 	       vm->init_private ? "private" : "shared", vm->backing_name,
 	       vm->copy_io ? "copy" : "map", r->seconds);
+	if (r->restored)
+		printf("restored         from %s (%s), the guest's first instruction %.0f ms in, "
+		       "memory filled %s%.0f ms in\n",
+		       r->restored, r->lazy ? "lazily" : "eagerly", r->first_ms,
+		       r->filled_ms < 0 ? "(not yet) " : "", r->filled_ms < 0 ? 0 : r->filled_ms);
 	printf("conversions      %llu (%llu pages) by the guest, %.0f conversions/s\n",
 	       (unsigned long long)conversions, (unsigned long long)vm->n.hc_pages,
 	       conversions / (r->seconds > 0 ? r->seconds : 1));
@@ -470,12 +595,162 @@ static int conclude(const struct options *o, const struct vm *vm, const struct r
 	}
 	if (o->stats)
 		write_stats(o->stats, vm, r, status);
+	if (r->saved_exit) { /* the run goes on elsewhere: its summary is the restore's */
+		fflush(stdout);
+		return status;
+	}
 	if (r->track)
 		rounds_print(r->track, vm, stdout);
-	if (!o->guest && !demo_summary(vm, r, status) && !status)
+	if (o->demo && !demo_summary(vm, r, status) && !status)
 		status = 1;
 	fflush(stdout);
 	return status;
+}
+
+static void add_stats(void *dst, const void *src, size_t bytes)
+{
+	uint64_t *d = dst;
+	const uint64_t *s = src;
+
+	for (size_t i = 0; i < bytes / 8; i++)
+		d[i] += s[i];
+}
+
+/* The machine a snapshot describes, as options: false (a line printed) if it makes no sense. */
+static bool restore_options(struct options *o, const struct snapv_in *in)
+{
+	const struct snapv_config *c;
+	uint64_t len;
+
+	c = snapv_find(in, SEC_CONFIG, 0, &len);
+	if (!c || len != sizeof(*c) || !c->ncpus || c->ncpus > MAX_VCPUS ||
+	    !(o->backing = backing_of_type(c->backing)) || c->ram_size < MIN_MEM ||
+	    c->ram_size > MAX_MEM || c->ram_size % o->backing->page || c->ram_size % (2ULL << 20) ||
+	    (c->fault_signal != SIGBUS && c->fault_signal != SIGSEGV) ||
+	    c->disk_gpa != VIRTIO_BLK_MMIO || c->irqchip ||
+	    (uint64_t)c->ncpus * STACK_SIZE + BOOT_LOAD_MIN + (1ULL << 20) >
+		    (c->ram_size < LOW_RAM_MAX ? c->ram_size : LOW_RAM_MAX)) {
+		complain("%s: corrupted: its machine makes no sense", in->path);
+		return false;
+	}
+	o->mem = c->ram_size;
+	o->cpus = (int)c->ncpus;
+	o->init_private = c->flags & CFG_INIT_PRIVATE;
+	o->fault_signal = c->fault_signal;
+	o->device_io = (c->flags & CFG_COPY_IO) != 0;
+	o->demo = c->flags & CFG_DEMO;
+	o->snoop = c->flags & CFG_SNOOP;
+	if (o->backing->hugetlb && !o->device_io) {
+		complain("%s: corrupted: devices on views on hugetlbfs", in->path);
+		return false;
+	}
+	return true;
+}
+
+/* The disk a restore opens: --disk, the snapshot's own, or NULL for its temporary one. */
+static const char *restore_disk(const struct options *o, const struct snapv_in *in, char *buf,
+				size_t size)
+{
+	uint64_t len;
+	const char *p = snapv_find(in, SEC_DISK_PATH, 0, &len);
+
+	if (o->disk || !p)
+		return o->disk;
+	if (len >= size)
+		len = size - 1;
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+static volatile sig_atomic_t save_requested;
+
+static void on_save_signal(int sig)
+{
+	(void)sig;
+	save_requested = 1;
+}
+
+/*
+ * Run the guest to its end with --save: checkpoints on SIGUSR1, at
+ * --save-after and every --save-interval (--save-dirty).  The VM ends
+ * with status 0 after a save that does not go on; a save that fails ends
+ * it with an error.
+ */
+static void save_run(const struct options *o, struct snap_run *sr, struct report *rep,
+		     double t_run)
+{
+	struct vm *vm = sr->vm;
+	double next_interval = t_run + o->save_interval_ms / 1e3;
+	bool after_done = !o->save_after_s;
+	char why[600];
+
+	for (;;) {
+		struct timespec wake;
+		double now;
+		bool want, interval;
+		int err;
+
+		clock_gettime(CLOCK_MONOTONIC, &wake);
+		wake.tv_nsec += 20000000L; /* how soon a signal's save begins */
+		if (wake.tv_nsec >= 1000000000L) {
+			wake.tv_sec++;
+			wake.tv_nsec -= 1000000000L;
+		}
+		if (vm_wait_until(vm, &wake))
+			return;
+		now = now_s();
+		if (o->timeout_s && now - t_run >= o->timeout_s) {
+			vm_end(vm, 124, "timed out after %u s", o->timeout_s);
+			return;
+		}
+		want = save_requested;
+		save_requested = 0;
+		if (!after_done && now - t_run >= o->save_after_s)
+			want = after_done = true;
+		interval = o->save_dirty && now >= next_interval;
+		if (!want && !interval)
+			continue;
+		err = snap_checkpoint(sr, want && !o->save_continue, why, sizeof(why));
+		if (err == -ECANCELED)
+			return; /* the VM ended first: nothing saved */
+		if (err) {
+			vm_end(vm, 1, "saving: %s", why);
+			return;
+		}
+		printf("gmem-vmm: saved %s: %.1f MiB, the vCPUs paused %.0f ms\n", sr->last,
+		       sr->bytes / 1048576.0, sr->pause_ms);
+		fflush(stdout);
+		if (want && !o->save_continue) {
+			rep->saved_exit = true;
+			vm_end(vm, 0, NULL);
+			return;
+		}
+		next_interval = now_s() + o->save_interval_ms / 1e3;
+	}
+}
+
+/* A lazy restore's filling, watched: when it is done, and how. */
+struct filler {
+	struct gmem *g;
+	pthread_t thread;
+	_Atomic bool stop;
+	double t0, done_ms; /* done_ms < 0 until filled */
+	int err;
+};
+
+static void *filler_main(void *arg)
+{
+	struct filler *f = arg;
+	int err;
+
+	while ((err = gmem_restore_wait(f->g, 100)) == -ETIMEDOUT && !atomic_load(&f->stop))
+		;
+	if (err != -ETIMEDOUT) {
+		f->err = err;
+		f->done_ms = (now_s() - f->t0) * 1e3;
+	}
+	return NULL;
 }
 
 /*
@@ -489,18 +764,39 @@ int main(int argc, char **argv)
 	struct gmem_config cfg = { 0 };
 	struct report rep = { 0 };
 	struct rounds track = { 0 };
+	struct snapv_in in = { .mem_fd = -1 };
+	struct snap_run sr = { 0 };
+	struct filler fill = { .done_ms = -1 };
 	struct vblk_dev *blk;
-	struct image img;
-	const void *elf;
-	size_t elf_size;
-	char why[400];
+	struct image img = { 0 };
+	const void *elf = NULL;
+	size_t elf_size = 0;
+	char why[600], disk_buf[4096];
+	const char *disk;
 	void *view;
-	bool ran = false;
-	double t0;
+	bool ran = false, filling = false;
+	double t0, t_start = now_s();
 	int err, status = 1;
 
 	parse_options(argc, argv, &o);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	if (o.restore) {
+		/* checked whole before anything is made of it */
+		if (snapv_open(o.restore, &in, why, sizeof(why))) {
+			complain("%s", why);
+			return 1;
+		}
+		if (!restore_options(&o, &in)) {
+			snapv_close(&in);
+			return 1;
+		}
+		rep.restored = o.restore;
+		rep.lazy = o.lazy;
+		rep.restore_bytes = in.mem_bytes;
+	}
+	rep.filled_ms = -1;
+	rep.snap = &sr;
+	disk = o.restore ? restore_disk(&o, &in, disk_buf, sizeof(disk_buf)) : o.disk;
 	vm.ram_size = o.mem;
 	vm.ncpus = o.cpus;
 	vm.init_private = o.init_private;
@@ -516,7 +812,7 @@ int main(int argc, char **argv)
 					    .delay_ms = o.dirty_delay_ms, .map = o.dirty_map };
 
 		if (rounds_init(&track, &rc))
-			return 1;
+			goto err_snap;
 		rep.track = &track;
 	}
 	err = vm_end_init(&vm);
@@ -525,12 +821,14 @@ int main(int argc, char **argv)
 		goto err_track;
 	}
 
-	elf = read_guest(o.guest, &elf_size);
-	if (!elf)
-		goto err_end;
-	if (elf_parse(&vm, elf, elf_size, &img, why, sizeof(why))) {
-		complain("%s: %s", o.guest ? o.guest : "built-in demo", why);
-		goto err_guest;
+	if (!o.restore) { /* a restore needs no program: it is in the memory */
+		elf = read_guest(o.guest, &elf_size);
+		if (!elf)
+			goto err_end;
+		if (elf_parse(&vm, elf, elf_size, &img, why, sizeof(why))) {
+			complain("%s: %s", o.guest ? o.guest : "built-in demo", why);
+			goto err_guest;
+		}
 	}
 
 	cfg.size = vm.ram_size;
@@ -542,6 +840,39 @@ int main(int argc, char **argv)
 		backing_explain(o.backing, vm.ram_size, err, why, sizeof(why));
 		complain("%s", why);
 		goto err_guest;
+	}
+	if (o.restore) { /* into the object before anything maps it */
+		off_t at = lseek(in.mem_fd, 0, SEEK_CUR);
+		struct progress *pr = o.lazy ? NULL
+					     : progress_start("restoring", in.mem_fd, (uint64_t)at,
+							      in.mem_bytes);
+
+		err = gmem_restore(vm.mem, in.mem_fd, o.lazy ? GMEM_RESTORE_LAZY : 0);
+		progress_stop(pr);
+		if (err == -EBADMSG)
+			complain("%s: corrupted: its memory does not check", o.restore);
+		else if (err == -EXDEV)
+			complain("%s: its memory's layers do not follow one another", o.restore);
+		else if (err == -EINVAL)
+			complain("%s: corrupted: its memory is not its RAM's size", o.restore);
+		else if (err == -ENOMEM || err == -EOPNOTSUPP)
+			backing_explain(o.backing, vm.ram_size, err, why, sizeof(why)), complain("%s", why);
+		else if (err)
+			complain("%s: restoring its memory: %s", o.restore, strerror(-err));
+		if (err)
+			goto err_mem;
+		if (!o.lazy) {
+			rep.filled_ms = (now_s() - t_start) * 1e3;
+		} else {
+			fill.g = vm.mem;
+			fill.t0 = t_start;
+			err = -pthread_create(&fill.thread, NULL, filler_main, &fill);
+			if (err) {
+				complain("%s", strerror(-err));
+				goto err_mem;
+			}
+			filling = true;
+		}
 	}
 	if (!vm.copy_io) { /* with copy_io devices copy: no view of theirs */
 		err = gmem_view_map(vm.mem, 0, vm.ram_size, 0, &view);
@@ -555,13 +886,29 @@ int main(int argc, char **argv)
 		goto err_view;
 	if (kvm_map_ram(&vm))
 		goto err_kvm;
-	if (vblk_create(&vm, o.disk, VIRTIO_BLK_MMIO, o.disk_latency_ms, &blk))
+	if (vblk_create(&vm, disk, VIRTIO_BLK_MMIO, o.disk_latency_ms, &blk))
 		goto err_kvm;
 	if (kvm_create_vcpus(&vm, img.entry))
 		goto err_blk;
-	err = image_load(&vm, &img);
-	if (err) {
-		complain("loading the guest: %s", strerror(-err));
+	sr = (struct snap_run){ .vm = &vm, .blk = blk, .demo = o.demo, .snoop = o.snoop,
+				.disk = disk, .save = o.save, .dirty = o.save_dirty,
+				.cont = o.save_continue };
+	if (o.restore) {
+		if (snap_check_map(&vm, &in, why, sizeof(why)) ||
+		    snap_restore_machine(&sr, &in, why, sizeof(why))) {
+			complain("%s", why);
+			goto err_vcpus;
+		}
+	} else {
+		err = image_load(&vm, &img);
+		if (err) {
+			complain("loading the guest: %s", strerror(-err));
+			goto err_vcpus;
+		}
+	}
+	/* layers hold what was written since the checkpoint before: tracked from now on */
+	if (o.save_dirty && (err = gmem_track_start(vm.mem, GMEM_TRACK_GUEST))) {
+		complain("--save-dirty: tracking the guest's writes: %s", strerror(-err));
 		goto err_vcpus;
 	}
 	/* tracking starts here, on the memory as loaded, unless --dirty-delay says later */
@@ -573,26 +920,50 @@ int main(int argc, char **argv)
 		complain("snoop: %s", strerror(-err));
 		goto err_vcpus;
 	}
+	if (o.save) {
+		struct sigaction sa = { .sa_handler = on_save_signal };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGUSR1, &sa, NULL);
+	}
 
 	t0 = now_s();
+	sr.run_start = t0;
+	rep.first_ms = (t0 - t_start) * 1e3;
 	if (vcpus_start(&vm))
 		vm_wait(&vm, 0);
 	else if (o.track)
 		rounds_run(&track, &vm, o.timeout_s);
+	else if (o.save)
+		save_run(&o, &sr, &rep, t0);
 	else
 		vm_wait(&vm, o.timeout_s);
 	vcpus_join(&vm);
-	rep.seconds = now_s() - t0;
+	rep.seconds = sr.run_base + now_s() - t0;
 	/* the memory and the VM as the guest left them */
 	gmem_huge_info(vm.mem, &rep.huge);
 	kvm_page_stats(&vm, rep.kvm_pages);
 	ran = true;
 	status = vm.exit_status;
 	fflush(stdout);
-	if (vm.error[0])
+	if (filling) {
+		filling = false;
+		atomic_store(&fill.stop, true);
+		pthread_join(fill.thread, NULL);
+		rep.filled_ms = fill.done_ms;
+		rep.fill_err = fill.err;
+	}
+	if (rep.fill_err) { /* what the guest met then (a triple fault, most likely) follows from it */
+		complain("%s: corrupted: filling its memory: %s", o.restore, strerror(-rep.fill_err));
+		status = 1;
+	} else if (vm.error[0]) {
 		complain("%s", vm.error);
+	}
+	if (o.save && !sr.saves)
+		complain("--save %s: the VM ended before a save", o.save);
 
 	snoop_stop(&vm, &rep.snoop);
+	add_stats(&rep.snoop, &sr.snoop_base, sizeof(rep.snoop));
 err_vcpus:
 	kvm_destroy_vcpus(&vm);
 err_blk:
@@ -607,19 +978,34 @@ err_kvm:
 	kvm_destroy(&vm);
 err_view:
 	gmem_get_stats(vm.mem, &rep.gm); /* the devices' pins are gone: what the guest left */
+	add_stats(&rep.gm, &sr.gm_base, sizeof(rep.gm));
 	if (vm.dev_view)
 		gmem_view_unmap(vm.mem, vm.dev_view);
 err_mem:
+	if (filling) {
+		atomic_store(&fill.stop, true);
+		pthread_join(fill.thread, NULL);
+		rep.filled_ms = fill.done_ms;
+		rep.fill_err = fill.err;
+		if (fill.err) {
+			complain("%s: corrupted: filling its memory: %s", o.restore,
+				 strerror(-fill.err));
+			status = 1;
+		}
+	}
 	rep.destroy_err = gmem_destroy(vm.mem);
 	if (rep.destroy_err)
 		complain("guest memory still pinned at exit: %s", strerror(-rep.destroy_err));
 err_guest:
-	release_guest(o.guest, elf, elf_size);
+	if (elf)
+		release_guest(o.guest, elf, elf_size);
 err_end:
 	vm_end_fini(&vm);
 	if (ran)
 		status = conclude(&o, &vm, &rep, status);
 err_track:
 	rounds_fini(&track);
+err_snap:
+	snapv_close(&in);
 	return status;
 }

@@ -9,6 +9,12 @@
  * of KVM_RUN: immediate_exit for one about to enter, a signal for one in;
  * and every device cancels the work queued behind what is in progress, so
  * that how much the guest queued does not decide how long the end takes.
+ *
+ * A pause (for a snapshot) kicks them the same way; each parks once KVM_RUN
+ * returns -EINTR: that KVM_RUN, entered with immediate_exit, completed the
+ * exit before it (the port read's data, the hypercall's RAX), so the state
+ * KVM then holds is whole.  SIGUSR1 is the user's (gmem-vmm --save): the
+ * kick is SIGUSR2.
  */
 #define _GNU_SOURCE
 #include "vcpu.h"
@@ -23,7 +29,7 @@
 
 #include "device.h"
 
-#define SIG_KICK SIGUSR1
+#define SIG_KICK SIGUSR2
 
 static pthread_mutex_t console_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -158,17 +164,41 @@ static void wait_for_end(struct vm *vm)
 	pthread_mutex_unlock(&vm->end_mu);
 }
 
+/* Out of KVM_RUN on a kick: park while the VM is paused. */
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->end_mu);
+	if (vm->pausing && !vm->ended) {
+		vm->parked++;
+		pthread_cond_broadcast(&vm->end_cv);
+		while (vm->pausing && !vm->ended)
+			pthread_cond_wait(&vm->end_cv, &vm->end_mu);
+		vm->parked--;
+		if (!vm->ended)
+			v->run->immediate_exit = 0;
+	}
+	pthread_mutex_unlock(&vm->end_mu);
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 
+	if (v->halted) { /* restored halted: done before this run began */
+		wait_for_end(vm);
+		return NULL;
+	}
 	while (!atomic_load(&vm->stopping)) {
 		struct kvm_run *run = v->run;
 
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				park(v);
 				continue;
+			}
 			vm_end(vm, 1, "vCPU %d: KVM_RUN: %s", v->index, strerror(errno));
 			break;
 		}
@@ -189,6 +219,10 @@ static void *vcpu_main(void *arg)
 			break;
 		case KVM_EXIT_HLT:
 			/* interrupts are off: a halted vCPU is done */
+			pthread_mutex_lock(&vm->end_mu);
+			v->halted = true;
+			pthread_cond_broadcast(&vm->end_cv); /* a pause counts it */
+			pthread_mutex_unlock(&vm->end_mu);
 			if (atomic_fetch_add(&vm->halted, 1) + 1 == vm->ncpus)
 				vm_end(vm, 1, "every vCPU halted without writing an exit status to port %#x",
 				       PORT_EXIT);
@@ -259,6 +293,45 @@ void vm_wait(struct vm *vm, unsigned int timeout_s)
 	deadline.tv_sec += timeout_s;
 	if (!vm_wait_until(vm, timeout_s ? &deadline : NULL))
 		vm_end(vm, 124, "timed out after %u s", timeout_s);
+}
+
+int vcpus_pause(struct vm *vm)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&vm->end_mu);
+	vm->pausing = true;
+	for (int i = 0; i < vm->ncpus && !vm->ended; i++) {
+		if (!vm->vcpus[i].thread || vm->vcpus[i].halted)
+			continue;
+		vm->vcpus[i].run->immediate_exit = 1;
+		pthread_kill(vm->vcpus[i].thread, SIG_KICK);
+	}
+	for (;;) {
+		int done = vm->parked;
+
+		for (int i = 0; i < vm->ncpus; i++)
+			done += vm->vcpus[i].halted;
+		if (vm->ended) {
+			err = -ECANCELED;
+			break;
+		}
+		if (done == vm->ncpus)
+			break;
+		pthread_cond_wait(&vm->end_cv, &vm->end_mu);
+	}
+	if (err)
+		vm->pausing = false;
+	pthread_mutex_unlock(&vm->end_mu);
+	return err;
+}
+
+void vcpus_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->end_mu);
+	vm->pausing = false;
+	pthread_cond_broadcast(&vm->end_cv);
+	pthread_mutex_unlock(&vm->end_mu);
 }
 
 void vcpus_join(struct vm *vm)

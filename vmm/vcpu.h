@@ -22,6 +22,15 @@ void vm_wait(struct vm *vm, unsigned int timeout_s);
  */
 bool vm_wait_until(struct vm *vm, const struct timespec *deadline);
 void vcpus_join(struct vm *vm);
+/*
+ * Stop every vCPU at an instruction boundary, its last exit completed
+ * (KVM_RUN re-entered with immediate_exit), so that its state can be read
+ * and set: 0 once every vCPU is parked or halted, -ECANCELED if the VM
+ * ended first (the vCPUs are then on their way out).  vcpus_resume() lets
+ * them run on.  From one thread, not a vCPU's.
+ */
+int vcpus_pause(struct vm *vm);
+void vcpus_resume(struct vm *vm);
 
 /* hypercall.c: the conversion hypercall, for the vCPU that made it */
 void hypercall(struct vcpu *v);

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "snapshot.h"
 
 #define QUEUE_MAX 256
 /* after its last request, the worker watches the ring this long before sleeping */
@@ -91,6 +92,7 @@ struct vblk_dev {
 	int inflight;
 	bool cancel; /* the VM ended: what is queued is dropped, not done */
 	bool stop;   /* the worker exits once the queue is empty */
+	bool paused; /* under the transport's lock: a snapshot is being taken */
 	struct vblk_stats st;
 };
 
@@ -180,7 +182,7 @@ static int take_avail(struct vblk_dev *d, struct virtq *q)
 	int n = 0;
 
 	if ((d->t.status & VIRTIO_STATUS_NEEDS_RESET) || atomic_load(&d->vm->stopping) ||
-	    !virtq_avail_idx(&d->t, &avail))
+	    d->paused || !virtq_avail_idx(&d->t, &avail))
 		return 0;
 	/*
 	 * Each chain out holds a descriptor the driver may not reuse until the
@@ -468,6 +470,49 @@ static void reset(void *opaque)
 	while (d->inflight) /* the rings must outlive the requests using them */
 		pthread_cond_wait(&d->cv, &d->mu);
 	pthread_mutex_unlock(&d->mu);
+}
+
+void vblk_pause(struct vblk_dev *d)
+{
+	pthread_mutex_lock(&d->t.mu);
+	d->paused = true;
+	pthread_mutex_unlock(&d->t.mu);
+	reset(d); /* the requests taken, done */
+}
+
+void vblk_resume(struct vblk_dev *d)
+{
+	pthread_mutex_lock(&d->t.mu);
+	d->paused = false;
+	pthread_mutex_unlock(&d->t.mu);
+	/* the worker asked for notifies as it went idle, but chains may wait unannounced */
+	pthread_mutex_lock(&d->mu);
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+void vblk_save(struct vblk_dev *d, struct snapv_vblk *s)
+{
+	virtio_mmio_save(&d->t, s);
+	pthread_mutex_lock(&d->mu);
+	memcpy(s->blk, &d->st, sizeof(s->blk));
+	pthread_mutex_unlock(&d->mu);
+}
+
+int vblk_disk_fd(struct vblk_dev *d)
+{
+	return d->fd;
+}
+
+int vblk_restore(struct vblk_dev *d, const struct snapv_vblk *s)
+{
+	int err = virtio_mmio_restore(&d->t, s);
+
+	pthread_mutex_lock(&d->mu);
+	memcpy(&d->st, s->blk, sizeof(s->blk));
+	pthread_cond_broadcast(&d->cv); /* the worker looks at the ring the guest left */
+	pthread_mutex_unlock(&d->mu);
+	return err;
 }
 
 static const struct virtio_dev_ops vblk_ops = {

@@ -4,9 +4,12 @@
  */
 #include "virtio_mmio.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
+
+#include "snapshot.h"
 
 #define VENDOR_ID 0x6d656d67 /* "gmem" */
 #define ISR_WAIT_NS 200000L
@@ -31,6 +34,25 @@ static bool ring_readable(struct virtio_mmio *t, uint64_t gpa, uint64_t len)
 	return len <= sizeof(buf) && !gpa_read(t->vm, gpa, buf, len);
 }
 
+/* The rings of the queue, pinned long-term (not with copy_io); false if they cannot be. */
+static bool queue_pin(struct virtio_mmio *t)
+{
+	struct virtq *q = &t->q;
+	const uint64_t n = q->num;
+	void *desc, *avail, *used;
+
+	if (gpa_pin(t->vm, q->desc_gpa, 16 * n, true, &q->pins[0], &desc) ||
+	    gpa_pin(t->vm, q->avail_gpa, 6 + 2 * n, true, &q->pins[1], &avail) ||
+	    gpa_pin(t->vm, q->used_gpa, 6 + 8 * n, true, &q->pins[2], &used)) {
+		queue_release(t);
+		return false;
+	}
+	q->desc = desc;
+	q->avail = avail;
+	q->used = used;
+	return true;
+}
+
 /*
  * Take up the rings of a queue the driver marked ready - pinned long-term,
  * or with copy_io checked to be shared RAM now; false if it cannot be used.
@@ -39,7 +61,6 @@ static bool queue_enable(struct virtio_mmio *t)
 {
 	struct virtq *q = &t->q;
 	const uint64_t n = q->num;
-	void *desc, *avail, *used;
 
 	if (!n || n > t->ops->queue_max || (n & (n - 1)) || q->desc_gpa % 16 || q->avail_gpa % 2 ||
 	    q->used_gpa % 4)
@@ -48,15 +69,8 @@ static bool queue_enable(struct virtio_mmio *t)
 		if (!ring_readable(t, q->desc_gpa, 16 * n) || !ring_readable(t, q->avail_gpa, 6 + 2 * n) ||
 		    !ring_readable(t, q->used_gpa, 6 + 8 * n))
 			return false;
-	} else if (gpa_pin(t->vm, q->desc_gpa, 16 * n, true, &q->pins[0], &desc) ||
-		   gpa_pin(t->vm, q->avail_gpa, 6 + 2 * n, true, &q->pins[1], &avail) ||
-		   gpa_pin(t->vm, q->used_gpa, 6 + 8 * n, true, &q->pins[2], &used)) {
-		queue_release(t);
+	} else if (!queue_pin(t)) {
 		return false;
-	} else {
-		q->desc = desc;
-		q->avail = avail;
-		q->used = used;
 	}
 	q->last_avail = 0;
 	q->used_idx = 0;
@@ -253,6 +267,55 @@ void virtio_mmio_fini(struct virtio_mmio *t)
 	pthread_mutex_unlock(&t->mu);
 	pthread_cond_destroy(&t->used_cv);
 	pthread_mutex_destroy(&t->mu);
+}
+
+void virtio_mmio_save(struct virtio_mmio *t, struct snapv_vblk *s)
+{
+	pthread_mutex_lock(&t->mu);
+	s->status = t->status;
+	s->dev_features_sel = t->dev_features_sel;
+	s->drv_features_sel = t->drv_features_sel;
+	s->queue_sel = t->queue_sel;
+	s->interrupt_status = t->interrupt_status;
+	s->driver_features = t->driver_features;
+	s->num = t->q.num;
+	s->ready = t->q.ready;
+	s->desc_gpa = t->q.desc_gpa;
+	s->avail_gpa = t->q.avail_gpa;
+	s->used_gpa = t->q.used_gpa;
+	s->last_avail = t->q.last_avail;
+	s->used_idx = t->q.used_idx;
+	pthread_mutex_unlock(&t->mu);
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, const struct snapv_vblk *s)
+{
+	struct virtq *q = &t->q;
+	int err = 0;
+
+	pthread_mutex_lock(&t->mu);
+	t->status = s->status;
+	t->dev_features_sel = s->dev_features_sel;
+	t->drv_features_sel = s->drv_features_sel;
+	t->queue_sel = s->queue_sel;
+	t->interrupt_status = s->interrupt_status;
+	t->driver_features = s->driver_features;
+	q->num = s->num;
+	q->desc_gpa = s->desc_gpa;
+	q->avail_gpa = s->avail_gpa;
+	q->used_gpa = s->used_gpa;
+	q->last_avail = s->last_avail;
+	q->used_idx = s->used_idx;
+	if (s->ready) {
+		/* as queue_enable() took it, the indices where the guest left them */
+		if (!q->num || q->num > t->ops->queue_max || (q->num & (q->num - 1)) ||
+		    (!t->vm->copy_io && !queue_pin(t)))
+			err = -EINVAL;
+		else
+			q->ready = true;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return err;
 }
 
 /* A ring the copy path could not reach: the driver made it private.  A driver error. */

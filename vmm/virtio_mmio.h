@@ -69,6 +69,17 @@ bool virtq_desc(struct virtio_mmio *t, uint16_t i, struct vring_desc *d); /* i <
 /* Set used->flags; `fence`: a full barrier after it, before the rings are read again. */
 bool virtq_set_used_flags(struct virtio_mmio *t, uint16_t flags, bool fence);
 
+/*
+ * A snapshot's view of the transport (snapshot.h's struct snapv_vblk):
+ * its registers and the queue's, taken while the device has nothing in
+ * flight; restore puts them back on a new transport, pinning the rings of
+ * a ready queue again (copy_io: nothing to pin).  restore: 0, or -EINVAL
+ * when the rings cannot be taken up (not shared RAM).
+ */
+struct snapv_vblk;
+void virtio_mmio_save(struct virtio_mmio *t, struct snapv_vblk *s);
+int virtio_mmio_restore(struct virtio_mmio *t, const struct snapv_vblk *s);
+
 /* Return a finished chain to the driver (takes the transport lock; _locked: held). */
 void virtq_push_used(struct virtio_mmio *t, uint16_t head, uint32_t len);
 void virtq_push_used_locked(struct virtio_mmio *t, uint16_t head, uint32_t len);

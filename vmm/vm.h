@@ -49,6 +49,12 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool sync_regs; /* registers travel in kvm_run (KVM_CAP_SYNC_REGS) */
+	/*
+	 * It executed hlt (interrupts are off): done, its thread waits for the
+	 * VM's end.  A snapshot keeps it, and a restored vCPU so marked never
+	 * runs again (its rip is past the hlt).
+	 */
+	bool halted;
 };
 
 struct vm_counters {
@@ -96,6 +102,12 @@ struct vm {
 	char error[256];  /* under end_mu: set when the VMM ends it on an error */
 	_Atomic bool stopping;
 	_Atomic int halted;
+	/*
+	 * vcpus_pause(): while `pausing`, each vCPU that leaves KVM_RUN parks
+	 * (counted in `parked`) until vcpus_resume().  Both under end_mu.
+	 */
+	bool pausing;
+	int parked;
 
 	struct vm_counters n;
 };
