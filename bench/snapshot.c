@@ -532,11 +532,11 @@ static void restore_call(struct figure *f, int r)
 			void *guest;
 
 			f->value[r] = t;
-			/* and the first touch, as the guest's first instruction fetch would be */
+			/* and a first touch at the top, which the fill reaches last, as a guest's first fetch */
 			if ((err = gmem_guest_map(g, &guest)))
 				die("gmem_guest_map", err);
 			t0 = now_ns();
-			(void)*(volatile char *)((char *)guest + region_off(0));
+			(void)*(volatile char *)((char *)guest + region_off(NREGIONS - 1) + RECORD + 100 * PS);
 			s4_touch[r] = now_ns() - t0;
 		} else {
 			f->base[r] = t;
