@@ -247,6 +247,55 @@ def generated(data, plot_rel):
                             "after gmem_track_stop()", "after gmem_collapse()", "collapse, µs a block"],
                            [[r["blocks"], r["huge_before"], r["huge_started"], r["huge_during"],
                              r["huge_stopped"], r["huge_collapsed"], f"{r['collapse_ns_per_block'] / 1e3:,.0f}"]]))
+    if "snapshot" in s:
+        parts += ["", "### Snapshots: save and eager restore", "",
+                  "Command: `gmem-bench --only snapshot_ --figures-only`: 1 GiB of 4 KiB shmem, 25 % "
+                  "populated, clustered (every fourth 2 MiB region whole); `gmem_save()` beside one "
+                  "`write()` of each region from a plain mapping, the eager `gmem_restore()` into a "
+                  "fresh object beside `read()` of the regions into a fresh plain mapping, to and from "
+                  "a memfd and a file on disk (buffered, cached).", ""]
+        rows = [[r["figure"], r["file"], human_bytes(r["bytes"]), f"{r['gmem_ms']:,.1f}",
+                 f"{r['gmem_gbps']:.2f}", f"{r['baseline_ms']:,.1f}", f"{r['baseline_gbps']:.2f}",
+                 f"{r['ratio']:.2f}"] for r in s["snapshot"]]
+        parts.append(table(["figure", "file", "file size", "gmem, ms", "gmem, GB/s", "baseline, ms",
+                            "baseline, GB/s", "ratio"], rows))
+
+    if "snapshot_faults" in s:
+        parts += ["", "### Snapshots: a lazy restore's faults", "",
+                  "Command: `gmem-bench --only snapshot_lazy_fault --figures-only`: first touches of "
+                  "pages of a lazily restored object (one per 1 MiB record, from the top down, the "
+                  "background fill going on), µs per fault, beside the same touches of a plain memfd "
+                  "mapping whose missing faults a bare handler thread answers with one `UFFDIO_COPY` "
+                  "of 4 KiB, or of the 1 MiB a fault of the library fills (its record, read and "
+                  "checked).  For scale: Firecracker's published example handler took ~40 s to fault "
+                  "in 128 MB before its 2025 fix.", ""]
+        rows = [[r["figure"], f"{r['gmem_us']:,.1f}", f"{r['bare_4k_us']:,.1f}",
+                 f"{r['bare_record_us']:,.1f}", f"{r['gmem_us'] / r['bare_4k_us']:.1f}",
+                 f"{r['gmem_us'] / r['bare_record_us']:.2f}"] for r in s["snapshot_faults"]]
+        parts.append(table(["figure", "gmem, µs/fault", "bare 4 KiB copy, µs", "bare 1 MiB copy, µs",
+                            "÷ bare 4 KiB", "÷ bare 1 MiB"], rows))
+
+    if "snapshot_restore_call" in s:
+        r = s["snapshot_restore_call"][0]
+        parts += ["", "### Snapshots: the restore call before a VM's first instruction", "",
+                  "Command: `gmem-bench --only snapshot_restore_call --figures-only`: "
+                  "`gmem_restore()` of the 1 GiB, 25 % populated file, from the call to its return, "
+                  "lazy and eager; then one touch of the guest mapping at the top of the memory (the "
+                  "last the background fill reaches).  This is the library's call, not gmem-vmm's "
+                  "time to the guest's first instruction: the VMM has no `--restore` yet.", ""]
+        parts.append(table(["lazy, ms", "eager, ms", "lazy ÷ eager", "first touch after the lazy one, µs"],
+                           [[f"{r['lazy_ms']:,.2f}", f"{r['eager_ms']:,.1f}", f"{r['ratio']:.3f}",
+                             f"{r['first_touch_us']:,.1f}"]]))
+
+    if "snapshot_layer" in s:
+        r = s["snapshot_layer"][0]
+        parts += ["", "### Snapshots: a layer beside a full save", "",
+                  f"Command: `gmem-bench --only snapshot_layer --figures-only`: tracking started, a "
+                  f"full save, {r['pages_written']:,} random 4 KiB pages (1 % of the object) among the "
+                  "populated ones written through a view, then a `GMEM_SAVE_DIRTY` layer.", ""]
+        parts.append(table(["layer", "full save", "layer, ms", "full save, ms", "layer ÷ full"],
+                           [[human_bytes(r["layer_bytes"]), human_bytes(r["full_bytes"]),
+                             f"{r['layer_ms']:,.1f}", f"{r['full_ms']:,.1f}", f"{r['ratio']:.3f}"]]))
     return "\n".join(parts)
 
 

@@ -13,7 +13,9 @@
  * memory - a view's fault, gmem_read() and gmem_write(), a discard, a
  * collapse - fill first.  Fills take l->mu alone, below g->lock: the
  * fault thread fills holding g->lock shared, the background thread holds
- * nothing else.
+ * nothing else.  The background thread holds l->mu from unit to unit, but
+ * gives it up between two to anyone waiting for it (lazy_mu_lock()): a
+ * fault waits for one unit at most, not for the whole file.
  *
  * Units: a page on shmem, its record's run of pages at a time; a whole
  * huge page on THP and hugetlbfs.  A THP block is filled whole with 4 KiB
@@ -30,6 +32,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,7 +57,8 @@ struct lazy {
 	uint32_t *rec_of; /* per page: index into recs + 1; 0: a hole */
 
 	pthread_mutex_t mu; /* everything below */
-	pthread_cond_t cv;  /* done, or a fault for the filler to start near */
+	pthread_cond_t cv;  /* done, or a fault for the filler to start near; waiting back to 0 */
+	_Atomic unsigned int waiting; /* threads but the filler about to take mu */
 	uint64_t *filled;   /* a bit a page: its contents are settled */
 	uint64_t *bad;      /* a bit a page: its record did not check */
 	uint64_t *merge;    /* THP: a bit a block filled with data, to merge (the filler does) */
@@ -70,6 +74,18 @@ struct lazy {
 	char *rec_buf;      /* the record last read, checked */
 	size_t rec_cached;  /* its index + 1, or 0 */
 };
+
+/*
+ * l->mu for anyone but the filler, which lets those waiting for it go
+ * first between two units (filler_main()).
+ */
+static void lazy_mu_lock(struct lazy *l)
+{
+	atomic_fetch_add_explicit(&l->waiting, 1, memory_order_relaxed);
+	pthread_mutex_lock(&l->mu);
+	if (atomic_fetch_sub_explicit(&l->waiting, 1, memory_order_relaxed) == 1)
+		pthread_cond_broadcast(&l->cv);
+}
 
 static bool test_bit(const uint64_t *b, uint64_t p)
 {
@@ -355,7 +371,7 @@ int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
 		first &= ~((g->b.align >> PAGE_SHIFT) - 1);
 		end = (end + (g->b.align >> PAGE_SHIFT) - 1) & ~((g->b.align >> PAGE_SHIFT) - 1);
 	}
-	pthread_mutex_lock(&l->mu);
+	lazy_mu_lock(l);
 	err = fill_locked(g, first, end, allocate);
 	l->hint = end;
 	pthread_mutex_unlock(&l->mu);
@@ -384,7 +400,7 @@ int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
 
 	if (!lazy_active(g))
 		return 0;
-	pthread_mutex_lock(&l->mu);
+	lazy_mu_lock(l);
 	/* hugetlbfs zeroes part of a huge page in place: the rest must be there */
 	if (g->b.hugetlb && first % bp)
 		err = fill_locked(g, first & ~(bp - 1), (first & ~(bp - 1)) + bp, false);
@@ -409,7 +425,7 @@ static void finish(struct gmem *g)
 {
 	struct lazy *l = g->lazy;
 
-	pthread_mutex_lock(&l->mu);
+	lazy_mu_lock(l);
 	if (l->err) {
 		l->done = true;
 		pthread_cond_broadcast(&l->cv);
@@ -423,7 +439,7 @@ static void finish(struct gmem *g)
 	unlock(g);
 	/* faults that raced the unregistration: answered by the kernel now */
 	uffd_wake(g->uffd, (uintptr_t)g->b.guest, g->b.size);
-	pthread_mutex_lock(&l->mu);
+	lazy_mu_lock(l);
 	l->done = true;
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
@@ -482,6 +498,12 @@ static void *filler_main(void *arg)
 
 		if (p >= g->npages)
 			break;
+		/* a fault (or anyone) waiting for mu goes first: one unit at most */
+		if (atomic_load_explicit(&l->waiting, memory_order_relaxed)) {
+			while (atomic_load_explicit(&l->waiting, memory_order_relaxed) && !l->stop)
+				pthread_cond_wait(&l->cv, &l->mu);
+			continue; /* the page may be filled now */
+		}
 		unit_of(g, p, &s, &e);
 		if (fill_unit(g, s, e, &copied) && !test_bit(l->filled, p)) {
 			/* not a record's fault (no memory?): a moment, then again */
@@ -544,7 +566,7 @@ int lazy_wait(struct gmem *g, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&l->mu);
+	lazy_mu_lock(l);
 	while (!l->done && !err) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&l->cv, &l->mu);
@@ -564,7 +586,7 @@ void lazy_fini(struct gmem *g)
 	if (!l)
 		return;
 	if (l->thread_started) {
-		pthread_mutex_lock(&l->mu);
+		lazy_mu_lock(l);
 		l->stop = true;
 		pthread_cond_broadcast(&l->cv);
 		pthread_mutex_unlock(&l->mu);
@@ -577,7 +599,7 @@ void lazy_fini(struct gmem *g)
 void lazy_lock(struct gmem *g)
 {
 	if (g->lazy)
-		pthread_mutex_lock(&g->lazy->mu);
+		lazy_mu_lock(g->lazy);
 }
 
 void lazy_unlock(struct gmem *g)

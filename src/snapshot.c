@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -58,6 +59,8 @@ struct writer {
 	/* hugetlbfs: huge pages found so far, and how many the file has */
 	uint64_t huge_found, huge_total;
 	unsigned char *vec; /* mincore() of one huge page */
+	/* shmem: the stretch of data the last lseek()s found, [data_s, data_e) */
+	uint64_t data_s, data_e;
 };
 
 static int write_all(int fd, const void *p, size_t len)
@@ -73,6 +76,33 @@ static int write_all(int fd, const void *p, size_t len)
 			return -errno;
 		c += n;
 		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The record's header and payload: one system call (a layer's records are often one page). */
+static int write_record(int fd, const struct snap_record *r, const void *payload, size_t len)
+{
+	struct iovec iov[2] = { { (void *)r, sizeof(*r) }, { (void *)payload, len } };
+	struct iovec *v = iov;
+	int n = len ? 2 : 1;
+
+	while (n) {
+		ssize_t k = writev(fd, v, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		while (n && (size_t)k >= v->iov_len) {
+			k -= (ssize_t)v->iov_len;
+			v++;
+			n--;
+		}
+		if (n) {
+			v->iov_base = (char *)v->iov_base + k;
+			v->iov_len -= (size_t)k;
+		}
 	}
 	return 0;
 }
@@ -93,9 +123,7 @@ static int put_record(struct writer *w, uint32_t type, uint64_t first, uint64_t 
 	int err;
 
 	r.hash = record_hash(w->id, w->index, &r, payload, len);
-	err = write_all(w->fd, &r, sizeof(r));
-	if (!err && len)
-		err = write_all(w->fd, payload, len);
+	err = write_record(w->fd, &r, payload, len);
 	if (!err)
 		w->index++;
 	return err;
@@ -206,6 +234,12 @@ static int next_data(struct writer *w, uint64_t from, uint64_t end, uint64_t *s,
 		}
 		return 0;
 	}
+	if (from >= w->data_s && from < w->data_e) {
+		/* in the stretch found last (a layer's runs are often in one) */
+		*s = from;
+		*e = w->data_e < end ? w->data_e : end;
+		return 0;
+	}
 	d = lseek(b->fd, (off_t)(from << PAGE_SHIFT), SEEK_DATA);
 	if (d < 0)
 		return errno == ENXIO ? 0 : -errno;
@@ -214,8 +248,8 @@ static int next_data(struct writer *w, uint64_t from, uint64_t end, uint64_t *s,
 		return -errno;
 	if ((uint64_t)d >> PAGE_SHIFT >= end)
 		return 0;
-	*s = (uint64_t)d >> PAGE_SHIFT;
-	*e = ((uint64_t)h + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;
+	*s = w->data_s = (uint64_t)d >> PAGE_SHIFT;
+	*e = w->data_e = ((uint64_t)h + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;
 	*e = *e < end ? *e : end;
 	return 0;
 }

@@ -626,9 +626,12 @@ TEST(lazy_restore_private_pages_refused_through_views)
 }
 
 /*
- * A data record corrupt where a lazy restore does not look until it fills
- * its pages: they are never filled with it - a touch is SIGBUS, a copy -EBADMSG, a view's
- * touch refused - and the wait reports it; the other pages are whole.
+ * A data record that rots where the restore does not read it: its pages
+ * are never filled with it - a touch is SIGBUS, a copy -EBADMSG, a view's
+ * touch refused - and the wait reports it; the other pages are whole.  A
+ * lazy restore reads a data record's header and steps over its payload,
+ * so the payload rots before the restore: after it, the background fill
+ * may have used the record already (on shmem it takes microseconds).
  */
 TEST(lazy_restore_corrupt_record_refused_on_touch)
 {
@@ -638,7 +641,7 @@ TEST(lazy_restore_corrupt_record_refused_on_touch)
 	uint64_t size;
 
 	CHECK_OK(gmem_save(g, fd, 0));
-	/* the last data record's last byte, just before the end record: read only when filled */
+	/* the last data record's last byte, just before the end record */
 	size = file_size(fd);
 	CHECK(pread(fd, &x, 1, (off_t)(size - 33)) == 1);
 	x ^= 1;
