@@ -21,7 +21,9 @@
  * library is recorded the same way; one the process unmaps behind its back
  * takes its entries before the library hears of it, so all of its pages
  * are.  gmem_write() and gmem_discard() (a discard's zeroing is a write)
- * record theirs.  A collect reports the scans and the record together, and
+ * record theirs.  I/O under a pin writes through the kernel's own reference
+ * (a registered buffer), which no entry shows: a pinned page counts as
+ * written, and its release records it (pin.c).  A collect reports the scans and the record together, and
  * clears both.
  *
  * No write is missed: a write either lands before a scan's visit of its
@@ -328,7 +330,8 @@ int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t len, uint64
 				   ? atomic_exchange(&g->track_all, false)
 				   : atomic_load(&g->track_all);
 
-		pages_take(g, b.first, b.end, PW_WRITTEN, peek, bitmap);
+		/* a pinned page may be written by the I/O holding it at any moment (pin.c) */
+		pages_take(g, b.first, b.end, PW_WRITTEN, PW_COUNTS, peek, bitmap);
 		if (all)
 			bits_set(bitmap, 0, b.end - b.first);
 	}
