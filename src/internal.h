@@ -362,6 +362,12 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict);
 bool views_wait_records(struct gmem *g, struct timespec *deadline);
 /* The kernel unmapped [first, end) from every view itself (a zap, a hole punch). */
 void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
+/*
+ * Tracking writes, write-protect [first, end) of every view again after the
+ * kernel emptied its entries (a hole punch): an empty entry reads as
+ * written (track.c).  g->lock exclusive.
+ */
+void views_protect_again(struct gmem *g, uint64_t first, uint64_t end);
 /* Clear refusal marks over [first, end); strict: see views_zap(). */
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end, bool strict);
 /*

@@ -241,14 +241,30 @@ static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotec
 	int err = 0;
 
 	b->view = true;
-	b->reprotect = reprotect;
 	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));) {
 		b->base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
+		b->reprotect = reprotect;
 		err = pagemap_written(g->track_pm, b->base + (s << PAGE_SHIFT),
 				      b->base + (e << PAGE_SHIFT), reprotect, bitmap_run, b);
+		/*
+		 * The kernel reads an empty hugetlbfs entry as not written
+		 * (fs/proc/task_mmu.c, pagemap_hugetlb_category(); a 4 KiB one
+		 * as written), and a zap the process makes behind the
+		 * library's back (MADV_DONTNEED) empties a written entry - a
+		 * write-protected one keeps a marker.  The library leaves no
+		 * entry of a tracked view empty (a zap or a punch is protected
+		 * again), so an empty one was written: reported every time,
+		 * until a touch maps the page again (it is recorded then).
+		 */
+		if (!err && g->b.hugetlb) {
+			b->reprotect = false; /* none is protected: each collect finds its own */
+			err = pagemap_empty(g->track_pm, b->base + (s << PAGE_SHIFT),
+					    b->base + (e << PAGE_SHIFT), bitmap_run, b);
+		}
 		if (err && reprotect)
 			track_mark(g, s, e);
 	}
+	b->reprotect = reprotect;
 	if (!err && g->track_guest) {
 		b->view = false;
 		b->base = (uintptr_t)g->b.guest;

@@ -226,6 +226,44 @@ TEST(writes_survive_refusals_cleared)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/*
+ * The process zaps a view's entries behind the library's back
+ * (MADV_DONTNEED): a written entry goes empty, a protected one keeps its
+ * marker.  The kernel reads an empty 4 KiB entry as written, an empty
+ * hugetlbfs one as not (fs/proc/task_mmu.c): the write is reported all the
+ * same, before any touch maps the page again - and after one.  A discard
+ * empties entries too, and leaves none behind that a collect would report
+ * again and again.
+ */
+TEST(writes_survive_zaps_behind_the_librarys_back)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+	volatile char x = v[2 * U];
+
+	(void)x;
+	start(g, 0);
+	v[U] = 1;
+	CHECK_OK(madvise(v, 8 * U, MADV_DONTNEED));
+	CHECK(collect(g, b, 0) >= (int64_t)(U / PS));
+	CHECK(bit(b, U / PS));
+	CHECK(!bit(b, 2 * U / PS)); /* read, protected: its marker stays */
+	v[3 * U] = 3;
+	CHECK_OK(madvise(v, 8 * U, MADV_DONTNEED));
+	v[3 * U + 1] = 4; /* mapped again */
+	CHECK(collect(g, b, 0) >= (int64_t)(U / PS));
+	CHECK(bit(b, 3 * U / PS));
+	x = v[U]; /* mapped again: reported no more */
+	collect(g, b, 0);
+	v[5 * U] = 5;
+	CHECK_OK(gmem_discard(g, 5 * U, U));
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK_EQ(collect(g, b, 0), 0);
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
 /* gmem_write() and gmem_discard() write; gmem_read() does not. */
 TEST(copies_and_discards_reported)
 {
