@@ -37,7 +37,9 @@
  *    at its new address, and a touch of what no view covers any more (a
  *    part a view was grown by) gets SIGBUS.  Undoing MADV_DONTFORK and
  *    forking gives the child copies of views whose every touch is SIGBUS
- *    (when the process has CAP_SYS_PTRACE; otherwise outside the model).
+ *    (when the process has CAP_SYS_PTRACE and is not tracking writes, whose
+ *    registration makes the kernel copy a view's entries into the child;
+ *    otherwise outside the model).
  *    Views are MADV_NOHUGEPAGE: MADV_COLLAPSE on one is refused.  Outside
  *    the model: MADV_HUGEPAGE or remap_file_pages() on a view, MADV_REMOVE
  *    through one (it destroys guest memory, though it reads nothing), and
