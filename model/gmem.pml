@@ -346,7 +346,7 @@ inline complete_locked(cf, ce, done)
  * pages its drop left idle and completing what the drop finished.  own:
  * the pages whose pin the caller held (the rest were speculative raises).
  * Ends the pinner: its last step is the release's last.
- * C: src/pin.c release() #3d12b162
+ * C: src/pin.c release() #bfc145af
  * C: src/pin.c release_fast() #df08776a
  */
 #define DROP(p) if :: longterm -> lc[p]-- :: else -> sc[p]-- fi; \
@@ -509,7 +509,7 @@ proctype toucher(byte p1, p2)
  * guards a conversion on hugetlbfs, whose zap of a whole huge page must
  * see every pin on it (to_private_huge(): not modelled apart, it is this
  * protocol with a state change in place of the punch).
- * C: src/discard.c gmem_discard() #479c586a
+ * C: src/discard.c gmem_discard() #fccff4c8
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
  * C: src/convert.c to_private_huge() #9286b0fc
