@@ -38,7 +38,14 @@
  * touch other variables or commute with it); under g->lock exclusive,
  * steps are split exactly where lock-free actors (pins, unpins, host
  * accesses) could observe the difference: each word's publish and check,
- * each zap, each undeny.
+ * each zap, each undeny.  With tracking a collect holds g->lock shared
+ * across steps, one a page; a fault's record-then-map stays one step
+ * (split, its middle state - recorded, the entry as it was - only lets a
+ * collect find the write in both places), and so does a zap's record,
+ * zap and protection again (a write after the record lands on a page
+ * recorded already, one after the zap faults and waits for the lock),
+ * except where the record makes pin words a pin could find before the
+ * state changes: the commit of a conversion to private.
  *
  * Failing zaps.  -DZAPFAIL lets the kernel refuse any zap a release or a
  * completion makes (the one the C must survive: a completion then must
