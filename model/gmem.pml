@@ -642,11 +642,11 @@ proctype toucher(byte p1, p2)
  * step (PM_SCAN_WP_MATCHING; a private page's entry is a refusal's mark,
  * never reported), then each page's record taken (an atomic
  * fetch-and-clear).
- * C: src/track.c gmem_track_collect() #5f76332e
- * C: src/track.c collect_scans() #7867f33a
+ * C: src/track.c gmem_track_collect() #a39c814b
+ * C: src/track.c collect_scans() #bb1efa3d
  * C: src/track.c bitmap_run() #da51975b
- * C: src/pin.c pages_take() #8fa21e0d
- * C: src/os/pagemap.c pagemap_written() #a001bb70
+ * C: src/pin.c pages_take() #a6861ad1
+ * C: src/os/pagemap.c pagemap_written() #acdcd11c
  *
  * What it must report (the ghost written[]): every page written before the
  * collect's first step on that page; a write landing between its first
