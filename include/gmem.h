@@ -37,7 +37,9 @@
  *    at its new address, and a touch of what no view covers any more (a
  *    part a view was grown by) gets SIGBUS.  Undoing MADV_DONTFORK and
  *    forking gives the child copies of views whose every touch is SIGBUS
- *    (when the process has CAP_SYS_PTRACE; otherwise outside the model).
+ *    (when the process has CAP_SYS_PTRACE and is not tracking writes, whose
+ *    registration makes the kernel copy a view's entries into the child;
+ *    otherwise outside the model).
  *    Views are MADV_NOHUGEPAGE: MADV_COLLAPSE on one is refused.  Outside
  *    the model: MADV_HUGEPAGE or remap_file_pages() on a view, MADV_REMOVE
  *    through one (it destroys guest memory, though it reads nothing), and
@@ -393,8 +395,10 @@ GMEM_API int gmem_collapse(struct gmem *g, uint64_t offset, uint64_t len, uint64
  * collects (a write racing a collect is reported by it or the next).  A
  * page may be reported that was not written (false positives): a view the
  * process unmapped behind the library's back counts all its pages written,
- * hugetlbfs reports whole huge pages, and a discard or fresh-private
- * conversion rewrites pages.  A read through a view is not a write.
+ * hugetlbfs reports whole huge pages, a discard or fresh-private
+ * conversion rewrites pages, and a pinned page (gmem_pin(): I/O may write
+ * it through the kernel's own reference) counts as written while pinned
+ * and once after its release.  A read through a view is not a write.
  * Private pages stay unreadable to views throughout.  Tracking the guest
  * mapping splits the huge mappings of a THP guest mapping into 4 KiB ones
  * while it lasts (gmem_collapse() merges them after gmem_track_stop()).

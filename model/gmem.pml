@@ -38,7 +38,14 @@
  * touch other variables or commute with it); under g->lock exclusive,
  * steps are split exactly where lock-free actors (pins, unpins, host
  * accesses) could observe the difference: each word's publish and check,
- * each zap, each undeny.
+ * each zap, each undeny.  With tracking a collect holds g->lock shared
+ * across steps, one a page; a fault's record-then-map stays one step
+ * (split, its middle state - recorded, the entry as it was - only lets a
+ * collect find the write in both places), and so does a zap's record,
+ * zap and protection again (a write after the record lands on a page
+ * recorded already, one after the zap faults and waits for the lock),
+ * except where the record makes pin words a pin could find before the
+ * state changes: the commit of a conversion to private.
  *
  * Failing zaps.  -DZAPFAIL lets the kernel refuse any zap a release or a
  * completion makes (the one the C must survive: a completion then must
@@ -46,11 +53,43 @@
  * maps a private page"; -DIGNOREZAP commits anyway, as the first version
  * did, and must break it.
  *
+ * Write tracking.  -DTRACK adds it (docs/DESIGN.md, "Write tracking"):
+ * the view's entries are write-protected in the kernel's asynchronous
+ * mode, every touch is a write, and a collector and the kernel join the
+ * cast.  Per page, whether the view's entry reads written (a write lifts
+ * the protection; the fault thread maps write-protected; a collect's scan
+ * reports and protects again in one step; a zap takes the entry and the
+ * range is protected again after it; the kernel may take an entry behind
+ * the library's back, which then reads written if it was, until the page
+ * faults again), and the library's own record (PW_WRITTEN, in the pin
+ * word, which recording makes): every page a zap takes that the view may
+ * map, every discard, every page that faults again while the view is
+ * marked as mapping it.  A ghost bit per page says "written, not yet
+ * reported"; a collect must report every page written before its first
+ * step on the page, and a write that lands while it works on the page is
+ * either reported by it or left for the next; once every actor is done,
+ * a collect would report every page still owed.  -DMUTANT_NORECORD drops
+ * the zap's record, -DMUTANT_SPLITSCAN reads the written entries and
+ * protects them again in a second step, -DMUTANT_TAKEFIRST takes the
+ * records before the scans: each must lose a write.  -DNOPUBLISH
+ * converts pages no pin ever held without a transit, as conversions did
+ * before tracking made the zap's record make pin words: a first pin finds
+ * such a word without the lock and must break invariant 2.
+ *
  * Not modelled: allocation and other syscall failure (the fuzzer's fault
  * injection covers them), strict views (a check under the exclusive
  * lock), several views (each is zapped and undenied in the same lock hold,
  * the same way), the rwlock's writer preference (nobody waits for anything
- * while holding g->lock shared, so it cannot add a deadlock).
+ * while holding g->lock shared, so it cannot add a deadlock).  Of
+ * tracking: its start and stop (exclusive, before and after everything
+ * here), peeking collects (they clear nothing), collects that fail (they
+ * record what they protected again), two collects at once (each write
+ * goes to one of them), gmem_write() (a record after its copy, as a
+ * discard's, but under the lock shared: the fetch-or and the collect's
+ * fetch-and-clear are ordered either way), the guest mapping (no zap
+ * takes its entries but a discard's, which records them), hugetlbfs
+ * (scanned and recorded a huge page whole: more pages, the same steps),
+ * and views unmapped (recorded whole before they go).
  *
  * Checked (../../shared/DESIGN.md's invariants; docs/VERIFY.md):
  *  1. whenever g->lock is free, no PTE maps a private page or an unpinned
@@ -62,6 +101,10 @@
  *  4, 5. contents and the guest mapping: no conversion step touches them
  *     (the model has no such step, as convert.c has no such call; zaps drop
  *     page-table entries, never contents), so they are not variables here;
+ *  6. with -DTRACK, no write is lost: at every moment each page written
+ *     and not yet reported is where the next collect looks (its view entry
+ *     reads written and it is not private, or its record is set), and a
+ *     collect reports every page written before its first step on the page;
  * and: each deferred conversion ends (completes or is cancelled) exactly
  * once, its callback runs with no lock held; every actor finishes (no
  * deadlock; with -DNOTIMEOUT a WAIT returns only when its pins drop, so a
@@ -108,15 +151,33 @@
 #else
 #define TOUCHER 0
 #endif
-#define NACTORS (CONVERTERS + PINNERS + TOUCHER + DISCARDER)
+#ifndef COLLECTOR
+#define COLLECTOR 0
+#endif
+#ifndef RECLAIM
+#define RECLAIM 0
+#endif
+#ifndef TRACK
+#undef COLLECTOR
+#define COLLECTOR 0
+#undef RECLAIM
+#define RECLAIM 0
+#endif
+#define NACTORS (CONVERTERS + PINNERS + TOUCHER + DISCARDER + COLLECTOR + RECLAIM)
 
 /* ---- g->lock (the kernel's invalidate_lock); shared holders are single steps ---- */
 bool writer;
 byte owner = NONE; /* ghost: the pid holding it exclusive */
+#ifdef TRACK
+byte rd; /* holders of it shared across steps: a collect */
+#define NO_READER (rd == 0)
+#else
+#define NO_READER 1
+#endif
 
 inline wrlock()
 {
-	atomic { !writer -> writer = 1; owner = _pid }
+	atomic { !writer && NO_READER -> writer = 1; owner = _pid }
 }
 inline wrunlock()
 {
@@ -185,6 +246,47 @@ byte ids;      /* ghost: deferred conversions made */
 byte reported; /* ghost: one bit per deferred conversion whose callback ran */
 byte finished;
 
+/* ---- write tracking (-DTRACK) ---- */
+#ifdef TRACK
+bool wr[NP];      /* the view's entry reads written: not write-protected (or empty after a write) */
+bool rec[NP];     /* the library's record: PW_WRITTEN in the page's pin word */
+bool written[NP]; /* ghost: written, and owed to a collect (see collector()) */
+
+/*
+ * Record page p as written: its pin word made (from the run map) if it
+ * has none, then the bit.
+ * C: src/track.c track_mark() #1333acfd
+ * C: src/pin.c pages_mark() #56156f8f
+ */
+#define RECORD(p) if :: !leaf[p] -> leaf[p] = 1; ws[p] = st[p] :: else fi; rec[p] = 1
+/*
+ * What a zap takes that the view may map counts as written, before the
+ * zap; the range is protected again after it.
+ * C: src/view.c track_mapped() #c6f746cb
+ * C: src/track.c track_after_zap() #7d305cbf
+ */
+#ifdef MUTANT_NORECORD
+#define ZAP_RECORD(p) skip
+#else
+#define ZAP_RECORD(p) RECORD(p)
+#endif
+#define REPROTECT(p) wr[p] = 0
+/* A write through the view's entry: it lifts the protection. */
+#define WRITE(p) wr[p] = 1; written[p] = 1
+/*
+ * The fault thread maps write-protected (UFFDIO_CONTINUE_MODE_WP); a page
+ * the view was marked as mapping faults only if the kernel took its entry,
+ * maybe written: it counts as written first.
+ * C: src/fault.c map_around() #a06d0f98
+ */
+#define REFAULT(p) if :: mapped[p] -> RECORD(p) :: else fi
+#define MAP_WP(p) wr[p] = 0
+#else
+#define WRITE(p) skip
+#define REFAULT(p) skip
+#define MAP_WP(p) skip
+#endif
+
 #define IN(p, f, e) ((p) >= (f) && (p) < (e))
 #define COUNTS(p) (sc[p] + lc[p])
 /* Invariant 1 at page p: gmem_audit()'s check. */
@@ -196,7 +298,11 @@ byte finished;
  * C: src/view.c views_zap() #250257dc
  * C: src/view.c zap_view() #09ff86de
  */
+#ifdef TRACK
+#define ZAP_PAGE(p) ZAP_RECORD(p); pte[p] = 0; marker[p] = 0; mapped[p] = 0; REPROTECT(p)
+#else
 #define ZAP_PAGE(p) pte[p] = 0; marker[p] = 0; mapped[p] = 0
+#endif
 #define ZAP_BODY(f, e) if \
 	:: IN(0, f, e) && IN(1, f, e) && mapped[0] && mapped[1] -> ZAP_PAGE(0); ZAP_PAGE(1) \
 	:: else -> \
@@ -208,8 +314,15 @@ inline views_zap(f, e)
 	d_step { ZAP_BODY(f, e) }
 }
 
-/* C: src/view.c views_undeny() #5cc64d74 */
+/* Tracking, what the view may map of the marked run counts as written first.
+ * C: src/view.c views_undeny() #5cc64d74
+ * C: src/view.c undeny_run() #ee68f59c */
+#ifdef TRACK
+#define UNDENY_PAGE(p) if :: mapped[p] -> ZAP_RECORD(p) :: else fi; \
+	pte[p] = 0; marker[p] = 0; denied[p] = 0; REPROTECT(p)
+#else
 #define UNDENY_PAGE(p) pte[p] = 0; marker[p] = 0; denied[p] = 0
+#endif
 #define UNDENY_BODY(f, e) \
 	if :: IN(0, f, e) && denied[0] -> UNDENY_PAGE(0) :: else fi; \
 	if :: IN(1, f, e) && denied[1] -> UNDENY_PAGE(1) :: else fi
@@ -346,7 +459,7 @@ inline complete_locked(cf, ce, done)
  * pages its drop left idle and completing what the drop finished.  own:
  * the pages whose pin the caller held (the rest were speculative raises).
  * Ends the pinner: its last step is the release's last.
- * C: src/pin.c release() #3d12b162
+ * C: src/pin.c release() #bfc145af
  * C: src/pin.c release_fast() #df08776a
  */
 #define DROP(p) if :: longterm -> lc[p]-- :: else -> sc[p]-- fi; \
@@ -416,7 +529,11 @@ inline release(rf, re, longterm)
 inline touch(p, mine)
 {
 	do
+#ifdef TRACK
+	:: atomic { !parked && pte[p] -> assert(st[p] != PRIVATE); WRITE(p) }; break /* the access: a write */
+#else
 	:: atomic { !parked && pte[p] -> assert(st[p] != PRIVATE) }; break /* the access */
+#endif
 	:: atomic { !parked && !pte[p] && marker[p] ->
 		assert(st[p] != SHARED); /* refused: only a page not shared */
 		assert(!mine)            /* pinned I/O is never refused */
@@ -428,15 +545,30 @@ inline touch(p, mine)
 			/* fault-around: the faulting page's run, minus what the view maps */
 			/* C: src/fault.c map_window() #96005a70
 			 * C: src/view.c view_mark_mapped() #4a5ccb6b */
+#ifdef TRACK
+			/* write-protected; a marked page that faulted counts as written first */
+			if
+			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1; MAP_WP(1 - p)
+			:: else /* a marked page that faulted anyway (reclaimed): it alone */
+			fi;
+			REFAULT(p);
+			mapped[p] = 1; pte[p] = 1; MAP_WP(p)
+#else
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1
 			:: else /* a marked page that faulted anyway (reclaimed): it alone */
 			fi;
 			mapped[p] = 1; pte[p] = 1
+#endif
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
 			/* C: src/fault.c handle_fault() #37f91307 */
+#ifdef TRACK
+			REFAULT(p);
+			mapped[p] = 1; pte[p] = 1; MAP_WP(p)
+#else
 			mapped[p] = 1; pte[p] = 1
+#endif
 #ifndef NOPARK
 		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
 			/* C: src/fault.c handle_fault() #37f91307 */
@@ -501,6 +633,92 @@ proctype toucher(byte p1, p2)
 	finished++
 }
 
+#ifdef TRACK
+/*
+ * gmem_track_collect() of [f, e), not peeking, with g->lock held shared
+ * throughout (so no conversion, discard or unpin in transit runs beside
+ * it; writers, pins and the fault thread do): PAGEMAP_SCAN over the view,
+ * which reports each page's written entry and protects it again in one
+ * step (PM_SCAN_WP_MATCHING; a private page's entry is a refusal's mark,
+ * never reported), then each page's record taken (an atomic
+ * fetch-and-clear).
+ * C: src/track.c gmem_track_collect() #a39c814b
+ * C: src/track.c collect_scans() #bb1efa3d
+ * C: src/track.c bitmap_run() #da51975b
+ * C: src/pin.c pages_take() #a6861ad1
+ * C: src/os/pagemap.c pagemap_written() #acdcd11c
+ *
+ * What it must report (the ghost written[]): every page written before the
+ * collect's first step on that page; a write landing between its first
+ * and last step on a page may be reported by it or left for the next
+ * collect (then the next owes it: put back in written[] unless this one
+ * reported the page); a write after its last step on the page is the
+ * next collect's.
+ */
+#define FIRST(p) if :: written[p] -> owed = owed | (1 << (p)); written[p] = 0 :: else fi
+#define LAST(p) if :: written[p] -> either = either | (1 << (p)); written[p] = 0 :: else fi
+#define SCAN_READ(p) if :: wr[p] && st[p] != PRIVATE -> told = told | (1 << (p)) :: else fi
+#define TAKE(p) if :: leaf[p] && rec[p] -> told = told | (1 << (p)); rec[p] = 0 :: else fi
+#ifndef MUTANT_TAKEFIRST
+#ifndef MUTANT_SPLITSCAN
+/* scan and protect again in one step: the kernel does it entry by entry under its lock */
+#define SCANS(p) atomic { FIRST(p); SCAN_READ(p); REPROTECT(p) }
+#else
+/* read the written entries, then protect them again: a write between is lost */
+#define SCANS(p) atomic { FIRST(p); SCAN_READ(p) }
+#endif
+#define TAKES(p) atomic { LAST(p); TAKE(p) }
+#else
+/* the records taken before the scans */
+#define TAKES(p) atomic { FIRST(p); TAKE(p) }
+#define SCANS(p) atomic { LAST(p); SCAN_READ(p); REPROTECT(p) }
+#endif
+proctype collector(byte f, e)
+{
+	byte owed, either, told;
+
+	atomic { !writer -> rd++ }; /* views_lock(g, false) */
+#ifndef MUTANT_TAKEFIRST
+	SCANS(f);
+	if :: f + 1 < e -> SCANS(f + 1) :: else fi;
+#ifdef MUTANT_SPLITSCAN
+	atomic { REPROTECT(f); if :: f + 1 < e -> REPROTECT(f + 1) :: else fi };
+#endif
+	TAKES(f);
+	if :: f + 1 < e -> TAKES(f + 1) :: else fi;
+#else
+	TAKES(f);
+	if :: f + 1 < e -> TAKES(f + 1) :: else fi;
+	SCANS(f);
+	if :: f + 1 < e -> SCANS(f + 1) :: else fi;
+#endif
+	atomic {
+		rd--;
+		assert((owed & ~told) == 0); /* no write before it began is missed */
+		if :: (either & 1) && !(told & 1) -> written[0] = 1 :: else fi;
+		if :: (either & 2) && !(told & 2) -> written[1] = 1 :: else fi;
+		owed = 0; either = 0; told = 0;
+		finished++
+	}
+}
+
+/*
+ * The kernel takes a view's entry behind the library's back (reclaim, a
+ * THP split by a discard, or merged by a collapse), once: a write-protected
+ * entry leaves a marker, a written one an empty entry, which PAGEMAP_SCAN
+ * reports as written - either way wr[] stays - and the library's
+ * view->mapped still marks the page.
+ */
+proctype kernel()
+{
+	if
+	:: atomic { pte[0] -> pte[0] = 0; finished++ }
+	:: atomic { pte[1] -> pte[1] = 0; finished++ }
+	:: atomic { finished++ }
+	fi
+}
+#endif
+
 /*
  * gmem_discard(): hold pins off the words (publish), learning their pins
  * in the same step (check; the model takes two steps, which is weaker),
@@ -509,11 +727,16 @@ proctype toucher(byte p1, p2)
  * guards a conversion on hugetlbfs, whose zap of a whole huge page must
  * see every pin on it (to_private_huge(): not modelled apart, it is this
  * protocol with a state change in place of the punch).
- * C: src/discard.c gmem_discard() #479c586a
+ * C: src/discard.c gmem_discard() #fccff4c8
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
  * C: src/convert.c to_private_huge() #9286b0fc
  */
+#ifdef TRACK
+#define DISCARD_RECORD(p) RECORD(p); written[p] = 1
+#else
+#define DISCARD_RECORD(p) skip
+#endif
 proctype discarder(byte f, e)
 {
 	byte zp;
@@ -529,10 +752,11 @@ proctype discarder(byte f, e)
 	od;
 	if
 	:: !pinned ->
-		/* every mapping loses the pages (markers stay); contents are zero */
+		/* every mapping loses the pages (markers stay); contents are zero:
+		 * tracking, a write the discard records */
 		d_step {
-			if :: IN(0, f, e) -> pte[0] = 0; mapped[0] = 0 :: else fi;
-			if :: IN(1, f, e) -> pte[1] = 0; mapped[1] = 0 :: else fi
+			if :: IN(0, f, e) -> pte[0] = 0; mapped[0] = 0; DISCARD_RECORD(0) :: else fi;
+			if :: IN(1, f, e) -> pte[1] = 0; mapped[1] = 0; DISCARD_RECORD(1) :: else fi
 		}
 	:: else
 	fi;
@@ -545,6 +769,11 @@ proctype discarder(byte f, e)
  * gmem_convert().
  * C: src/convert.c gmem_convert() #e1b19edb
  */
+#if defined(TRACK) && !defined(NOPUBLISH)
+#define TRACKING 1
+#else
+#define TRACKING 0
+#endif
 proctype converter(byte me; byte nops)
 {
 	byte f, e, to, flags, err, busy, slot, gen, n, b0, b1;
@@ -571,7 +800,7 @@ proctype converter(byte me; byte nops)
 		/* g->lock exclusive, once no waiting conversion overlaps the range
 		 * C: src/convert.c lock_range() #8a13195e */
 		do
-		:: atomic { !writer -> writer = 1; owner = _pid;
+		:: atomic { !writer && NO_READER -> writer = 1; owner = _pid;
 			waiting = (t_used[0] && t_mode[0] == F_WAIT && t_first[0] < e && f < t_end[0]) ||
 				  (t_used[1] && t_mode[1] == F_WAIT && t_first[1] < e && f < t_end[1]);
 			if :: waiting -> gen = transit_gen; owner = NONE; writer = 0 :: else fi };
@@ -626,11 +855,13 @@ proctype converter(byte me; byte nops)
 				if :: leaf[f] && ws[f] == PRIVATE -> ws[f] = SHARED :: else fi
 			};
 			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == PRIVATE -> ws[f + 1] = SHARED :: else fi }
-		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) ->
+		:: to == PRIVATE && !leaf[f] && !(f + 1 < e && leaf[f + 1]) && !TRACKING ->
 			/* no page was ever pinned, and none can be while we hold the lock
 			 * C: src/convert.c to_private() #42875ece */
 			skip
-		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1])) ->
+		:: to == PRIVATE && (leaf[f] || (f + 1 < e && leaf[f + 1]) || TRACKING) ->
+			/* (tracking: always, for the zap's record makes words that
+			 * a pin finds without the lock) */
 			/* publish CONVERTING, then settle with the pins it found
 			 * C: src/convert.c publish() #26b9a38f */
 			from_transit = 1;
@@ -675,7 +906,7 @@ proctype converter(byte me; byte nops)
 				   fi
 				od;
 				atomic { pin_waiters--; timedout = 0; waiting = 0; s1 = 0; s2 = 0; mu = 0 };
-				atomic { !writer -> writer = 1; owner = _pid; t_used[slot] = 0 };
+				atomic { !writer && NO_READER -> writer = 1; owner = _pid; t_used[slot] = 0 };
 				/* C: src/convert.c transit_gen_bump() #e8fd2803 */
 				atomic { !mu -> transit_gen++; broadcast(); SCAN(f, e) };
 				if
@@ -700,6 +931,14 @@ proctype converter(byte me; byte nops)
 			/* commit: zap (pinned pages may have been mapped for their I/O
 			 * during a WAIT), then PRIVATE
 			 * C: src/convert.c to_private() #42875ece */
+#ifdef TRACK
+			/* the zap's record first, a step of its own: it makes pin
+			 * words, which pins find without the lock */
+			d_step {
+				if :: IN(0, f, e) && mapped[0] -> ZAP_RECORD(0) :: else fi;
+				if :: IN(1, f, e) && mapped[1] -> ZAP_RECORD(1) :: else fi
+			};
+#endif
 			atomic {
 				ZAP_BODY(f, e);
 				assert(!IN(0, f, e) || held[0] == 0); /* invariant 2: nothing holds it */
@@ -708,9 +947,9 @@ proctype converter(byte me; byte nops)
 				:: from_transit -> RUNMAP(f, e, CONV, CONV, PRIVATE)
 				:: else -> RUNMAP(f, e, SHARED, SHARED, PRIVATE)
 				fi;
-				if :: leaf[f] && ws[f] == CONV -> ws[f] = PRIVATE :: else fi
+				if :: leaf[f] && ws[f] == (from_transit -> CONV : SHARED) -> ws[f] = PRIVATE :: else fi
 			};
-			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == CONV -> ws[f + 1] = PRIVATE :: else fi }
+			atomic { if :: f + 1 < e && leaf[f + 1] && ws[f + 1] == (from_transit -> CONV : SHARED) -> ws[f + 1] = PRIVATE :: else fi }
 		:: else
 		fi;
 
@@ -748,10 +987,18 @@ proctype converter(byte me; byte nops)
 #else
 #define MAPPED_OK(p) AUDIT_OK(p)
 #endif
+#ifdef TRACK
+/* A page written and owed to the next collect is where that collect looks:
+ * its view entry reads written (and it is not private), or it is recorded. */
+#define NOT_LOST(p) (!written[p] || (wr[p] && st[p] != PRIVATE) || (leaf[p] && rec[p]))
+#else
+#define NOT_LOST(p) 1
+#endif
 #define ALWAYS(p) ((writer || MAPPED_OK(p)) && \
 	(held[p] == 0 || st[p] != PRIVATE) && \
 	(!marker[p] || st[p] != SHARED) && \
-	(writer || !leaf[p] || ws[p] == st[p]))
+	(writer || !leaf[p] || ws[p] == st[p]) && \
+	NOT_LOST(p))
 active proctype monitor()
 {
 end:
@@ -761,6 +1008,8 @@ end:
 		assert(writer || !pte[1] || st[1] != PRIVATE);
 		assert(!marker[0] || st[0] != SHARED);
 		assert(!marker[1] || st[1] != SHARED);
+		assert(NOT_LOST(0));
+		assert(NOT_LOST(1));
 		assert(false)
 	}
 }
@@ -779,17 +1028,25 @@ inline final()
 		assert(st[1] != CONV || FAILED_HOLDS(0, 1) || FAILED_HOLDS(1, 1));
 		assert((!t_used[0] || t_mode[0] == F_FAILED) && (!t_used[1] || t_mode[1] == F_FAILED));
 		assert(reported == (1 << ids) - 1);
-		assert(!writer && !mu && pin_waiters == 0)
+		assert(!writer && !mu && pin_waiters == 0);
+#ifdef TRACK
+		/* no write lost: a collect now would report every page still owed */
+		assert(NOT_LOST(0) && NOT_LOST(1));
+		assert(rd == 0)
+#endif
 	}
 }
 
 /*
  * The cast (verify.sh checks several; every one exhaustively):
  *   CONVERTERS 1 or 2: the first makes NOPS conversions, the second one;
- *   PINNERS 1 or 2: the first short-term, the second either kind;
+ *   PINNERS 0..2: the first short-term, the second either kind;
  *   TOUCHES 0..2: host touches of pages chosen at will;
  *   DISCARDER 0 or 1;
- *   PLAIN: conversions without WAIT or DEFER.
+ *   PLAIN: conversions without WAIT or DEFER;
+ *   with TRACK, COLLECTOR 0 or 1: a collect of a range (and, once every
+ *   actor is done, what a last one would report); RECLAIM 0 or 1: the
+ *   kernel taking an entry.
  * Every actor's range (and the pages touched) is chosen at will too.
  */
 #define RANGE(f, e) if :: f = 0; e = 1 :: f = 1; e = 2 :: f = 0; e = 2 fi
@@ -805,7 +1062,9 @@ init {
 #if CONVERTERS > 1
 		run converter(1, 1);
 #endif
+#if PINNERS > 0
 		run pinner(f1, e1, 0);
+#endif
 #if PINNERS > 1
 		RANGE(f2, e2);
 		if :: lt = 0 :: lt = 1 fi;
@@ -821,6 +1080,13 @@ init {
 #if DISCARDER
 		RANGE(f3, e3);
 		run discarder(f3, e3);
+#endif
+#if COLLECTOR
+		RANGE(f3, e3);
+		run collector(f3, e3);
+#endif
+#if RECLAIM
+		run kernel();
 #endif
 		f1 = 0; e1 = 0; f2 = 0; e2 = 0; f3 = 0; e3 = 0; p1 = 0; p2 = 0; lt = 0
 	}

@@ -2,7 +2,7 @@
 # verify.sh - model-check gmem's conversion protocol (model/gmem.pml) with spin.
 #
 # Each run explores every interleaving of its cast (exhaustive search,
-# COLLAPSE compression: no state is approximated).  The mutant run must
+# COLLAPSE compression: no state is approximated).  The mutant runs must
 # find a counterexample.  Prints one line per run and, at the end,
 # "N passed, N failed"; exits non-zero on any failure.
 #
@@ -18,7 +18,13 @@ passed=0 failed=0
 # plain conversions only, so that what breaks first is invariant 2 itself
 # (a held pin on a page committed private) rather than the other face of
 # the same race (a deferred conversion that saw a pin that was already gone
-# and so is never completed), which the full cast finds first.
+# and so is never completed), which the full cast finds first.  The
+# tracking mutants run the casts of the tracking runs: no-record and
+# split-scan lose a write (a page still owed is nowhere a collect looks:
+# "written"), take-first misses one that a refault moved from the entry to
+# the record while the collect worked (the collect's own check: "owed"),
+# no-publish grants a first pin on a page the conversion then makes
+# private ("held").
 runs() {
 	cat <<-EOF
 	pins|-DNOPS=2 -DPINNERS=2 -DTOUCHES=0 -DDISCARDER=0|-DSAFETY|-m100000 -w26|pass
@@ -31,6 +37,13 @@ runs() {
 	no-park|-DNOPARK -DNOPS=2 -DPINNERS=1 -DTOUCHES=2 -DDISCARDER=0|-DSAFETY|-m100000 -w26|counterexample:marker
 	zap-fails|-DZAPFAIL -DNOPS=2 -DPINNERS=2 -DTOUCHES=0 -DDISCARDER=0|-DSAFETY|-m100000 -w26|pass
 	ignore-zap|-DZAPFAIL -DIGNOREZAP -DNOPS=2 -DPINNERS=1 -DTOUCHES=0 -DDISCARDER=0|-DSAFETY|-m100000 -w26|counterexample:pte
+	track|-DTRACK -DNOPS=2 -DPINNERS=1 -DTOUCHES=1 -DDISCARDER=0 -DCOLLECTOR=1|-DSAFETY|-m100000 -w26|pass
+	track-refault|-DTRACK -DPLAIN -DNOPS=2 -DPINNERS=0 -DTOUCHES=2 -DDISCARDER=1 -DCOLLECTOR=1 -DRECLAIM=1|-DSAFETY|-m100000 -w26|pass
+	track-pinned-refault|-DTRACK -DNOPS=1 -DPINNERS=1 -DTOUCHES=1 -DDISCARDER=0 -DCOLLECTOR=1 -DRECLAIM=1|-DSAFETY|-m100000 -w26|pass
+	no-record|-DTRACK -DMUTANT_NORECORD -DNOPS=2 -DPINNERS=1 -DTOUCHES=1 -DDISCARDER=0 -DCOLLECTOR=1|-DSAFETY|-m100000 -w26|counterexample:written
+	split-scan|-DTRACK -DMUTANT_SPLITSCAN -DNOPS=2 -DPINNERS=1 -DTOUCHES=1 -DDISCARDER=0 -DCOLLECTOR=1|-DSAFETY|-m100000 -w26|counterexample:written
+	take-first|-DTRACK -DMUTANT_TAKEFIRST -DPLAIN -DNOPS=2 -DPINNERS=0 -DTOUCHES=2 -DDISCARDER=1 -DCOLLECTOR=1 -DRECLAIM=1|-DSAFETY|-m100000 -w26|counterexample:owed
+	no-publish|-DTRACK -DNOPUBLISH -DNOPS=2 -DPINNERS=1 -DTOUCHES=1 -DDISCARDER=0 -DCOLLECTOR=1|-DSAFETY|-m100000 -w26|counterexample:held
 	EOF
 }
 

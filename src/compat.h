@@ -89,6 +89,7 @@ struct uffdio_move {
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 #define PAGE_IS_WRITTEN (1 << 1)
 #define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4) /* a swap entry or a marker */
 #define PAGE_IS_HUGE (1 << 6) /* a PMD or PUD entry (hugetlb: every entry, present or not) */
 struct page_region {
 	__u64 start;

@@ -29,6 +29,7 @@ static int discard_huge(struct gmem *g, uint64_t first, uint64_t end)
 	if (ws >= we)
 		return 0;
 	views_forget_mapped(g, ws, we); /* the punch unmapped them everywhere */
+	views_protect_again(g, ws, we);
 	err = backing_allocate(&g->b, ws << PAGE_SHIFT, (we - ws) << PAGE_SHIFT);
 	return err == -ENOSPC ? -ENOMEM : sys_result(err);
 }
@@ -55,8 +56,10 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	}
 	if (!err && g->b.hugetlb)
 		err = discard_huge(g, first, end);
-	else if (!err)
+	else if (!err) {
 		views_forget_mapped(g, first, end); /* the punch unmapped them everywhere */
+		views_protect_again(g, first, end);
+	}
 	pins_release_hold(g, first, end);
 	unlock(g);
 	return err;

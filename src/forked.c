@@ -96,7 +96,12 @@ void forked_serve(struct gmem *g, int fd)
 			uint64_t unit = g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;
 			uintptr_t a = ev[i].addr & ~(uintptr_t)(unit - 1);
 
-			uffd_poison(fd, a, unit);
+			/*
+			 * Over a write-protect marker too: a fork while tracking
+			 * copies the parent's markers, which a poison will not
+			 * replace (EEXIST) - the child would fault for ever.
+			 */
+			uffd_poison_over_wp(fd, a, unit);
 			uffd_wake(fd, a, unit);
 			break;
 		}

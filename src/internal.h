@@ -338,12 +338,13 @@ bool pages_mark(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
 void pages_clear(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit);
 /*
  * Take bit from the pages of [first, end) that have it - clear it, unless
- * peek - and set bit p - first of bitmap for each page p taken.  Absent
- * leaves are skipped whole, and a word is read before it is written: where
- * no page has the bit, nothing is written.
+ * peek - and set bit p - first of bitmap for each page p taken, and for
+ * each page whose word has any of `also` (not cleared).  Absent leaves are
+ * skipped whole, and a word is read before it is written: where no page
+ * has the bit, nothing is written.
  */
-void pages_take(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit, bool peek,
-		uint64_t *bitmap);
+void pages_take(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit, uint64_t also,
+		bool peek, uint64_t *bitmap);
 void pins_release_hold(struct gmem *g, uint64_t first, uint64_t end);
 void pins_wake_waiters(struct gmem *g);
 
@@ -379,6 +380,12 @@ int views_zap(struct gmem *g, uint64_t first, uint64_t end, bool strict);
 bool views_wait_records(struct gmem *g, struct timespec *deadline);
 /* The kernel unmapped [first, end) from every view itself (a zap, a hole punch). */
 void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end);
+/*
+ * Tracking writes, write-protect [first, end) of every view again after the
+ * kernel emptied its entries (a hole punch): an empty entry reads as
+ * written (track.c).  g->lock exclusive.
+ */
+void views_protect_again(struct gmem *g, uint64_t first, uint64_t end);
 /* Clear refusal marks over [first, end); strict: see views_zap(). */
 int views_undeny(struct gmem *g, uint64_t first, uint64_t end, bool strict);
 /*

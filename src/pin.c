@@ -124,8 +124,8 @@ void pages_clear(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit)
 		atomic_fetch_and(w, ~bit);
 }
 
-void pages_take(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit, bool peek,
-		uint64_t *bitmap)
+void pages_take(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit, uint64_t also,
+		bool peek, uint64_t *bitmap)
 {
 	pinword_t *w;
 
@@ -133,9 +133,13 @@ void pages_take(struct gmem *g, uint64_t first, uint64_t end, uint64_t bit, bool
 		uint64_t stop = (p | (PINMAP_LEAF_PAGES - 1)) + 1;
 
 		for (stop = stop < end ? stop : end; p < stop; p++, w++) {
-			if (!(atomic_load(w) & bit))
+			uint64_t x = atomic_load(w);
+
+			if (!(x & (bit | also)))
 				continue; /* a bit set after this load is the next caller's */
-			if (peek || (atomic_fetch_and(w, ~bit) & bit))
+			if (!peek && (x & bit))
+				x = atomic_fetch_and(w, ~bit);
+			if (x & (bit | also))
 				bitmap[(p - first) / 64] |= 1ULL << ((p - first) % 64);
 		}
 	}
@@ -242,6 +246,26 @@ static struct transit *release_locked(struct gmem *g, uint64_t p, uint64_t end, 
 	return done;
 }
 
+/*
+ * Write tracking (track.c): I/O under a pin writes through the kernel's own
+ * reference to the page (a registered buffer, O_DIRECT), which no scan of
+ * an entry sees, so a collect counts every pinned page as written
+ * (pages_take()), and a release notes its pages for the next - before
+ * their counts fall, so that no collect in between finds neither.  Noted
+ * tracking or not: a start clears the notes, and there is no lock here to
+ * read g->tracking under.
+ */
+static void release_note_written(struct gmem *g, uint64_t first, uint64_t end)
+{
+	pinword_t *w = NULL;
+
+	for (uint64_t p = first; p < end; p++) {
+		w = word_after(g, p, w, false);
+		if (w)
+			atomic_fetch_or(w, PW_WRITTEN);
+	}
+}
+
 /* Release one pin of the kind from every page in [first, end); -EINVAL if one held none. */
 static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm)
 {
@@ -249,7 +273,10 @@ static int release(struct gmem *g, uint64_t first, uint64_t end, bool longterm)
 	gmem_convert_cb cb = NULL;
 	bool missing = false;
 	void *cb_arg = NULL;
-	uint64_t p = release_fast(g, first, end, longterm, &missing);
+	uint64_t p;
+
+	release_note_written(g, first, end);
+	p = release_fast(g, first, end, longterm, &missing);
 
 	if (p < end) {
 		views_lock(g, true);

@@ -21,7 +21,9 @@
  * library is recorded the same way; one the process unmaps behind its back
  * takes its entries before the library hears of it, so all of its pages
  * are.  gmem_write() and gmem_discard() (a discard's zeroing is a write)
- * record theirs.  A collect reports the scans and the record together, and
+ * record theirs.  I/O under a pin writes through the kernel's own reference
+ * (a registered buffer), which no entry shows: a pinned page counts as
+ * written, and its release records it (pin.c).  A collect reports the scans and the record together, and
  * clears both.
  *
  * No write is missed: a write either lands before a scan's visit of its
@@ -291,14 +293,30 @@ static int collect_scans(struct gmem *g, struct scan_to_bitmap *b, bool reprotec
 	int err = 0;
 
 	b->view = true;
-	b->reprotect = reprotect;
 	for (size_t i = 0; !err && (v = views_next(g, &i, first, end, &s, &e));) {
 		b->base = (uintptr_t)v->addr - (v->first << PAGE_SHIFT);
+		b->reprotect = reprotect;
 		err = pagemap_written(g->track_pm, b->base + (s << PAGE_SHIFT),
 				      b->base + (e << PAGE_SHIFT), reprotect, bitmap_run, b);
+		/*
+		 * The kernel reads an empty hugetlbfs entry as not written
+		 * (fs/proc/task_mmu.c, pagemap_hugetlb_category(); a 4 KiB one
+		 * as written), and a zap the process makes behind the
+		 * library's back (MADV_DONTNEED) empties a written entry - a
+		 * write-protected one keeps a marker.  The library leaves no
+		 * entry of a tracked view empty (a zap or a punch is protected
+		 * again), so an empty one was written: reported every time,
+		 * until a touch maps the page again (it is recorded then).
+		 */
+		if (!err && g->b.hugetlb) {
+			b->reprotect = false; /* none is protected: each collect finds its own */
+			err = pagemap_empty(g->track_pm, b->base + (s << PAGE_SHIFT),
+					    b->base + (e << PAGE_SHIFT), bitmap_run, b);
+		}
 		if (err && reprotect)
 			track_mark(g, s, e);
 	}
+	b->reprotect = reprotect;
 	if (!err && g->track_guest) {
 		b->view = false;
 		b->base = (uintptr_t)g->b.guest;
@@ -379,7 +397,8 @@ static int collect_raw(struct gmem *g, uint64_t first, uint64_t end, uint64_t *b
 				   ? atomic_exchange(&g->track_all, false)
 				   : atomic_load(&g->track_all);
 
-		pages_take(g, b.first, b.end, PW_WRITTEN, peek, bitmap);
+		/* a pinned page may be written by the I/O holding it at any moment (pin.c) */
+		pages_take(g, b.first, b.end, PW_WRITTEN, PW_COUNTS, peek, bitmap);
 		if (all)
 			bits_set(bitmap, 0, b.end - b.first);
 	}

@@ -313,6 +313,15 @@ void views_forget_mapped(struct gmem *g, uint64_t first, uint64_t end)
 			runmap_set(&v->mapped, s, e, 0);
 }
 
+void views_protect_again(struct gmem *g, uint64_t first, uint64_t end)
+{
+	struct view *v;
+	uint64_t s, e;
+
+	for (size_t i = 0; g->tracking && (v = views_next(g, &i, first, end, &s, &e));)
+		track_after_zap(g, view_base(v), s, e);
+}
+
 /*
  * Undo a refusal's marks on [s, e) of view v: remove guard markers and
  * restore access (the SIGSEGV policy), zap poison markers.

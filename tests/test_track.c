@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -221,6 +222,44 @@ TEST(writes_survive_refusals_cleared)
 	CHECK_OK(gmem_convert(g, 3 * PS, PS, GMEM_SHARED, 0, NULL)); /* shared already */
 	CHECK(collect(g, b, 0) >= 1);
 	CHECK(bit(b, 5));
+	free(b);
+	CHECK_OK(gmem_destroy(g));
+}
+
+/*
+ * The process zaps a view's entries behind the library's back
+ * (MADV_DONTNEED): a written entry goes empty, a protected one keeps its
+ * marker.  The kernel reads an empty 4 KiB entry as written, an empty
+ * hugetlbfs one as not (fs/proc/task_mmu.c): the write is reported all the
+ * same, before any touch maps the page again - and after one.  A discard
+ * empties entries too, and leaves none behind that a collect would report
+ * again and again.
+ */
+TEST(writes_survive_zaps_behind_the_librarys_back)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	uint64_t *b = bitmap_for(g);
+	volatile char x = v[2 * U];
+
+	(void)x;
+	start(g, 0);
+	v[U] = 1;
+	CHECK_OK(madvise(v, 8 * U, MADV_DONTNEED));
+	CHECK(collect(g, b, 0) >= (int64_t)(U / PS));
+	CHECK(bit(b, U / PS));
+	CHECK(!bit(b, 2 * U / PS)); /* read, protected: its marker stays */
+	v[3 * U] = 3;
+	CHECK_OK(madvise(v, 8 * U, MADV_DONTNEED));
+	v[3 * U + 1] = 4; /* mapped again */
+	CHECK(collect(g, b, 0) >= (int64_t)(U / PS));
+	CHECK(bit(b, 3 * U / PS));
+	x = v[U]; /* mapped again: reported no more */
+	collect(g, b, 0);
+	v[5 * U] = 5;
+	CHECK_OK(gmem_discard(g, 5 * U, U));
+	CHECK_EQ(collect(g, b, 0), (int64_t)(U / PS));
+	CHECK_EQ(collect(g, b, 0), 0);
 	free(b);
 	CHECK_OK(gmem_destroy(g));
 }
@@ -516,4 +555,42 @@ TEST_OPTS(first_pins_meet_conversions_of_tracked_pages, .timeout_s = 60,
 	CHECK_OK(gmem_audit(f.g));
 	close(f.pagemap);
 	CHECK_OK(gmem_destroy(f.g));
+}
+
+/*
+ * MADV_DOFORK undoes the library's MADV_DONTFORK.  A fork copies the page
+ * tables of a mapping registered for write-protect (mm/memory.c,
+ * vma_needs_copy()), write-protect markers included: while tracking, a
+ * child's copy of a page no view maps holds the marker the start left
+ * there, which a poison will not replace.  Its touch is refused all the
+ * same, not faulted again for ever.
+ */
+TEST(dofork_child_touch_of_protected_hole_refused)
+{
+	struct gmem *g = tg_create(env, 8 * U, 0, 0);
+	char *v = tg_view(g, 0);
+	int status;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP("following fork needs CAP_SYS_PTRACE");
+	start(g, 0);
+	CHECK_OK(madvise(v, 8 * U, MADV_DOFORK));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		alarm(5); /* a touch faulted for ever ends here */
+		if (touch(v + 5 * U, false, NULL, NULL) != SIGBUS)
+			_exit(1);
+		if (touch(v + 6 * U, true, &(uint8_t){ 6 }, NULL) != SIGBUS)
+			_exit(2);
+		_exit(0);
+	}
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		test_fail(__FILE__, __LINE__, "the child was killed by signal %d", WTERMSIG(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	CHECK_EQ(v[6 * U], 0);
+	CHECK_OK(gmem_audit(g));
+	CHECK_OK(gmem_destroy(g));
 }

@@ -80,21 +80,23 @@ int pagemap_first_present(int fd, uintptr_t start, uintptr_t end, uintptr_t *fou
 
 #define WRITTEN_VEC 64
 
-int pagemap_written(int fd, uintptr_t start, uintptr_t end, bool reprotect,
-		    void (*fn)(void *arg, uintptr_t s, uintptr_t e), void *arg)
+/* The runs of [start, end) whose entries match (categories ^ inverted) & mask == mask. */
+static int scan_runs(int fd, uintptr_t start, uintptr_t end, uint64_t flags, uint64_t mask,
+		     uint64_t inverted, void (*fn)(void *arg, uintptr_t s, uintptr_t e), void *arg)
 {
 	struct page_region r[WRITTEN_VEC];
 
 	while (start < end) {
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
-			.flags = reprotect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
+			.flags = flags,
 			.start = start,
 			.end = end,
 			.vec = (uintptr_t)r,
 			.vec_len = WRITTEN_VEC,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
+			.category_inverted = inverted,
+			.category_mask = mask,
+			.return_mask = mask,
 		};
 		int n = ioctl(fd, PAGEMAP_SCAN, &a);
 
@@ -108,4 +110,18 @@ int pagemap_written(int fd, uintptr_t start, uintptr_t end, bool reprotect,
 		start = (uintptr_t)a.walk_end;
 	}
 	return 0;
+}
+
+int pagemap_written(int fd, uintptr_t start, uintptr_t end, bool reprotect,
+		    void (*fn)(void *arg, uintptr_t s, uintptr_t e), void *arg)
+{
+	return scan_runs(fd, start, end, reprotect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
+			 PAGE_IS_WRITTEN, 0, fn, arg);
+}
+
+int pagemap_empty(int fd, uintptr_t start, uintptr_t end,
+		  void (*fn)(void *arg, uintptr_t s, uintptr_t e), void *arg)
+{
+	return scan_runs(fd, start, end, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			 PAGE_IS_PRESENT | PAGE_IS_SWAPPED, fn, arg);
 }

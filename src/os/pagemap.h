@@ -27,4 +27,11 @@ int pagemap_first_present(int fd, uintptr_t start, uintptr_t end, uintptr_t *fou
 int pagemap_written(int fd, uintptr_t start, uintptr_t end, bool reprotect,
 		    void (*fn)(void *arg, uintptr_t s, uintptr_t e), void *arg);
 
+/*
+ * The pages of [start, end) with empty entries - neither present nor
+ * swapped, no marker either - handed to fn as runs [s, e).  0 or -errno.
+ */
+int pagemap_empty(int fd, uintptr_t start, uintptr_t end,
+		  void (*fn)(void *arg, uintptr_t s, uintptr_t e), void *arg);
+
 #endif /* GMEM_OS_PAGEMAP_H */

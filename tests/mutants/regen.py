@@ -46,6 +46,8 @@ muts=[
   'gmem_collapse() copies a block a pin holds, under I/O in flight','test_huge'),
  ('collapse-keeps-holes','src/huge.c','	if (err > 0 && fallocate(g->b.fd, FALLOC_FL_KEEP_SIZE, (off_t)(b * g->b.align),','	if (false && fallocate(g->b.fd, FALLOC_FL_KEEP_SIZE, (off_t)(b * g->b.align),',
   'gmem_collapse() leaves a block\'s holes to the kernel, which will not fill them under a view','test_huge'),
+ ('zap-forgets-writes','src/view.c','	track_mapped(g, v, s, e);\n	err = zap_range(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, strict);','	err = zap_range(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, strict);',
+  'a zap keeps no record of what the view may map: a write tracking had in the entry is lost with it','test_track'),
 ]
 for n,(name,f,old,new,what,killer) in enumerate(muts,1):
     src=open(os.path.join(root,f)).read()
