@@ -277,7 +277,7 @@ bool written[NP]; /* ghost: written, and owed to a collect (see collector()) */
  * The fault thread maps write-protected (UFFDIO_CONTINUE_MODE_WP); a page
  * the view was marked as mapping faults only if the kernel took its entry,
  * maybe written: it counts as written first.
- * C: src/fault.c map_around() #a06d0f98
+ * C: src/fault.c map_around() #54f4533f
  */
 #define REFAULT(p) if :: mapped[p] -> RECORD(p) :: else fi
 #define MAP_WP(p) wr[p] = 0
@@ -523,7 +523,7 @@ inline release(rf, re, longterm)
  * fault thread, which decides under g->lock shared.  mine: the toucher
  * holds a pin on p (its I/O must go through).  parked: the fault thread
  * left the touch unwoken until the waiting conversion ends (views_wake()).
- * C: src/fault.c handle_fault() #37f91307
+ * C: src/fault.c handle_fault() #385d95b1
  * C: src/convert.c transit_waiting_at() #425a77de
  */
 inline touch(p, mine)
@@ -562,7 +562,7 @@ inline touch(p, mine)
 #endif
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
-			/* C: src/fault.c handle_fault() #37f91307 */
+			/* C: src/fault.c handle_fault() #385d95b1 */
 #ifdef TRACK
 			REFAULT(p);
 			mapped[p] = 1; pte[p] = 1; MAP_WP(p)
@@ -571,7 +571,7 @@ inline touch(p, mine)
 #endif
 #ifndef NOPARK
 		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
-			/* C: src/fault.c handle_fault() #37f91307 */
+			/* C: src/fault.c handle_fault() #385d95b1 */
 			assert(!mine);
 			parked = 1 /* no mark: the outcome decides */
 #endif
@@ -587,7 +587,7 @@ inline touch(p, mine)
  * gmem_pin(): per page, make the word (under g->lock shared), raise the
  * count (publish), then check the state; on a refusal back out of every
  * page raised.
- * C: src/pin.c gmem_pin() #335f6eee
+ * C: src/pin.c gmem_pin() #88d98c15
  * C: src/pin.c pin_word() #4243772d
  */
 #define RAISE(p) if :: longterm -> lc[p]++ :: else -> sc[p]++ fi
@@ -642,7 +642,7 @@ proctype toucher(byte p1, p2)
  * step (PM_SCAN_WP_MATCHING; a private page's entry is a refusal's mark,
  * never reported), then each page's record taken (an atomic
  * fetch-and-clear).
- * C: src/track.c gmem_track_collect() #a39c814b
+ * C: src/track.c gmem_track_collect() #217a3d6f
  * C: src/track.c collect_scans() #bb1efa3d
  * C: src/track.c bitmap_run() #da51975b
  * C: src/pin.c pages_take() #a6861ad1
@@ -727,7 +727,7 @@ proctype kernel()
  * guards a conversion on hugetlbfs, whose zap of a whole huge page must
  * see every pin on it (to_private_huge(): not modelled apart, it is this
  * protocol with a state change in place of the punch).
- * C: src/discard.c gmem_discard() #fccff4c8
+ * C: src/discard.c gmem_discard() #1bd662d4
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
  * C: src/convert.c to_private_huge() #9286b0fc
