@@ -66,7 +66,7 @@ ALL_LDFLAGS = $(BASE_LDFLAGS) $(SAN_FLAGS) $(LDFLAGS)
 LIB_SRCS := src/core/runmap.c src/core/pinmap.c \
 	src/os/backing.c src/os/uffd.c src/os/pagemap.c src/os/maps.c \
 	src/state.c src/addr.c src/view.c src/fault.c src/reader.c src/forked.c src/convert.c src/fresh.c src/pin.c src/discard.c src/audit.c \
-	src/access.c src/huge.c src/track.c src/snapshot.c src/lazy.c \
+	src/access.c src/huge.c src/track.c src/snapshot.c src/lazy.c src/hash.c src/hash_avx2.c \
 	src/gmem.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB_O := $(BUILD)/lib/libgmem.o
@@ -132,6 +132,8 @@ check run run-huge run-snapshot run-libdemo bench bench-check perf-doc verify fu
 # The library's own symbols are hidden; gmem.h marks the API (GMEM_API).
 LIB_CFLAGS := -fvisibility=hidden
 $(LIB_OBJS): OBJ_CFLAGS := $(LIB_CFLAGS)
+# hash.c calls it only where the processor has AVX2
+$(BUILD)/src/hash_avx2.o: OBJ_CFLAGS := $(LIB_CFLAGS) $(if $(filter x86_64,$(shell uname -m)),-mavx2)
 
 # Objects are rebuilt when the flags change (WERROR=, CC=, a new flag here),
 # not only their sources: $(CFLAGS_STAMP) changes only then.

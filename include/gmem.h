@@ -429,9 +429,9 @@ GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t le
  * the contents of its populated pages, to any file descriptor (a file, a
  * pipe, a socket) and back.  Holes stay holes; every record is checksummed.
  *
- * gmem_save() reads the backing file, never a view, and holds no lock
- * while it copies: the guest may run (a consistent copy is the caller's:
- * pause the writers), conversions are not held up.  A page in transit is
+ * gmem_save() reads the pages through the library's own mapping, never
+ * a view, and holds up a conversion for one page's copy at most: the
+ * guest may run (a consistent copy is the caller's: pause the writers).  A page in transit is
  * saved private.  With GMEM_SAVE_DIRTY it writes a layer: the pages
  * written since the save or restore it follows (which must have been made
  * while tracking, as tracking is now: -EINVAL otherwise), and every

@@ -63,7 +63,7 @@ void AnnotateIgnoreWritesBegin(const char *file, int line);
 void AnnotateIgnoreWritesEnd(const char *file, int line);
 #endif
 
-static void copy_shared(void *dst, const void *src, size_t len)
+void copy_shared(void *dst, const void *src, size_t len)
 {
 #ifdef GMEM_TSAN
 	AnnotateIgnoreReadsBegin(__FILE__, __LINE__);

@@ -50,6 +50,7 @@ int gmem_discard(struct gmem *g, uint64_t offset, uint64_t len)
 	if (!err)
 		err = sys_result(huge_punch(g, first, end));
 	if (!err) {
+		atomic_fetch_add_explicit(&g->discard_gen, 1, memory_order_relaxed);
 		pages_clear(g, first, end, PW_POPULATED);
 		if (g->tracking)
 			track_mark(g, first, end); /* the zeroing is a write */

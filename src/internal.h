@@ -199,6 +199,8 @@ struct gmem {
 	/* lazy.c: a lazy restore's fills, until every page is settled */
 	struct lazy *lazy;        /* set at the restore, freed at destroy */
 	_Atomic bool lazy_active; /* the guest mapping is registered for missing faults */
+	/* discards so far (changed with g->lock exclusive): a save's copies check it */
+	_Atomic uint64_t discard_gen;
 
 	/* snapshot.c, under save_mu: the file the next layer applies on */
 	pthread_mutex_t save_mu;
@@ -428,6 +430,12 @@ void views_close_all(struct gmem *g);
 
 /* access.c: len bytes of fd at off, all of them (a short file is -EIO) */
 int file_pread(int fd, char *buf, uint64_t len, uint64_t off);
+/* A copy of guest memory, which others write as they will (ThreadSanitizer looks away). */
+void copy_shared(void *dst, const void *src, size_t len);
+
+/* hash.c: XXH3-64 of [p, p + len) with seed, the snapshot format's checksum */
+uint64_t snap_hash(const void *p, size_t len, uint64_t seed);
+uint64_t snap_hash_avx2(const void *p, size_t len, uint64_t seed); /* hash_avx2.c */
 
 /* addr.c */
 int addr_init(struct gmem *g);

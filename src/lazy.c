@@ -37,9 +37,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "internal.h"
 #include "snapshot.h"
 
@@ -199,9 +196,9 @@ static int load_record(struct lazy *l, size_t i)
 	err = file_pread(l->fd, l->rec_buf, len, r->off);
 	if (err)
 		return err == -EIO ? -EBADMSG : err; /* the file got shorter */
-	h = XXH3_64bits_withSeed(&r->r, offsetof(struct snap_record, hash),
+	h = snap_hash(&r->r, offsetof(struct snap_record, hash),
 				 snap_seed(r->id, r->index));
-	if (XXH3_64bits_withSeed(l->rec_buf, len, h) != r->r.hash)
+	if (snap_hash(l->rec_buf, len, h) != r->r.hash)
 		return -EBADMSG;
 	l->rec_cached = i + 1;
 	return 0;

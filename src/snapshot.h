@@ -21,8 +21,12 @@
 #define REC_HOLE 3   /* count pages from first: no memory (layers only) */
 #define REC_END 4    /* count: the records before it; first: the data pages */
 
-/* Pages in one data record at most: what a reader must buffer. */
-#define SNAP_DATA_MAX 256
+/*
+ * Pages in one data record at most: what a reader must buffer, and what a
+ * lazy restore reads and checks to fill a page (64 KiB: tens of
+ * microseconds a fault).
+ */
+#define SNAP_DATA_MAX 16
 
 struct snap_header {
 	char magic[8];

@@ -261,13 +261,13 @@ TEST(truncated_files_refused_object_unchanged)
 {
 	struct gmem *g = sample(env), *r = tg_create(env, N * U, 0, 0);
 	int fd = memfile(), cut = memfile();
-	uint64_t size, edges[64];
+	uint64_t size, edges[1024];
 	size_t n;
 	char *all;
 
 	CHECK_OK(gmem_save(g, fd, 0));
 	size = file_size(fd);
-	n = record_edges(fd, edges, 64);
+	n = record_edges(fd, edges, 1024);
 	CHECK(n >= 4); /* states, data, end, the end of the file */
 	all = malloc(size);
 	CHECK(all && pread(fd, all, size, 0) == (ssize_t)size);
@@ -294,12 +294,12 @@ TEST(corrupted_files_refused_object_unchanged)
 {
 	struct gmem *g = sample(env), *r = tg_create(env, N * U, 0, 0);
 	int fd = memfile();
-	uint64_t size, edges[64];
+	uint64_t size, edges[1024];
 	size_t n;
 
 	CHECK_OK(gmem_save(g, fd, 0));
 	size = file_size(fd);
-	n = record_edges(fd, edges, 64);
+	n = record_edges(fd, edges, 1024);
 	for (uint64_t at = 0; at < size; at = next_place(at, size, edges, n)) {
 		char c, x;
 
