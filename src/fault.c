@@ -117,6 +117,7 @@ static int map_around(struct gmem *g, struct view *v, uint64_t s, uint64_t e, bo
 static void map_window(struct gmem *g, struct view *v, uint64_t page, uint64_t s, uint64_t e,
 		       bool missing, struct wake *wake)
 {
+	lazy_narrow(g, page, &s, &e);
 	if (view_mark_mapped(v, page, &s, &e) && g->tracking)
 		track_mark(g, s, e);
 	/* the poisoned page may be a neighbour: ask for the faulting one alone */

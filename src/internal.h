@@ -486,6 +486,12 @@ bool lazy_active(const struct gmem *g);
  * -EBADMSG for a page whose record did not check, or -errno.
  */
 int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate);
+/*
+ * A view's fault at page, whose window [*s, *e) would have filled its
+ * neighbours' records too: page's unit filled, the window narrowed to the
+ * filled pages around it (a fault costs one record's read, not a window's).
+ */
+void lazy_narrow(struct gmem *g, uint64_t page, uint64_t *s, uint64_t *e);
 /* The fault thread: a touch of the guest mapping, filled and woken. */
 void lazy_guest_fault(struct gmem *g, uintptr_t addr);
 /* A discard's pages are settled as holes (g->lock exclusive, before the punch). */

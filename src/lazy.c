@@ -604,3 +604,26 @@ void lazy_unlock(struct gmem *g)
 	if (g->lazy)
 		pthread_mutex_unlock(&g->lazy->mu);
 }
+
+void lazy_narrow(struct gmem *g, uint64_t page, uint64_t *s, uint64_t *e)
+{
+	struct lazy *l = g->lazy;
+
+	if (!lazy_active(g))
+		return;
+	lazy_fill(g, page, page + 1, false);
+	pthread_mutex_lock(&l->mu);
+	for (uint64_t p = page; p < *e; p++) {
+		if (!test_bit(l->filled, p)) {
+			*e = p > page ? p : page + 1;
+			break;
+		}
+	}
+	for (uint64_t p = page; p > *s; p--) {
+		if (!test_bit(l->filled, p - 1)) {
+			*s = p;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->mu);
+}

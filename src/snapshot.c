@@ -452,6 +452,7 @@ out_unlock:
 
 struct reader {
 	struct gmem *g;
+	uint64_t pos; /* a lazy restore reads at its own offset: no lseek() a record */
 	struct lazy *lazy; /* a lazy restore: records noted, not read */
 	int fd;
 	uint64_t id, seq, index, data_pages;
@@ -476,6 +477,30 @@ static int read_all(int fd, void *p, size_t len, size_t *got)
 			return -EBADMSG;
 		*got += (size_t)n;
 	}
+	return 0;
+}
+
+/*
+ * The next len bytes of the stream: read() for an eager restore (pipes
+ * too), pread() at r->pos for a lazy one, which skips payloads by adding.
+ */
+static int reader_get(struct reader *r, void *p, size_t len, size_t *got)
+{
+	if (!r->lazy)
+		return read_all(r->fd, p, len, got);
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = pread(r->fd, (char *)p + *got, len - *got, (off_t)(r->pos + *got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EBADMSG;
+		*got += (size_t)n;
+	}
+	r->pos += len;
 	return 0;
 }
 
@@ -542,7 +567,7 @@ static int read_record(struct reader *r, bool layer, bool *end)
 	struct gmem *g = r->g;
 	struct snap_record rec;
 	size_t got, len = 0;
-	int err = read_all(r->fd, &rec, sizeof(rec), &got);
+	int err = reader_get(r, &rec, sizeof(rec), &got);
 
 	if (err)
 		return err;
@@ -581,16 +606,15 @@ static int read_record(struct reader *r, bool layer, bool *end)
 	}
 	if (r->lazy && rec.type == REC_DATA) {
 		/* noted where it is, checked when its pages are filled (lazy.c) */
-		off_t at = lseek(r->fd, 0, SEEK_CUR);
+		uint64_t at = r->pos;
 
-		if (at < 0 || lseek(r->fd, (off_t)len, SEEK_CUR) < 0)
-			return -errno;
-		err = lazy_add_data(r->lazy, &rec, (uint64_t)at, r->id, r->index);
+		r->pos += len;
+		err = lazy_add_data(r->lazy, &rec, at, r->id, r->index);
 		r->index++;
 		r->data_pages += rec.count;
 		return err;
 	}
-	if (len && (err = read_all(r->fd, r->buf, len, &got)))
+	if (len && (err = reader_get(r, r->buf, len, &got)))
 		return err;
 	if (record_hash(r->id, r->index, &rec, r->buf, len) != rec.hash)
 		return -EBADMSG;
@@ -627,7 +651,7 @@ static int read_file(struct reader *r, bool first)
 	struct snap_header h;
 	size_t got;
 	bool end = false;
-	int err = read_all(r->fd, &h, sizeof(h), &got);
+	int err = reader_get(r, &h, sizeof(h), &got);
 
 	if (err == -EBADMSG && !got && !first)
 		return 1;
@@ -688,8 +712,13 @@ int gmem_restore(struct gmem *g, int fd, unsigned int flags)
 	if (forked_child(g))
 		return -ECHILD;
 	/* the pages are read when they are needed: from where the records said */
-	if ((flags & GMEM_RESTORE_LAZY) && lseek(fd, 0, SEEK_CUR) < 0)
-		return errno == ESPIPE ? -ESPIPE : -errno;
+	if (flags & GMEM_RESTORE_LAZY) {
+		off_t at = lseek(fd, 0, SEEK_CUR);
+
+		if (at < 0)
+			return errno == ESPIPE ? -ESPIPE : -errno;
+		r.pos = (uint64_t)at;
+	}
 	r.buf = malloc(DATA_BYTES);
 	scratch = calloc((g->npages + 63) / 64, sizeof(uint64_t));
 	if (!r.buf || !scratch) {
@@ -711,8 +740,11 @@ int gmem_restore(struct gmem *g, int fd, unsigned int flags)
 		if (err)
 			break;
 	}
-	if (err > 0 && r.lazy)
+	if (err > 0 && r.lazy) {
+		/* the descriptor where an eager restore would leave it: past the stream */
+		lseek(fd, (off_t)r.pos, SEEK_SET);
 		err = lazy_start(g, r.lazy);
+	}
 	if (err < 0) {
 		restore_undo(g);
 		goto out_unlock;
