@@ -543,7 +543,7 @@ inline touch(p, mine)
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
-			/* C: src/fault.c map_window() #96005a70
+			/* C: src/fault.c map_window() #31733baf
 			 * C: src/view.c view_mark_mapped() #4a5ccb6b */
 #ifdef TRACK
 			/* write-protected; a marked page that faulted counts as written first */
@@ -727,7 +727,7 @@ proctype kernel()
  * guards a conversion on hugetlbfs, whose zap of a whole huge page must
  * see every pin on it (to_private_huge(): not modelled apart, it is this
  * protocol with a state change in place of the punch).
- * C: src/discard.c gmem_discard() #1bd662d4
+ * C: src/discard.c gmem_discard() #419e8eba
  * C: src/pin.c pins_hold() #6728a0ac
  * C: src/pin.c pins_release_hold() #8c914cee
  * C: src/convert.c to_private_huge() #9286b0fc

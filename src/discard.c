@@ -30,7 +30,7 @@ static int discard_huge(struct gmem *g, uint64_t first, uint64_t end)
 		return 0;
 	views_forget_mapped(g, ws, we); /* the punch unmapped them everywhere */
 	views_protect_again(g, ws, we);
-	err = backing_allocate(&g->b, ws << PAGE_SHIFT, (we - ws) << PAGE_SHIFT);
+	err = backing_take_back(&g->b, ws << PAGE_SHIFT, (we - ws) << PAGE_SHIFT);
 	return err == -ENOSPC ? -ENOMEM : sys_result(err);
 }
 

@@ -181,6 +181,11 @@ int backing_allocate(const struct backing *b, uint64_t off, uint64_t len)
 	return fallocate(b->fd, FALLOC_FL_KEEP_SIZE, (off_t)s, (off_t)(e - s)) ? -errno : 0;
 }
 
+int backing_take_back(const struct backing *b, uint64_t off, uint64_t len)
+{
+	return fallocate(b->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) ? -errno : 0;
+}
+
 int backing_punch(const struct backing *b, uint64_t off, uint64_t len)
 {
 	if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len))

@@ -38,6 +38,12 @@ void backing_close(struct backing *b);
 /* Put [off, off + len) in the page cache (rounded out to b->align). */
 int backing_allocate(const struct backing *b, uint64_t off, uint64_t len);
 
+/*
+ * Put [off, off + len) in the page cache and map it nowhere: hugetlbfs
+ * pages a discard gave back to the pool, taken again so that their
+ * reservation stays (they read zero; a save finds them holes).
+ */
+int backing_take_back(const struct backing *b, uint64_t off, uint64_t len);
 /* Punch [off, off + len) out of the file: every mapping then reads zero. */
 int backing_punch(const struct backing *b, uint64_t off, uint64_t len);
 
