@@ -285,7 +285,8 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 		err = uffd_copy(g->uffd, addr + off, l->unit_buf + off, len - off, g->track_guest,
 				&done);
 		if (err == -EEXIST)
-			done += g->b.align; /* a hole's page a toucher got: its own now */
+			done += g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE; /* a hole's page a
+									     * toucher got: its own */
 		else if (err)
 			return err;
 		*copied = true;
@@ -534,6 +535,13 @@ int lazy_start(struct gmem *g, struct lazy *l)
 	if (err)
 		goto err_detach;
 	atomic_store_explicit(&g->lazy_active, true, memory_order_release);
+	/*
+	 * GMEM_DEBUG=1 GMEM_LAZY_FILLER=0 (tests): no background fill - pages
+	 * come on touch alone, and what a touch filled is seen before anything
+	 * else could have.
+	 */
+	if (g->debug && getenv("GMEM_LAZY_FILLER") && !strcmp(getenv("GMEM_LAZY_FILLER"), "0"))
+		return 0;
 	err = -pthread_create(&l->thread, NULL, filler_main, g);
 	if (err)
 		goto err_register;
