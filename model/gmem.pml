@@ -76,6 +76,36 @@
  * before tracking made the zap's record make pin words: a first pin finds
  * such a word without the lock and must break invariant 2.
  *
+ * A lazy restore.  -DLAZY starts from one (docs/SNAPSHOT.md, section 4):
+ * each page is data or a hole of the snapshot, none in the page cache
+ * yet, the guest mapping registered for missing faults.  Per page, whether
+ * it is in the page cache, l->filled (settled) and l->rec_of (a hole), and
+ * a ghost bit, its contents in place.  Fills (fill_locked()) are steps
+ * under l->mu: UFFDIO_COPY puts a page in the page cache with its contents
+ * at once; a hole is settled as one, and given memory (a zero page) when a
+ * toucher needs it.  Joining the cast: a filler (the background thread,
+ * and finish(): the registration goes under g->lock exclusive, then every
+ * guest fault is woken); the guest, touching the guest mapping - a page
+ * not in the page cache is a missing fault that waits until the fault
+ * thread fills and wakes it, then is tried again; and the fault thread's
+ * guest faults (lazy_guest_fault(): no g->lock).  A view's fault fills its
+ * window with g->lock held shared, then maps it; a pin fills its range
+ * first; a discard settles its range as holes (lazy_forget()) before the
+ * punch, which takes the pages out of the page cache.  -DTHP makes the two
+ * pages one THP block, filled whole (a copy of the block from its first
+ * page, each page already there skipped).  Checked: no view maps a page
+ * before its contents are in place (at the map, and in the monitor); no
+ * access of the guest's reaches one either; every guest fault is answered
+ * - the fill the fault thread wakes it after leaves its page there - and
+ * none is left waiting at the end.  -DMUTANT_MAP_BEFORE_FILL maps a view's
+ * window, then fills it; -DMUTANT_GUEST_NOALLOC answers a guest's fault
+ * without giving a hole memory; -DMUTANT_SKIP_BLOCK skips the rest of a THP
+ * block at a page already there, as the first version of fill_unit() did:
+ * each must fail.  Not modelled: records that do not check (poison, a
+ * step like a fill), the hint, units of more pages than a THP block,
+ * merging blocks, hugetlbfs (a discard there fills partial huge pages
+ * first, then the same), write tracking beside a restore.
+ *
  * Not modelled: allocation and other syscall failure (the fuzzer's fault
  * injection covers them), strict views (a check under the exclusive
  * lock), several views (each is zapped and undenied in the same lock hold,
@@ -105,6 +135,8 @@
  *     and not yet reported is where the next collect looks (its view entry
  *     reads written and it is not private, or its record is set), and a
  *     collect reports every page written before its first step on the page;
+ *  7. with -DLAZY, no view maps a page before its contents are in place,
+ *     the guest reaches none either, and every guest fault is answered;
  * and: each deferred conversion ends (completes or is cancelled) exactly
  * once, its callback runs with no lock held; every actor finishes (no
  * deadlock; with -DNOTIMEOUT a WAIT returns only when its pins drop, so a
@@ -163,13 +195,31 @@
 #undef RECLAIM
 #define RECLAIM 0
 #endif
-#define NACTORS (CONVERTERS + PINNERS + TOUCHER + DISCARDER + COLLECTOR + RECLAIM)
+#ifdef LAZY
+#ifndef GTOUCHES
+#define GTOUCHES 1
+#endif
+#else
+#undef GTOUCHES
+#define GTOUCHES 0
+#endif
+#if GTOUCHES > 0
+#define GUEST 2 /* the guest, and the fault thread's guest faults */
+#else
+#define GUEST 0
+#endif
+#ifdef LAZY
+#define FILLER 1
+#else
+#define FILLER 0
+#endif
+#define NACTORS (CONVERTERS + PINNERS + TOUCHER + DISCARDER + COLLECTOR + RECLAIM + FILLER + GUEST)
 
 /* ---- g->lock (the kernel's invalidate_lock); shared holders are single steps ---- */
 bool writer;
 byte owner = NONE; /* ghost: the pid holding it exclusive */
-#ifdef TRACK
-byte rd; /* holders of it shared across steps: a collect */
+#if defined(TRACK) || defined(LAZY)
+byte rd; /* holders of it shared across steps: a collect, a view's fault that fills */
 #define NO_READER (rd == 0)
 #else
 #define NO_READER 1
@@ -238,6 +288,81 @@ bool pte[NP];    /* a present page-table entry */
 bool mapped[NP]; /* view->mapped */
 bool marker[NP]; /* the kernel's poison marker (or PROT_NONE, for SIGSEGV) */
 bool denied[NP]; /* view->denied */
+
+/* ---- a lazy restore (-DLAZY): struct lazy, and the page cache ---- */
+#ifdef LAZY
+bool present[NP]; /* the page is in the page cache */
+bool hole[NP];    /* l->rec_of[p] == 0: a hole of the snapshot, or settled as one by a discard */
+bool lz[NP];      /* l->filled: its contents are settled */
+bool filled[NP];  /* ghost: its contents are in place - what it holds (or, not present,
+		   * reads: zero) is what it must; a hole's from the start */
+bool lactive = 1; /* g->lazy_active: the guest mapping registered for missing faults */
+byte gq = NONE;   /* the guest's missing fault, queued for the fault thread */
+bool gblk;        /* the guest's touch waits to be woken */
+bool gdone;       /* the guest touches no more */
+
+/*
+ * fill_locked() of page p, l->mu held: an unsettled page is filled by
+ * UFFDIO_COPY - into the page cache with its contents at once - unless it
+ * is a hole (then settled as one) or in the page cache already (-EEXIST:
+ * it keeps what it has); then, if allocate, a hole gets memory
+ * (UFFDIO_ZEROPAGE, -EEXIST if it has some).  One step: what others see
+ * without l->mu is the page cache, each page of which a copy changes
+ * atomically.
+ * C: src/lazy.c fill_locked() #9931e43b
+ * C: src/lazy.c fill_unit() #8ea5b1b0
+ * C: src/lazy.c allocate_hole() #88ffa925
+ */
+#ifndef THP
+#define FILL(p, alloc) \
+	if :: !lz[p] && !hole[p] && !present[p] -> present[p] = 1; filled[p] = 1 :: else fi; \
+	lz[p] = 1; \
+	if :: (alloc) && hole[p] -> present[p] = 1 :: else fi
+#else
+/*
+ * -DTHP: the two pages are one THP block, filled whole: if any of its
+ * pages has data to come, one UFFDIO_COPY of the block from its first
+ * page (the settled ones and holes as zeros), each page already there
+ * skipped (-EEXIST: a hole's page a toucher got); then the block settled.
+ * -DMUTANT_SKIP_BLOCK skips the rest of the block at a page already
+ * there, as the first version did: the pages after it are settled unfilled.
+ */
+#define COPY_PAGE(q) present[q] = 1; if :: !lz[q] && !hole[q] -> filled[q] = 1 :: else fi
+#ifndef MUTANT_SKIP_BLOCK
+#define COPY_BLOCK \
+	if :: !present[0] -> COPY_PAGE(0) :: else fi; \
+	if :: !present[1] -> COPY_PAGE(1) :: else fi
+#else
+#define COPY_BLOCK \
+	if :: !present[0] -> COPY_PAGE(0); if :: !present[1] -> COPY_PAGE(1) :: else fi \
+	   :: else fi
+#endif
+#define FILL(p, alloc) \
+	if :: !lz[p] -> \
+		if :: (!lz[0] && !hole[0]) || (!lz[1] && !hole[1]) -> COPY_BLOCK :: else fi; \
+		lz[0] = 1; lz[1] = 1 \
+	:: else fi; \
+	if :: (alloc) && hole[p] -> present[p] = 1 :: else fi
+#endif
+/* lazy_fill() of the pages in bitmask w (on THP: their blocks, so both):
+ * nothing once the restore is done
+ * C: src/lazy.c lazy_fill() #515d8677 */
+#ifdef THP
+#define UNITS(w) 3
+#else
+#define UNITS(w) (w)
+#endif
+#define FILL_SET(w, alloc) if :: lactive -> \
+	if :: UNITS(w) & 1 -> FILL(0, alloc) :: else fi; \
+	if :: UNITS(w) & 2 -> FILL(1, alloc) :: else fi \
+	:: else fi
+#define RANGE_SET(f, e) ((IN(0, f, e) -> 1 : 0) + (IN(1, f, e) -> 2 : 0))
+/* The fault thread maps the pages of bitmask w (UFFDIO_CONTINUE; on a
+ * missing fault the backing allocates those with no page yet): each must
+ * have its contents in place by then (the monitor checks it too). */
+#define MAP_PAGE(q) assert(filled[q]); REFAULT(q); present[q] = 1; mapped[q] = 1; pte[q] = 1; MAP_WP(q)
+#define MAP_SET(w) if :: (w) & 1 -> MAP_PAGE(0) :: else fi; if :: (w) & 2 -> MAP_PAGE(1) :: else fi
+#endif
 
 /* ---- g->transits ---- */
 bool t_used[NT];
@@ -545,7 +670,12 @@ inline touch(p, mine)
 			/* fault-around: the faulting page's run, minus what the view maps */
 			/* C: src/fault.c map_window() #31733baf
 			 * C: src/view.c view_mark_mapped() #4a5ccb6b */
-#ifdef TRACK
+#ifdef LAZY
+			/* the window now; filled, then mapped, below */
+			win = 1 << p;
+			if :: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> win = 3 :: else fi;
+			rd++
+#elif defined(TRACK)
 			/* write-protected; a marked page that faulted counts as written first */
 			if
 			:: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> mapped[1 - p] = 1; pte[1 - p] = 1; MAP_WP(1 - p)
@@ -563,7 +693,9 @@ inline touch(p, mine)
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
 			/* C: src/fault.c handle_fault() #385d95b1 */
-#ifdef TRACK
+#ifdef LAZY
+			win = 1 << p; rd++
+#elif defined(TRACK)
 			REFAULT(p);
 			mapped[p] = 1; pte[p] = 1; MAP_WP(p)
 #else
@@ -579,7 +711,29 @@ inline touch(p, mine)
 			/* C: src/view.c views_deny() #4995f66f */
 			marker[p] = 1; denied[p] = 1
 		fi
-	   }
+	   };
+#ifdef LAZY
+	   /*
+	    * A lazy restore's pages of the window are filled first, with
+	    * g->lock still held shared (no conversion, no discard meanwhile),
+	    * then mapped (UFFDIO_CONTINUE; on a missing fault the backing
+	    * allocates what has no page yet).  -DMUTANT_MAP_BEFORE_FILL maps
+	    * first: a page not yet filled is given memory (zeros) and mapped,
+	    * and the fill after it finds the page there (-EEXIST).
+	    * C: src/fault.c map_around() #54f4533f
+	    */
+	   if
+	   :: win != 0 ->
+#ifndef MUTANT_MAP_BEFORE_FILL
+		atomic { FILL_SET(win, 1) };
+		atomic { MAP_SET(win); win = 0; rd-- }
+#else
+		atomic { MAP_SET(win) };
+		atomic { FILL_SET(win, 1); win = 0; rd-- }
+#endif
+	   :: else
+	   fi
+#endif
 	od
 }
 
@@ -598,6 +752,10 @@ inline touch(p, mine)
 	fi
 inline pin(f, e, longterm, err)
 {
+#ifdef LAZY
+	/* a lazy restore's pages are in place before any I/O under the pin */
+	atomic { FILL_SET(RANGE_SET(f, e), 0) };
+#endif
 	pp = f;
 	do
 	:: atomic { pp < e && err == E_OK && !leaf[pp] && !writer -> leaf[pp] = 1; ws[pp] = st[pp] }
@@ -611,6 +769,9 @@ proctype pinner(byte f, e; bool longterm)
 {
 	byte err, pp, rp, ti, tf, te, s1, s2, sel, done, idle, own;
 	bool slow, parked, zf;
+#ifdef LAZY
+	byte win;
+#endif
 
 	pin(f, e, longterm, err);
 	if
@@ -625,6 +786,9 @@ proctype pinner(byte f, e; bool longterm)
 proctype toucher(byte p1, p2)
 {
 	bool parked;
+#ifdef LAZY
+	byte win;
+#endif
 
 	touch(p1, 0);
 #if TOUCHES > 1
@@ -632,6 +796,87 @@ proctype toucher(byte p1, p2)
 #endif
 	finished++
 }
+
+#ifdef LAZY
+/*
+ * The background filler: l->mu from unit to unit, each unit an unsettled
+ * page (from the hint on in the C; any here), filled as a fault would,
+ * without allocating holes.  Once every page is settled, finish(): under
+ * g->lock exclusive the guest mapping's registration for missing faults
+ * goes (the kernel answers them from then on), then every guest fault
+ * that raced it is woken.
+ * C: src/lazy.c filler_main() #87985bff
+ * C: src/lazy.c finish() #0aa968c3
+ */
+proctype filler()
+{
+	do
+	:: atomic { !lz[0] -> FILL(0, 0) }
+	:: atomic { !lz[1] -> FILL(1, 0) }
+	:: atomic { lz[0] && lz[1] }; break
+	od;
+	atomic { !writer && NO_READER -> lactive = 0 };
+	atomic { gblk = 0; finished++ }
+}
+
+/*
+ * The guest's touches of the guest mapping (KVM's on its behalf are the
+ * same): a page in the page cache is reached at once; a missing one,
+ * while the restore fills, is a missing fault that waits until the fault
+ * thread wakes it, then is tried again; after the restore, the kernel
+ * gives a missing page memory itself.
+ */
+inline gtouch(p)
+{
+	do
+	:: atomic { !gblk && present[p] -> assert(filled[p]) }; break /* the access */
+	:: atomic { !gblk && !present[p] && lactive -> assert(gq == NONE); gq = p; gblk = 1 }
+	:: atomic { !gblk && !present[p] && !lactive -> present[p] = 1; assert(filled[p]) }; break
+	od
+}
+proctype guest(byte p1, p2)
+{
+	gtouch(p1);
+#if GTOUCHES > 1
+	gtouch(p2);
+#endif
+	atomic { gdone = 1; finished++ }
+}
+
+/*
+ * The fault thread's guest faults: lazy_guest_fault() fills the page's
+ * unit, holes given memory, with no g->lock - and the page is there then:
+ * the fault is answered (a discard may take the page again before the
+ * touch is tried again; it faults again, and is answered again) - then
+ * wakes the touch, whatever happened.  -DMUTANT_GUEST_NOALLOC fills
+ * without giving holes memory: a touch of a hole faults for as long as
+ * the restore lasts.
+ * C: src/fault.c handle_fault() #385d95b1
+ * C: src/lazy.c lazy_guest_fault() #93a2fe5c
+ */
+#ifdef MUTANT_GUEST_NOALLOC
+#define GUEST_ALLOC 0
+#else
+#define GUEST_ALLOC lactive
+#endif
+#ifdef THP
+#define FILL_UNIT_OF(p, alloc) FILL(0, alloc); FILL(1, alloc)
+#else
+#define FILL_UNIT_OF(p, alloc) FILL(p, alloc)
+#endif
+proctype faulter()
+{
+	byte gp;
+
+	do
+	:: atomic { gq != NONE ->
+		gp = gq; gq = NONE;
+		if :: lactive -> FILL_UNIT_OF(gp, GUEST_ALLOC); assert(present[gp]) :: else fi };
+	   atomic { gblk = 0; gp = 0 } /* uffd_wake() */
+	:: atomic { gq == NONE && gdone -> finished++ }; break
+	od
+}
+#endif
 
 #ifdef TRACK
 /*
@@ -752,11 +997,25 @@ proctype discarder(byte f, e)
 	od;
 	if
 	:: !pinned ->
+#ifdef LAZY
+		/* a lazy restore's pages settled as holes first, never filled
+		 * from the file after (l->mu: a fill under way ends first)
+		 * C: src/lazy.c lazy_forget() #eaa4e883 */
+		d_step {
+			if :: lactive ->
+				if :: IN(0, f, e) -> lz[0] = 1; hole[0] = 1; filled[0] = 1 :: else fi;
+				if :: IN(1, f, e) -> lz[1] = 1; hole[1] = 1; filled[1] = 1 :: else fi
+			:: else fi
+		};
+#define PUNCH(p) present[p] = 0
+#else
+#define PUNCH(p) skip
+#endif
 		/* every mapping loses the pages (markers stay); contents are zero:
 		 * tracking, a write the discard records */
 		d_step {
-			if :: IN(0, f, e) -> pte[0] = 0; mapped[0] = 0; DISCARD_RECORD(0) :: else fi;
-			if :: IN(1, f, e) -> pte[1] = 0; mapped[1] = 0; DISCARD_RECORD(1) :: else fi
+			if :: IN(0, f, e) -> pte[0] = 0; mapped[0] = 0; PUNCH(0); DISCARD_RECORD(0) :: else fi;
+			if :: IN(1, f, e) -> pte[1] = 0; mapped[1] = 0; PUNCH(1); DISCARD_RECORD(1) :: else fi
 		}
 	:: else
 	fi;
@@ -994,7 +1253,13 @@ proctype converter(byte me; byte nops)
 #else
 #define NOT_LOST(p) 1
 #endif
-#define ALWAYS(p) ((writer || MAPPED_OK(p)) && \
+#ifdef LAZY
+/* No view maps a page before its contents are in place. */
+#define FILLED_OK(p) (!pte[p] || filled[p])
+#else
+#define FILLED_OK(p) 1
+#endif
+#define ALWAYS(p) ((writer || MAPPED_OK(p)) && FILLED_OK(p) && \
 	(held[p] == 0 || st[p] != PRIVATE) && \
 	(!marker[p] || st[p] != SHARED) && \
 	(writer || !leaf[p] || ws[p] == st[p]) && \
@@ -1010,6 +1275,8 @@ end:
 		assert(!marker[1] || st[1] != SHARED);
 		assert(NOT_LOST(0));
 		assert(NOT_LOST(1));
+		assert(FILLED_OK(0)); /* !pte || filled */
+		assert(FILLED_OK(1));
 		assert(false)
 	}
 }
@@ -1029,6 +1296,12 @@ inline final()
 		assert((!t_used[0] || t_mode[0] == F_FAILED) && (!t_used[1] || t_mode[1] == F_FAILED));
 		assert(reported == (1 << ids) - 1);
 		assert(!writer && !mu && pin_waiters == 0);
+#ifdef LAZY
+		/* every page settled and in place, the restore done, and no
+		 * guest fault left waiting */
+		assert(lz[0] && lz[1] && filled[0] && filled[1] && !lactive);
+		assert(!gblk && gq == NONE && rd == 0);
+#endif
 #ifdef TRACK
 		/* no write lost: a collect now would report every page still owed */
 		assert(NOT_LOST(0) && NOT_LOST(1));
@@ -1046,7 +1319,9 @@ inline final()
  *   PLAIN: conversions without WAIT or DEFER;
  *   with TRACK, COLLECTOR 0 or 1: a collect of a range (and, once every
  *   actor is done, what a last one would report); RECLAIM 0 or 1: the
- *   kernel taking an entry.
+ *   kernel taking an entry;
+ *   with LAZY, GTOUCHES 0..2: the guest's touches (both pages, in either
+ *   order), with the fault thread for them; the filler always.
  * Every actor's range (and the pages touched) is chosen at will too.
  */
 #define RANGE(f, e) if :: f = 0; e = 1 :: f = 1; e = 2 :: f = 0; e = 2 fi
@@ -1087,6 +1362,18 @@ init {
 #endif
 #if RECLAIM
 		run kernel();
+#endif
+#ifdef LAZY
+		/* a page of the snapshot is data or a hole */
+		if :: skip :: hole[0] = 1; filled[0] = 1 fi;
+		if :: skip :: hole[1] = 1; filled[1] = 1 fi;
+		run filler();
+#if GTOUCHES > 0
+		if :: p1 = 0 :: p1 = 1 fi;
+		p2 = 1 - p1;
+		run guest(p1, p2);
+		run faulter();
+#endif
 #endif
 		f1 = 0; e1 = 0; f2 = 0; e2 = 0; f3 = 0; e3 = 0; p1 = 0; p2 = 0; lt = 0
 	}

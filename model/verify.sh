@@ -24,7 +24,11 @@ passed=0 failed=0
 # "written"), take-first misses one that a refault moved from the entry to
 # the record while the collect worked (the collect's own check: "owed"),
 # no-publish grants a first pin on a page the conversion then makes
-# private ("held").
+# private ("held").  The lazy restore's mutants: map-before-fill maps a
+# view's page before its contents are in place ("filled"), guest-no-alloc
+# answers a guest's fault on a hole without giving it memory and
+# skip-block settles a THP block's pages unfilled after a page a toucher
+# got (the guest's fault is not answered: "present").
 runs() {
 	cat <<-EOF
 	pins|-DNOPS=2 -DPINNERS=2 -DTOUCHES=0 -DDISCARDER=0|-DSAFETY|-m100000 -w26|pass
@@ -44,6 +48,14 @@ runs() {
 	split-scan|-DTRACK -DMUTANT_SPLITSCAN -DNOPS=2 -DPINNERS=1 -DTOUCHES=1 -DDISCARDER=0 -DCOLLECTOR=1|-DSAFETY|-m100000 -w26|counterexample:written
 	take-first|-DTRACK -DMUTANT_TAKEFIRST -DPLAIN -DNOPS=2 -DPINNERS=0 -DTOUCHES=2 -DDISCARDER=1 -DCOLLECTOR=1 -DRECLAIM=1|-DSAFETY|-m100000 -w26|counterexample:owed
 	no-publish|-DTRACK -DNOPUBLISH -DNOPS=2 -DPINNERS=1 -DTOUCHES=1 -DDISCARDER=0 -DCOLLECTOR=1|-DSAFETY|-m100000 -w26|counterexample:held
+	lazy|-DLAZY -DNOPS=2 -DPINNERS=0 -DTOUCHES=1 -DDISCARDER=0 -DGTOUCHES=2|-DSAFETY|-m100000 -w26|pass
+	lazy-discard|-DLAZY -DNOPS=1 -DPINNERS=0 -DTOUCHES=1 -DDISCARDER=1 -DGTOUCHES=1|-DSAFETY|-m100000 -w26|pass
+	lazy-pin|-DLAZY -DNOPS=1 -DPINNERS=1 -DTOUCHES=0 -DDISCARDER=0 -DGTOUCHES=1|-DSAFETY|-m100000 -w26|pass
+	lazy-thp|-DLAZY -DTHP -DNOPS=1 -DPINNERS=0 -DTOUCHES=1 -DDISCARDER=1 -DGTOUCHES=2|-DSAFETY|-m100000 -w26|pass
+	lazy-liveness|-DLIVENESS -DLAZY -DNOPS=1 -DPINNERS=0 -DTOUCHES=1 -DDISCARDER=0 -DGTOUCHES=1|-DNFAIR=3|-a -f -m100000 -w26|pass
+	map-before-fill|-DLAZY -DMUTANT_MAP_BEFORE_FILL -DNOPS=2 -DPINNERS=0 -DTOUCHES=1 -DDISCARDER=0 -DGTOUCHES=0|-DSAFETY|-m100000 -w26|counterexample:filled
+	guest-no-alloc|-DLAZY -DMUTANT_GUEST_NOALLOC -DNOPS=1 -DPINNERS=0 -DTOUCHES=0 -DDISCARDER=0 -DGTOUCHES=2|-DSAFETY|-m100000 -w26|counterexample:present
+	skip-block|-DLAZY -DTHP -DMUTANT_SKIP_BLOCK -DNOPS=1 -DPINNERS=0 -DTOUCHES=1 -DDISCARDER=1 -DGTOUCHES=2|-DSAFETY|-m100000 -w26|counterexample:present
 	EOF
 }
 

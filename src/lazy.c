@@ -285,8 +285,9 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 		err = uffd_copy(g->uffd, addr + off, l->unit_buf + off, len - off, g->track_guest,
 				&done);
 		if (err == -EEXIST)
-			done += g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE; /* a hole's page a
-									     * toucher got: its own */
+			/* a hole's page a toucher got: its own now; on THP the
+			 * block's other pages still come from the file */
+			done += g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;
 		else if (err)
 			return err;
 		*copied = true;

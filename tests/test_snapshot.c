@@ -726,6 +726,38 @@ TEST(lazy_restore_discard_before_fill)
 	CHECK_OK(gmem_destroy(g));
 }
 
+/*
+ * A page discarded before its unit is filled, then touched through the
+ * guest mapping before the unit is: the touch gets a zero page of its
+ * own, and the unit's fill after it goes around that page - every other
+ * page of the unit (on THP, the rest of the 2 MiB block) still gets its
+ * contents from the file.  The last unit of an object full of data, so
+ * that the background fill, going forward from the start, is elsewhere.
+ */
+TEST(lazy_restore_discarded_page_touched_before_its_unit)
+{
+	struct gmem *g = tg_create(env, N * U, 0, 0), *r;
+	char *ga = guest_of(g), *gb;
+	int fd = memfile();
+	char zero[64] = { 0 };
+
+	for (uint64_t off = 0; off < N * U; off += PS)
+		fill_page(ga + off, off / PS, 3);
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored_lazy(env, g, fd);
+	gb = guest_of(r);
+	CHECK_OK(gmem_discard(r, (N - 1) * U, PS));
+	CHECK(!memcmp(gb + (N - 1) * U, zero, sizeof(zero))); /* allocated, as a hole */
+	CHECK(!memcmp(gb + (N - 1) * U + PS, ga + (N - 1) * U + PS, U - PS));
+	CHECK_OK(gmem_restore_wait(r, -1));
+	CHECK(!memcmp(gb + (N - 1) * U, zero, sizeof(zero)));
+	CHECK(!memcmp(gb, ga, (N - 1) * U));
+	CHECK(!memcmp(gb + (N - 1) * U + PS, ga + (N - 1) * U + PS, U - PS));
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
+
 struct racer {
 	struct gmem *r, *g;
 	char *view;

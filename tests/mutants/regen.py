@@ -48,6 +48,10 @@ muts=[
   'gmem_collapse() leaves a block\'s holes to the kernel, which will not fill them under a view','test_huge'),
  ('zap-forgets-writes','src/view.c','	track_mapped(g, v, s, e);\n	err = zap_range(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, strict);','	err = zap_range(PAGE_ADDR(v, s), (e - s) << PAGE_SHIFT, strict);',
   'a zap keeps no record of what the view may map: a write tracking had in the entry is lost with it','test_track'),
+ ('view-maps-before-fill','src/fault.c','	if (lazy_active(g)) {\n		int err = lazy_fill(g, s, e, true);','	if (lazy_active(g) && false) {\n		int err = lazy_fill(g, s, e, true);',
+  'the fault thread maps a view\'s window of a lazy restore without filling it first: the backing gives the pages zeros','test_snapshot'),
+ ('fill-skips-block','src/lazy.c','			done += g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;','			done += g->b.align;',
+  'a THP block\'s fill that meets a page a toucher got skips the rest of the block, which is settled unfilled','test_snapshot'),
 ]
 for n,(name,f,old,new,what,killer) in enumerate(muts,1):
     src=open(os.path.join(root,f)).read()
