@@ -94,6 +94,25 @@ static void set_bit(uint64_t *b, uint64_t p)
 	b[p / 64] |= 1ULL << (p % 64);
 }
 
+/* What lazy_new() got, given back: its lock and condition only if it made them. */
+static void release(struct lazy *l, bool locks)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	if (locks) {
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+	}
+	free(l->unit_buf);
+	free(l->rec_buf);
+	free(l->merge);
+	free(l->bad);
+	free(l->filled);
+	free(l->rec_of);
+	free(l->recs);
+	free(l);
+}
+
 struct lazy *lazy_new(struct gmem *g, int fd)
 {
 	struct lazy *l = calloc(1, sizeof(*l));
@@ -111,48 +130,31 @@ struct lazy *lazy_new(struct gmem *g, int fd)
 	l->rec_buf = malloc(SNAP_DATA_MAX * GMEM_PAGE_SIZE);
 	l->unit_buf = malloc(unit);
 	if (!l->rec_of || !l->filled || !l->bad || !l->merge || !l->rec_buf || !l->unit_buf)
-		goto err;
+		goto err_free;
 	if (pthread_mutex_init(&l->mu, NULL))
-		goto err;
-	if (pthread_cond_init(&l->cv, NULL)) {
-		pthread_mutex_destroy(&l->mu);
-		goto err;
-	}
+		goto err_free;
+	if (pthread_cond_init(&l->cv, NULL))
+		goto err_mutex;
 	l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (l->fd < 0) {
-		lazy_free(l);
-		return NULL;
-	}
+	if (l->fd < 0)
+		goto err_locks;
 	l->left = g->npages;
 	return l;
 
-err:
-	free(l->unit_buf);
-	free(l->rec_buf);
-	free(l->merge);
-	free(l->bad);
-	free(l->filled);
-	free(l->rec_of);
-	free(l);
+err_mutex:
+	pthread_mutex_destroy(&l->mu);
+err_free:
+	release(l, false);
+	return NULL;
+err_locks:
+	release(l, true);
 	return NULL;
 }
 
 void lazy_free(struct lazy *l)
 {
-	if (!l)
-		return;
-	if (l->fd >= 0)
-		close(l->fd);
-	pthread_cond_destroy(&l->cv);
-	pthread_mutex_destroy(&l->mu);
-	free(l->unit_buf);
-	free(l->rec_buf);
-	free(l->merge);
-	free(l->bad);
-	free(l->filled);
-	free(l->rec_of);
-	free(l->recs);
-	free(l);
+	if (l)
+		release(l, true);
 }
 
 int lazy_add_data(struct lazy *l, const struct snap_record *r, uint64_t off, uint64_t id,

@@ -73,23 +73,6 @@ struct writer {
 	uint64_t data_s, data_e;
 };
 
-static int write_all(int fd, const void *p, size_t len)
-{
-	const char *c = p;
-
-	while (len) {
-		ssize_t n = write(fd, c, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		c += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* n iovecs, all of them, in as few system calls as the descriptor takes. */
 static int writev_all(int fd, struct iovec *v, int n)
 {
@@ -427,7 +410,7 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	h.parent = layer ? g->save_id : 0;
 	h.seq = layer ? g->save_seq + 1 : 0;
 	h.hash = snap_hash(&h, offsetof(struct snap_header, hash), 0);
-	err = write_all(fd, &h, sizeof(h));
+	err = writev_all(fd, &(struct iovec){ &h, sizeof(h) }, 1);
 	if (!err)
 		err = put_states(&w);
 	if (!err)

@@ -823,3 +823,32 @@ TEST_OPTS(lazy_restore_races_touches_and_conversions, .timeout_s = 60)
 	close(fd);
 	CHECK_OK(gmem_destroy(g));
 }
+
+/*
+ * One backing page, pieces of it written and one made private: saved,
+ * restored at once and lazily, the same.  Small enough for every backing,
+ * 1 GiB pages too (two objects of one page).
+ */
+TEST_OPTS(one_huge_page_round_trips, .subset = B_HUGETLB_1G, .timeout_s = 120)
+{
+	struct gmem *g = tg_create(env, U, 0, 0), *r;
+	char *ga = guest_of(g);
+	int fd = memfile();
+
+	fill_page(ga, 0, 3);
+	fill_page(ga + U - PS, U / PS - 1, 4);
+	if (U > PS)
+		CHECK_OK(gmem_convert(g, U - PS, PS, GMEM_PRIVATE, 0, NULL));
+	CHECK_OK(gmem_save(g, fd, 0));
+	r = restored(env, g, fd, 0);
+	check_contents(g, r);
+	CHECK_OK(gmem_destroy(r));
+	r = restored_lazy(env, g, fd);
+	CHECK(!memcmp(guest_of(r) + U - PS, ga + U - PS, PS)); /* the first touch fills it */
+	CHECK_OK(gmem_restore_wait(r, -1));
+	check_contents(g, r);
+	CHECK_OK(gmem_audit(r));
+	CHECK_OK(gmem_destroy(r));
+	close(fd);
+	CHECK_OK(gmem_destroy(g));
+}
