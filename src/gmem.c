@@ -209,7 +209,7 @@ int gmem_destroy(struct gmem *g)
 		return -ECHILD; /* the parent's: nothing here is the child's to free */
 	if (pins_total(g))
 		return -EBUSY;
-	lazy_fini(g); /* its thread fills through the guest mapping */
+	lazy_stop(g); /* its thread fills through the guest mapping */
 	/*
 	 * Every page punched out first, while the threads still answer: a
 	 * mapping of the file the library does not know of (a part the process
@@ -218,6 +218,7 @@ int gmem_destroy(struct gmem *g)
 	 */
 	backing_punch(&g->b, 0, g->b.size);
 	fault_stop(g);
+	lazy_fini(g); /* the fault thread filled through it to the last */
 	/*
 	 * Closed before the views go: unregistered, their unmaps post no
 	 * events.  Not if the process closed it already (a double close): the

@@ -477,6 +477,8 @@ int lazy_add_data(struct lazy *l, const struct snap_record *r, uint64_t off, uin
 void lazy_add_hole(struct lazy *l, uint64_t first, uint64_t count);
 void lazy_free(struct lazy *l);
 int lazy_start(struct gmem *g, struct lazy *l);
+/* At destroy: the background fill stopped, then - once the fault thread is - freed. */
+void lazy_stop(struct gmem *g);
 void lazy_fini(struct gmem *g);
 /* Whether pages remain to fill (the guest mapping is registered for missing faults). */
 bool lazy_active(const struct gmem *g);

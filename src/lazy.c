@@ -363,11 +363,12 @@ static int fill_locked(struct gmem *g, uint64_t first, uint64_t end, bool alloca
 
 int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
 {
-	struct lazy *l = g->lazy;
+	struct lazy *l;
 	int err;
 
 	if (!lazy_active(g))
 		return 0;
+	l = g->lazy; /* set before lazy_active (release): read after it */
 	if (g->b.align > GMEM_PAGE_SIZE) {
 		first &= ~((g->b.align >> PAGE_SHIFT) - 1);
 		end = (end + (g->b.align >> PAGE_SHIFT) - 1) & ~((g->b.align >> PAGE_SHIFT) - 1);
@@ -395,12 +396,13 @@ void lazy_guest_fault(struct gmem *g, uintptr_t addr)
 
 int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
 {
-	struct lazy *l = g->lazy;
+	struct lazy *l;
 	uint64_t bp = g->b.align >> PAGE_SHIFT;
 	int err = 0;
 
 	if (!lazy_active(g))
 		return 0;
+	l = g->lazy; /* set before lazy_active (release): read after it */
 	lazy_mu_lock(l);
 	/* hugetlbfs zeroes part of a huge page in place: the rest must be there */
 	if (g->b.hugetlb && first % bp)
@@ -587,21 +589,25 @@ int lazy_wait(struct gmem *g, int timeout_ms)
 	return err;
 }
 
-void lazy_fini(struct gmem *g)
+void lazy_stop(struct gmem *g)
 {
 	struct lazy *l = g->lazy;
 
-	if (!l)
+	if (!l || !l->thread_started)
 		return;
-	if (l->thread_started) {
-		lazy_mu_lock(l);
-		l->stop = true;
-		pthread_cond_broadcast(&l->cv);
-		pthread_mutex_unlock(&l->mu);
-		pthread_join(l->thread, NULL);
-	}
+	lazy_mu_lock(l);
+	l->stop = true;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->thread, NULL);
+	l->thread_started = false;
+}
+
+void lazy_fini(struct gmem *g)
+{
+	lazy_stop(g);
+	lazy_free(g->lazy);
 	g->lazy = NULL;
-	lazy_free(l);
 }
 
 void lazy_lock(struct gmem *g)
@@ -618,10 +624,11 @@ void lazy_unlock(struct gmem *g)
 
 void lazy_narrow(struct gmem *g, uint64_t page, uint64_t *s, uint64_t *e)
 {
-	struct lazy *l = g->lazy;
+	struct lazy *l;
 
 	if (!lazy_active(g))
 		return;
+	l = g->lazy; /* set before lazy_active (release): read after it */
 	lazy_fill(g, page, page + 1, false);
 	pthread_mutex_lock(&l->mu);
 	for (uint64_t p = page; p < *e; p++) {

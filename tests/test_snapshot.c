@@ -234,21 +234,31 @@ static size_t record_edges(int fd, uint64_t *edges, size_t max)
 	return n;
 }
 
-/* Whether at is within a few bytes of a record's edge, or inside the file's header. */
+/*
+ * The records a test cuts or corrupts at: every one of the first and last
+ * four, and every thirty-second between (a file of a few MiB has a hundred
+ * data records alike; each place costs a restore).
+ */
+static bool examined(size_t i, size_t n)
+{
+	return i < 4 || i + 4 >= n || i % 32 == 0;
+}
+
+/* Whether at is in the file's header, or in an examined record's header or just before it. */
 static bool near_edge(uint64_t at, const uint64_t *edges, size_t n)
 {
-	if (at < 64 + 32)
+	if (at < 64)
 		return true;
 	for (size_t i = 0; i < n; i++)
-		if (at + 2 >= edges[i] && at <= edges[i] + 33)
+		if (examined(i, n) && at + 1 >= edges[i] && at < edges[i] + 32)
 			return true;
 	return false;
 }
 
-/* The places a test cuts or corrupts: every byte near a record's edge, and 50 more between. */
+/* The places a test cuts or corrupts: every byte near an examined edge, and 20 more between. */
 static uint64_t next_place(uint64_t at, uint64_t size, const uint64_t *edges, size_t n)
 {
-	uint64_t spread = size / 50 | 1;
+	uint64_t spread = size / 20 | 1;
 
 	for (uint64_t next = at + 1; next < size; next++)
 		if (near_edge(next, edges, n) || next / spread != at / spread)
@@ -829,7 +839,8 @@ TEST_OPTS(lazy_restore_races_touches_and_conversions, .timeout_s = 60)
  * restored at once and lazily, the same.  Small enough for every backing,
  * 1 GiB pages too (two objects of one page).
  */
-TEST_OPTS(one_huge_page_round_trips, .subset = B_HUGETLB_1G, .timeout_s = 120)
+TEST_OPTS(one_huge_page_round_trips, .subset = B_HUGETLB_1G, .timeout_s = 120,
+	  .skip2 = B_HUGETLB_1G | S_SIGSEGV, .why2 = "1 GiB compared twice: under one signal, not both")
 {
 	struct gmem *g = tg_create(env, U, 0, 0), *r;
 	char *ga = guest_of(g);
