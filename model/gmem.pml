@@ -346,7 +346,7 @@ bool gdone;       /* the guest touches no more */
 #endif
 /* lazy_fill() of the pages in bitmask w (on THP: their blocks, so both):
  * nothing once the restore is done
- * C: src/lazy.c lazy_fill() #515d8677 */
+ * C: src/lazy.c lazy_fill() #d693b73a */
 #ifdef THP
 #define UNITS(w) 3
 #else
@@ -1000,7 +1000,7 @@ proctype discarder(byte f, e)
 #ifdef LAZY
 		/* a lazy restore's pages settled as holes first, never filled
 		 * from the file after (l->mu: a fill under way ends first)
-		 * C: src/lazy.c lazy_forget() #eaa4e883 */
+		 * C: src/lazy.c lazy_forget() #e47e09b5 */
 		d_step {
 			if :: lactive ->
 				if :: IN(0, f, e) -> lz[0] = 1; hole[0] = 1; filled[0] = 1 :: else fi;
