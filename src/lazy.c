@@ -48,12 +48,14 @@ struct lazy_rec {
 };
 
 struct lazy {
+	/* built by snapshot.c's reader before lazy_start(), then read-only */
 	int fd;
 	struct lazy_rec *recs;
 	size_t nrecs, cap;
-	uint32_t *rec_of; /* per page: index into recs + 1; 0: a hole */
+	/* per page: index into recs + 1; 0: a hole.  After the start, under mu */
+	uint32_t *rec_of;
 
-	pthread_mutex_t mu; /* everything below */
+	pthread_mutex_t mu; /* everything below, but waiting and what thread_started says */
 	pthread_cond_t cv;  /* done, or a fault for the filler to start near; waiting back to 0 */
 	_Atomic unsigned int waiting; /* threads but the filler about to take mu */
 	uint64_t *filled;   /* a bit a page: its contents are settled */
@@ -65,7 +67,7 @@ struct lazy {
 	int err;            /* the first record that did not check: -EBADMSG */
 	bool stop, done;
 	pthread_t thread;
-	bool thread_started;
+	bool thread_started; /* set by lazy_start(), cleared by lazy_stop(): the owner's */
 
 	char *unit_buf;     /* a fill unit's contents */
 	char *rec_buf;      /* the record last read, checked */

@@ -443,37 +443,19 @@ struct reader {
 	char *buf;
 };
 
-/* len bytes, all of them: -EBADMSG for a file that ends first; *got says how many came. */
-static int read_all(int fd, void *p, size_t len, size_t *got)
+/*
+ * The next len bytes of the stream, all of them (-EBADMSG for a file that
+ * ends first; *got says how many came): read() for an eager restore (pipes
+ * too), pread() at r->pos for a lazy one, which skips payloads by adding.
+ */
+static int reader_get(struct reader *r, void *p, size_t len, size_t *got)
 {
 	char *c = p;
 
 	*got = 0;
 	while (*got < len) {
-		ssize_t n = read(fd, c + *got, len - *got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EBADMSG;
-		*got += (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * The next len bytes of the stream: read() for an eager restore (pipes
- * too), pread() at r->pos for a lazy one, which skips payloads by adding.
- */
-static int reader_get(struct reader *r, void *p, size_t len, size_t *got)
-{
-	if (!r->lazy)
-		return read_all(r->fd, p, len, got);
-	*got = 0;
-	while (*got < len) {
-		ssize_t n = pread(r->fd, (char *)p + *got, len - *got, (off_t)(r->pos + *got));
+		ssize_t n = r->lazy ? pread(r->fd, c + *got, len - *got, (off_t)(r->pos + *got))
+				    : read(r->fd, c + *got, len - *got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
