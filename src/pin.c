@@ -303,7 +303,7 @@ int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags)
 	end = first + (len >> PAGE_SHIFT);
 	/* a lazy restore's pages are in place before any I/O under the pin reaches them */
 	if (lazy_active(g) && (err = lazy_fill(g, first, end, false)))
-		return err;
+		return err == -EBADMSG ? err : sys_result(err); /* -EAGAIN is a pin's word */
 	for (p = first; p < end; p++) {
 		w = word_after(g, p, w, true);
 		if (!w) {

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../compat.h"
@@ -174,8 +175,26 @@ int uffd_register_guest(int fd, void *addr, uint64_t len, bool missing, bool wp)
 	return ioctl(fd, UFFDIO_REGISTER, &reg) ? -errno : 0;
 }
 
+/*
+ * EAGAIN with nothing done: the process is mapping, unmapping or forking
+ * and the reader has not yet read the kernel's notice of it, which it does
+ * on its own thread.  A moment, then again: true while a second has not
+ * passed (*tries counts the moments).
+ */
+static bool changing_wait(unsigned int *tries)
+{
+	struct timespec ts = { 0, 1000 * 1000 };
+
+	if (++*tries > 1000)
+		return false;
+	nanosleep(&ts, NULL);
+	return true;
+}
+
 int uffd_copy(int fd, uintptr_t addr, const void *src, uint64_t len, bool wp, uint64_t *done)
 {
+	unsigned int tries = 0;
+
 	*done = 0;
 	while (*done < len) {
 		struct uffdio_copy c = { .dst = addr + *done, .src = (uintptr_t)src + *done,
@@ -190,21 +209,24 @@ int uffd_copy(int fd, uintptr_t addr, const void *src, uint64_t len, bool wp, ui
 		}
 		if (c.copy > 0)
 			*done += (uint64_t)c.copy;
-		if (!(err == -EAGAIN && c.copy > 0))
-			return err;
+		if (err == -EAGAIN && (c.copy > 0 || changing_wait(&tries)))
+			continue;
+		return err;
 	}
 	return 0;
 }
 
 int uffd_zeropage(int fd, uintptr_t addr, uint64_t len)
 {
+	unsigned int tries = 0;
+
 	while (len) {
 		struct uffdio_zeropage z = { .range = { .start = addr, .len = len },
 					     .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE };
 		int err = ioctl(fd, UFFDIO_ZEROPAGE, &z) ? -errno : 0;
 		uint64_t done = err ? (z.zeropage > 0 ? (uint64_t)z.zeropage : 0) : len;
 
-		if (err && !(err == -EAGAIN && done))
+		if (err && !(err == -EAGAIN && (done || changing_wait(&tries))))
 			return err;
 		addr += done;
 		len -= done;
