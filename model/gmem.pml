@@ -741,7 +741,7 @@ inline touch(p, mine)
  * gmem_pin(): per page, make the word (under g->lock shared), raise the
  * count (publish), then check the state; on a refusal back out of every
  * page raised.
- * C: src/pin.c gmem_pin() #88d98c15
+ * C: src/pin.c gmem_pin() #8cec7152
  * C: src/pin.c pin_word() #4243772d
  */
 #define RAISE(p) if :: longterm -> lc[p]++ :: else -> sc[p]++ fi
