@@ -88,17 +88,23 @@ static struct gmem *create(void)
 	return g;
 }
 
-static struct gmem *populated(void)
+/*
+ * The object populated by the guest (through the guest mapping, as KVM's
+ * faults write it: the pages are mapped there, as the plain side's are in
+ * its mapping) or by host code through a view.
+ */
+static struct gmem *populated(bool by_guest)
 {
 	struct gmem *g = create();
 	void *v;
-	int err = gmem_view_map(g, 0, OBJ, 0, &v);
+	int err = by_guest ? gmem_guest_map(g, &v) : gmem_view_map(g, 0, OBJ, 0, &v);
 
 	if (err)
-		die("gmem_view_map", err);
+		die(by_guest ? "gmem_guest_map" : "gmem_view_map", err);
 	for (uint64_t i = 0; i < NREGIONS; i++)
 		fill((char *)v + region_off(i), region_off(i), REGION);
-	gmem_view_unmap(g, v);
+	if (!by_guest)
+		gmem_view_unmap(g, v);
 	return g;
 }
 
@@ -211,7 +217,7 @@ static double timed_save(struct gmem *g, int fd, unsigned int flags)
 /* The file a populated object saves to (and, if plain_fd, the plain file). */
 static int saved_file(struct figure *f, bool disk, int *plain_fd)
 {
-	struct gmem *g = populated();
+	struct gmem *g = populated(true);
 	int fd = out_file(f, disk);
 
 	if (fd >= 0)
@@ -257,16 +263,16 @@ static void series_rate(const struct figure *f, int which, bool disk)
 	       (median(f->base, f->reps) / 1e9), median(f->value, f->reps) / median(f->base, f->reps));
 }
 
-static void save(struct figure *f, int r, bool disk)
+static void save(struct figure *f, int r, bool disk, unsigned int flags)
 {
-	struct gmem *g = populated();
+	struct gmem *g = populated(true);
 	int pfd, gfd = -1, bfd = -1;
 	char *p = plain_populated(&pfd);
 
 	for (int i = 0; i < 2 && !f->skipped; i++) { /* both orders: neither always first */
 		if ((i + r) % 2 == 0) {
 			if ((gfd = out_file(f, disk)) >= 0)
-				f->value[r] = timed_save(g, gfd, 0);
+				f->value[r] = timed_save(g, gfd, flags);
 		} else if ((bfd = out_file(f, disk)) >= 0) {
 			double t0 = now_ns();
 
@@ -288,12 +294,17 @@ static void save(struct figure *f, int r, bool disk)
 
 static void save_memfd(struct figure *f, int r)
 {
-	save(f, r, false);
+	save(f, r, false, GMEM_SAVE_PAUSED);
 }
 
 static void save_disk(struct figure *f, int r)
 {
-	save(f, r, true);
+	save(f, r, true, GMEM_SAVE_PAUSED);
+}
+
+static void save_running(struct figure *f, int r)
+{
+	save(f, r, false, 0);
 }
 
 static void restore(struct figure *f, int r, bool disk)
@@ -557,7 +568,7 @@ static double s5_layer_bytes[MAX_REPS], s5_full_bytes[MAX_REPS];
 
 static void layer(struct figure *f, int r)
 {
-	struct gmem *g = populated();
+	struct gmem *g = populated(false);
 	uint64_t pages = OBJ / PS / 100, x = 0x2545f4914f6cdd1dULL + (uint64_t)r;
 	int full = out_file(f, false), lay = out_file(f, false), err;
 	void *v;
@@ -603,10 +614,12 @@ out:
 	{ { .id = id_, .what = what_, .unit = unit_, .baseline_what = base_ }, fn }
 
 struct bench_entry snapshot_figures[] = {
-	FIG("snapshot_save", "(s1) gmem_save, 1 GiB 25 % populated, to a memfd", "ns",
+	FIG("snapshot_save", "(s1) gmem_save PAUSED, 1 GiB 25 % populated, to a memfd", "ns",
 	    "write() of the same regions from a plain mapping to a memfd", save_memfd),
-	FIG("snapshot_save_disk", "(s1) gmem_save, the same, to a file on disk", "ns",
+	FIG("snapshot_save_disk", "(s1) gmem_save PAUSED, the same, to a file on disk", "ns",
 	    "write() of the same regions to a file on disk (buffered)", save_disk),
+	FIG("snapshot_save_running", "(s1) gmem_save, writers running, to a memfd", "ns",
+	    "write() of the same regions from a plain mapping to a memfd", save_running),
 	FIG("snapshot_restore", "(s2) eager gmem_restore of that memfd, fresh object", "ns",
 	    "read() of the same regions from a memfd into a plain mapping", restore_memfd),
 	FIG("snapshot_restore_disk", "(s2) eager gmem_restore from the file on disk", "ns",

@@ -431,8 +431,14 @@ GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t le
  *
  * gmem_save() reads the pages through the library's own mapping, never
  * a view, and holds up a conversion for one page's copy at most: the
- * guest may run (a consistent copy is the caller's: pause the writers).  A page in transit is
- * saved private.  With GMEM_SAVE_DIRTY it writes a layer: the pages
+ * guest may run (a consistent copy is the caller's: pause the writers).
+ * With GMEM_SAVE_PAUSED the caller says nothing writes the object's
+ * pages meanwhile (vCPUs paused, devices quiet; discards and conversions
+ * may go on): records are hashed and written from where the pages are,
+ * not copied first, and a conversion or discard waits for up to 1 MiB
+ * being written.  A page written anyway can leave a record that does not
+ * check, which a restore refuses (-EBADMSG), never restores.  A page in
+ * transit is saved private.  With GMEM_SAVE_DIRTY it writes a layer: the pages
  * written since the save or restore it follows (which must have been made
  * while tracking, as tracking is now: -EINVAL otherwise), and every
  * page's state.  The collects of gmem_track_collect() report the same
@@ -460,6 +466,7 @@ GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t le
  * done.
  */
 #define GMEM_SAVE_DIRTY (1u << 0)   /* gmem_save(): a layer on the last save */
+#define GMEM_SAVE_PAUSED (1u << 1)  /* gmem_save(): nothing writes the object meanwhile */
 #define GMEM_RESTORE_LAZY (1u << 0) /* gmem_restore(): contents on first touch */
 
 GMEM_API int gmem_save(struct gmem *g, int fd, unsigned int flags);

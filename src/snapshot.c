@@ -48,9 +48,13 @@
 /*
  * Data records a save writes in one system call: 256 KiB of pages, copied,
  * hashed and written while they are in the cache (half a core's L2 here).
+ * Written in place (GMEM_SAVE_PAUSED) they are hashed and written, and
+ * more at once pay: a file system's page cache takes larger writes in
+ * larger folios (ext4 here: 1 MiB batches, 10 % less than 256 KiB).
  */
 #define BATCH_RECORDS 4
 #define BATCH_BYTES (BATCH_RECORDS * DATA_BYTES)
+#define BATCH_IN_PLACE 16
 
 /* ---- the writer ---- */
 
@@ -60,14 +64,16 @@ struct writer {
 	uint64_t id, index, data_pages;
 	char *buf; /* BATCH_BYTES: data records' payloads, waiting to be written */
 	/* the records waiting: their headers, and header/payload pairs to write */
-	struct snap_record hdr[BATCH_RECORDS];
-	struct iovec iov[2 * BATCH_RECORDS];
-	size_t nrec;
+	struct snap_record hdr[BATCH_IN_PLACE];
+	struct iovec iov[2 * BATCH_IN_PLACE];
+	size_t nrec, batch; /* records waiting, and how many go at once */
 	uint64_t used;  /* bytes of buf taken */
+	bool paused;    /* GMEM_SAVE_PAUSED: records straight from the guest mapping */
+	bool locked;    /* g->lock held shared until the records waiting are out */
 	uint64_t discard_gen; /* g->discard_gen when the pages were found */
 	uint64_t *bitmap; /* a bit a page: the layer's pages, or scratch */
-	/* hugetlbfs: huge pages found so far, and how many the file has */
-	uint64_t huge_found, huge_total;
+	/* hugetlbfs: huge pages found so far, how many the file has, and discard_gen then */
+	uint64_t huge_found, huge_total, huge_gen;
 	unsigned char *vec; /* mincore() of one huge page */
 	/* shmem: the stretch of data the last lseek()s found, [data_s, data_e) */
 	uint64_t data_s, data_e;
@@ -105,19 +111,23 @@ static uint64_t record_hash(uint64_t id, uint64_t index, const struct snap_recor
 	return snap_hash(payload, len, h);
 }
 
-/* The records waiting, written. */
+/* The records waiting, written; then the pages they were read from may go. */
 static int flush(struct writer *w)
 {
 	int err = writev_all(w->fd, w->iov, (int)(2 * w->nrec));
 
 	w->nrec = 0;
 	w->used = 0;
+	if (w->locked) {
+		w->locked = false;
+		unlock(w->g);
+	}
 	return err;
 }
 
 /*
  * A record, hashed and queued; its payload must stay where it is until the
- * next flush() (data records' are in w->buf).  Queues of BATCH_RECORDS go
+ * next flush() (data records' are in w->buf).  Queues of w->batch go
  * out in one writev().
  */
 static int put_record(struct writer *w, uint32_t type, uint64_t first, uint64_t count,
@@ -131,7 +141,7 @@ static int put_record(struct writer *w, uint32_t type, uint64_t first, uint64_t 
 	w->iov[2 * w->nrec + 1] = (struct iovec){ (void *)payload, len };
 	w->nrec++;
 	w->index++;
-	return w->nrec == BATCH_RECORDS || type != REC_DATA ? flush(w) : 0;
+	return w->nrec == w->batch || type != REC_DATA ? flush(w) : 0;
 }
 
 /* Every page's state, in runs; in transit counts as private (it is going there). */
@@ -188,6 +198,29 @@ static int copy_page(struct writer *w, uint64_t p, char *dst)
 	return err;
 }
 
+/*
+ * With the writers paused, a record's payload is where the guest mapping
+ * has it: hashed there, and written from there by the next flush(), with
+ * g->lock held shared until then so that no discard makes a hole of a
+ * page the write reads (which would give it memory).  false if a discard
+ * came since the pages were found: they are copied a page at a time.
+ */
+static bool payload_in_place(struct writer *w, uint64_t first, char **src)
+{
+	struct gmem *g = w->g;
+
+	if (!w->locked) {
+		lock_shared(g);
+		if (atomic_load_explicit(&g->discard_gen, memory_order_relaxed) != w->discard_gen) {
+			unlock(g);
+			return false;
+		}
+		w->locked = true; /* and no discard comes until flush() */
+	}
+	*src = g->b.guest + (first << PAGE_SHIFT);
+	return true;
+}
+
 /* Pages [first, end), which held memory when found, as data records. */
 static int put_data(struct writer *w, uint64_t first, uint64_t end)
 {
@@ -196,11 +229,17 @@ static int put_data(struct writer *w, uint64_t first, uint64_t end)
 		char *dst = w->buf + w->used;
 		int err = 0;
 
-		for (uint64_t i = 0; i < n && !err; i++)
-			err = copy_page(w, first + i, dst + (i << PAGE_SHIFT));
-		if (err)
-			return err;
-		w->used += n << PAGE_SHIFT;
+		if (!w->paused || !payload_in_place(w, first, &dst)) {
+			/* copies go to the buffer: the records there go out first if it is full */
+			if (w->used + (n << PAGE_SHIFT) > BATCH_BYTES && (err = flush(w)))
+				return err;
+			dst = w->buf + w->used;
+			for (uint64_t i = 0; i < n && !err; i++)
+				err = copy_page(w, first + i, dst + (i << PAGE_SHIFT));
+			if (err)
+				return err;
+			w->used += n << PAGE_SHIFT;
+		}
 		err = put_record(w, REC_DATA, first, n, dst, n << PAGE_SHIFT);
 		if (err)
 			return err;
@@ -215,13 +254,37 @@ static bool all_zero(const char *p, size_t len)
 	return !p[0] && !memcmp(p, p + 1, len - 1);
 }
 
+/*
+ * hugetlbfs: whether huge pages not found yet may hold memory.  The file
+ * counts its pages (st_blocks), but the count may have changed since it
+ * was read: pages found beside others the save passed before a discard
+ * took them would add up to it with a page still ahead.  Only a count
+ * read again, with no discard since it was first read, says there are no
+ * more.
+ */
+static bool huge_more(struct writer *w)
+{
+	struct gmem *g = w->g;
+	struct stat st;
+
+	if (w->huge_found < w->huge_total)
+		return true;
+	if (fstat(g->b.fd, &st) ||
+	    atomic_load_explicit(&g->discard_gen, memory_order_relaxed) != w->huge_gen) {
+		w->huge_total = UINT64_MAX; /* look at every page */
+		return true;
+	}
+	w->huge_total = (uint64_t)st.st_blocks * 512 / g->b.align;
+	return w->huge_found < w->huge_total;
+}
+
 /* hugetlbfs: whether the huge page at byte off holds memory (see the top). */
 static int huge_populated(struct writer *w, uint64_t off, bool *yes)
 {
 	const struct backing *b = &w->g->b;
 
 	*yes = false;
-	if (w->huge_found >= w->huge_total)
+	if (!huge_more(w))
 		return 0; /* every huge page the file has is found */
 	if (!mincore(b->guest + off, b->align, w->vec) && (w->vec[0] & 1)) {
 		*yes = true;
@@ -352,6 +415,7 @@ static int writer_init(struct writer *w, struct gmem *g, int fd)
 			goto err_nomem;
 		if (fstat(g->b.fd, &st))
 			return -errno;
+		w->huge_gen = atomic_load_explicit(&g->discard_gen, memory_order_relaxed);
 		w->huge_total = (uint64_t)st.st_blocks * 512 / g->b.align;
 	}
 	return 0;
@@ -362,6 +426,8 @@ err_nomem:
 
 static void writer_fini(struct writer *w)
 {
+	if (w->locked)
+		unlock(w->g);
 	free(w->vec);
 	free(w->bitmap);
 	free(w->buf);
@@ -375,7 +441,7 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	uint64_t gen;
 	int err;
 
-	if (!g || fd < 0 || (flags & ~GMEM_SAVE_DIRTY))
+	if (!g || fd < 0 || (flags & ~(GMEM_SAVE_DIRTY | GMEM_SAVE_PAUSED)))
 		return -EINVAL;
 	if (forked_child(g))
 		return -ECHILD;
@@ -391,6 +457,8 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	err = writer_init(&w, g, fd);
 	if (err)
 		goto out_fini;
+	w.paused = flags & GMEM_SAVE_PAUSED;
+	w.batch = w.paused ? BATCH_IN_PLACE : BATCH_RECORDS;
 	/*
 	 * Where the next layer starts: writes from here on.  A full save
 	 * while not tracking starts none (gen 0 matches no tracking).

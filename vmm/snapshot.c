@@ -320,7 +320,8 @@ int snapv_write(const char *path, const struct sbuf *state, struct gmem *g, uint
 		pr = progress_start("saving", fd, h.memory_offset,
 				    kind == SNAPV_FULL ? hi.blocks_populated * hi.page_size : 0);
 		step = "saving memory";
-		err = gmem_save(g, fd, kind == SNAPV_LAYER ? GMEM_SAVE_DIRTY : 0);
+		/* the vCPUs and the device are paused: nothing writes guest memory */
+		err = gmem_save(g, fd, (kind == SNAPV_LAYER ? GMEM_SAVE_DIRTY : 0) | GMEM_SAVE_PAUSED);
 		progress_stop(pr);
 	}
 	if (!err) {

@@ -145,7 +145,8 @@ void snapv_close(struct snapv_in *in);
 
 /*
  * Write a checkpoint to path (through path.tmp, renamed when whole): the
- * header, the sections in state, then gmem_save(g, flags).  kind, parent
+ * header, the sections in state, then gmem_save(g, flags) - with
+ * GMEM_SAVE_PAUSED: the caller has paused every writer of g.  kind, parent
  * and seq as the header says; *id gets the new one.  `progress`: show
  * progress on stderr if it takes more than a second (a terminal only).
  * 0, or -errno with why in msg; nothing is left at path on failure.
