@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -153,6 +156,131 @@ static void blk_read(struct figure *f, int r)
 	blk_throughput(f, r, true);
 }
 
+/* ---- (s4) a restored guest's first instruction ---- */
+
+#define RESUME_FILE "/var/tmp/gmem-bench-resume.snap"
+
+static const char *vmm_path(void)
+{
+	const char *vmm = getenv("GMEM_VMM");
+
+	return vmm ? vmm : "build/vmm/gmem-vmm";
+}
+
+/*
+ * The resume guest (1 GiB, 64 MiB written) saved to RESUME_FILE once a
+ * run: started, saved with SIGUSR1 when it says it is ready (gmem-vmm
+ * pauses it and exits 0).  false, and f skipped, if that fails.
+ */
+static bool resume_saved(struct figure *f)
+{
+	static int state; /* 0 not yet, 1 saved, -1 failed */
+	const char *dir = getenv("GUEST_BENCH_DIR");
+	char elf[512], buf[256];
+	size_t got = 0;
+	int pfd[2], status;
+	pid_t pid;
+
+	if (state)
+		goto out;
+	state = -1;
+	snprintf(elf, sizeof(elf), "%s/resume.elf", dir ? dir : "build/guest/bench");
+	if (access("/dev/kvm", R_OK | W_OK) || pipe(pfd))
+		goto out;
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(vmm_path(), "gmem-vmm", "--mem", "1G", "--save", RESUME_FILE, "--timeout", "300",
+		      elf, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (pid > 0 && got < sizeof(buf) - 1) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 120000) <= 0)
+			break; /* ~6 s to write 64 MiB here; two minutes is a stuck guest */
+		n = read(pfd[0], buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (strstr(buf, "resume: ready")) {
+			kill(pid, SIGUSR1);
+			break;
+		}
+	}
+	if (pid > 0) {
+		if (!strstr(buf, "resume: ready"))
+			kill(pid, SIGKILL);
+		while (read(pfd[0], buf, sizeof(buf)) > 0)
+			;
+		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && !WEXITSTATUS(status))
+			state = 1;
+	}
+	close(pfd[0]);
+out:
+	if (state < 0) {
+		f->skipped = true;
+		snprintf(f->why, sizeof(f->why), "no usable /dev/kvm, or the resume guest's save failed");
+	}
+	return state > 0;
+}
+
+/* gmem-vmm --restore RESUME_FILE [--lazy] for a second: its --stats' times, ms. */
+static bool restore_times(bool lazy, double *first_ms, double *filled_ms)
+{
+	char cmd[1024], json[8192], *p;
+	const char *stats = "/var/tmp/gmem-bench-resume.json";
+	FILE *fp;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "%s --restore %s %s --timeout 1 --stats %s >/dev/null 2>&1",
+		 vmm_path(), RESUME_FILE, lazy ? "--lazy" : "", stats);
+	if (WEXITSTATUS(system(cmd)) != 124) /* the guest reads for ever: the timeout ends it */
+		return false;
+	fp = fopen(stats, "r");
+	if (!fp)
+		return false;
+	n = fread(json, 1, sizeof(json) - 1, fp);
+	fclose(fp);
+	unlink(stats);
+	json[n] = '\0';
+	p = strstr(json, "\"first_instruction_ms\": ");
+	return p && sscanf(p, "\"first_instruction_ms\": %lf, \"filled_ms\": %lf", first_ms,
+			   filled_ms) == 2;
+}
+
+/* (s4) lazy vs eager: gmem-vmm's start to the restored guest's first instruction. */
+static void restore_first_instruction(struct figure *f, int r)
+{
+	double lazy_first, lazy_filled, eager_first, eager_filled;
+
+	if (!resume_saved(f))
+		return;
+	for (int i = 0; i < 2; i++) { /* both orders: neither always first */
+		bool ok = (i + r) % 2 ? restore_times(true, &lazy_first, &lazy_filled)
+				      : restore_times(false, &eager_first, &eager_filled);
+
+		if (!ok) {
+			f->skipped = true;
+			snprintf(f->why, sizeof(f->why), "gmem-vmm --restore failed");
+			break;
+		}
+	}
+	if (!f->skipped) {
+		f->value[r] = lazy_first * 1e6;
+		f->base[r] = eager_first * 1e6;
+		series("vmm_restore", "\"rep\": %d, \"lazy_first_ms\": %.1f, "
+				      "\"lazy_filled_ms\": %.1f, \"eager_first_ms\": %.1f",
+		       r, lazy_first, lazy_filled, eager_first);
+	}
+	if (f->skipped || r == f->reps - 1)
+		unlink(RESUME_FILE);
+}
+
 struct bench_entry vmm_figures[] = {
 	{ { .id = "vmm_convert", .what = "(vmm) guest conversion of a page, round trip",
 	    .unit = "cycles", .baseline_what = "a null hypercall round trip; target 1.5x plus the zap",
@@ -165,5 +293,10 @@ struct bench_entry vmm_figures[] = {
 	{ { .id = "vmm_blk_read", .what = "(vmm) virtio-blk sequential 1 MiB reads", .unit = "MiB/s",
 	    .baseline_what = "the same pread()s on the host", .target = 0.5, .at_least = true },
 	  blk_read },
+	{ { .id = "snapshot_vmm_first_instruction",
+	    .what = "(s4) gmem-vmm --restore --lazy: start to first instruction", .unit = "ns",
+	    .baseline_what = "the eager --restore of the same 1 GiB guest (64 MiB written)",
+	    .target = 0.25 },
+	  restore_first_instruction },
 };
 const size_t n_vmm_figures = sizeof(vmm_figures) / sizeof(vmm_figures[0]);
