@@ -1298,6 +1298,19 @@ TEST_OPTS(vmm_snapshot_demo_restores_on_hugetlb_2m, .once = true, .timeout_s = 6
 	sysfs_restore();
 }
 
+/*
+ * One 1 GiB page of RAM: the save holds it whole, the lazy restore fills
+ * it whole on the first touch.  The pool needs one page: the restores run
+ * after the saving process is gone, one at a time.
+ */
+TEST_OPTS(vmm_snapshot_demo_restores_on_hugetlb_1g, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	need_hugetlb(1024 * MiB, 1);
+	snapshot_demo("hugetlb-1g", "1G", false);
+	sysfs_restore();
+}
+
 /* --save-continue: the run saves, goes on to its own end, and the file restores too. */
 TEST_OPTS(vmm_snapshot_save_continue, .once = true, .timeout_s = 600)
 {
