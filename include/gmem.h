@@ -464,10 +464,21 @@ GMEM_API int64_t gmem_track_collect(struct gmem *g, uint64_t offset, uint64_t le
  * -EBADMSG from gmem_read(), gmem_write(), gmem_pin()), and
  * gmem_restore_wait() reports it.  gmem_save() waits for the restore to be
  * done.
+ *
+ * With GMEM_RESTORE_ONE (not with LAZY) it reads one file of the stream and
+ * returns with fd just past it, so that a stream can carry other things
+ * between files (a migration's frames): a full save into an untouched
+ * object, then, call after call, each layer on what the calls before it
+ * restored (-EXDEV for one that does not follow; -EBUSY while a view is
+ * mapped, a page pinned or in transit).  Each record is checked before it
+ * is applied; a layer refused part-way leaves the records before it in,
+ * and no layer applies on the object after that.  Nothing may write the
+ * object between the calls (its pages would hold a mix).
  */
 #define GMEM_SAVE_DIRTY (1u << 0)   /* gmem_save(): a layer on the last save */
 #define GMEM_SAVE_PAUSED (1u << 1)  /* gmem_save(): nothing writes the object meanwhile */
 #define GMEM_RESTORE_LAZY (1u << 0) /* gmem_restore(): contents on first touch */
+#define GMEM_RESTORE_ONE (1u << 1)  /* gmem_restore(): one file of the stream, then return */
 
 GMEM_API int gmem_save(struct gmem *g, int fd, unsigned int flags);
 GMEM_API int gmem_restore(struct gmem *g, int fd, unsigned int flags);

@@ -509,6 +509,7 @@ struct reader {
 	uint64_t id, seq, index, data_pages;
 	bool states_seen;
 	char *buf;
+	uint64_t *scratch; /* a bit a page, for the tracking's reading */
 };
 
 /*
@@ -734,13 +735,53 @@ static void restore_undo(struct gmem *g)
 	GMEM_WARN_ON(g, state_replace(g, 0, g->npages, any, g->initial_state, NULL) < 0);
 }
 
+/*
+ * What a restore leaves for the files after it (g->save_mu held): layers
+ * saved from here on apply on what was restored, and - with
+ * GMEM_RESTORE_ONE - layers restored next apply on its last file.
+ */
+static void restored_from(struct gmem *g, struct reader *r)
+{
+	uint64_t gen = 0;
+
+	if (track_take_for_save(g, r->scratch, &gen, false))
+		gen = 0;
+	g->save_id = r->id;
+	g->save_seq = r->seq;
+	g->save_gen = gen;
+}
+
+/*
+ * GMEM_RESTORE_ONE on an object a restore or a save made: the next layer
+ * of its stream, applied record by record, each checked before it is
+ * (g->lock exclusive; -EBUSY while anything maps, pins or fills it).  A
+ * layer that fails part-way cannot be taken back - its pages before the
+ * failing record are in - and nothing applies on the object after it.
+ */
+static int restore_layer(struct reader *r)
+{
+	struct gmem *g = r->g;
+	int err;
+
+	if (g->nviews || g->transits || pins_total(g) || g->lazy)
+		return -EBUSY;
+	r->id = g->save_id;
+	r->seq = g->save_seq;
+	err = read_file(r, false);
+	if (err > 0)
+		err = -EBADMSG; /* the stream ended where the layer was to begin */
+	if (err && r->index)
+		g->save_id = 0; /* some of it is in: nothing follows that */
+	return err;
+}
+
 int gmem_restore(struct gmem *g, int fd, unsigned int flags)
 {
 	struct reader r = { .g = g, .fd = fd };
-	uint64_t gen = 0, *scratch;
 	int err;
 
-	if (!g || fd < 0 || (flags & ~GMEM_RESTORE_LAZY))
+	if (!g || fd < 0 || (flags & ~(GMEM_RESTORE_LAZY | GMEM_RESTORE_ONE)) ||
+	    (flags & GMEM_RESTORE_LAZY && flags & GMEM_RESTORE_ONE))
 		return -EINVAL;
 	if (forked_child(g))
 		return -ECHILD;
@@ -753,8 +794,8 @@ int gmem_restore(struct gmem *g, int fd, unsigned int flags)
 		r.pos = (uint64_t)at;
 	}
 	r.buf = malloc(DATA_BYTES);
-	scratch = calloc((g->npages + 63) / 64, sizeof(uint64_t));
-	if (!r.buf || !scratch) {
+	r.scratch = calloc((g->npages + 63) / 64, sizeof(uint64_t));
+	if (!r.buf || !r.scratch) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -764,33 +805,34 @@ int gmem_restore(struct gmem *g, int fd, unsigned int flags)
 	}
 	pthread_mutex_lock(&g->save_mu);
 	views_lock(g, true);
-	if (!untouched(g)) {
-		err = -EBUSY;
-		goto out_unlock;
-	}
-	for (bool first = true;; first = false) {
-		err = read_file(&r, first);
+	if ((flags & GMEM_RESTORE_ONE) && g->save_id) {
+		err = restore_layer(&r);
 		if (err)
-			break;
-	}
-	if (err > 0 && r.lazy) {
-		/* the descriptor where an eager restore would leave it: past the stream */
-		lseek(fd, (off_t)r.pos, SEEK_SET);
-		err = lazy_start(g, r.lazy);
-	}
-	if (err < 0) {
-		restore_undo(g);
-		goto out_unlock;
+			goto out_unlock;
+	} else {
+		if (!untouched(g)) {
+			err = -EBUSY;
+			goto out_unlock;
+		}
+		for (bool first = true;; first = false) {
+			err = read_file(&r, first);
+			if (err || (flags & GMEM_RESTORE_ONE))
+				break;
+		}
+		if (err > 0 && r.lazy) {
+			/* the descriptor where an eager restore would leave it: past the stream */
+			lseek(fd, (off_t)r.pos, SEEK_SET);
+			err = lazy_start(g, r.lazy);
+		}
+		if (err < 0) {
+			restore_undo(g);
+			goto out_unlock;
+		}
 	}
 	r.lazy = NULL; /* the object's now */
 	err = 0;
 	unlock(g);
-	/* layers saved from here on apply on what was restored */
-	if (track_take_for_save(g, scratch, &gen, false))
-		gen = 0;
-	g->save_id = r.id;
-	g->save_seq = r.seq;
-	g->save_gen = gen;
+	restored_from(g, &r);
 	goto out_mutex;
 
 out_unlock:
@@ -799,7 +841,7 @@ out_mutex:
 	pthread_mutex_unlock(&g->save_mu);
 out_free:
 	lazy_free(r.lazy);
-	free(scratch);
+	free(r.scratch);
 	free(r.buf);
 	return err;
 }

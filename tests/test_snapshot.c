@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -523,6 +524,95 @@ TEST(layers_out_of_order_refused)
 	close(l2);
 	close(l1);
 	close(full);
+	CHECK_OK(gmem_destroy(r));
+	CHECK_OK(gmem_destroy(g));
+}
+
+/* A frame of the test's own between files on a stream: its bytes, checked where they are read. */
+static void frame_put(int fd, char tag)
+{
+	char f[8] = { 'F', 'R', 'A', 'M', 'E', tag, '\n', 0 };
+
+	CHECK(write(fd, f, sizeof(f)) == sizeof(f));
+}
+
+static void frame_get(int fd, char tag)
+{
+	char f[8];
+
+	CHECK(read(fd, f, sizeof(f)) == sizeof(f));
+	CHECK(!memcmp(f, "FRAME", 5) && f[5] == tag);
+}
+
+/*
+ * GMEM_RESTORE_ONE: a stream that carries other bytes between its files
+ * (a migration's frames) - a full save, then layers - restored a file a
+ * call, each call leaving the descriptor just past its file; a layer out
+ * of order, or while a view is mapped, is refused and changes nothing.
+ */
+TEST(restore_one_file_a_call)
+{
+	struct gmem *g = sample(env), *r = tg_create(env, N * U, 0, 0);
+	int fd = memfile(), l3 = memfile();
+	char *v, *rv;
+
+	track(g);
+	v = tg_view(g, 0);
+	CHECK_OK(gmem_save(g, fd, 0));
+	frame_put(fd, 'a');
+	v[1 * U + 7] = 9; /* a hole written */
+	CHECK_OK(gmem_convert(g, 2 * U, U, GMEM_SHARED, 0, NULL));
+	CHECK_OK(gmem_save(g, fd, GMEM_SAVE_DIRTY));
+	frame_put(fd, 'b');
+	CHECK_OK(gmem_discard(g, 0, U));
+	CHECK_OK(gmem_save(g, fd, GMEM_SAVE_DIRTY | GMEM_SAVE_PAUSED));
+	frame_put(fd, 'c');
+	v[4 * U] = 4;
+	CHECK_OK(gmem_save(g, l3, GMEM_SAVE_DIRTY)); /* the third layer, kept apart */
+	rewind_fd(fd); /* read from the start, as the other end of a socket would */
+	CHECK_EQ(gmem_restore(r, fd, GMEM_RESTORE_ONE | GMEM_RESTORE_LAZY), -EINVAL);
+	CHECK(untouched(r));
+	CHECK_OK(gmem_restore(r, fd, GMEM_RESTORE_ONE));
+	frame_get(fd, 'a');
+	CHECK_OK(gmem_restore(r, fd, GMEM_RESTORE_ONE));
+	frame_get(fd, 'b');
+	/* a view mapped: the next layer waits, and is not read */
+	rv = tg_view(r, 0);
+	CHECK_EQ(gmem_restore(r, fd, GMEM_RESTORE_ONE), -EBUSY);
+	CHECK_OK(gmem_view_unmap(r, rv));
+	CHECK_OK(gmem_restore(r, fd, GMEM_RESTORE_ONE));
+	frame_get(fd, 'c');
+	/* the stream ends where a file would begin */
+	CHECK_EQ(gmem_restore(r, fd, GMEM_RESTORE_ONE), -EBADMSG);
+	/* that read nothing in: the third layer still applies, and the object is g */
+	rewind_fd(l3);
+	CHECK_OK(gmem_restore(r, l3, GMEM_RESTORE_ONE));
+	check_same(g, r);
+	/* the same layer again follows nothing the object holds */
+	rewind_fd(l3);
+	CHECK_EQ(gmem_restore(r, l3, GMEM_RESTORE_ONE), -EXDEV);
+	check_same(g, r);
+	/* a layer whose last data record rots: refused, and nothing applies after it */
+	{
+		int l4 = memfile(), l5 = memfile();
+		char c;
+
+		v[5 * U] = 5;
+		CHECK_OK(gmem_save(g, l4, GMEM_SAVE_DIRTY));
+		v[5 * U] = 6;
+		CHECK_OK(gmem_save(g, l5, GMEM_SAVE_DIRTY));
+		CHECK(pread(l4, &c, 1, (off_t)file_size(l4) - 33) == 1); /* before END */
+		c ^= 1;
+		CHECK(pwrite(l4, &c, 1, (off_t)file_size(l4) - 33) == 1);
+		rewind_fd(l4);
+		CHECK_EQ(gmem_restore(r, l4, GMEM_RESTORE_ONE), -EBADMSG);
+		rewind_fd(l5);
+		CHECK_EQ(gmem_restore(r, l5, GMEM_RESTORE_ONE), -EBUSY);
+		close(l4);
+		close(l5);
+	}
+	close(fd);
+	close(l3);
 	CHECK_OK(gmem_destroy(r));
 	CHECK_OK(gmem_destroy(g));
 }
