@@ -153,7 +153,9 @@ struct gmem_stats {
 	uint64_t host_faults_denied; /* ... of which refused (private or in transit) */
 	uint64_t pins_active;        /* page references held by pins right now */
 	uint64_t warnings;           /* steps that cannot fail that failed (logged: a bug) */
-	uint64_t reserved[23];       /* zero until later counters take them (above) */
+	uint64_t pages_saved;        /* pages gmem_save() wrote out as data */
+	uint64_t pages_restored;     /* pages gmem_restore() filled (eagerly or lazily) */
+	uint64_t reserved[21];       /* zero until later counters take them (above) */
 };
 
 /*

@@ -310,6 +310,8 @@ void gmem_get_stats(struct gmem *g, struct gmem_stats *st)
 	st->host_faults_denied = atomic_load(&g->stats.host_faults_denied);
 	st->pins_active = pins_total(g);
 	st->warnings = atomic_load(&g->stats.warnings);
+	st->pages_saved = atomic_load(&g->stats.pages_saved);
+	st->pages_restored = atomic_load(&g->stats.pages_restored);
 }
 
 unsigned int gmem_version(void)

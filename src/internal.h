@@ -120,7 +120,8 @@ struct huge_track {
 
 struct gmem_counters {
 	_Atomic uint64_t conversions, pages_to_private, pages_to_shared, convert_eagain,
-		convert_deferred, host_faults, host_faults_denied, warnings;
+		convert_deferred, host_faults, host_faults_denied, warnings, pages_saved,
+		pages_restored;
 };
 
 struct gmem {

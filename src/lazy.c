@@ -256,6 +256,7 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 	struct lazy *l = g->lazy;
 	uintptr_t addr = (uintptr_t)g->b.guest + (s << PAGE_SHIFT);
 	uint64_t len = (e - s) << PAGE_SHIFT;
+	uint64_t from_file = 0;
 	bool any = false;
 	int err = 0;
 
@@ -274,6 +275,7 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 			memcpy(dst, l->rec_buf + ((p - l->recs[r - 1].first) << PAGE_SHIFT),
 			       GMEM_PAGE_SIZE);
 		any = true;
+		from_file++;
 	}
 	if (err == -EBADMSG) {
 		if (!l->err)
@@ -296,6 +298,7 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 			return err;
 		*copied = true;
 	}
+	count(&g->stats.pages_restored, from_file);
 	if (*copied && g->b.type == GMEM_BACKING_THP) {
 		set_bit(l->merge, s); /* the filler merges it: a collapse takes g->lock */
 		l->merges++;

@@ -486,6 +486,7 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	if (!err)
 		err = put_record(&w, REC_END, w.data_pages, w.index, NULL, 0);
 	if (!err) {
+		count(&g->stats.pages_saved, w.data_pages);
 		g->save_id = h.id;
 		g->save_seq = h.seq;
 		g->save_gen = gen;
@@ -592,6 +593,7 @@ static int apply_data(struct reader *r, uint64_t first, uint64_t n)
 		memcpy(b->guest + off, r->buf, len);
 	}
 	pages_mark(r->g, first, first + n, PW_POPULATED);
+	count(&r->g->stats.pages_restored, n);
 	return 0;
 }
 

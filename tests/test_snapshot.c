@@ -124,11 +124,19 @@ TEST(save_restore_round_trip)
 	struct gmem *g = sample(env), *r;
 	int fd = memfile();
 
+	struct gmem_stats sg, sr;
+
 	CHECK_OK(gmem_save(g, fd, 0));
 	/* holes are not saved: the file holds the populated pages, and little more */
 	CHECK(file_size(fd) < 4 * U);
 	r = restored(env, g, fd, 0);
 	check_same(g, r);
+	/* the counters say as much: what went out came in */
+	gmem_get_stats(g, &sg);
+	gmem_get_stats(r, &sr);
+	CHECK(sg.pages_saved >= 3 && sg.pages_saved * PS < 4 * U);
+	CHECK_EQ(sr.pages_restored, sg.pages_saved);
+	CHECK_EQ(sg.pages_restored, 0);
 	CHECK_OK(gmem_destroy(r));
 	close(fd);
 	CHECK_OK(gmem_destroy(g));
@@ -824,6 +832,13 @@ TEST(lazy_restore_round_trip)
 		CHECK(!memcmp(gb + off - PS, ga + off - PS, PS));
 	CHECK_OK(gmem_restore_wait(r, -1));
 	check_same(g, r);
+	{
+		struct gmem_stats sg, sr;
+
+		gmem_get_stats(g, &sg);
+		gmem_get_stats(r, &sr);
+		CHECK_EQ(sr.pages_restored, sg.pages_saved); /* each page filled once */
+	}
 	CHECK_OK(gmem_destroy(r));
 	close(fd);
 	CHECK_OK(gmem_destroy(g));

@@ -88,8 +88,7 @@ static int put_disk(struct sbuf *b, int fd, uint64_t size)
 	return err;
 }
 
-/* Everything of the VMM's, into sections: the VM is paused. */
-static int put_state(struct snap_run *s, struct sbuf *b, char *msg, size_t msg_len)
+int snap_config(struct snap_run *s, struct sbuf *b, char *msg, size_t msg_len)
 {
 	struct vm *vm = s->vm;
 	struct snapv_config cfg = {
@@ -98,19 +97,32 @@ static int put_state(struct snap_run *s, struct sbuf *b, char *msg, size_t msg_l
 			 (s->demo ? CFG_DEMO : 0) | (s->snoop ? CFG_SNOOP : 0),
 		.fault_signal = vm->fault_signal, .disk_gpa = VIRTIO_BLK_MMIO,
 	};
-	struct snapv_counters c = { .dirty_rounds = atomic_load(&vm->dirty_rounds) };
-	struct snapv_vblk blk = { 0 };
-	struct gmem_stats gm;
-	int fd = vblk_disk_fd(s->blk), err;
-	off_t disk_size = lseek(fd, 0, SEEK_END);
+	off_t disk_size = lseek(vblk_disk_fd(s->blk), 0, SEEK_END);
 
 	if (disk_size < 0) {
-		err = -errno;
+		int err = -errno;
+
 		snprintf(msg, msg_len, "the disk: %s", strerror(errno));
 		return err;
 	}
 	cfg.disk_sectors = (uint64_t)disk_size / VIRTIO_BLK_SECTOR;
 	sbuf_section(b, SEC_CONFIG, 0, &cfg, sizeof(cfg));
+	return 0;
+}
+
+int snap_state(struct snap_run *s, struct sbuf *b, char *msg, size_t msg_len)
+{
+	struct vm *vm = s->vm;
+	struct snapv_counters c = { .dirty_rounds = atomic_load(&vm->dirty_rounds) };
+	struct snapv_vblk blk = { 0 };
+	struct gmem_stats gm;
+	int fd = vblk_disk_fd(s->blk), err;
+	off_t disk_size;
+
+	err = snap_config(s, b, msg, msg_len);
+	if (err)
+		return err;
+	disk_size = lseek(fd, 0, SEEK_END);
 	for (int i = 0; i < vm->map.n; i++) {
 		const struct region *r = &vm->map.r[i];
 		struct snapv_region sr = { .gpa = r->gpa, .size = r->size, .offset = r->offset,
@@ -157,33 +169,51 @@ static int put_state(struct snap_run *s, struct sbuf *b, char *msg, size_t msg_l
 	return 0;
 }
 
+int snap_pause(struct snap_run *s)
+{
+	struct snoop_stats st;
+
+	if (vcpus_pause(s->vm))
+		return -ECANCELED;
+	vblk_pause(s->blk);
+	/* its counts so far go into the state (and on, if the VM goes on) */
+	if (s->snoop) {
+		snoop_stop(s->vm, &st);
+		add_u64s(&s->snoop_base, &st, sizeof(st));
+	}
+	fflush(stdout); /* the console so far, before anything of the save's */
+	return 0;
+}
+
+int snap_resume(struct snap_run *s, char *msg, size_t msg_len)
+{
+	int err = s->snoop ? snoop_start(s->vm) : 0;
+
+	vblk_resume(s->blk);
+	vcpus_resume(s->vm);
+	if (err)
+		snprintf(msg, msg_len, "snoop: %s", strerror(-err));
+	return err;
+}
+
 int snap_checkpoint(struct snap_run *s, bool final, char *msg, size_t msg_len)
 {
-	struct vm *vm = s->vm;
 	struct sbuf b = { 0 };
-	struct snoop_stats st;
 	bool layer = s->dirty && s->saves;
 	double t0 = now_s(), t1;
 	uint64_t id, seq = layer ? s->seq + 1 : 0;
 	int err;
 
-	if (vcpus_pause(vm))
+	if (snap_pause(s))
 		return -ECANCELED;
-	vblk_pause(s->blk);
-	/* its counts so far go into the file (and on, if the VM goes on) */
-	if (s->snoop) {
-		snoop_stop(vm, &st);
-		add_u64s(&s->snoop_base, &st, sizeof(st));
-	}
-	fflush(stdout); /* the console so far, before anything of the save's */
 	if (layer)
 		snprintf(s->last, sizeof(s->last), "%s.%llu", s->save, (unsigned long long)seq);
 	else
 		snprintf(s->last, sizeof(s->last), "%s", s->save);
 	t1 = now_s();
-	err = put_state(s, &b, msg, msg_len);
+	err = snap_state(s, &b, msg, msg_len);
 	if (!err)
-		err = snapv_write(s->last, &b, vm->mem, layer ? SNAPV_LAYER : SNAPV_FULL,
+		err = snapv_write(s->last, &b, s->vm->mem, layer ? SNAPV_LAYER : SNAPV_FULL,
 				  layer ? s->last_id : 0, seq, &id, &s->bytes, msg, msg_len);
 	sbuf_free(&b);
 	if (!err) {
@@ -193,13 +223,12 @@ int snap_checkpoint(struct snap_run *s, bool final, char *msg, size_t msg_len)
 		s->write_ms = (now_s() - t1) * 1e3;
 	}
 	if (!final) {
-		int serr = s->snoop ? snoop_start(vm) : 0;
+		char rmsg[128];
+		int rerr = snap_resume(s, rmsg, sizeof(rmsg));
 
-		vblk_resume(s->blk);
-		vcpus_resume(vm);
-		if (serr && !err) {
-			snprintf(msg, msg_len, "snoop: %s", strerror(-serr));
-			err = serr;
+		if (rerr && !err) {
+			snprintf(msg, msg_len, "%s", rmsg);
+			err = rerr;
 		}
 	}
 	s->pause_ms = (now_s() - t0) * 1e3;

@@ -39,6 +39,21 @@ struct snap_run {
 };
 
 /*
+ * Still the VM for a checkpoint or a migration's last round: every vCPU
+ * parked, the disk's requests drained, the snoop stopped (its counts kept).
+ * -ECANCELED if the VM ended first.  snap_resume() lets it run on: 0, or
+ * -errno with why in msg (the snoop did not start again; the VM runs).
+ */
+int snap_pause(struct snap_run *s);
+int snap_resume(struct snap_run *s, char *msg, size_t msg_len);
+
+/* The machine's configuration, as a SEC_CONFIG section: 0, or -errno with why in msg. */
+int snap_config(struct snap_run *s, struct sbuf *b, char *msg, size_t msg_len);
+
+/* Everything of the VMM's, into sections (snap_pause()d): 0, or -errno with why in msg. */
+int snap_state(struct snap_run *s, struct sbuf *b, char *msg, size_t msg_len);
+
+/*
  * Take a checkpoint: pause the vCPUs, drain the disk, write the next file
  * of the run (FILE, or FILE.N with --save-dirty), and - unless `final` -
  * let the VM run on.  0; -ECANCELED if the VM ended before it paused

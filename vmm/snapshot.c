@@ -559,6 +559,15 @@ err_close:
 	return err;
 }
 
+int snapv_adopt(struct snapv_in *in, char *buf, size_t len, const char *label)
+{
+	free(in->buf);
+	in->buf = buf;
+	in->len = len;
+	snprintf(in->path, sizeof(in->path), "%s", label);
+	return sections_check(in) ? 0 : -EBADMSG;
+}
+
 void snapv_close(struct snapv_in *in)
 {
 	free(in->buf);

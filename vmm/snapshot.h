@@ -142,6 +142,12 @@ const void *snapv_nth(const struct snapv_in *in, uint32_t type, unsigned int n, 
  */
 int snapv_open(const char *path, struct snapv_in *in, char *msg, size_t msg_len);
 void snapv_close(struct snapv_in *in);
+/*
+ * Sections that came another way (a migration's frames): in takes buf
+ * (malloc()ed, freed by snapv_close() even on error); label names them in
+ * messages.  0, or -EBADMSG if they do not parse.
+ */
+int snapv_adopt(struct snapv_in *in, char *buf, size_t len, const char *label);
 
 /*
  * Write a checkpoint to path (through path.tmp, renamed when whole): the

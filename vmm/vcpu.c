@@ -13,8 +13,8 @@
  * A pause (for a snapshot) kicks them the same way; each parks once KVM_RUN
  * returns -EINTR: that KVM_RUN, entered with immediate_exit, completed the
  * exit before it (the port read's data, the hypercall's RAX), so the state
- * KVM then holds is whole.  SIGUSR1 is the user's (gmem-vmm --save): the
- * kick is SIGUSR2.
+ * KVM then holds is whole.  SIGUSR1 and SIGUSR2 are the user's (gmem-vmm
+ * --save, --migrate-to): the kick is a real-time signal.
  */
 #define _GNU_SOURCE
 #include "vcpu.h"
@@ -29,7 +29,7 @@
 
 #include "device.h"
 
-#define SIG_KICK SIGUSR2
+#define SIG_KICK (SIGRTMIN + 1)
 
 static pthread_mutex_t console_mu = PTHREAD_MUTEX_INITIALIZER;
 
