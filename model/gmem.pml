@@ -310,7 +310,7 @@ bool gdone;       /* the guest touches no more */
  * without l->mu is the page cache, each page of which a copy changes
  * atomically.
  * C: src/lazy.c fill_locked() #9931e43b
- * C: src/lazy.c fill_unit() #8ea5b1b0
+ * C: src/lazy.c fill_unit() #90f10b0d
  * C: src/lazy.c allocate_hole() #88ffa925
  */
 #ifndef THP
