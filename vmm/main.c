@@ -21,6 +21,7 @@
 #include "dirty.h"
 #include "kvm.h"
 #include "loader.h"
+#include "migration.h"
 #include "rounds.h"
 #include "save.h"
 #include "snoop.h"
@@ -53,6 +54,10 @@ struct options {
 	double save_after_s;               /* 0: not on a timer */
 	unsigned int save_interval_ms;     /* --save-dirty: between checkpoints */
 	const char *fixed;                 /* an option --restore takes from the snapshot */
+	/* migration */
+	const char *incoming, *migrate_to; /* tcp:HOST:PORT */
+	double migrate_after_s;            /* 0: not on a timer */
+	unsigned int max_downtime_ms;
 };
 
 static const char usage[] =
@@ -92,6 +97,16 @@ static const char usage[] =
 	"  --restore FILE          resume the VM saved in FILE (or FILE.N); no GUEST, and the\n"
 	"                          machine's options come from the snapshot\n"
 	"  --lazy                  with --restore: run at once, memory filled on first touch\n"
+	"  --migrate-to tcp:HOST:PORT\n"
+	"                          migrate the running VM to a gmem-vmm --incoming there\n"
+	"                          (pre-copy) on SIGUSR2 or at --migrate-after; exit 0 once\n"
+	"                          it runs the VM (a migration that fails: the VM runs on)\n"
+	"  --migrate-after SECONDS migrate SECONDS into the run (a decimal: 2.5)\n"
+	"  --max-downtime MS       the pause a migration aims at (default 50)\n"
+	"  --incoming tcp:HOST:PORT\n"
+	"                          wait there for one migration (--timeout bounds the wait),\n"
+	"                          then run the VM it brings; no GUEST, and the machine's\n"
+	"                          options come from the source\n"
 	"  -h, --help              this text\n"
 	"\n"
 	"Exit status: the guest's (written to port 0x501), 1 for VMM errors, 124 on timeout.\n";
@@ -162,7 +177,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	enum { O_MEM = 256, O_CPUS, O_INIT, O_DISK, O_LATENCY, O_SIGNAL, O_SNOOP, O_NO_SNOOP,
 	       O_STATS, O_TIMEOUT, O_BACKING, O_DEVICE_IO, O_TRACK, O_DIRTY_ROUNDS,
 	       O_DIRTY_INTERVAL, O_DIRTY_DELAY, O_DIRTY_MAP, O_SAVE, O_SAVE_AFTER, O_SAVE_CONTINUE,
-	       O_SAVE_DIRTY, O_SAVE_INTERVAL, O_RESTORE, O_LAZY };
+	       O_SAVE_DIRTY, O_SAVE_INTERVAL, O_RESTORE, O_LAZY, O_INCOMING, O_MIGRATE_TO,
+	       O_MIGRATE_AFTER, O_MAX_DOWNTIME };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -188,11 +204,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "save-interval", required_argument, NULL, O_SAVE_INTERVAL },
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "lazy", no_argument, NULL, O_LAZY },
+		{ "incoming", required_argument, NULL, O_INCOMING },
+		{ "migrate-to", required_argument, NULL, O_MIGRATE_TO },
+		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER },
+		{ "max-downtime", required_argument, NULL, O_MAX_DOWNTIME },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *dirty_option = NULL; /* one that needs --track */
 	const char *save_option = NULL;  /* one that needs --save */
+	const char *migrate_option = NULL; /* one that needs --migrate-to */
 	bool interval_given = false;
 	char *end;
 	unsigned long v;
@@ -200,7 +221,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 	*o = (struct options){ .mem = DEFAULT_MEM, .cpus = 1, .init_private = true,
 			       .fault_signal = SIGBUS, .backing = backing_find("shmem"),
-			       .device_io = -1, .dirty_interval_ms = 100, .save_interval_ms = 1000 };
+			       .device_io = -1, .dirty_interval_ms = 100, .save_interval_ms = 1000,
+			       .max_downtime_ms = 50 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -322,6 +344,26 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case O_LAZY:
 			o->lazy = true;
 			break;
+		case O_INCOMING:
+			o->incoming = optarg;
+			break;
+		case O_MIGRATE_TO:
+			o->migrate_to = optarg;
+			break;
+		case O_MIGRATE_AFTER:
+			errno = 0;
+			o->migrate_after_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->migrate_after_s > 0) ||
+			    o->migrate_after_s > 86400)
+				die("--migrate-after %s: want seconds, above 0 and at most 86400", optarg);
+			migrate_option = "--migrate-after";
+			break;
+		case O_MAX_DOWNTIME:
+			if (!parse_uint(optarg, 60000, &v) || !v)
+				die("--max-downtime %s: want 1 to 60000 milliseconds", optarg);
+			o->max_downtime_ms = (unsigned int)v;
+			migrate_option = "--max-downtime";
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -342,6 +384,21 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (o->track && (o->save || o->restore))
 		die("--track with --%s: one at a time (both track the guest's writes)",
 		    o->save ? "save" : "restore");
+	if (migrate_option && !o->migrate_to)
+		die("%s: needs --migrate-to tcp:HOST:PORT", migrate_option);
+	if (o->migrate_to && (o->save || o->track))
+		die("--migrate-to with --%s: one at a time (both track the guest's writes)",
+		    o->save ? "save" : "track");
+	if (o->incoming && (o->restore || o->save || o->migrate_to || o->track))
+		die("--incoming with --%s: the VM comes from the source",
+		    o->restore ? "restore" : o->save ? "save" : o->migrate_to ? "migrate-to" : "track");
+	if (o->incoming) {
+		if (o->fixed)
+			die("%s: --incoming takes the machine from the source", o->fixed);
+		if (optind < argc)
+			die("%s: --incoming runs the source's guest, not another", argv[optind]);
+		return;
+	}
 	if (o->restore) {
 		/* the machine is the snapshot's: main() fills the rest in from it */
 		if (o->fixed)
@@ -429,6 +486,7 @@ struct report {
 	uint64_t restore_bytes;
 	double first_ms, filled_ms; /* from the start of gmem-vmm; filled_ms < 0: not filled */
 	int fill_err;
+	const struct mig_report *migration; /* --incoming or --migrate-to; NULL without */
 };
 
 static void snapshot_json(FILE *f, const struct report *r)
@@ -512,8 +570,12 @@ static void write_stats(const char *path, const struct vm *vm, const struct repo
 		fprintf(f, ",\n  \"dirty\": ");
 		rounds_json(r->track, f);
 	}
-	if (r->snap && (r->snap->save || r->restored))
+	if (r->snap && (r->snap->save || (r->restored && !r->migration)))
 		snapshot_json(f, r);
+	if (r->migration) {
+		fprintf(f, ",\n  \"migration\": ");
+		migration_json(r->migration, f);
+	}
 	fprintf(f, "\n}\n");
 	fclose(f);
 }
@@ -530,7 +592,12 @@ static bool demo_summary(const struct vm *vm, const struct report *r, int status
 	       vm->ncpus, (unsigned long long)(vm->ram_size >> 20),
 	       vm->init_private ? "private" : "shared", vm->backing_name,
 	       vm->copy_io ? "copy" : "map", r->seconds);
-	if (r->restored)
+	if (r->migration)
+		printf("migrated         from a gmem-vmm on %s: %u rounds, %llu pages, handed over "
+		       "%.0f ms after it began\n",
+		       r->restored, r->migration->nrounds,
+		       (unsigned long long)r->migration->pages_sent, r->migration->total_ms);
+	else if (r->restored)
 		printf("restored         from %s (%s), the guest's first instruction %.0f ms in, "
 		       "memory filled %s%.0f ms in\n",
 		       r->restored, r->lazy ? "lazily" : "eagerly", r->first_ms,
@@ -730,6 +797,72 @@ static void save_run(const struct options *o, struct snap_run *sr, struct report
 	}
 }
 
+static volatile sig_atomic_t migrate_requested;
+
+static void on_migrate_signal(int sig)
+{
+	(void)sig;
+	migrate_requested = 1;
+}
+
+/*
+ * Run the guest with --migrate-to: a migration on SIGUSR2 or at
+ * --migrate-after.  One that succeeds ends the VM here with status 0 (it
+ * runs on at the destination); one that fails says why and the VM runs
+ * on - SIGUSR2 tries again.
+ */
+static void migrate_run(const struct options *o, struct snap_run *sr, struct report *rep,
+			struct mig_report *mig, double t_run)
+{
+	struct mig_options mo = { .addr = o->migrate_to, .max_downtime_ms = o->max_downtime_ms };
+	struct vm *vm = sr->vm;
+	bool after_done = !o->migrate_after_s;
+	char why[600];
+
+	for (;;) {
+		struct timespec wake;
+		double now;
+		bool want;
+		int err;
+
+		clock_gettime(CLOCK_MONOTONIC, &wake);
+		wake.tv_nsec += 20000000L; /* how soon a signal's migration begins */
+		if (wake.tv_nsec >= 1000000000L) {
+			wake.tv_sec++;
+			wake.tv_nsec -= 1000000000L;
+		}
+		if (vm_wait_until(vm, &wake))
+			return;
+		now = now_s();
+		if (o->timeout_s && now - t_run >= o->timeout_s) {
+			vm_end(vm, 124, "timed out after %u s", o->timeout_s);
+			return;
+		}
+		want = migrate_requested;
+		migrate_requested = 0;
+		if (!after_done && now - t_run >= o->migrate_after_s)
+			want = after_done = true;
+		if (!want)
+			continue;
+		err = migrate_out(sr, &mo, mig, why, sizeof(why));
+		if (err == -ECANCELED)
+			return; /* the VM ended first */
+		rep->migration = mig;
+		if (err) {
+			complain("migrating to %s: %s; the VM runs on", o->migrate_to, why);
+			continue;
+		}
+		printf("gmem-vmm: migrated to %s: %u rounds, %llu pages sent for %llu populated, "
+		       "the vCPUs paused %.0f ms\n",
+		       o->migrate_to, mig->nrounds, (unsigned long long)mig->pages_sent,
+		       (unsigned long long)mig->pages_populated, mig->downtime_ms);
+		fflush(stdout);
+		rep->saved_exit = true; /* the run goes on there: no summary here */
+		vm_end(vm, 0, NULL);
+		return;
+	}
+}
+
 /* A lazy restore's filling, watched: when it is done, and how. */
 struct filler {
 	struct gmem *g;
@@ -767,6 +900,8 @@ int main(int argc, char **argv)
 	struct snapv_in in = { .mem_fd = -1 };
 	struct snap_run sr = { 0 };
 	struct filler fill = { .done_ms = -1 };
+	struct mig_conn mconn = { .fd = -1 };
+	struct mig_report mig = { 0 };
 	struct vblk_dev *blk;
 	struct image img = { 0 };
 	const void *elf = NULL;
@@ -780,6 +915,38 @@ int main(int argc, char **argv)
 
 	parse_options(argc, argv, &o);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	if (o.incoming || o.migrate_to)
+		signal(SIGPIPE, SIG_IGN); /* a peer gone is an error of the call, not the end */
+	if (o.incoming) {
+		int lfd;
+
+		if (mig_listen(o.incoming, &lfd, why, sizeof(why))) {
+			complain("--incoming %s", why);
+			return 1;
+		}
+		printf("gmem-vmm: waiting for a migration on %s\n", o.incoming);
+		fflush(stdout);
+		err = mig_accept(lfd, o.timeout_s, &mconn, why, sizeof(why));
+		close(lfd);
+		if (!err) {
+			mig_set_timeout(&mconn, 30);
+			mig.addr = o.incoming;
+			err = migrate_in_hello(&mconn, &in, &mig, why, sizeof(why));
+		}
+		if (err) {
+			complain("%s", why);
+			mig_close(&mconn);
+			snapv_close(&in);
+			return 1;
+		}
+		if (!restore_options(&o, &in)) {
+			mig_close(&mconn);
+			snapv_close(&in);
+			return 1;
+		}
+		rep.restored = o.incoming;
+		rep.migration = &mig;
+	}
 	if (o.restore) {
 		/* checked whole before anything is made of it */
 		if (snapv_open(o.restore, &in, why, sizeof(why))) {
@@ -841,6 +1008,14 @@ int main(int argc, char **argv)
 		complain("%s", why);
 		goto err_guest;
 	}
+	if (o.incoming) { /* every round into the object before anything maps it */
+		if (migrate_in_memory(&mconn, vm.mem, &in, &mig, why, sizeof(why))) {
+			complain("%s", why);
+			goto err_mem;
+		}
+		disk = restore_disk(&o, &in, disk_buf, sizeof(disk_buf));
+		rep.filled_ms = (now_s() - t_start) * 1e3;
+	}
 	if (o.restore) { /* into the object before anything maps it */
 		off_t at = lseek(in.mem_fd, 0, SEEK_CUR);
 		struct progress *pr = o.lazy ? NULL
@@ -893,7 +1068,7 @@ int main(int argc, char **argv)
 	sr = (struct snap_run){ .vm = &vm, .blk = blk, .demo = o.demo, .snoop = o.snoop,
 				.disk = disk, .save = o.save, .dirty = o.save_dirty,
 				.cont = o.save_continue };
-	if (o.restore) {
+	if (o.restore || o.incoming) {
 		if (snap_check_map(&vm, &in, why, sizeof(why)) ||
 		    snap_restore_machine(&sr, &in, why, sizeof(why))) {
 			complain("%s", why);
@@ -926,6 +1101,21 @@ int main(int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGUSR1, &sa, NULL);
 	}
+	if (o.migrate_to) {
+		struct sigaction sa = { .sa_handler = on_migrate_signal };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGUSR2, &sa, NULL);
+	}
+	/* the machine is made: the source stops the VM for good, and it runs here */
+	if (o.incoming) {
+		err = migrate_in_commit(&mconn, &mig, why, sizeof(why));
+		mig_close(&mconn);
+		if (err) {
+			complain("%s", why);
+			goto err_vcpus;
+		}
+	}
 
 	t0 = now_s();
 	sr.run_start = t0;
@@ -936,6 +1126,8 @@ int main(int argc, char **argv)
 		rounds_run(&track, &vm, o.timeout_s);
 	else if (o.save)
 		save_run(&o, &sr, &rep, t0);
+	else if (o.migrate_to)
+		migrate_run(&o, &sr, &rep, &mig, t0);
 	else
 		vm_wait(&vm, o.timeout_s);
 	vcpus_join(&vm);
@@ -1006,6 +1198,7 @@ err_end:
 err_track:
 	rounds_fini(&track);
 err_snap:
+	mig_close(&mconn);
 	snapv_close(&in);
 	return status;
 }
