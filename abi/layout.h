@@ -37,6 +37,8 @@
 #define PORT_EXIT 0x501    /* out: end the VM with this status */
 /* in (32-bit): dirty-tracking rounds collected so far; all ones while gmem-vmm tracks nothing */
 #define PORT_DIRTY_ROUNDS 0x502
+/* in (32-bit): 1 once the VM came into this process from elsewhere (a restore, a migration) */
+#define PORT_MOVED 0x503
 #define PORT_HYPERCALL 0xf1 /* out: RAX = nr, RBX, RCX, RDX = args; result in RAX */
 
 /* The conversion hypercall: KVM_HC_MAP_GPA_RANGE's number and meaning */

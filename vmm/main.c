@@ -1069,6 +1069,7 @@ int main(int argc, char **argv)
 				.disk = disk, .save = o.save, .dirty = o.save_dirty,
 				.cont = o.save_continue };
 	if (o.restore || o.incoming) {
+		vm.moved = true;
 		if (snap_check_map(&vm, &in, why, sizeof(why)) ||
 		    snap_restore_machine(&sr, &in, why, sizeof(why))) {
 			complain("%s", why);

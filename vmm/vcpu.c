@@ -116,6 +116,11 @@ static void handle_io(struct vcpu *v)
 			if (rounds >= 0)
 				memcpy(data, &n, run->io.size < sizeof(n) ? run->io.size : sizeof(n));
 		}
+		if (run->io.port == PORT_MOVED && run->io.count == 1) {
+			uint32_t moved = v->vm->moved;
+
+			memcpy(data, &moved, run->io.size < sizeof(moved) ? run->io.size : sizeof(moved));
+		}
 		return;
 	}
 	switch (run->io.port) {
