@@ -21,10 +21,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -134,6 +137,63 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* A gmem-vmm started and not yet waited for: its output goes to files. */
+struct started {
+	pid_t pid;
+	int out, err;
+	double t0;
+};
+
+static void vmm_start(struct started *st, const char *const args[])
+{
+	char out_name[PATH_MAX], err_name[PATH_MAX];
+	const char *argv[32] = { vmm_path() };
+	int n = 1;
+
+	st->t0 = now_s();
+	st->out = mkstemp(scratch(out_name, "out-XXXXXX"));
+	st->err = mkstemp(scratch(err_name, "err-XXXXXX"));
+	CHECK(st->out >= 0 && st->err >= 0);
+	unlink(out_name);
+	unlink(err_name);
+	for (; args[n - 1] && n < 31; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	st->pid = fork();
+	CHECK(st->pid >= 0);
+	if (st->pid == 0) {
+		dup2(st->out, 1);
+		dup2(st->err, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+}
+
+/* Wait for it - killed after limit_s seconds from its start, if limit_s - and collect r. */
+static void vmm_finish(struct started *st, struct run *r, unsigned int limit_s)
+{
+	int status;
+
+	if (limit_s) {
+		pid_t done;
+
+		while ((done = waitpid(st->pid, &status, WNOHANG)) == 0) {
+			if (now_s() - st->t0 > limit_s)
+				kill(st->pid, SIGKILL);
+			usleep(10000);
+		}
+		CHECK(done == st->pid);
+	} else {
+		CHECK(waitpid(st->pid, &status, 0) == st->pid);
+	}
+	r->seconds = now_s() - st->t0;
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	slurp(st->out, r->out);
+	slurp(st->err, r->err);
+	if (r->err[0])
+		printf("  stderr: %s", r->err);
+}
+
 /*
  * Run gmem-vmm with args (NULL-terminated).  With limit_s, kill it after
  * that many seconds (status 128 + SIGKILL): a case that measures how long
@@ -141,51 +201,15 @@ static double now_s(void)
  */
 static void vmm_run(struct run *r, unsigned int limit_s, const char *const args[])
 {
-	char out_name[PATH_MAX], err_name[PATH_MAX];
-	const char *argv[32] = { vmm_path() };
-	double t0 = now_s();
-	int out, err, status;
-	pid_t pid;
-	int n = 1;
+	struct started st;
 
-	out = mkstemp(scratch(out_name, "out-XXXXXX"));
-	err = mkstemp(scratch(err_name, "err-XXXXXX"));
-	CHECK(out >= 0 && err >= 0);
-	unlink(out_name);
-	unlink(err_name);
-	for (; args[n - 1] && n < 31; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dup2(out, 1);
-		dup2(err, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (limit_s) {
-		pid_t done;
-
-		while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
-			if (now_s() - t0 > limit_s)
-				kill(pid, SIGKILL);
-			usleep(10000);
-		}
-		CHECK(done == pid);
-	} else {
-		CHECK(waitpid(pid, &status, 0) == pid);
-	}
-	r->seconds = now_s() - t0;
-	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	slurp(out, r->out);
-	slurp(err, r->err);
-	if (r->err[0])
-		printf("  stderr: %s", r->err);
+	vmm_start(&st, args);
+	vmm_finish(&st, r, limit_s);
 }
 
 #define VMM(r, ...) vmm_run(r, 0, (const char *const[]){ __VA_ARGS__, NULL })
 #define VMM_WITHIN(r, limit_s, ...) vmm_run(r, limit_s, (const char *const[]){ __VA_ARGS__, NULL })
+#define VMM_START(st, ...) vmm_start(st, (const char *const[]){ __VA_ARGS__, NULL })
 /* The same in mode m: its backing and device path first. */
 #define VMM_IN(m, r, ...)                                                                \
 	vmm_run(r, 0, (const char *const[]){ "--backing", (m)->backing, "--device-io", (m)->io, \
@@ -1486,4 +1510,284 @@ TEST_OPTS(vmm_snapshot_keeps_halted_vcpus_halted, .once = true, .timeout_s = 120
 	CHECK_EQ(stat_of(stats, "restored_halted"), 3);
 	unlink(snap);
 	unlink(stats);
+}
+
+/* ---- live migration ---- */
+
+/* An address of the run's own for a migration (another run on the machine picks another port). */
+static const char *mig_addr(char buf[64])
+{
+	static unsigned int n;
+
+	snprintf(buf, 64, "tcp:127.0.0.1:%u", 20000 + (unsigned int)(getpid() * 131 + n++ * 17) % 40000);
+	return buf;
+}
+
+/*
+ * Migrate a run of `args` (the source's options but --migrate-to/-after
+ * and --stats) to a destination started first, `when` seconds in: the
+ * source's run in src, the destination's in dst, their --stats files at
+ * src_stats and dst_stats.  false if the guest ended before the moment.
+ */
+static bool migrate_pair(const char *const *args, const char *when, struct run *src,
+			 struct run *dst, char *src_stats, char *dst_stats)
+{
+	const char *argv[32];
+	char addr[64];
+	struct started st;
+	int n = 0;
+
+	scratch(src_stats, "mig-src.json");
+	scratch(dst_stats, "mig-dst.json");
+	mig_addr(addr);
+	VMM_START(&st, "--incoming", addr, "--timeout", "200", "--stats", dst_stats);
+	for (; args[n]; n++)
+		argv[n] = args[n];
+	argv[n++] = "--migrate-to";
+	argv[n++] = addr;
+	argv[n++] = "--migrate-after";
+	argv[n++] = when;
+	argv[n++] = "--stats";
+	argv[n++] = src_stats;
+	argv[n] = NULL;
+	vmm_run(src, 200, argv);
+	if (!strstr(src->out, "gmem-vmm: migrated to ")) {
+		kill(st.pid, SIGKILL); /* it waits for a source that went its own way */
+		vmm_finish(&st, dst, 0);
+		return false;
+	}
+	vmm_finish(&st, dst, 200);
+	return true;
+}
+
+/* The demo migrated at a random moment: every check holds at the destination, none lost. */
+static void migrate_demo(const char *backing, const char *mem)
+{
+	const char *args[] = { "--backing", backing, "--mem", mem, NULL };
+	char src_stats[PATH_MAX], dst_stats[PATH_MAX], when[32];
+	double at = random_moment(0.5, 2.5);
+	struct run s, d;
+	bool moved = false;
+
+	for (int attempt = 0; attempt < 4 && !moved; attempt++, at /= 2) {
+		snprintf(when, sizeof(when), "%.2f", at);
+		printf("  %s: migrated %s s into the run\n", backing, when);
+		moved = migrate_pair(args, when, &s, &d, src_stats, dst_stats);
+	}
+	CHECK(moved);
+	CHECK_EQ(s.status, 0);
+	CHECK(!strstr(s.out, "every check held")); /* the run's summary is the destination's */
+	if (d.status)
+		printf("%s", d.out);
+	CHECK_EQ(d.status, 0);
+	CHECK(strstr(d.out, "every check held"));
+	CHECK(strstr(d.out, " 0 failures"));
+	CHECK(strstr(d.out, "migrated         from"));
+	CHECK(stats_has(src_stats, "\"role\": \"source\", \"done\": true"));
+	CHECK(stats_has(dst_stats, "\"role\": \"destination\", \"done\": true"));
+	/* no secret seen by either side's snoop; the disk's requests all there */
+	CHECK_EQ(stat_of(src_stats, "secrets_seen"), 0);
+	CHECK_EQ(stat_of(dst_stats, "secrets_seen"), 0);
+	CHECK_EQ(stat_of(dst_stats, "audit_failures"), 0);
+	CHECK_EQ(stat_of(dst_stats, "requests"), 320);
+	CHECK_EQ(stat_of(dst_stats, "errors"), 0);
+	CHECK(stat_of(dst_stats, "denied") > 0);
+	printf("  %lld pages sent for %lld populated, the vCPUs paused %lld ms\n",
+	       stat_of(src_stats, "pages_sent"), stat_of(src_stats, "pages_populated"),
+	       stat_of(src_stats, "downtime_ms"));
+}
+
+TEST_OPTS(vmm_migrate_demo_precopy, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	migrate_demo("shmem", "256M");
+}
+
+TEST_OPTS(vmm_migrate_demo_precopy_on_thp, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	if (!thp_enable())
+		SKIP("shmem huge pages unavailable (shmem_enabled, and not root)");
+	migrate_demo("thp", "64M");
+	sysfs_restore();
+}
+
+/*
+ * A guest that keeps writing a known pattern (and converting pages) while
+ * it is migrated: at the destination, every page holds what it wrote last.
+ */
+static void migrate_pattern_on(const char *backing)
+{
+	const char *args[] = { "--backing", backing, "--mem", "64M", guest("migrate_pattern"), NULL };
+	char src_stats[PATH_MAX], dst_stats[PATH_MAX], when[32];
+	struct run s, d;
+
+	snprintf(when, sizeof(when), "%.2f", random_moment(0.5, 1.5));
+	printf("  %s: migrated %s s into the run\n", backing, when);
+	CHECK(migrate_pair(args, when, &s, &d, src_stats, dst_stats));
+	CHECK_EQ(s.status, 0);
+	if (d.status)
+		printf("%s", d.out);
+	CHECK_EQ(d.status, 0);
+	CHECK(strstr(d.out, "pages hold what was written last"));
+	/* it wrote during the rounds: more went than the full copy */
+	CHECK(stat_of(src_stats, "pages_sent") > stat_of(src_stats, "pages_populated"));
+}
+
+TEST_OPTS(vmm_migrate_keeps_what_the_guest_wrote, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	migrate_pattern_on("shmem");
+	if (thp_enable()) {
+		migrate_pattern_on("thp");
+		sysfs_restore();
+	}
+}
+
+/* The test's own end of a migration's connection: what it does with the one it takes. */
+struct fake_end {
+	int lfd;
+	unsigned int port;
+	size_t read_first; /* bytes read before closing (a destination that dies mid-way) */
+	const char *send;  /* or: bytes sent to it (garbage), as a source */
+	size_t send_len;
+};
+
+static void fake_listen(struct fake_end *f)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(f->lfd >= 0);
+	CHECK_OK(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)));
+	CHECK_OK(listen(f->lfd, 1));
+	CHECK_OK(getsockname(f->lfd, (struct sockaddr *)&a, &len));
+	f->port = ntohs(a.sin_port);
+}
+
+/* A destination that takes the connection, reads read_first bytes and goes away. */
+static void *dying_destination(void *arg)
+{
+	struct fake_end *f = arg;
+	char buf[4096];
+	size_t got = 0;
+	int fd = accept(f->lfd, NULL, NULL);
+
+	while (fd >= 0 && got < f->read_first) {
+		ssize_t n = read(fd, buf, sizeof(buf) < f->read_first - got ? sizeof(buf)
+									      : f->read_first - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/*
+ * The destination going away in the middle of pre-copy (after the machine
+ * and part of the memory): the source says so, and the demo runs on to its
+ * end as if nothing had been tried - every check held, status 0.
+ */
+TEST_OPTS(vmm_migrate_destination_lost_mid_precopy, .once = true, .timeout_s = 300)
+{
+	struct fake_end f = { .read_first = 64 * 1024 };
+	char addr[64], stats[PATH_MAX];
+	pthread_t t;
+	struct run r;
+
+	need_kvm();
+	fake_listen(&f);
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", f.port);
+	CHECK_OK(pthread_create(&t, NULL, dying_destination, &f));
+	VMM_WITHIN(&r, 200, "--migrate-to", addr, "--migrate-after", "1", "--stats",
+		   scratch(stats, "lost.json"));
+	CHECK_OK(pthread_join(t, NULL));
+	close(f.lfd);
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.err, "the VM runs on"));
+	CHECK(strstr(r.out, "every check held"));
+	CHECK(!strstr(r.out, "gmem-vmm: migrated to"));
+	CHECK(stats_has(stats, "\"role\": \"source\", \"done\": false"));
+	CHECK_EQ(stat_of(stats, "requests"), 320);
+}
+
+/* Bytes on a destination's socket that are no migration: refused at once, status 1. */
+static void garbage_to_destination(const char *bytes, size_t len)
+{
+	char addr[64];
+	struct started st;
+	struct run d;
+	int fd = -1;
+	unsigned int port;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	mig_addr(addr);
+	port = (unsigned int)atoi(strrchr(addr, ':') + 1);
+	a.sin_port = htons((uint16_t)port);
+	VMM_START(&st, "--incoming", addr, "--timeout", "60");
+	for (int i = 0; i < 200; i++) { /* it listens once it has started */
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK(fd >= 0);
+		if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		close(fd);
+		fd = -1;
+		usleep(20000);
+	}
+	CHECK(fd >= 0);
+	CHECK(write(fd, bytes, len) == (ssize_t)len);
+	vmm_finish(&st, &d, 30);
+	close(fd);
+	CHECK_EQ(d.status, 1);
+	CHECK(strstr(d.err, "not a gmem-vmm migration"));
+	CHECK_EQ(lines(d.err), 1);
+	CHECK(d.seconds < 10); /* refused at once, not after a timeout */
+}
+
+TEST_OPTS(vmm_migrate_garbage_refused, .once = true, .timeout_s = 120)
+{
+	static char junk[4096];
+
+	need_kvm();
+	garbage_to_destination("GET / HTTP/1.1\r\nHost: gmem\r\n\r\n" "0123456789abcdefghijklmnop", 56);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 131 + 7);
+	memcpy(junk, "GMEMMIG\n", 8); /* the magic, and nothing that checks after it */
+	garbage_to_destination(junk, sizeof(junk));
+}
+
+TEST_ONCE(vmm_migrate_options_checked)
+{
+	struct run r;
+	char addr[64];
+
+	need_kvm();
+	mig_addr(addr);
+	VMM(&r, "--migrate-after", "1");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "--migrate-after: needs --migrate-to"));
+	VMM(&r, "--migrate-to", addr, "--save", "x.snap");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "one at a time"));
+	VMM(&r, "--incoming", addr, guest("boot"));
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "runs the source's guest"));
+	VMM(&r, "--incoming", addr, "--mem", "64M");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "takes the machine from the source"));
+	VMM(&r, "--incoming", "tcp:127.0.0.1");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "want tcp:HOST:PORT"));
+	VMM(&r, "--migrate-to", addr, "--max-downtime", "0");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "want 1 to 60000"));
+	/* nobody comes: --timeout bounds the wait */
+	VMM(&r, "--incoming", addr, "--timeout", "1");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "none came"));
+	CHECK_EQ(lines(r.err), 1);
 }

@@ -384,6 +384,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (o->track && (o->save || o->restore))
 		die("--track with --%s: one at a time (both track the guest's writes)",
 		    o->save ? "save" : "restore");
+	if (o->incoming || o->migrate_to) {
+		char why[256];
+
+		if (mig_check_addr(o->incoming ? o->incoming : o->migrate_to, why, sizeof(why)))
+			die("--%s %s", o->incoming ? "incoming" : "migrate-to", why);
+	}
 	if (migrate_option && !o->migrate_to)
 		die("%s: needs --migrate-to tcp:HOST:PORT", migrate_option);
 	if (o->migrate_to && (o->save || o->track))
@@ -849,7 +855,7 @@ static void migrate_run(const struct options *o, struct snap_run *sr, struct rep
 			return; /* the VM ended first */
 		rep->migration = mig;
 		if (err) {
-			complain("migrating to %s: %s; the VM runs on", o->migrate_to, why);
+			complain("migration failed: %s; the VM runs on", why);
 			continue;
 		}
 		printf("gmem-vmm: migrated to %s: %u rounds, %llu pages sent for %llu populated, "

@@ -60,6 +60,16 @@ static int resolve(const char *addr, bool listen, struct addrinfo **ai, char *ms
 	return 0;
 }
 
+int mig_check_addr(const char *addr, char *msg, size_t msg_len)
+{
+	struct addrinfo *ai;
+	int err = resolve(addr, false, &ai, msg, msg_len);
+
+	if (!err)
+		freeaddrinfo(ai);
+	return err;
+}
+
 static void conn_init(struct mig_conn *c, int fd, const char *addr)
 {
 	int one = 1;

@@ -45,6 +45,9 @@ struct mig_conn {
 	char addr[128]; /* as given: tcp:HOST:PORT */
 };
 
+/* Whether addr is tcp:HOST:PORT with a HOST that resolves: 0, or -errno with why in msg. */
+int mig_check_addr(const char *addr, char *msg, size_t msg_len);
+
 /*
  * Destination: listen on addr (tcp:HOST:PORT), then take one connection
  * within timeout_s seconds (0: for ever).  0, or -errno with why in msg.
