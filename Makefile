@@ -10,6 +10,7 @@
 #   make run-huge        the demo on thp, hugetlb-2m and hugetlb-1g (the hugetlb pool
 #                        raised and shmem_enabled set for the run, then put back)
 #   make run-snapshot    the demo saved mid-run, then resumed from the file (lazily)
+#   make run-migrate     the demo live-migrated mid-run to a gmem-vmm in another process
 #   make bench           the benchmark (ratios against baselines of the same run),
 #                        results in $(BUILD)/bench; make perf-doc puts them in docs/;
 #                        VMM_ARGS="--device-io copy" runs gmem-vmm's figures so
@@ -103,7 +104,7 @@ VMM := $(BUILD)/vmm/gmem-vmm
 # Everything but -Isrc: the library's internals are out of the VMM's reach.
 VMM_CFLAGS = $(filter-out -Isrc,$(ALL_CFLAGS)) -Iabi
 
-.PHONY: FORCE all lib check run run-huge run-snapshot run-libdemo bench bench-check perf-doc verify fuzz soak mutate \
+.PHONY: FORCE all lib check run run-huge run-snapshot run-migrate run-libdemo bench bench-check perf-doc verify fuzz soak mutate \
 	install install-lib uninstall clean deps deps-bench deps-verify deps-fuzz deps-all
 all: lib $(VMM) $(GUEST_TESTS) $(GUEST_BENCH)
 lib: $(LIB_A) $(LIB_SO)
@@ -256,6 +257,14 @@ run-snapshot:
 		$(VMM) --save $$dir/demo.snap --save-after 2 && \
 		echo "== resuming $$dir/demo.snap in a new gmem-vmm (--restore --lazy)" && \
 		$(VMM) --restore $$dir/demo.snap --lazy
+
+# Both ends on this machine: the destination waits, the source runs the
+# demo and hands it over two seconds in; the destination ends it.
+run-migrate:
+	@$(MAKE) --no-print-directory $(VMM)
+	@addr=tcp:127.0.0.1:$$((20000 + $$$$ % 40000)) && \
+		{ $(VMM) --incoming $$addr --timeout 120 & dst=$$!; } && \
+		$(VMM) --migrate-to $$addr --migrate-after 2 && wait $$dst
 
 # the library's own demo, without KVM
 run-libdemo:
