@@ -39,6 +39,8 @@
 #define PORT_DIRTY_ROUNDS 0x502
 /* in (32-bit): 1 once the VM came into this process from elsewhere (a restore, a migration) */
 #define PORT_MOVED 0x503
+/* out: the vCPU idles a millisecond in the VMM (no interrupts here to wait for with hlt) */
+#define PORT_IDLE 0x504
 #define PORT_HYPERCALL 0xf1 /* out: RAX = nr, RBX, RCX, RDX = args; result in RAX */
 
 /* The conversion hypercall: KVM_HC_MAP_GPA_RANGE's number and meaning */

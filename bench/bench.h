@@ -42,9 +42,9 @@ struct bench_entry {
 };
 
 extern struct bench_entry core_figures[], harden_figures[], vmm_figures[], access_figures[],
-	thp_figures[], hugeconv_figures[], track_figures[], snapshot_figures[];
+	thp_figures[], hugeconv_figures[], track_figures[], snapshot_figures[], migrate_figures[];
 extern const size_t n_core_figures, n_harden_figures, n_vmm_figures, n_access_figures,
-	n_thp_figures, n_hugeconv_figures, n_track_figures, n_snapshot_figures;
+	n_thp_figures, n_hugeconv_figures, n_track_figures, n_snapshot_figures, n_migrate_figures;
 
 /* The comparisons (compare.c): each writes series rows and prints a table. */
 void compare_all(int reps, const char *only);

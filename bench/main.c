@@ -147,10 +147,11 @@ int main(int argc, char **argv)
 	};
 	const char *only = NULL, *json = NULL, *budget_file = "docs/PERFORMANCE.md";
 	struct bench_entry *sets[] = { core_figures, harden_figures, thp_figures, hugeconv_figures,
-				       access_figures, track_figures, snapshot_figures, vmm_figures };
+				       access_figures, track_figures, snapshot_figures, vmm_figures,
+				       migrate_figures };
 	const size_t set_len[] = { n_core_figures, n_harden_figures, n_thp_figures,
 				   n_hugeconv_figures, n_access_figures, n_track_figures,
-				   n_snapshot_figures, n_vmm_figures };
+				   n_snapshot_figures, n_vmm_figures, n_migrate_figures };
 	bool check = false, figures_only = false, missed = false, unbudgeted = false;
 	int c, n = 0, matched = 0, unmeasured = 0;
 	FILE *out = NULL;

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: MIT
+/*
+ * migrate.c - gmem-vmm's live migration between two processes on loopback.
+ *
+ * (m1) the whole pre-copy migration of an idle 1 GiB guest
+ *      (guest/bench/resume.c: 254 MiB populated), connect to hand-over
+ *      as the source's --stats has it / the same bytes sent over a
+ *      loopback TCP connection into a fresh memfd mapping at the other
+ *      end (what a VMM without gmem would do at the least).
+ * (m2) the downtime - the source's vCPUs paused to the hand-over sent -
+ *      of that idle guest, and of one writing 64 MiB round and round
+ *      (guest/bench/dirty.c).
+ * (m3) the pages the dirtying guest's migration sent / the pages it had
+ *      populated: what pre-copy sends again.
+ * Each migration starts once the guest says it is ready (SIGUSR2), with
+ * the default --max-downtime (50 ms).  The rounds of the dirtying guest
+ * go to the series "migration_rounds" for the plot.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+struct child {
+	pid_t pid;
+	int out; /* its standard output */
+	char buf[8192];
+	size_t got;
+};
+
+static const char *vmm_path(void)
+{
+	const char *vmm = getenv("GMEM_VMM");
+
+	return vmm ? vmm : "build/vmm/gmem-vmm";
+}
+
+static const char *bench_guest(const char *name, char *buf, size_t len)
+{
+	const char *dir = getenv("GUEST_BENCH_DIR");
+
+	snprintf(buf, len, "%s/%s.elf", dir ? dir : "build/guest/bench", name);
+	return buf;
+}
+
+/* gmem-vmm with argv (after its name), its output to a pipe; stderr to /dev/null. */
+static bool child_start(struct child *c, const char *const argv[])
+{
+	const char *a[24] = { "gmem-vmm" };
+	int p[2], n = 1;
+
+	for (; argv[n - 1] && n < 23; n++)
+		a[n] = argv[n - 1];
+	a[n] = NULL;
+	if (pipe2(p, O_CLOEXEC))
+		return false;
+	*c = (struct child){ .pid = fork() };
+	if (c->pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(p[1], 1);
+		if (null >= 0)
+			dup2(null, 2);
+		execv(vmm_path(), (char *const *)a);
+		_exit(127);
+	}
+	close(p[1]);
+	c->out = p[0];
+	if (c->pid < 0) {
+		close(p[0]);
+		return false;
+	}
+	return true;
+}
+
+/* Until its output holds line, timeout_s at most. */
+static bool child_wait_line(struct child *c, const char *line, int timeout_s)
+{
+	double give_up = now_ns() + timeout_s * 1e9;
+
+	while (!strstr(c->buf, line) && c->got < sizeof(c->buf) - 1 && now_ns() < give_up) {
+		struct pollfd p = { .fd = c->out, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		n = read(c->out, c->buf + c->got, sizeof(c->buf) - 1 - c->got);
+		if (n <= 0)
+			return false;
+		c->got += (size_t)n;
+		c->buf[c->got] = '\0';
+	}
+	return strstr(c->buf, line) != NULL;
+}
+
+/* Its exit status (killed first with sig, if sig); -1 for a signal's end. */
+static int child_end(struct child *c, int sig)
+{
+	char sink[4096];
+	int status;
+
+	if (sig)
+		kill(c->pid, sig);
+	while (read(c->out, sink, sizeof(sink)) > 0)
+		;
+	close(c->out);
+	if (waitpid(c->pid, &status, 0) != c->pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The number after "key": in a JSON file, or -1. */
+static double json_number(const char *path, const char *key)
+{
+	static char buf[16384];
+	char pat[64], *p;
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(buf, pat);
+	return p ? atof(p + strlen(pat)) : -1;
+}
+
+struct migration {
+	double total_ms, downtime_ms, pages_sent, pages_populated;
+	char stats[256]; /* the source's --stats file, kept for the rounds */
+};
+
+/*
+ * Migrate guest `name` (1 GiB) once it prints ready: false, and f skipped
+ * with why, if anything fails.
+ */
+static bool migrate_once(struct figure *f, int rep, const char *name, const char *ready,
+			 struct migration *m)
+{
+	char addr[64], dst_stats[256], elf[512];
+	struct child dst, src;
+	bool ok = false;
+	int status;
+
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		f->skipped = true;
+		snprintf(f->why, sizeof(f->why), "no usable /dev/kvm");
+		return false;
+	}
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", 20000 + (getpid() * 31 + rep * 7) % 40000);
+	snprintf(m->stats, sizeof(m->stats), "/var/tmp/gmem-bench-migrate-%d.json", getpid());
+	snprintf(dst_stats, sizeof(dst_stats), "/var/tmp/gmem-bench-migrate-%d-dst.json", getpid());
+	if (!child_start(&dst, (const char *const[]){ "--incoming", addr, "--timeout", "300",
+						    "--stats", dst_stats, NULL }))
+		goto out;
+	if (!child_start(&src, (const char *const[]){ "--mem", "1G", "--migrate-to", addr, "--stats",
+						    m->stats, "--timeout", "300",
+						    bench_guest(name, elf, sizeof(elf)), NULL })) {
+		child_end(&dst, SIGKILL);
+		goto out;
+	}
+	/* the guest reads or writes for ever: the source ends it by migrating it away */
+	if (child_wait_line(&src, ready, 120))
+		kill(src.pid, SIGUSR2);
+	status = child_end(&src, 0);
+	child_end(&dst, SIGKILL); /* the destination runs it for ever */
+	unlink(dst_stats);
+	m->total_ms = json_number(m->stats, "total_ms");
+	m->downtime_ms = json_number(m->stats, "downtime_ms");
+	m->pages_sent = json_number(m->stats, "pages_sent");
+	m->pages_populated = json_number(m->stats, "pages_populated");
+	ok = status == 0 && m->total_ms > 0 && m->pages_sent > 0 && m->pages_populated > 0;
+out:
+	if (!ok) {
+		f->skipped = true;
+		snprintf(f->why, sizeof(f->why), "the migration of %s failed", name);
+		unlink(m->stats);
+	}
+	return ok;
+}
+
+/* The baseline's other end: reads into a fresh memfd mapping until the sender closes. */
+struct sink {
+	int lfd;
+	uint64_t bytes;
+	double done_ns;
+};
+
+static void *sink_main(void *arg)
+{
+	struct sink *s = arg;
+	int fd = accept(s->lfd, NULL, NULL), mfd;
+	char *p = plain_map(s->bytes + MiB, &mfd);
+	uint64_t got = 0;
+	ssize_t n = 1;
+
+	while (fd >= 0 && n > 0 && got < s->bytes + MiB) {
+		n = read(fd, p + got, s->bytes + MiB - got);
+		got += n > 0 ? (uint64_t)n : 0;
+	}
+	s->done_ns = now_ns();
+	if (fd >= 0)
+		close(fd);
+	plain_unmap(p, s->bytes + MiB, mfd);
+	return NULL;
+}
+
+/* ns to send bytes from a populated plain mapping over loopback TCP into memory. */
+static double send_baseline(uint64_t bytes)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	struct sink s = { .bytes = bytes };
+	int pfd, fd;
+	char *src = plain_map(bytes, &pfd);
+	pthread_t t;
+	double t0;
+
+	for (uint64_t o = 0; o < bytes; o += PS)
+		*(volatile uint64_t *)(src + o) = o | 1;
+	s.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (s.lfd < 0 || bind(s.lfd, (struct sockaddr *)&a, sizeof(a)) || listen(s.lfd, 1) ||
+	    getsockname(s.lfd, (struct sockaddr *)&a, &alen))
+		die("loopback listener", errno);
+	pthread_create(&t, NULL, sink_main, &s);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	t0 = now_ns();
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
+		die("loopback connect", errno);
+	for (uint64_t o = 0; o < bytes;) {
+		ssize_t n = write(fd, src + o, bytes - o < MiB ? bytes - o : MiB);
+
+		if (n <= 0)
+			die("loopback write", errno);
+		o += (uint64_t)n;
+	}
+	close(fd);
+	pthread_join(t, NULL);
+	close(s.lfd);
+	plain_unmap(src, bytes, pfd);
+	return s.done_ns - t0;
+}
+
+/* (m1) and (m2) idle: the one migration gives both; m1 runs it, m2 takes its downtime. */
+static struct migration idle[MAX_REPS];
+
+static void total(struct figure *f, int r)
+{
+	if (!migrate_once(f, r, "resume", "resume: ready", &idle[r]))
+		return;
+	unlink(idle[r].stats);
+	f->value[r] = idle[r].total_ms * 1e6;
+	/* the bytes gmem's records held: a page each, and a 32-byte header for 16 of them */
+	f->base[r] = send_baseline((uint64_t)idle[r].pages_sent * (PS + 2));
+	series("migration", "\"guest\": \"idle\", \"rep\": %d, \"total_ms\": %.1f, "
+			    "\"baseline_ms\": %.1f, \"downtime_ms\": %.1f, \"pages_sent\": %.0f, "
+			    "\"pages_populated\": %.0f",
+	       r, idle[r].total_ms, f->base[r] / 1e6, idle[r].downtime_ms, idle[r].pages_sent,
+	       idle[r].pages_populated);
+}
+
+/* (m2) idle: the migration (m1) made, or one of its own when m1 did not run. */
+static void downtime_idle(struct figure *f, int r)
+{
+	struct migration *m = &idle[r];
+
+	if (!(m->total_ms > 0)) {
+		if (!migrate_once(f, r, "resume", "resume: ready", m))
+			return;
+		unlink(m->stats);
+	}
+	f->value[r] = m->downtime_ms;
+	f->base[r] = 1;
+}
+
+/* The dirtying guest's rounds, from the source's --stats, as series rows. */
+static void rounds_series(const char *stats, int rep)
+{
+	static char buf[16384];
+	FILE *fp = fopen(stats, "r");
+	size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+	char *p;
+	int i = 0;
+
+	if (fp)
+		fclose(fp);
+	buf[n] = '\0';
+	p = strstr(buf, "\"rounds\": [");
+	while (p && (p = strstr(p, "{\"pages\": "))) {
+		double pages, ms;
+
+		if (sscanf(p, "{\"pages\": %lf, \"ms\": %lf}", &pages, &ms) != 2)
+			break;
+		series("migration_rounds", "\"rep\": %d, \"round\": %d, \"pages\": %.0f, \"ms\": %.1f",
+		       rep, i++, pages, ms);
+		p++;
+	}
+}
+
+static struct migration dirtying[MAX_REPS];
+
+static void downtime_dirty(struct figure *f, int r)
+{
+	struct migration *m = &dirtying[r];
+
+	if (!migrate_once(f, r, "dirty", "dirty: ready", m))
+		return;
+	rounds_series(m->stats, r);
+	unlink(m->stats);
+	f->value[r] = m->downtime_ms;
+	f->base[r] = 1;
+	series("migration", "\"guest\": \"dirtying\", \"rep\": %d, \"total_ms\": %.1f, "
+			    "\"downtime_ms\": %.1f, \"pages_sent\": %.0f, \"pages_populated\": %.0f",
+	       r, m->total_ms, m->downtime_ms, m->pages_sent, m->pages_populated);
+}
+
+/* (m3): the dirtying guest's migration (m2) made, or one of its own. */
+static void resent(struct figure *f, int r)
+{
+	struct migration *m = &dirtying[r];
+
+	if (!(m->total_ms > 0)) {
+		if (!migrate_once(f, r, "dirty", "dirty: ready", m))
+			return;
+		unlink(m->stats);
+	}
+	f->value[r] = m->pages_sent / m->pages_populated;
+	f->base[r] = 1;
+}
+
+struct bench_entry migrate_figures[] = {
+	{ { .id = "migrate_total", .what = "(m1) pre-copy migration, idle 1 GiB guest", .unit = "ns",
+	    .baseline_what = "the same bytes over loopback TCP into a memfd mapping", .target = 1.3 },
+	  total },
+	{ { .id = "migrate_downtime_idle", .what = "(m2) its downtime: vCPUs paused to hand-over",
+	    .unit = "ms", .baseline_what = "--max-downtime 50", .target = 50, .absolute = true },
+	  downtime_idle },
+	{ { .id = "migrate_downtime_dirty", .what = "(m2) downtime, a guest writing 64 MiB on",
+	    .unit = "ms", .baseline_what = "QEMU's default limit, 300 ms", .target = 300,
+	    .absolute = true },
+	  downtime_dirty },
+	{ { .id = "migrate_resent", .what = "(m3) pages sent / populated, that guest", .unit = "x",
+	    .baseline_what = "each populated page sent once", .target = 3, .absolute = true },
+	  resent },
+};
+const size_t n_migrate_figures = sizeof(migrate_figures) / sizeof(migrate_figures[0]);
