@@ -119,20 +119,29 @@ void series(const char *table, const char *fmt, ...)
 	rows_tail = &r->next;
 }
 
+/* Each table once, its rows in the order they came, wherever they came between others'. */
 void series_write_json(void *file)
 {
 	FILE *f = file;
-	const char *open_table = NULL;
+	bool any = false;
 
 	fprintf(f, "  \"series\": {");
-	for (struct row *r = rows; r; r = r->next) {
-		if (!open_table || strcmp(open_table, r->table)) {
-			fprintf(f, "%s\n    \"%s\": [", open_table ? "\n    ]," : "", r->table);
-			open_table = r->table;
-		} else {
-			fputc(',', f);
+	for (struct row *t = rows; t; t = t->next) {
+		bool seen = false, first = true;
+
+		for (struct row *e = rows; e != t && !seen; e = e->next)
+			seen = !strcmp(e->table, t->table);
+		if (seen)
+			continue; /* written with its table's first row */
+		fprintf(f, "%s\n    \"%s\": [", any ? "," : "", t->table);
+		any = true;
+		for (struct row *r = t; r; r = r->next) {
+			if (strcmp(r->table, t->table))
+				continue;
+			fprintf(f, "%s\n      {%s}", first ? "" : ",", r->json);
+			first = false;
 		}
-		fprintf(f, "\n      {%s}", r->json);
+		fprintf(f, "\n    ]");
 	}
-	fprintf(f, "%s\n  }\n", open_table ? "\n    ]" : "");
+	fprintf(f, "\n  }\n");
 }

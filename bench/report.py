@@ -281,8 +281,8 @@ def generated(data, plot_rel):
                   "Command: `gmem-bench --only snapshot_restore_call --figures-only`: "
                   "`gmem_restore()` of the 1 GiB, 25 % populated file, from the call to its return, "
                   "lazy and eager; then one touch of the guest mapping at the top of the memory (the "
-                  "last the background fill reaches).  This is the library's call, not gmem-vmm's "
-                  "time to the guest's first instruction: the VMM has no `--restore` yet.", ""]
+                  "last the background fill reaches).  This is the library's call; gmem-vmm's time "
+                  "to the guest's first instruction is `snapshot_vmm_first_instruction`.", ""]
         parts.append(table(["lazy, ms", "eager, ms", "lazy ÷ eager", "first touch after the lazy one, µs"],
                            [[f"{r['lazy_ms']:,.2f}", f"{r['eager_ms']:,.1f}", f"{r['ratio']:.3f}",
                              f"{r['first_touch_us']:,.1f}"]]))
@@ -296,7 +296,40 @@ def generated(data, plot_rel):
         parts.append(table(["layer", "full save", "layer, ms", "full save, ms", "layer ÷ full"],
                            [[human_bytes(r["layer_bytes"]), human_bytes(r["full_bytes"]),
                              f"{r['layer_ms']:,.1f}", f"{r['full_ms']:,.1f}", f"{r['ratio']:.3f}"]]))
+    if "migration" in s:
+        rows = s["migration"]
+        parts += ["", "### Live migration", "",
+                  "Command: `gmem-bench --only migrate --figures-only`: gmem-vmm migrates a 1 GiB guest "
+                  "to another gmem-vmm over loopback TCP (pre-copy, `--max-downtime 50`) once it is ready: "
+                  "guest/bench/resume.c (254 MiB populated, then idle) and guest/bench/dirty.c (the same, "
+                  "then writing a word into every page of 64 MiB round and round).  Time from the "
+                  "source's connect to the hand-over; the pause from the vCPUs stopped to GO sent.", ""]
+        parts.append(table(["guest", "total, ms", "same bytes over TCP, ms", "pause, ms", "pages sent",
+                            "pages populated", "sent ÷ populated"],
+                           [[r["guest"], f"{r['total_ms']:,.1f}",
+                             f"{r['baseline_ms']:,.1f}" if "baseline_ms" in r else "",
+                             f"{r['downtime_ms']:,.1f}", f"{r['pages_sent']:,.0f}",
+                             f"{r['pages_populated']:,.0f}", f"{r['pages_sent'] / r['pages_populated']:.2f}"]
+                            for r in rows]))
+        if "migration_rounds" in s:
+            parts += ["", f"![migration rounds]({plot_rel}/migration_rounds.svg)", ""]
     return "\n".join(parts)
+
+
+def plot_rounds(series, path):
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for rep in sorted({r["rep"] for r in series}):
+        pts = sorted((r["round"], r["pages"]) for r in series if r["rep"] == rep)
+        ax.plot([p[0] for p in pts], [max(p[1], 0.5) for p in pts], "o-", label=f"migration {rep + 1}")
+    ax.set_yscale("log")
+    ax.set_xlabel("round (0: every populated page, the guest running; last: the VM paused)")
+    ax.set_ylabel("pages sent")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title("Pre-copy rounds of a guest writing 64 MiB on (1 GiB, 254 MiB populated)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main():
@@ -311,6 +344,8 @@ def main():
         plot_latency(s["conversion_latency"], os.path.join(plot_dir, "conversion_latency.svg"))
     if "fragmentation" in s:
         plot_fragmentation(s["fragmentation"], os.path.join(plot_dir, "fragmentation.svg"))
+    if "migration_rounds" in s:
+        plot_rounds(s["migration_rounds"], os.path.join(plot_dir, "migration_rounds.svg"))
     doc = open(doc_path).read()
     if BEGIN not in doc or END not in doc:
         sys.exit(f"report.py: {doc_path} lacks the generated-part markers")
