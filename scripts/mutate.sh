@@ -57,7 +57,7 @@ for patch in tests/mutants/*.patch; do
 	fi
 	killer=
 	for t in $first $(echo "$tests" | grep -vx "$first"); do
-		if ! (cd "$dir" && timeout 300 "build/tests/$t") >>"$dir.log" 2>&1; then
+		if ! (cd "$dir" && GMEM_TEST_FIRST_FAIL=1 timeout 300 "build/tests/$t") >>"$dir.log" 2>&1; then
 			killer=$t
 			break
 		fi

@@ -383,6 +383,8 @@ static const char *unavailable(size_t b)
 int main(int argc, char **argv)
 {
 	const char *filter = argc > 1 ? argv[1] : NULL;
+	/* make mutate's: a program that has failed once has said enough */
+	bool first_fail = getenv("GMEM_TEST_FIRST_FAIL") && *getenv("GMEM_TEST_FIRST_FAIL");
 	struct env envs[NBACKINGS][NSIGNALS];
 	char names[NBACKINGS][NSIGNALS][64];
 	unsigned int counts[3] = { 0 };
@@ -432,9 +434,12 @@ int main(int argc, char **argv)
 					continue;
 				}
 				counts[run_case(c, e)]++;
+				if (first_fail && counts[1])
+					goto out;
 			}
 		}
 	}
+out:
 	printf("# %u passed, %u failed, %u skipped\n", counts[0], counts[1], counts[2]);
 	return counts[1] ? 1 : 0;
 }
