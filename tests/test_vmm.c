@@ -1612,6 +1612,15 @@ TEST_OPTS(vmm_migrate_demo_precopy_on_thp, .once = true, .timeout_s = 600)
 	sysfs_restore();
 }
 
+/* Both ends hold the RAM at the hand-over: the pool needs two guests' pages. */
+TEST_OPTS(vmm_migrate_demo_precopy_on_hugetlb_2m, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	need_hugetlb(2 * MiB, 2 * 32);
+	migrate_demo("hugetlb-2m", "64M");
+	sysfs_restore();
+}
+
 /*
  * A guest that keeps writing a known pattern (and converting pages) while
  * it is migrated: at the destination, every page holds what it wrote last.
