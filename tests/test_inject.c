@@ -545,6 +545,11 @@ static int call_save(struct fixture *f)
 	return gmem_save(f->g, f->fd, 0);
 }
 
+static int call_save_paused(struct fixture *f)
+{
+	return gmem_save(f->g, f->fd, GMEM_SAVE_PAUSED);
+}
+
 static void after_save(struct fixture *f)
 {
 	close(f->fd);
@@ -558,12 +563,16 @@ static void after_save(struct fixture *f)
 TEST(inject_snapshot)
 {
 	static const struct scenario s = { "save", setup_save, call_save, 0, after_save, false, false };
+	/* the records written from where the pages are, g->lock held across the write */
+	static const struct scenario sp = { "save paused", setup_save, call_save_paused, 0,
+					    after_save, false, false };
 	struct fixture f;
 	int64_t live0;
 	int fds0, maps0;
 	uint64_t nth;
 
 	sweep(env, &s);
+	sweep(env, &sp);
 
 	setup_save(env, &f);
 	CHECK_OK(call_save(&f));
