@@ -36,7 +36,7 @@ struct mig_frame {
 };
 
 /* Payloads larger than this are refused: a temporary disk's data is the most. */
-#define MIG_STATE_MAX (1ULL << 30)
+#define MIG_STATE_MAX (256ULL << 20)
 #define MIG_HELLO_MAX 4096
 
 struct mig_conn {
