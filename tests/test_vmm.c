@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1660,6 +1661,7 @@ struct fake_end {
 	size_t read_first; /* bytes read before closing (a destination that dies mid-way) */
 	const char *send;  /* or: bytes sent to it (garbage), as a source */
 	size_t send_len;
+	atomic_int done; /* the case is done with it */
 };
 
 static void fake_listen(struct fake_end *f)
@@ -1799,4 +1801,97 @@ TEST_ONCE(vmm_migrate_options_checked)
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "none came"));
 	CHECK_EQ(lines(r.err), 1);
+}
+
+/* A destination that takes the connection and the HELLO, then never reads again. */
+static void *deaf_destination(void *arg)
+{
+	struct fake_end *f = arg;
+	int small = 4096, fd = accept(f->lfd, NULL, NULL);
+	char buf[256];
+
+	if (fd < 0)
+		return NULL;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (read(fd, buf, sizeof(buf)) < 0)
+		buf[0] = 0;
+	/* until the case is done (the source's FIN waits behind the bytes it could not send) */
+	while (!atomic_load(&f->done))
+		usleep(10000);
+	close(fd);
+	return NULL;
+}
+
+/*
+ * A destination that stops reading: the watch on the connection (3 s
+ * here, GMEM_VMM_STALL_S) shuts it down, and the demo runs on to its end.
+ */
+TEST_OPTS(vmm_migrate_destination_that_stops_reading, .once = true, .timeout_s = 300)
+{
+	struct fake_end f = { 0 };
+	char addr[64];
+	pthread_t t;
+	struct run r;
+
+	need_kvm();
+	fake_listen(&f);
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", f.port);
+	CHECK_OK(pthread_create(&t, NULL, deaf_destination, &f));
+	setenv("GMEM_VMM_STALL_S", "3", 1);
+	VMM_WITHIN(&r, 200, "--mem", "64M", "--migrate-to", addr, "--migrate-after", "0.5");
+	unsetenv("GMEM_VMM_STALL_S");
+	atomic_store(&f.done, 1);
+	CHECK_OK(pthread_join(t, NULL));
+	close(f.lfd);
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.err, "stalled"));
+	CHECK(strstr(r.err, "the VM runs on"));
+	CHECK(strstr(r.out, "every check held"));
+	CHECK(r.seconds < 60);
+}
+
+/* A source that trickles its first frame a byte at a time: the destination gives up, status 1. */
+TEST_OPTS(vmm_migrate_source_that_trickles, .once = true, .timeout_s = 120)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char addr[64];
+	struct started st;
+	struct run d;
+	int fd = -1, status = -1;
+
+	need_kvm();
+	mig_addr(addr);
+	a.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	setenv("GMEM_VMM_STALL_S", "3", 1);
+	VMM_START(&st, "--incoming", addr, "--timeout", "60");
+	unsetenv("GMEM_VMM_STALL_S");
+	for (int i = 0; i < 200 && fd < 0; i++) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK(fd >= 0);
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+			close(fd);
+			fd = -1;
+			usleep(20000);
+		}
+	}
+	CHECK(fd >= 0);
+	/* "GMEMMIG\n", a byte every half second, never a whole frame */
+	for (int i = 0; i < 40 && waitpid(st.pid, &status, WNOHANG) == 0; i++) {
+		if (send(fd, &"GMEMMIG\n"[i % 8], 1, MSG_NOSIGNAL) != 1)
+			break;
+		usleep(500000);
+	}
+	if (status != -1) { /* it ended while we trickled: collect it as vmm_finish() would */
+		d.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		d.seconds = now_s() - st.t0;
+		slurp(st.out, d.out);
+		slurp(st.err, d.err);
+	} else {
+		vmm_finish(&st, &d, 30);
+	}
+	close(fd);
+	CHECK_EQ(d.status, 1);
+	CHECK(strstr(d.err, "stalled"));
+	CHECK_EQ(lines(d.err), 1);
+	CHECK(d.seconds < 15);
 }

@@ -598,12 +598,12 @@ static bool demo_summary(const struct vm *vm, const struct report *r, int status
 	       vm->ncpus, (unsigned long long)(vm->ram_size >> 20),
 	       vm->init_private ? "private" : "shared", vm->backing_name,
 	       vm->copy_io ? "copy" : "map", r->seconds);
-	if (r->migration)
+	if (r->migration && r->migration->incoming)
 		printf("migrated         from a gmem-vmm on %s: %u rounds, %llu pages, handed over "
 		       "%.0f ms after it began\n",
 		       r->restored, r->migration->nrounds,
 		       (unsigned long long)r->migration->pages_sent, r->migration->total_ms);
-	else if (r->restored)
+	else if (r->restored && !r->migration)
 		printf("restored         from %s (%s), the guest's first instruction %.0f ms in, "
 		       "memory filled %s%.0f ms in\n",
 		       r->restored, r->lazy ? "lazily" : "eagerly", r->first_ms,
@@ -937,8 +937,12 @@ int main(int argc, char **argv)
 		if (!err) {
 			mig_set_timeout(&mconn, 30);
 			mig.addr = o.incoming;
-			err = migrate_in_hello(&mconn, &in, &mig, why, sizeof(why));
+			err = mig_watch_start(&mconn);
+			if (err)
+				snprintf(why, sizeof(why), "watching the connection: %s", strerror(-err));
 		}
+		if (!err)
+			err = migrate_in_hello(&mconn, &in, &mig, why, sizeof(why));
 		if (err) {
 			complain("%s", why);
 			mig_close(&mconn);

@@ -14,8 +14,10 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,8 +189,139 @@ int mig_connect(const char *addr, unsigned int timeout_s, struct mig_conn *c, ch
 	return 0;
 }
 
+/* ---- the watch ---- */
+
+struct mig_watch {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	int fd;
+	double deadline; /* CLOCK_MONOTONIC s; 0: none (mu) */
+	char why[96];    /* written before fired points at it */
+	_Atomic(const char *) fired;
+};
+
+/* Bytes the connection has moved either way so far. */
+static uint64_t moved(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return 0;
+	return ti.tcpi_bytes_acked + ti.tcpi_bytes_received;
+}
+
+/* MIG_STALL_S, or GMEM_VMM_STALL_S seconds (1 to 3600): tests wait less. */
+static double stall_s(void)
+{
+	const char *e = getenv("GMEM_VMM_STALL_S");
+	int v = e ? atoi(e) : 0;
+
+	return v >= 1 && v <= 3600 ? v : MIG_STALL_S;
+}
+
+static void *watch_main(void *arg)
+{
+	struct mig_watch *w = arg;
+	uint64_t last = moved(w->fd);
+	double since = now_s(), stall = stall_s();
+	struct timespec wake;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->stop) {
+		uint64_t m;
+		double now;
+		const char *why = NULL;
+
+		clock_gettime(CLOCK_MONOTONIC, &wake);
+		wake.tv_sec++;
+		pthread_cond_timedwait(&w->cv, &w->mu, &wake);
+		if (w->stop)
+			break;
+		now = now_s();
+		m = moved(w->fd);
+		if (m - last >= MIG_STALL_BYTES) {
+			last = m;
+			since = now;
+		} else if (now - since >= stall) {
+			snprintf(w->why, sizeof(w->why), "the peer stalled (under %d KiB moved in %.0f s)",
+				 MIG_STALL_BYTES / 1024, stall);
+			why = w->why;
+		}
+		if (w->deadline && now >= w->deadline)
+			why = "the peer took too long";
+		if (why) {
+			atomic_store(&w->fired, why);
+			shutdown(w->fd, SHUT_RDWR); /* every call on it returns now */
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+int mig_watch_start(struct mig_conn *c)
+{
+	struct mig_watch *w = calloc(1, sizeof(*w));
+	pthread_condattr_t ca;
+	int err;
+
+	if (!w)
+		return -ENOMEM;
+	w->fd = c->fd;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	err = -pthread_create(&w->thread, NULL, watch_main, w);
+	if (err) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+		return err;
+	}
+	c->watch = w;
+	return 0;
+}
+
+void mig_watch_deadline(struct mig_conn *c, unsigned int seconds)
+{
+	if (!c->watch)
+		return;
+	pthread_mutex_lock(&c->watch->mu);
+	c->watch->deadline = seconds ? now_s() + seconds : 0;
+	pthread_mutex_unlock(&c->watch->mu);
+}
+
+const char *mig_stalled(const struct mig_conn *c)
+{
+	return c->watch ? atomic_load(&c->watch->fired) : NULL;
+}
+
+static void watch_stop(struct mig_conn *c)
+{
+	struct mig_watch *w = c->watch;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+	c->watch = NULL;
+}
+
 void mig_close(struct mig_conn *c)
 {
+	watch_stop(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

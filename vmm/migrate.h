@@ -39,10 +39,13 @@ struct mig_frame {
 #define MIG_STATE_MAX (256ULL << 20)
 #define MIG_HELLO_MAX 4096
 
+struct mig_watch;
+
 struct mig_conn {
 	int fd;
 	uint64_t session, seq_out, seq_in;
 	char addr[128]; /* as given: tcp:HOST:PORT */
+	struct mig_watch *watch; /* mig_watch_start()'s, or NULL */
 };
 
 /* Whether addr is tcp:HOST:PORT with a HOST that resolves: 0, or -errno with why in msg. */
@@ -79,5 +82,19 @@ int mig_recv(struct mig_conn *c, unsigned int timeout_s, uint64_t max, uint32_t 
 
 /* Bound every later read and write on c to timeout_s seconds (0: none). */
 void mig_set_timeout(struct mig_conn *c, unsigned int timeout_s);
+
+/*
+ * A watch on c: a peer that moves less than MIG_STALL_BYTES either way in
+ * MIG_STALL_S seconds (one that trickles, or does not read), or - once
+ * mig_watch_deadline() set one - an operation not done by its deadline,
+ * has the connection shut down, so that every call blocked on it returns
+ * an error.  mig_stalled() then says why (NULL while it has not fired).
+ * mig_close() stops it.  0, or -errno.
+ */
+#define MIG_STALL_S 30
+#define MIG_STALL_BYTES (64 * 1024)
+int mig_watch_start(struct mig_conn *c);
+void mig_watch_deadline(struct mig_conn *c, unsigned int seconds); /* 0: none */
+const char *mig_stalled(const struct mig_conn *c);
 
 #endif /* GMEM_VMM_MIGRATE_H */

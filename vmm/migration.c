@@ -29,7 +29,7 @@
 
 #define CONNECT_S 10   /* a destination that does not listen by then is not coming */
 #define IO_TIMEOUT_S 30 /* a peer silent this long is gone */
-#define READY_S 60     /* the destination makes the machine: KVM, vCPUs, the disk */
+#define PAUSED_S 60    /* the VM paused for the hand-over: longer, and it runs on here */
 
 static double now_s(void)
 {
@@ -55,8 +55,13 @@ static uint64_t pages_restored(struct gmem *g)
 	return st.pages_restored;
 }
 
-static const char *why(int err)
+/* Why a call on c failed: the watch's word if it cut the connection. */
+static const char *why(const struct mig_conn *c, int err)
 {
+	const char *stalled = mig_stalled(c);
+
+	if (stalled)
+		return stalled;
 	return err == -EPIPE ? "the connection broke" : err == -EBADMSG ? "garbage on the wire"
 						       : strerror(-err);
 }
@@ -148,13 +153,18 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 	if (err)
 		return err;
 	mig_set_timeout(&c, IO_TIMEOUT_S);
+	err = mig_watch_start(&c);
+	if (err) {
+		snprintf(msg, msg_len, "watching the connection: %s", strerror(-err));
+		goto out_close;
+	}
 	err = snap_config(s, &b, msg, msg_len);
 	if (err)
 		goto out_close;
 	err = mig_send(&c, MIG_HELLO, b.p, b.len);
 	sbuf_free(&b);
 	if (err) {
-		snprintf(msg, msg_len, "%s: sending the machine: %s", o->addr, why(err));
+		snprintf(msg, msg_len, "%s: sending the machine: %s", o->addr, why(&c, err));
 		goto out_close;
 	}
 	/* from here every page written goes again: the guest's, the devices', gmem's */
@@ -168,7 +178,7 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 
 		err = send_round(&c, g, full ? 0 : GMEM_SAVE_DIRTY, r);
 		if (err) {
-			snprintf(msg, msg_len, "%s: sending memory: %s", o->addr, why(err));
+			snprintf(msg, msg_len, "%s: sending memory: %s", o->addr, why(&c, err));
 			goto out_untrack;
 		}
 		if (full)
@@ -183,7 +193,8 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 			break;
 	} while (true);
 
-	/* the last round, the VM still */
+	/* the last round, the VM still: for PAUSED_S at most, then it runs on here */
+	mig_watch_deadline(&c, PAUSED_S);
 	t_pause = now_s();
 	if (snap_pause(s)) {
 		err = -ECANCELED;
@@ -191,30 +202,30 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 	}
 	err = send_round(&c, g, GMEM_SAVE_DIRTY | GMEM_SAVE_PAUSED, r);
 	if (err) {
-		snprintf(msg, msg_len, "%s: sending memory: %s", o->addr, why(err));
+		snprintf(msg, msg_len, "%s: sending memory: %s", o->addr, why(&c, err));
 		goto out_resume;
 	}
 	err = snap_state(s, &b, msg, msg_len);
 	if (!err) {
 		err = mig_send(&c, MIG_STATE, b.p, b.len);
 		if (err)
-			snprintf(msg, msg_len, "%s: sending the VM's state: %s", o->addr, why(err));
+			snprintf(msg, msg_len, "%s: sending the VM's state: %s", o->addr, why(&c, err));
 	}
 	sbuf_free(&b);
 	if (err)
 		goto out_resume;
-	err = mig_recv(&c, READY_S, 0, &type, &p, &len);
+	err = mig_recv(&c, IO_TIMEOUT_S, 0, &type, &p, &len);
 	if (!err && type != MIG_READY)
 		err = -EBADMSG;
 	free(p);
 	if (err) {
 		snprintf(msg, msg_len, "%s: the destination did not take the VM: %s", o->addr,
-			 err == -ETIMEDOUT ? "no answer" : why(err));
+			 err == -ETIMEDOUT ? "no answer" : why(&c, err));
 		goto out_resume;
 	}
 	err = mig_send(&c, MIG_GO, NULL, 0);
 	if (err) {
-		snprintf(msg, msg_len, "%s: handing over: %s", o->addr, why(err));
+		snprintf(msg, msg_len, "%s: handing over: %s", o->addr, why(&c, err));
 		goto out_resume;
 	}
 	/* GO went: the VM is the destination's, whatever happens here now */
@@ -256,7 +267,7 @@ int migrate_in_hello(struct mig_conn *c, struct snapv_in *in, struct mig_report 
 	if (err)
 		snprintf(msg, msg_len, "the migration's source: %s",
 			 err == -EBADMSG ? "not a gmem-vmm migration (refused before anything)"
-					 : why(err));
+					 : why(c, err));
 	return err;
 }
 
@@ -276,7 +287,7 @@ int migrate_in_memory(struct mig_conn *c, struct gmem *g, struct snapv_in *in,
 
 		if (err) {
 			snprintf(msg, msg_len, "the migration's source: %s",
-				 err == -ETIMEDOUT ? "silent for too long" : why(err));
+				 err == -ETIMEDOUT ? "silent for too long" : why(c, err));
 			return err;
 		}
 		if (type == MIG_STATE) {
@@ -328,13 +339,13 @@ int migrate_in_commit(struct mig_conn *c, struct mig_report *r, char *msg, size_
 	int err = mig_send(c, MIG_READY, NULL, 0);
 
 	if (!err)
-		err = mig_recv(c, READY_S, 0, &type, &p, &len);
+		err = mig_recv(c, IO_TIMEOUT_S, 0, &type, &p, &len);
 	free(p);
 	if (!err && type != MIG_GO)
 		err = -EBADMSG;
 	if (err) {
 		/* the source runs on: it had not said GO */
-		snprintf(msg, msg_len, "the migration's source did not hand over: %s", why(err));
+		snprintf(msg, msg_len, "the migration's source did not hand over: %s", why(c, err));
 		return err;
 	}
 	r->done = true;

@@ -294,7 +294,8 @@ int snap_restore_machine(struct snap_run *s, const struct snapv_in *in, char *ms
 		int fd = vblk_disk_fd(s->blk);
 		uint64_t off;
 
-		memcpy(&off, data, sizeof(off));
+		if (len >= sizeof(off))
+			memcpy(&off, data, sizeof(off));
 		if (len < sizeof(off) || pwrite(fd, data + sizeof(off), len - sizeof(off),
 						 (off_t)off) != (ssize_t)(len - sizeof(off))) {
 			err = len < sizeof(off) ? -EBADMSG : -errno;
