@@ -278,8 +278,10 @@ GMEM_API int gmem_set_convert_callback(struct gmem *g, gmem_convert_cb cb, void 
 
 /*
  * Count a reference on every page in range for host I/O; pins nest.  All or
- * nothing: -EACCES if a page is private, -EAGAIN if one is in transit (or
- * being discarded), -EOVERFLOW past 2^31 short or 2^23 long pins on a page.
+ * nothing: -EACCES if a page is private, -EAGAIN if one is in transit (or,
+ * for a moment, being discarded or merged into a huge page - by
+ * gmem_collapse(), or by a lazy restore's fill), -EOVERFLOW past 2^31 short
+ * or 2^23 long pins on a page.
  */
 GMEM_API int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, unsigned int flags);
 

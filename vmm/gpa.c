@@ -13,6 +13,7 @@
  * asks it).
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "vm.h"
 
@@ -81,7 +82,17 @@ int gpa_pin(struct vm *vm, uint64_t gpa, uint64_t len, bool longterm, struct gpa
 		return -EFAULT; /* not RAM: MMIO, a hole, or past the end */
 	first = off & ~(GMEM_PAGE_SIZE - 1);
 	end = (off + len + GMEM_PAGE_SIZE - 1) & ~(GMEM_PAGE_SIZE - 1);
-	err = gmem_pin(vm->mem, first, end - first, longterm ? GMEM_PIN_LONGTERM : 0);
+	/*
+	 * A ring's pin waits out a brief hold - a lazy restore merging the
+	 * block into a huge page, a discard - for a second at most; a
+	 * request's buffer in transit is the request's error.
+	 */
+	for (int tries = 0;; tries++) {
+		err = gmem_pin(vm->mem, first, end - first, longterm ? GMEM_PIN_LONGTERM : 0);
+		if (err != -EAGAIN || !longterm || tries == 1000)
+			break;
+		usleep(1000);
+	}
 	if (err)
 		return err; /* -EACCES: private; -EAGAIN: in transit */
 	*pin = (struct gpa_pin){ .offset = first, .len = end - first, .longterm = longterm };

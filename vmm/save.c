@@ -304,9 +304,13 @@ int snap_restore_machine(struct snap_run *s, const struct snapv_in *in, char *ms
 			return err;
 		}
 	}
-	if (vblk_restore(s->blk, blk)) {
-		snprintf(msg, msg_len, "%s: the disk's rings are not in shared RAM", in->path);
-		return -EBADMSG;
+	err = vblk_restore(s->blk, blk);
+	if (err) {
+		snprintf(msg, msg_len, "%s: the disk's rings: %s", in->path,
+			 err == -EINVAL || err == -EACCES || err == -EFAULT
+				 ? "not a queue in shared RAM"
+				 : strerror(-err));
+		return err == -EINVAL || err == -EACCES || err == -EFAULT ? -EBADMSG : err;
 	}
 	for (int i = 0; i < vm->ncpus; i++) {
 		err = cpu_state_restore(vm, &vm->vcpus[i], in, msg, msg_len);

@@ -35,22 +35,24 @@ static bool ring_readable(struct virtio_mmio *t, uint64_t gpa, uint64_t len)
 }
 
 /* The rings of the queue, pinned long-term (not with copy_io); false if they cannot be. */
-static bool queue_pin(struct virtio_mmio *t)
+/* 0, or gpa_pin()'s error (-EACCES: a ring in private RAM) with nothing pinned. */
+static int queue_pin(struct virtio_mmio *t)
 {
 	struct virtq *q = &t->q;
 	const uint64_t n = q->num;
 	void *desc, *avail, *used;
+	int err;
 
-	if (gpa_pin(t->vm, q->desc_gpa, 16 * n, true, &q->pins[0], &desc) ||
-	    gpa_pin(t->vm, q->avail_gpa, 6 + 2 * n, true, &q->pins[1], &avail) ||
-	    gpa_pin(t->vm, q->used_gpa, 6 + 8 * n, true, &q->pins[2], &used)) {
+	if ((err = gpa_pin(t->vm, q->desc_gpa, 16 * n, true, &q->pins[0], &desc)) ||
+	    (err = gpa_pin(t->vm, q->avail_gpa, 6 + 2 * n, true, &q->pins[1], &avail)) ||
+	    (err = gpa_pin(t->vm, q->used_gpa, 6 + 8 * n, true, &q->pins[2], &used))) {
 		queue_release(t);
-		return false;
+		return err;
 	}
 	q->desc = desc;
 	q->avail = avail;
 	q->used = used;
-	return true;
+	return 0;
 }
 
 /*
@@ -69,7 +71,7 @@ static bool queue_enable(struct virtio_mmio *t)
 		if (!ring_readable(t, q->desc_gpa, 16 * n) || !ring_readable(t, q->avail_gpa, 6 + 2 * n) ||
 		    !ring_readable(t, q->used_gpa, 6 + 8 * n))
 			return false;
-	} else if (!queue_pin(t)) {
+	} else if (queue_pin(t)) {
 		return false;
 	}
 	q->last_avail = 0;
@@ -308,10 +310,11 @@ int virtio_mmio_restore(struct virtio_mmio *t, const struct snapv_vblk *s)
 	q->used_idx = s->used_idx;
 	if (s->ready) {
 		/* as queue_enable() took it, the indices where the guest left them */
-		if (!q->num || q->num > t->ops->queue_max || (q->num & (q->num - 1)) ||
-		    (!t->vm->copy_io && !queue_pin(t)))
+		if (!q->num || q->num > t->ops->queue_max || (q->num & (q->num - 1)))
 			err = -EINVAL;
-		else
+		else if (!t->vm->copy_io)
+			err = queue_pin(t);
+		if (!err)
 			q->ready = true;
 	}
 	pthread_mutex_unlock(&t->mu);
