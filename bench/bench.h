@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "gmem.h"
 
@@ -66,6 +67,24 @@ void die(const char *what, int err) __attribute__((noreturn));
 void touch_pages(volatile char *p, uint64_t len);
 char *plain_map(uint64_t size, int *fd);
 void plain_unmap(char *p, uint64_t size, int fd);
+
+/* child.c: gmem-vmm ($GMEM_VMM) and the benchmark guests ($GUEST_BENCH_DIR/NAME.elf) */
+const char *bench_vmm_path(void);
+const char *bench_guest_path(const char *name, char *buf, size_t len);
+
+/* gmem-vmm in a process of its own, its standard output piped, stderr dropped. */
+struct vmm_child {
+	pid_t pid;
+	int out;
+	char buf[8192]; /* its output so far */
+	size_t got;
+};
+
+bool vmm_child_start(struct vmm_child *c, const char *const argv[]); /* argv after its name */
+/* Until its output holds line, timeout_s at most. */
+bool vmm_child_wait_line(struct vmm_child *c, const char *line, int timeout_s);
+/* Its exit status (killed first with sig, if sig); -1 for a signal's end. */
+int vmm_child_end(struct vmm_child *c, int sig);
 
 /* A series row: table name, then a JSON object's members, printf-style. */
 void series(const char *table, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,9 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,98 +26,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
-
-struct child {
-	pid_t pid;
-	int out; /* its standard output */
-	char buf[8192];
-	size_t got;
-};
-
-static const char *vmm_path(void)
-{
-	const char *vmm = getenv("GMEM_VMM");
-
-	return vmm ? vmm : "build/vmm/gmem-vmm";
-}
-
-static const char *bench_guest(const char *name, char *buf, size_t len)
-{
-	const char *dir = getenv("GUEST_BENCH_DIR");
-
-	snprintf(buf, len, "%s/%s.elf", dir ? dir : "build/guest/bench", name);
-	return buf;
-}
-
-/* gmem-vmm with argv (after its name), its output to a pipe; stderr to /dev/null. */
-static bool child_start(struct child *c, const char *const argv[])
-{
-	const char *a[24] = { "gmem-vmm" };
-	int p[2], n = 1;
-
-	for (; argv[n - 1] && n < 23; n++)
-		a[n] = argv[n - 1];
-	a[n] = NULL;
-	if (pipe2(p, O_CLOEXEC))
-		return false;
-	*c = (struct child){ .pid = fork() };
-	if (c->pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(p[1], 1);
-		if (null >= 0)
-			dup2(null, 2);
-		execv(vmm_path(), (char *const *)a);
-		_exit(127);
-	}
-	close(p[1]);
-	c->out = p[0];
-	if (c->pid < 0) {
-		close(p[0]);
-		return false;
-	}
-	return true;
-}
-
-/* Until its output holds line, timeout_s at most. */
-static bool child_wait_line(struct child *c, const char *line, int timeout_s)
-{
-	double give_up = now_ns() + timeout_s * 1e9;
-
-	while (!strstr(c->buf, line) && c->got < sizeof(c->buf) - 1 && now_ns() < give_up) {
-		struct pollfd p = { .fd = c->out, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&p, 1, 1000) <= 0)
-			continue;
-		n = read(c->out, c->buf + c->got, sizeof(c->buf) - 1 - c->got);
-		if (n <= 0)
-			return false;
-		c->got += (size_t)n;
-		c->buf[c->got] = '\0';
-	}
-	return strstr(c->buf, line) != NULL;
-}
-
-/* Its exit status (killed first with sig, if sig); -1 for a signal's end. */
-static int child_end(struct child *c, int sig)
-{
-	char sink[4096];
-	int status;
-
-	if (sig)
-		kill(c->pid, sig);
-	while (read(c->out, sink, sizeof(sink)) > 0)
-		;
-	close(c->out);
-	if (waitpid(c->pid, &status, 0) != c->pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* The number after "key": in a JSON file, or -1. */
 static double json_number(const char *path, const char *key)
@@ -152,7 +61,7 @@ static bool migrate_once(struct figure *f, int rep, const char *name, const char
 			 struct migration *m)
 {
 	char addr[64], dst_stats[256], elf[512];
-	struct child dst, src;
+	struct vmm_child dst, src;
 	bool ok = false;
 	int status;
 
@@ -164,20 +73,20 @@ static bool migrate_once(struct figure *f, int rep, const char *name, const char
 	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", 20000 + (getpid() * 31 + rep * 7) % 40000);
 	snprintf(m->stats, sizeof(m->stats), "/var/tmp/gmem-bench-migrate-%d.json", getpid());
 	snprintf(dst_stats, sizeof(dst_stats), "/var/tmp/gmem-bench-migrate-%d-dst.json", getpid());
-	if (!child_start(&dst, (const char *const[]){ "--incoming", addr, "--timeout", "300",
+	if (!vmm_child_start(&dst, (const char *const[]){ "--incoming", addr, "--timeout", "300",
 						    "--stats", dst_stats, NULL }))
 		goto out;
-	if (!child_start(&src, (const char *const[]){ "--mem", "1G", "--migrate-to", addr, "--stats",
+	if (!vmm_child_start(&src, (const char *const[]){ "--mem", "1G", "--migrate-to", addr, "--stats",
 						    m->stats, "--timeout", "300",
-						    bench_guest(name, elf, sizeof(elf)), NULL })) {
-		child_end(&dst, SIGKILL);
+						    bench_guest_path(name, elf, sizeof(elf)), NULL })) {
+		vmm_child_end(&dst, SIGKILL);
 		goto out;
 	}
 	/* the guest reads or writes for ever: the source ends it by migrating it away */
-	if (child_wait_line(&src, ready, 120))
+	if (vmm_child_wait_line(&src, ready, 120))
 		kill(src.pid, SIGUSR2);
-	status = child_end(&src, 0);
-	child_end(&dst, SIGKILL); /* the destination runs it for ever */
+	status = vmm_child_end(&src, 0);
+	vmm_child_end(&dst, SIGKILL); /* the destination runs it for ever */
 	unlink(dst_stats);
 	m->total_ms = json_number(m->stats, "total_ms");
 	m->downtime_ms = json_number(m->stats, "downtime_ms");

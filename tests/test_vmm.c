@@ -1659,9 +1659,7 @@ struct fake_end {
 	int lfd;
 	unsigned int port;
 	size_t read_first; /* bytes read before closing (a destination that dies mid-way) */
-	const char *send;  /* or: bytes sent to it (garbage), as a source */
-	size_t send_len;
-	atomic_int done; /* the case is done with it */
+	atomic_int done;   /* the case is done with it */
 };
 
 static void fake_listen(struct fake_end *f)
@@ -1675,6 +1673,26 @@ static void fake_listen(struct fake_end *f)
 	CHECK_OK(listen(f->lfd, 1));
 	CHECK_OK(getsockname(f->lfd, (struct sockaddr *)&a, &len));
 	f->port = ntohs(a.sin_port);
+}
+
+/* A connection to the destination listening at addr (tcp:127.0.0.1:PORT), once it does. */
+static int connect_destination(const char *addr)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				 .sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1)) };
+	int fd = -1;
+
+	for (int i = 0; i < 200 && fd < 0; i++) { /* it listens once it has started */
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK(fd >= 0);
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+			close(fd);
+			fd = -1;
+			usleep(20000);
+		}
+	}
+	CHECK(fd >= 0);
+	return fd;
 }
 
 /* A destination that takes the connection, reads read_first bytes and goes away. */
@@ -1732,24 +1750,11 @@ static void garbage_to_destination(const char *bytes, size_t len)
 	char addr[64];
 	struct started st;
 	struct run d;
-	int fd = -1;
-	unsigned int port;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd;
 
 	mig_addr(addr);
-	port = (unsigned int)atoi(strrchr(addr, ':') + 1);
-	a.sin_port = htons((uint16_t)port);
 	VMM_START(&st, "--incoming", addr, "--timeout", "60");
-	for (int i = 0; i < 200; i++) { /* it listens once it has started */
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		CHECK(fd >= 0);
-		if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		close(fd);
-		fd = -1;
-		usleep(20000);
-	}
-	CHECK(fd >= 0);
+	fd = connect_destination(addr);
 	CHECK(write(fd, bytes, len) == (ssize_t)len);
 	vmm_finish(&st, &d, 30);
 	close(fd);
@@ -1853,28 +1858,17 @@ TEST_OPTS(vmm_migrate_destination_that_stops_reading, .once = true, .timeout_s =
 /* A source that trickles its first frame a byte at a time: the destination gives up, status 1. */
 TEST_OPTS(vmm_migrate_source_that_trickles, .once = true, .timeout_s = 120)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	char addr[64];
 	struct started st;
 	struct run d;
-	int fd = -1, status = -1;
+	int fd, status = -1;
 
 	need_kvm();
 	mig_addr(addr);
-	a.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
 	setenv("GMEM_VMM_STALL_S", "3", 1);
 	VMM_START(&st, "--incoming", addr, "--timeout", "60");
 	unsetenv("GMEM_VMM_STALL_S");
-	for (int i = 0; i < 200 && fd < 0; i++) {
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		CHECK(fd >= 0);
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-			close(fd);
-			fd = -1;
-			usleep(20000);
-		}
-	}
-	CHECK(fd >= 0);
+	fd = connect_destination(addr);
 	/* "GMEMMIG\n", a byte every half second, never a whole frame */
 	for (int i = 0; i < 40 && waitpid(st.pid, &status, WNOHANG) == 0; i++) {
 		if (send(fd, &"GMEMMIG\n"[i % 8], 1, MSG_NOSIGNAL) != 1)

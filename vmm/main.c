@@ -736,6 +736,31 @@ static const char *restore_disk(const struct options *o, const struct snapv_in *
 	return buf;
 }
 
+/*
+ * The main thread's beat while a save or a migration may come: 20 ms (how
+ * soon a signal's begins), or less if the VM ends.  false once it has
+ * ended, or timed out (ended here with 124); else *now.
+ */
+static bool tick(const struct options *o, struct vm *vm, double t_run, double *now)
+{
+	struct timespec wake;
+
+	clock_gettime(CLOCK_MONOTONIC, &wake);
+	wake.tv_nsec += 20000000L;
+	if (wake.tv_nsec >= 1000000000L) {
+		wake.tv_sec++;
+		wake.tv_nsec -= 1000000000L;
+	}
+	if (vm_wait_until(vm, &wake))
+		return false;
+	*now = now_s();
+	if (o->timeout_s && *now - t_run >= o->timeout_s) {
+		vm_end(vm, 124, "timed out after %u s", o->timeout_s);
+		return false;
+	}
+	return true;
+}
+
 static volatile sig_atomic_t save_requested;
 
 static void on_save_signal(int sig)
@@ -759,24 +784,12 @@ static void save_run(const struct options *o, struct snap_run *sr, struct report
 	char why[600];
 
 	for (;;) {
-		struct timespec wake;
 		double now;
 		bool want, interval;
 		int err;
 
-		clock_gettime(CLOCK_MONOTONIC, &wake);
-		wake.tv_nsec += 20000000L; /* how soon a signal's save begins */
-		if (wake.tv_nsec >= 1000000000L) {
-			wake.tv_sec++;
-			wake.tv_nsec -= 1000000000L;
-		}
-		if (vm_wait_until(vm, &wake))
+		if (!tick(o, vm, t_run, &now))
 			return;
-		now = now_s();
-		if (o->timeout_s && now - t_run >= o->timeout_s) {
-			vm_end(vm, 124, "timed out after %u s", o->timeout_s);
-			return;
-		}
 		want = save_requested;
 		save_requested = 0;
 		if (!after_done && now - t_run >= o->save_after_s)
@@ -826,24 +839,12 @@ static void migrate_run(const struct options *o, struct snap_run *sr, struct rep
 	char why[600];
 
 	for (;;) {
-		struct timespec wake;
 		double now;
 		bool want;
 		int err;
 
-		clock_gettime(CLOCK_MONOTONIC, &wake);
-		wake.tv_nsec += 20000000L; /* how soon a signal's migration begins */
-		if (wake.tv_nsec >= 1000000000L) {
-			wake.tv_sec++;
-			wake.tv_nsec -= 1000000000L;
-		}
-		if (vm_wait_until(vm, &wake))
+		if (!tick(o, vm, t_run, &now))
 			return;
-		now = now_s();
-		if (o->timeout_s && now - t_run >= o->timeout_s) {
-			vm_end(vm, 124, "timed out after %u s", o->timeout_s);
-			return;
-		}
 		want = migrate_requested;
 		migrate_requested = 0;
 		if (!after_done && now - t_run >= o->migrate_after_s)

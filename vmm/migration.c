@@ -173,7 +173,7 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 		snprintf(msg, msg_len, "tracking the guest's writes: %s", strerror(-err));
 		goto out_close;
 	}
-	do {
+	for (bool done = false; !done;) {
 		bool full = !r->nrounds;
 
 		err = send_round(&c, g, full ? 0 : GMEM_SAVE_DIRTY, r);
@@ -187,11 +187,9 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 			err = -ECANCELED;
 			goto out_untrack;
 		}
-		full = precopy_done(r, o->max_downtime_ms, &expected);
-		show_round(r, r->nrounds > 1 ? expected : -1);
-		if (full)
-			break;
-	} while (true);
+		done = precopy_done(r, o->max_downtime_ms, &expected);
+		show_round(r, full ? -1 : expected);
+	}
 
 	/* the last round, the VM still: for PAUSED_S at most, then it runs on here */
 	mig_watch_deadline(&c, PAUSED_S);

@@ -93,7 +93,7 @@ struct vm {
 	 * port PORT_DIRTY_ROUNDS; -1 while nothing is tracked.
 	 */
 	_Atomic int64_t dirty_rounds;
-	bool moved; /* the VM came from a snapshot or a migration: port PORT_MOVED */
+	bool moved; /* came from a snapshot or a migration (port PORT_MOVED); set before the vCPUs start */
 
 	/* ending */
 	pthread_mutex_t end_mu;
