@@ -67,7 +67,7 @@ ALL_LDFLAGS = $(BASE_LDFLAGS) $(SAN_FLAGS) $(LDFLAGS)
 LIB_SRCS := src/core/runmap.c src/core/pinmap.c \
 	src/os/backing.c src/os/uffd.c src/os/pagemap.c src/os/maps.c \
 	src/state.c src/addr.c src/view.c src/fault.c src/reader.c src/forked.c src/convert.c src/fresh.c src/pin.c src/discard.c src/audit.c \
-	src/access.c src/huge.c src/track.c src/snapshot.c src/lazy.c src/hash.c src/hash_avx2.c \
+	src/access.c src/huge.c src/track.c src/snapshot.c src/lazy.c src/postcopy.c src/hash.c src/hash_avx2.c \
 	src/gmem.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB_O := $(BUILD)/lib/libgmem.o

@@ -493,6 +493,56 @@ GMEM_API int gmem_restore(struct gmem *g, int fd, unsigned int flags);
  */
 GMEM_API int gmem_restore_wait(struct gmem *g, int timeout_ms);
 
+/*
+ * Post-copy (docs/MIGRATION.md): a file that names pages whose contents
+ * come after it, as records sent apart, in any order.
+ *
+ * The source: gmem_save(GMEM_SAVE_POSTCOPY, with GMEM_SAVE_DIRTY for a
+ * layer) writes a file like any other - states, holes - but names the
+ * pages it would have saved (REC_LATER) instead of carrying them.  From
+ * then on nothing may write the object (its pages are read when they are
+ * sent); conversions and discards may go on.  gmem_postcopy_send() puts
+ * the records of named pages into buf, up to cap bytes: those in [offset,
+ * offset + len), sent before or not (a page asked for); or, with
+ * GMEM_POSTCOPY_NEXT (offset and len ignored), the next pages not sent
+ * yet, from the last one asked for on.  It returns the bytes put, 0 when
+ * there are none; -ENOSPC when cap cannot hold one page's record; -EINVAL
+ * without a post-copy save, or for a range outside the object.
+ *
+ * The destination: gmem_postcopy_restore() reads one such file from fd,
+ * as gmem_restore(GMEM_RESTORE_ONE) would (a full one into an untouched
+ * object, or a layer on what earlier calls restored: -EXDEV otherwise), and
+ * returns with its states in force and fd just past it.  Pages it names
+ * get their contents from gmem_postcopy_receive() (buf: one or more
+ * records gmem_postcopy_send() made; -EBADMSG, and nothing applied, if
+ * any does not check or is another file's).  A touch of a page whose
+ * contents have not come - by the guest through the guest mapping, a
+ * view, gmem_read(), gmem_write(), gmem_pin(), a discard - calls
+ * pc->fetch(pc->arg, offset, len) once for the pages it needs, and waits
+ * for them: fetch runs on the library's fault thread or the toucher's,
+ * must return promptly and must not call into the object.  A page
+ * private at the restore is fetched only by the guest's touch: views
+ * refuse it as ever.  gmem_postcopy_abort(g, err), once the contents can
+ * no longer come (err a negative errno): every page still missing fails
+ * as a lazy restore's rotten record does (SIGBUS through the guest
+ * mapping, refused through views, -EBADMSG from the calls), waiters
+ * included.  gmem_restore_wait() returns 0 once every page has come, or
+ * the abort's err.  gmem_restore() refuses a post-copy file (-EBADMSG).
+ */
+#define GMEM_SAVE_POSTCOPY (1u << 2) /* gmem_save(): name the pages, send them apart */
+#define GMEM_POSTCOPY_NEXT (1u << 0) /* gmem_postcopy_send(): the next pages not sent */
+
+struct gmem_postcopy {
+	void (*fetch)(void *arg, uint64_t offset, uint64_t len);
+	void *arg;
+};
+
+GMEM_API int64_t gmem_postcopy_send(struct gmem *g, uint64_t offset, uint64_t len, void *buf,
+				    size_t cap, unsigned int flags);
+GMEM_API int gmem_postcopy_restore(struct gmem *g, int fd, const struct gmem_postcopy *pc);
+GMEM_API int gmem_postcopy_receive(struct gmem *g, const void *buf, size_t len);
+GMEM_API int gmem_postcopy_abort(struct gmem *g, int err);
+
 /* gmem_addr_offset() kinds */
 #define GMEM_ADDR_VIEW 1  /* a host view of the object */
 #define GMEM_ADDR_GUEST 2 /* the guest mapping */

@@ -76,7 +76,10 @@
  * before tracking made the zap's record make pin words: a first pin finds
  * such a word without the lock and must break invariant 2.
  *
- * A lazy restore.  -DLAZY starts from one (docs/SNAPSHOT.md, section 4):
+ * A lazy restore.  -DLAZY starts from one whose source is a file (post-copy's
+ * pages that come from the caller, LAZY_REMOTE in lazy.c, are not modelled:
+ * for a file's pages, fill_unit() never meets one and the paths here are
+ * as modelled; docs/VERIFY.md says what is not checked) (docs/SNAPSHOT.md, section 4):
  * each page is data or a hole of the snapshot, none in the page cache
  * yet, the guest mapping registered for missing faults.  Per page, whether
  * it is in the page cache, l->filled (settled) and l->rec_of (a hole), and
@@ -309,8 +312,8 @@ bool gdone;       /* the guest touches no more */
  * (UFFDIO_ZEROPAGE, -EEXIST if it has some).  One step: what others see
  * without l->mu is the page cache, each page of which a copy changes
  * atomically.
- * C: src/lazy.c fill_locked() #9931e43b
- * C: src/lazy.c fill_unit() #90f10b0d
+ * C: src/lazy.c fill_locked() #f8211f47
+ * C: src/lazy.c fill_unit() #2568affb
  * C: src/lazy.c allocate_hole() #88ffa925
  */
 #ifndef THP
@@ -346,7 +349,7 @@ bool gdone;       /* the guest touches no more */
 #endif
 /* lazy_fill() of the pages in bitmask w (on THP: their blocks, so both):
  * nothing once the restore is done
- * C: src/lazy.c lazy_fill() #d693b73a */
+ * C: src/lazy.c lazy_fill() #ae1a8bb0 */
 #ifdef THP
 #define UNITS(w) 3
 #else
@@ -852,7 +855,7 @@ proctype guest(byte p1, p2)
  * without giving holes memory: a touch of a hole faults for as long as
  * the restore lasts.
  * C: src/fault.c handle_fault() #385d95b1
- * C: src/lazy.c lazy_guest_fault() #93a2fe5c
+ * C: src/lazy.c lazy_guest_fault() #fe5ae73a
  */
 #ifdef MUTANT_GUEST_NOALLOC
 #define GUEST_ALLOC 0
@@ -1000,7 +1003,7 @@ proctype discarder(byte f, e)
 #ifdef LAZY
 		/* a lazy restore's pages settled as holes first, never filled
 		 * from the file after (l->mu: a fill under way ends first)
-		 * C: src/lazy.c lazy_forget() #e47e09b5 */
+		 * C: src/lazy.c lazy_forget() #f5070f06 */
 		d_step {
 			if :: lactive ->
 				if :: IN(0, f, e) -> lz[0] = 1; hole[0] = 1; filled[0] = 1 :: else fi;

@@ -237,6 +237,7 @@ int gmem_destroy(struct gmem *g)
 	if (g->track_pm >= 0)
 		close(g->track_pm);
 	track_records_free(g);
+	postcopy_source_free(g);
 	fresh_fini(g);
 	huge_fini(g);
 	backing_close(&g->b);

@@ -206,6 +206,7 @@ struct gmem {
 	/* snapshot.c, under save_mu: the file the next layer applies on */
 	pthread_mutex_t save_mu;
 	uint64_t save_id, save_seq, save_gen; /* save_id 0: none */
+	struct postcopy_source *postcopy;    /* a post-copy save's pages, to send (postcopy.c) */
 	uint8_t initial_state;                /* GMEM_F_INIT_PRIVATE or not */
 
 	bool uffd_gone; /* under lock: the userfaultfd was closed behind our back */
@@ -504,6 +505,30 @@ int lazy_wait(struct gmem *g, int timeout_ms);
 /* Fills stopped and started again around a change of the guest mapping's registration. */
 void lazy_lock(struct gmem *g);
 void lazy_unlock(struct gmem *g);
+
+/*
+ * Post-copy (lazy.c's half, the destination's): pages named to come
+ * (LAZY_REMOTE) as the reader meets them; what the object holds for them
+ * out of the way before lazy_start() (g->lock exclusive); their contents
+ * as they come, checked; an end to waiting for them.
+ */
+struct gmem_postcopy;
+struct lazy *lazy_new_remote(struct gmem *g, const struct gmem_postcopy *pc);
+void lazy_add_later(struct lazy *l, uint64_t first, uint64_t count);
+void lazy_set_id(struct lazy *l, uint64_t id);
+int lazy_remote_prepare(struct gmem *g, struct lazy *l, bool fresh);
+/* Whether g's lazy restore is post-copy's, and *id its file's. */
+bool lazy_remote(const struct gmem *g, uint64_t *id);
+void lazy_receive(struct gmem *g, uint64_t first, uint64_t count, const char *data);
+void lazy_abort(struct gmem *g, int err);
+
+/*
+ * postcopy.c (the source's half): a post-copy save's named pages, kept
+ * for gmem_postcopy_send() (g->save_mu held; *later is taken over), and
+ * freed at destroy.
+ */
+void postcopy_source_set(struct gmem *g, uint64_t id, uint64_t **later, uint64_t discard_gen);
+void postcopy_source_free(struct gmem *g);
 
 /* fault.c: the reader and fault threads, started and stopped together */
 int fault_start(struct gmem *g);

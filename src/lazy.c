@@ -28,6 +28,18 @@
  * changed or rotted since the restore read it) is never used: its pages
  * are poisoned in the guest mapping (a touch is SIGBUS; a view's touch is
  * refused), reads of them fail, and gmem_restore_wait() reports the error.
+ *
+ * Post-copy (postcopy.c) is the same with the caller as the source: pages
+ * named LAZY_REMOTE get their contents when gmem_postcopy_receive() brings
+ * them, into an inbox the object's size (anonymous memory, given back as
+ * units fill), and a unit fills once every page of it has come.  A touch
+ * that needs one asks the caller (pc.fetch, never under l->mu) and waits:
+ * the guest's fault is left unanswered - the fill's UFFDIO_COPY wakes it -
+ * and the library's own paths wait on l->cv.  The receiver fills under
+ * l->mu alone, never g->lock, so a toucher may wait holding g->lock
+ * shared.  There is no background fill (the source pushes); a thread
+ * merges THP blocks as they fill and finishes.  An abort settles every
+ * page still missing as a rotten record's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,10 +47,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "snapshot.h"
+
+/* rec_of: the page's contents come from gmem_postcopy_receive() */
+#define LAZY_REMOTE UINT32_MAX
 
 struct lazy_rec {
 	uint64_t off;         /* where its payload is in the file */
@@ -72,6 +88,16 @@ struct lazy {
 	char *unit_buf;     /* a fill unit's contents */
 	char *rec_buf;      /* the record last read, checked */
 	size_t rec_cached;  /* its index + 1, or 0 */
+
+	/* post-copy (remote): the caller is the source */
+	bool remote;
+	struct gmem_postcopy pc;
+	uint64_t id;        /* the post-copy file's: its records' seed */
+	char *inbox;        /* the object's size: contents come, their unit not filled yet */
+	uint64_t *arrived;  /* a bit a page: its contents are in the inbox */
+	uint64_t *asked;    /* a bit a page: pc.fetch was called for it */
+	uint64_t ask_s, ask_e; /* pages to ask for, gathered under mu, asked without it */
+	size_t inbox_len;
 };
 
 /*
@@ -105,6 +131,10 @@ static void release(struct lazy *l, bool locks)
 		pthread_cond_destroy(&l->cv);
 		pthread_mutex_destroy(&l->mu);
 	}
+	if (l->inbox)
+		munmap(l->inbox, l->inbox_len);
+	free(l->asked);
+	free(l->arrived);
 	free(l->unit_buf);
 	free(l->rec_buf);
 	free(l->merge);
@@ -137,8 +167,8 @@ struct lazy *lazy_new(struct gmem *g, int fd)
 		goto err_free;
 	if (pthread_cond_init(&l->cv, NULL))
 		goto err_mutex;
-	l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (l->fd < 0)
+	/* none for post-copy: its contents come from the caller */
+	if (fd >= 0 && (l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		goto err_locks;
 	l->left = g->npages;
 	return l;
@@ -151,6 +181,29 @@ err_free:
 err_locks:
 	release(l, true);
 	return NULL;
+}
+
+struct lazy *lazy_new_remote(struct gmem *g, const struct gmem_postcopy *pc)
+{
+	uint64_t words = (g->npages + 63) / 64;
+	struct lazy *l = lazy_new(g, -1);
+
+	if (!l)
+		return NULL;
+	l->remote = true;
+	l->pc = *pc;
+	l->arrived = calloc(words, sizeof(uint64_t));
+	l->asked = calloc(words, sizeof(uint64_t));
+	l->inbox_len = g->b.size;
+	l->inbox = mmap(NULL, l->inbox_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (l->inbox == MAP_FAILED)
+		l->inbox = NULL;
+	if (!l->arrived || !l->asked || !l->inbox) {
+		lazy_free(l);
+		return NULL;
+	}
+	return l;
 }
 
 void lazy_free(struct lazy *l)
@@ -185,6 +238,12 @@ int lazy_add_data(struct lazy *l, const struct snap_record *r, uint64_t off, uin
 void lazy_add_hole(struct lazy *l, uint64_t first, uint64_t count)
 {
 	memset(l->rec_of + first, 0, count * sizeof(*l->rec_of));
+}
+
+void lazy_add_later(struct lazy *l, uint64_t first, uint64_t count)
+{
+	for (uint64_t p = first; p < first + count; p++)
+		l->rec_of[p] = LAZY_REMOTE;
 }
 
 /* Record i's payload in l->rec_buf, checked; -EBADMSG if it does not check. */
@@ -270,6 +329,14 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 			memset(dst, 0, GMEM_PAGE_SIZE);
 			continue;
 		}
+		if (r == LAZY_REMOTE) {
+			if (!test_bit(l->arrived, p))
+				return -EINPROGRESS; /* not all here yet: nothing done */
+			memcpy(dst, l->inbox + (p << PAGE_SHIFT), GMEM_PAGE_SIZE);
+			any = true;
+			from_file++;
+			continue;
+		}
 		err = load_record(l, r - 1);
 		if (!err)
 			memcpy(dst, l->rec_buf + ((p - l->recs[r - 1].first) << PAGE_SHIFT),
@@ -299,6 +366,8 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 		*copied = true;
 	}
 	count(&g->stats.pages_restored, from_file);
+	if (l->remote) /* what came for the unit is in place: its memory goes back */
+		madvise(l->inbox + (s << PAGE_SHIFT), len, MADV_DONTNEED);
 	if (*copied && g->b.type == GMEM_BACKING_THP) {
 		set_bit(l->merge, s); /* the filler merges it: a collapse takes g->lock */
 		l->merges++;
@@ -327,6 +396,42 @@ static int allocate_hole(struct gmem *g, uint64_t p)
 	return err == -EEXIST ? 0 : err; /* it has memory already */
 }
 
+/*
+ * Post-copy: the pages of [s, e) still to come, to ask for (l->mu held) -
+ * once each: the caller's connection loses nothing.
+ */
+static void note_ask(struct lazy *l, uint64_t s, uint64_t e)
+{
+	for (uint64_t p = s; p < e; p++) {
+		if (l->rec_of[p] != LAZY_REMOTE || test_bit(l->filled, p) ||
+		    test_bit(l->arrived, p) || test_bit(l->asked, p))
+			continue;
+		set_bit(l->asked, p);
+		if (l->ask_e == l->ask_s) {
+			l->ask_s = p;
+			l->ask_e = p + 1;
+		} else {
+			l->ask_s = p < l->ask_s ? p : l->ask_s;
+			l->ask_e = p + 1 > l->ask_e ? p + 1 : l->ask_e;
+		}
+	}
+}
+
+/* The pages noted to ask for, taken (l->mu held): whether there are any. */
+static bool take_ask(struct lazy *l, uint64_t *s, uint64_t *e)
+{
+	*s = l->ask_s;
+	*e = l->ask_e;
+	l->ask_s = l->ask_e = 0;
+	return *e > *s;
+}
+
+/* Ask the caller for pages [s, e): never under l->mu, which its receiver takes. */
+static void ask(struct lazy *l, uint64_t s, uint64_t e)
+{
+	l->pc.fetch(l->pc.arg, s << PAGE_SHIFT, (e - s) << PAGE_SHIFT);
+}
+
 bool lazy_active(const struct gmem *g)
 {
 	return atomic_load_explicit(&g->lazy_active, memory_order_acquire);
@@ -349,6 +454,8 @@ static int fill_locked(struct gmem *g, uint64_t first, uint64_t end, bool alloca
 		if (!test_bit(l->filled, p)) {
 			unit_of(g, p, &s, &e);
 			err = fill_unit(g, s, e, &copied);
+			if (err == -EINPROGRESS)
+				note_ask(l, s, e);
 			if (err && !test_bit(l->filled, p)) {
 				ret = ret ?: err;
 				p = e; /* not settled: the next fill tries again */
@@ -366,6 +473,31 @@ static int fill_locked(struct gmem *g, uint64_t first, uint64_t end, bool alloca
 	return ret;
 }
 
+/*
+ * fill_locked(), waiting for post-copy's pages to come (l->mu held,
+ * dropped to ask and while waiting).  The receiver fills under l->mu
+ * alone, so waiting with g->lock held cannot keep it out.
+ */
+static int fill_waiting(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
+{
+	struct lazy *l = g->lazy;
+
+	for (;;) {
+		int err = fill_locked(g, first, end, allocate);
+		uint64_t s, e;
+
+		if (err != -EINPROGRESS)
+			return err;
+		if (take_ask(l, &s, &e)) {
+			pthread_mutex_unlock(&l->mu);
+			ask(l, s, e);
+			lazy_mu_lock(l);
+			continue; /* they may have come meanwhile */
+		}
+		pthread_cond_wait(&l->cv, &l->mu);
+	}
+}
+
 int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
 {
 	struct lazy *l;
@@ -379,7 +511,7 @@ int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
 		end = (end + (g->b.align >> PAGE_SHIFT) - 1) & ~((g->b.align >> PAGE_SHIFT) - 1);
 	}
 	lazy_mu_lock(l);
-	err = fill_locked(g, first, end, allocate);
+	err = fill_waiting(g, first, end, allocate);
 	l->hint = end;
 	pthread_mutex_unlock(&l->mu);
 	return err;
@@ -388,15 +520,32 @@ int lazy_fill(struct gmem *g, uint64_t first, uint64_t end, bool allocate)
 void lazy_guest_fault(struct gmem *g, uintptr_t addr)
 {
 	uint64_t page = (addr - (uintptr_t)g->b.guest) >> PAGE_SHIFT;
-	uint64_t bp = g->b.align >> PAGE_SHIFT, s = page & ~(bp - 1);
+	uint64_t bp = g->b.align >> PAGE_SHIFT, s = page & ~(bp - 1), as, ae;
+	struct lazy *l = g->lazy;
+	bool asking;
+	int err;
 
+	if (!lazy_active(g)) {
+		uffd_wake(g->uffd, (uintptr_t)g->b.guest + (s << PAGE_SHIFT), g->b.align);
+		return;
+	}
 	/*
 	 * Filled, or poisoned if its record did not check: either way the
 	 * toucher has its answer; woken whatever happened, never left waiting
 	 * (an error other than a bad record: it faults again, and we retry).
+	 * Post-copy pages not come yet: asked for, and the toucher left
+	 * waiting - the fill that brings them wakes it; the fault thread
+	 * goes on meanwhile.
 	 */
-	lazy_fill(g, s, s + bp, true);
-	uffd_wake(g->uffd, (uintptr_t)g->b.guest + (s << PAGE_SHIFT), g->b.align);
+	lazy_mu_lock(l);
+	err = fill_locked(g, s, s + bp, true);
+	l->hint = s + bp;
+	asking = take_ask(l, &as, &ae);
+	pthread_mutex_unlock(&l->mu);
+	if (asking)
+		ask(l, as, ae);
+	if (err != -EINPROGRESS)
+		uffd_wake(g->uffd, (uintptr_t)g->b.guest + (s << PAGE_SHIFT), g->b.align);
 }
 
 int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
@@ -411,9 +560,9 @@ int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
 	lazy_mu_lock(l);
 	/* hugetlbfs zeroes part of a huge page in place: the rest must be there */
 	if (g->b.hugetlb && first % bp)
-		err = fill_locked(g, first & ~(bp - 1), (first & ~(bp - 1)) + bp, false);
+		err = fill_waiting(g, first & ~(bp - 1), (first & ~(bp - 1)) + bp, false);
 	if (!err && g->b.hugetlb && end % bp)
-		err = fill_locked(g, end & ~(bp - 1), (end & ~(bp - 1)) + bp, false);
+		err = fill_waiting(g, end & ~(bp - 1), (end & ~(bp - 1)) + bp, false);
 	if (!err) {
 		memset(l->rec_of + first, 0, (end - first) * sizeof(*l->rec_of));
 		settle(g, first, end, false);
@@ -536,6 +685,29 @@ static void *filler_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Post-copy's thread: no fill of its own (the source pushes), but THP
+ * blocks merged as they fill, and the end once every page has come.
+ */
+static void *merger_main(void *arg)
+{
+	struct gmem *g = arg;
+	struct lazy *l = g->lazy;
+
+	pthread_mutex_lock(&l->mu);
+	while (!l->stop && l->left) {
+		if (l->merges)
+			merge_filled(g);
+		else
+			pthread_cond_wait(&l->cv, &l->mu);
+	}
+	merge_filled(g);
+	pthread_mutex_unlock(&l->mu);
+	if (!l->stop)
+		finish(g);
+	return NULL;
+}
+
 int lazy_start(struct gmem *g, struct lazy *l)
 {
 	int err;
@@ -550,9 +722,10 @@ int lazy_start(struct gmem *g, struct lazy *l)
 	 * come on touch alone, and what a touch filled is seen before anything
 	 * else could have.
 	 */
-	if (g->debug && getenv("GMEM_LAZY_FILLER") && !strcmp(getenv("GMEM_LAZY_FILLER"), "0"))
+	if (!l->remote && g->debug && getenv("GMEM_LAZY_FILLER") &&
+	    !strcmp(getenv("GMEM_LAZY_FILLER"), "0"))
 		return 0;
-	err = -pthread_create(&l->thread, NULL, filler_main, g);
+	err = -pthread_create(&l->thread, NULL, l->remote ? merger_main : filler_main, g);
 	if (err)
 		goto err_register;
 	l->thread_started = true;
@@ -648,5 +821,156 @@ void lazy_narrow(struct gmem *g, uint64_t page, uint64_t *s, uint64_t *e)
 			break;
 		}
 	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- post-copy ---- */
+
+void lazy_set_id(struct lazy *l, uint64_t id)
+{
+	l->id = id;
+}
+
+bool lazy_remote(const struct gmem *g, uint64_t *id)
+{
+	if (!g->lazy || !g->lazy->remote)
+		return false;
+	*id = g->lazy->id;
+	return true;
+}
+
+/*
+ * Before lazy_start(), g->lock exclusive: what the object holds for the
+ * pages named to come, out of the way - a page rewritten on the source
+ * since an earlier round must not be read as it was.  shmem: those pages
+ * punched.  A huge page: punched whole, its other pages' contents kept in
+ * the inbox to fill with it (the kernel maps a huge page whole, and a
+ * THP block split by a punch inside it may stay whole, zeroed there).
+ * Every other page settled as it is.  fresh: the object holds nothing.
+ */
+int lazy_remote_prepare(struct gmem *g, struct lazy *l, bool fresh)
+{
+	uint64_t bp = g->b.align >> PAGE_SHIFT, n = g->npages;
+
+	for (uint64_t s = 0; s < n; s += bp) {
+		uint64_t e = s + bp, named = 0, run;
+		int err;
+
+		for (uint64_t p = s; p < e; p++)
+			named += l->rec_of[p] == LAZY_REMOTE;
+		if (bp == 1 && !named) {
+			set_bit(l->filled, s);
+			l->left--;
+			continue;
+		}
+		if (!named) {
+			for (uint64_t p = s; p < e; p++)
+				set_bit(l->filled, p);
+			l->left -= bp;
+			continue;
+		}
+		if (fresh)
+			continue; /* a unit's holes fill with zeroes */
+		if (bp == 1) {
+			/* the run of named pages from here, punched at once */
+			for (run = 1; s + run < n && l->rec_of[s + run] == LAZY_REMOTE; run++)
+				;
+			err = backing_punch(&g->b, s << PAGE_SHIFT, run << PAGE_SHIFT);
+			if (err)
+				return err;
+			pages_clear(g, s, s + run, PW_POPULATED);
+			s += run - 1;
+			continue;
+		}
+		err = file_pread(g->b.fd, l->inbox + (s << PAGE_SHIFT), g->b.align,
+				 s << PAGE_SHIFT);
+		if (!err)
+			err = backing_punch(&g->b, s << PAGE_SHIFT, g->b.align);
+		if (err)
+			return err;
+		pages_clear(g, s, e, PW_POPULATED);
+		for (uint64_t p = s; p < e; p++) {
+			if (l->rec_of[p] == LAZY_REMOTE)
+				continue;
+			l->rec_of[p] = LAZY_REMOTE;
+			set_bit(l->arrived, p);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Pages [first, first + count) came, checked, with their contents in
+ * data: kept until their unit's pages have all come, which fills it and
+ * wakes its touchers.  A page discarded meanwhile, or come before, is
+ * left as it is.  A unit that cannot be filled now (no memory) is left
+ * for its touchers to try again, woken to.
+ */
+void lazy_receive(struct gmem *g, uint64_t first, uint64_t count, const char *data)
+{
+	struct lazy *l = g->lazy;
+	uint64_t end = first + count;
+
+	lazy_mu_lock(l);
+	for (uint64_t p = first; p < end; p++) {
+		if (l->rec_of[p] != LAZY_REMOTE || test_bit(l->filled, p) ||
+		    test_bit(l->arrived, p))
+			continue;
+		memcpy(l->inbox + (p << PAGE_SHIFT), data + ((p - first) << PAGE_SHIFT),
+		       GMEM_PAGE_SIZE);
+		set_bit(l->arrived, p);
+	}
+	for (uint64_t p = first; p < end;) {
+		uint64_t s, e;
+		bool copied;
+		int err;
+
+		if (l->rec_of[p] != LAZY_REMOTE || test_bit(l->filled, p)) {
+			p++;
+			continue;
+		}
+		unit_of(g, p, &s, &e);
+		err = fill_unit(g, s, e, &copied);
+		if (err != -EINPROGRESS)
+			uffd_wake(g->uffd, (uintptr_t)g->b.guest + (s << PAGE_SHIFT),
+				  (e - s) << PAGE_SHIFT);
+		p = e;
+	}
+	pthread_cond_broadcast(&l->cv); /* the waiters, and the merger */
+	pthread_mutex_unlock(&l->mu);
+}
+
+/*
+ * The contents can no longer come: every page still missing settled as
+ * a rotten record's - poisoned in the guest mapping, its touchers woken
+ * to the SIGBUS, the library's waiters to -EBADMSG - and err for
+ * gmem_restore_wait().
+ */
+void lazy_abort(struct gmem *g, int err)
+{
+	struct lazy *l = g->lazy;
+
+	lazy_mu_lock(l);
+	if (!l->err && l->left)
+		l->err = err; /* nothing missing: nothing lost */
+	for (uint64_t p = 0; p < g->npages;) {
+		uintptr_t base = (uintptr_t)g->b.guest, addr;
+		uint64_t s, e, q;
+
+		if (test_bit(l->filled, p)) {
+			p++;
+			continue;
+		}
+		unit_of(g, p, &s, &e);
+		/* hugetlbfs poisons a huge page whole; else the pages missing alone */
+		for (q = g->b.hugetlb ? e : p + 1; q < e && !test_bit(l->filled, q); q++)
+			;
+		addr = base + ((g->b.hugetlb ? s : p) << PAGE_SHIFT);
+		uffd_poison_over_wp(g->uffd, addr, base + (q << PAGE_SHIFT) - addr);
+		settle(g, g->b.hugetlb ? s : p, q, true);
+		uffd_wake(g->uffd, addr, base + (q << PAGE_SHIFT) - addr);
+		p = q;
+	}
+	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 }

@@ -72,6 +72,7 @@ struct writer {
 	bool locked;    /* g->lock held shared until the records waiting are out */
 	uint64_t discard_gen; /* g->discard_gen when the pages were found */
 	uint64_t *bitmap; /* a bit a page: the layer's pages, or scratch */
+	uint64_t *later;  /* GMEM_SAVE_POSTCOPY: a bit a page named, contents sent apart */
 	/* hugetlbfs: huge pages found so far, how many the file has, and discard_gen then */
 	uint64_t huge_found, huge_total, huge_gen;
 	unsigned char *vec; /* mincore() of one huge page */
@@ -103,8 +104,8 @@ static int writev_all(int fd, struct iovec *v, int n)
 }
 
 /* The record's fields, then its payload seeded with theirs: docs/SNAPSHOT.md. */
-static uint64_t record_hash(uint64_t id, uint64_t index, const struct snap_record *r,
-			    const void *payload, size_t len)
+uint64_t snap_record_hash(uint64_t id, uint64_t index, const struct snap_record *r,
+			  const void *payload, size_t len)
 {
 	uint64_t h = snap_hash(r, offsetof(struct snap_record, hash), snap_seed(id, index));
 
@@ -136,12 +137,12 @@ static int put_record(struct writer *w, uint32_t type, uint64_t first, uint64_t 
 	struct snap_record *r = &w->hdr[w->nrec];
 
 	*r = (struct snap_record){ .type = type, .first = first, .count = count };
-	r->hash = record_hash(w->id, w->index, r, payload, len);
+	r->hash = snap_record_hash(w->id, w->index, r, payload, len);
 	w->iov[2 * w->nrec] = (struct iovec){ r, sizeof(*r) };
 	w->iov[2 * w->nrec + 1] = (struct iovec){ (void *)payload, len };
 	w->nrec++;
 	w->index++;
-	return w->nrec == w->batch || type != REC_DATA ? flush(w) : 0;
+	return w->nrec == w->batch || (type != REC_DATA && type != REC_LATER) ? flush(w) : 0;
 }
 
 /* Every page's state, in runs; in transit counts as private (it is going there). */
@@ -224,6 +225,13 @@ static bool payload_in_place(struct writer *w, uint64_t first, char **src)
 /* Pages [first, end), which held memory when found, as data records. */
 static int put_data(struct writer *w, uint64_t first, uint64_t end)
 {
+	if (w->later) {
+		/* post-copy: named, their contents sent apart (postcopy.c) */
+		for (uint64_t p = first; p < end; p++)
+			w->later[p / 64] |= 1ULL << (p % 64);
+		w->data_pages += end - first;
+		return put_record(w, REC_LATER, first, end - first, NULL, 0);
+	}
 	while (first < end) {
 		uint64_t n = end - first < SNAP_DATA_MAX ? end - first : SNAP_DATA_MAX;
 		char *dst = w->buf + w->used;
@@ -429,6 +437,7 @@ static void writer_fini(struct writer *w)
 	if (w->locked)
 		unlock(w->g);
 	free(w->vec);
+	free(w->later);
 	free(w->bitmap);
 	free(w->buf);
 }
@@ -441,7 +450,7 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	uint64_t gen;
 	int err;
 
-	if (!g || fd < 0 || (flags & ~(GMEM_SAVE_DIRTY | GMEM_SAVE_PAUSED)))
+	if (!g || fd < 0 || (flags & ~(GMEM_SAVE_DIRTY | GMEM_SAVE_PAUSED | GMEM_SAVE_POSTCOPY)))
 		return -EINVAL;
 	if (forked_child(g))
 		return -ECHILD;
@@ -459,6 +468,11 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 		goto out_fini;
 	w.paused = flags & GMEM_SAVE_PAUSED;
 	w.batch = w.paused ? BATCH_IN_PLACE : BATCH_RECORDS;
+	if ((flags & GMEM_SAVE_POSTCOPY) &&
+	    !(w.later = calloc((g->npages + 63) / 64, sizeof(uint64_t)))) {
+		err = -ENOMEM;
+		goto out_fini;
+	}
 	/*
 	 * Where the next layer starts: writes from here on.  A full save
 	 * while not tracking starts none (gen 0 matches no tracking).
@@ -472,6 +486,7 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	if (!layer && gen)
 		g->save_id = 0; /* until it is done, as the records left the last save behind */
 	h.kind = layer ? SNAP_LAYER : SNAP_FULL;
+	h.flags = w.later ? SNAP_F_POSTCOPY : 0;
 	h.backing = g->b.type;
 	h.size = g->b.size;
 	h.id = w.id;
@@ -486,7 +501,10 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	if (!err)
 		err = put_record(&w, REC_END, w.data_pages, w.index, NULL, 0);
 	if (!err) {
-		count(&g->stats.pages_saved, w.data_pages);
+		if (w.later) /* the source's from here on: its pages go when sent */
+			postcopy_source_set(g, h.id, &w.later, w.discard_gen);
+		else
+			count(&g->stats.pages_saved, w.data_pages);
 		g->save_id = h.id;
 		g->save_seq = h.seq;
 		g->save_gen = gen;
@@ -506,6 +524,7 @@ struct reader {
 	struct gmem *g;
 	uint64_t pos; /* a lazy restore reads at its own offset: no lseek() a record */
 	struct lazy *lazy; /* a lazy restore: records noted, not read */
+	struct lazy *later; /* post-copy: pages named, their contents to come */
 	int fd;
 	uint64_t id, seq, index, data_pages;
 	bool states_seen;
@@ -617,7 +636,7 @@ static int read_record(struct reader *r, bool layer, bool *end)
 		len = rec.count * sizeof(struct snap_run);
 		break;
 	case REC_DATA:
-		if (!rec.count || rec.count > SNAP_DATA_MAX || !r->states_seen)
+		if (!rec.count || rec.count > SNAP_DATA_MAX || !r->states_seen || r->later)
 			return -EBADMSG;
 		len = rec.count << PAGE_SHIFT;
 		break;
@@ -627,6 +646,10 @@ static int read_record(struct reader *r, bool layer, bool *end)
 		break;
 	case REC_END:
 		if (rec.first != r->data_pages || rec.count != r->index || !r->states_seen)
+			return -EBADMSG;
+		break;
+	case REC_LATER:
+		if (!rec.count || !r->later || !r->states_seen)
 			return -EBADMSG;
 		break;
 	default:
@@ -652,7 +675,7 @@ static int read_record(struct reader *r, bool layer, bool *end)
 	}
 	if (len && (err = reader_get(r, r->buf, len, &got)))
 		return err;
-	if (record_hash(r->id, r->index, &rec, r->buf, len) != rec.hash)
+	if (snap_record_hash(r->id, r->index, &rec, r->buf, len) != rec.hash)
 		return -EBADMSG;
 	r->index++;
 	if (r->lazy && rec.type == REC_HOLE) {
@@ -660,6 +683,10 @@ static int read_record(struct reader *r, bool layer, bool *end)
 		return 0;
 	}
 	switch (rec.type) {
+	case REC_LATER:
+		lazy_add_later(r->later, rec.first, rec.count);
+		r->data_pages += rec.count;
+		return 0;
 	case REC_STATES:
 		r->states_seen = true;
 		return apply_states(r, (const struct snap_run *)r->buf, rec.count);
@@ -694,7 +721,8 @@ static int read_file(struct reader *r, bool first)
 	if (err)
 		return err;
 	if (memcmp(h.magic, SNAP_MAGIC, sizeof(h.magic)) || h.version != SNAP_VERSION ||
-	    h.flags || h.hash != snap_hash(&h, offsetof(struct snap_header, hash), 0) || !h.id ||
+	    h.flags != (r->later ? SNAP_F_POSTCOPY : 0) ||
+	    h.hash != snap_hash(&h, offsetof(struct snap_header, hash), 0) || !h.id ||
 	    (h.kind != SNAP_FULL && h.kind != SNAP_LAYER))
 		return -EBADMSG;
 	if (h.size != g->b.size)
@@ -853,4 +881,61 @@ int gmem_restore_wait(struct gmem *g, int timeout_ms)
 	if (!g)
 		return -EINVAL;
 	return lazy_wait(g, timeout_ms);
+}
+
+int gmem_postcopy_restore(struct gmem *g, int fd, const struct gmem_postcopy *pc)
+{
+	struct reader r = { .g = g, .fd = fd };
+	bool fresh = false;
+	int err;
+
+	if (!g || fd < 0 || !pc || !pc->fetch)
+		return -EINVAL;
+	if (forked_child(g))
+		return -ECHILD;
+	r.buf = malloc(DATA_BYTES);
+	r.scratch = calloc((g->npages + 63) / 64, sizeof(uint64_t));
+	r.later = r.buf && r.scratch ? lazy_new_remote(g, pc) : NULL;
+	if (!r.later) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	pthread_mutex_lock(&g->save_mu);
+	views_lock(g, true);
+	if (g->save_id) {
+		/* a layer on the rounds restored before it (left as it says if refused) */
+		err = restore_layer(&r);
+	} else if (!untouched(g)) {
+		err = -EBUSY;
+	} else {
+		fresh = true;
+		err = read_file(&r, true);
+		if (err)
+			restore_undo(g);
+	}
+	if (err)
+		goto out_unlock;
+	lazy_set_id(r.later, r.id);
+	err = lazy_remote_prepare(g, r.later, fresh) ?: lazy_start(g, r.later);
+	if (err) {
+		if (fresh)
+			restore_undo(g);
+		else
+			g->save_id = 0; /* its states are in: nothing follows that */
+		goto out_unlock;
+	}
+	r.later = NULL; /* the object's now */
+	unlock(g);
+	restored_from(g, &r);
+	goto out_mutex;
+
+out_unlock:
+	unlock(g);
+out_mutex:
+	pthread_mutex_unlock(&g->save_mu);
+out_free:
+	lazy_free(r.later);
+	free(r.scratch);
+	free(r.buf);
+	return err;
 }

@@ -655,7 +655,7 @@ TEST(snapshot_invalid_args)
 
 	CHECK_EQ(gmem_save(NULL, fd, 0), -EINVAL);
 	CHECK_EQ(gmem_save(g, -1, 0), -EINVAL);
-	CHECK_EQ(gmem_save(g, fd, 4), -EINVAL);
+	CHECK_EQ(gmem_save(g, fd, 8), -EINVAL);
 	CHECK_EQ(file_size(fd), 0);
 	CHECK_OK(gmem_save(g, fd, 0));
 	CHECK_EQ(gmem_restore(NULL, fd, 0), -EINVAL);
