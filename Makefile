@@ -98,7 +98,7 @@ DEMO_GUEST := $(BUILD)/guest/demo.elf
 # gmem-vmm: the VMM uses libgmem through its public header only.
 VMM_SRCS := vmm/main.c vmm/backing.c vmm/kvm.c vmm/vcpu.c vmm/hypercall.c vmm/gpa.c vmm/device.c vmm/loader.c \
 	vmm/virtio_mmio.c vmm/virtio_blk.c vmm/snoop.c vmm/dirty.c vmm/rounds.c vmm/snapshot.c \
-	vmm/cpustate.c vmm/save.c vmm/migrate.c vmm/migration.c
+	vmm/cpustate.c vmm/save.c vmm/migrate.c vmm/migration.c vmm/postcopy.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/vmm/demo_guest.o
 VMM := $(BUILD)/vmm/gmem-vmm
 # Everything but -Isrc: the library's internals are out of the VMM's reach.

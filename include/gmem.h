@@ -505,22 +505,28 @@ GMEM_API int gmem_restore_wait(struct gmem *g, int timeout_ms);
  * the records of named pages into buf, up to cap bytes: those in [offset,
  * offset + len), sent before or not (a page asked for); or, with
  * GMEM_POSTCOPY_NEXT (offset and len ignored), the next pages not sent
- * yet, from the last one asked for on.  It returns the bytes put, 0 when
- * there are none; -ENOSPC when cap cannot hold one page's record; -EINVAL
- * without a post-copy save, or for a range outside the object.
+ * yet, from the last one asked for on.  It returns the bytes put (the
+ * records of the first pages, as many as fit), 0 when there are none;
+ * -ENOSPC when cap cannot hold one page's record; -EINVAL without a
+ * post-copy save (any other save since ends one), or for a range outside
+ * the object.
  *
  * The destination: gmem_postcopy_restore() reads one such file from fd,
  * as gmem_restore(GMEM_RESTORE_ONE) would (a full one into an untouched
- * object, or a layer on what earlier calls restored: -EXDEV otherwise), and
- * returns with its states in force and fd just past it.  Pages it names
- * get their contents from gmem_postcopy_receive() (buf: one or more
+ * object, or a layer on what earlier gmem_restore(GMEM_RESTORE_ONE) calls
+ * restored: -EXDEV otherwise; nothing restores on the object after it),
+ * and returns with its states in force and fd just past it.  Pages it
+ * names get their contents from gmem_postcopy_receive() (buf: one or more
  * records gmem_postcopy_send() made; -EBADMSG, and nothing applied, if
  * any does not check or is another file's).  A touch of a page whose
  * contents have not come - by the guest through the guest mapping, a
- * view, gmem_read(), gmem_write(), gmem_pin(), a discard - calls
- * pc->fetch(pc->arg, offset, len) once for the pages it needs, and waits
- * for them: fetch runs on the library's fault thread or the toucher's,
- * must return promptly and must not call into the object.  A page
+ * view, gmem_read(), gmem_write(), gmem_pin(), gmem_collapse(), a discard
+ * of part of a hugetlbfs page (a discard makes the rest holes) - calls
+ * pc->fetch(pc->arg, offset, len) for the pages of its fill unit (a huge
+ * page on THP and hugetlbfs) not asked for before, once a page (the caller
+ * must not lose an ask), and waits for them: fetch runs on the library's
+ * fault thread or the toucher's, maybe with the object's lock held, must
+ * return promptly and must not call into the object.  A page
  * private at the restore is fetched only by the guest's touch: views
  * refuse it as ever.  gmem_postcopy_abort(g, err), once the contents can
  * no longer come (err a negative errno): every page still missing fails

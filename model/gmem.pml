@@ -1003,7 +1003,7 @@ proctype discarder(byte f, e)
 #ifdef LAZY
 		/* a lazy restore's pages settled as holes first, never filled
 		 * from the file after (l->mu: a fill under way ends first)
-		 * C: src/lazy.c lazy_forget() #f5070f06 */
+		 * C: src/lazy.c lazy_forget() #a6f064ef */
 		d_step {
 			if :: lactive ->
 				if :: IN(0, f, e) -> lz[0] = 1; hole[0] = 1; filled[0] = 1 :: else fi;

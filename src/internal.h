@@ -523,11 +523,18 @@ void lazy_receive(struct gmem *g, uint64_t first, uint64_t count, const char *da
 void lazy_abort(struct gmem *g, int err);
 
 /*
- * postcopy.c (the source's half): a post-copy save's named pages, kept
- * for gmem_postcopy_send() (g->save_mu held; *later is taken over), and
- * freed at destroy.
+ * postcopy.c (the source's half): a post-copy save's pages, named as the
+ * writer meets them (new() before the save writes anything, so that the
+ * end cannot fail), then kept for gmem_postcopy_send() - or, for a save
+ * of another kind (*pc NULL), nothing kept - by set() (g->save_mu held;
+ * *pc taken over); drop() one a failed save made; free() at destroy.
  */
-void postcopy_source_set(struct gmem *g, uint64_t id, uint64_t **later, uint64_t discard_gen);
+struct postcopy_source;
+struct postcopy_source *postcopy_source_new(struct gmem *g);
+void postcopy_source_name(struct postcopy_source *pc, uint64_t first, uint64_t end);
+void postcopy_source_set(struct gmem *g, struct postcopy_source **pc, uint64_t id,
+			 uint64_t discard_gen);
+void postcopy_source_drop(struct postcopy_source *pc);
 void postcopy_source_free(struct gmem *g);
 
 /* fault.c: the reader and fault threads, started and stopped together */

@@ -568,6 +568,7 @@ int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
 		settle(g, first, end, false);
 		for (uint64_t p = first; p < end; p++)
 			l->bad[p / 64] &= ~(1ULL << (p % 64)); /* a hole now, as asked */
+		pthread_cond_broadcast(&l->cv); /* maybe the last pages: waiters, the merger */
 	}
 	pthread_mutex_unlock(&l->mu);
 	return err;
@@ -755,11 +756,12 @@ int lazy_wait(struct gmem *g, int timeout_ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	lazy_mu_lock(l);
-	while (!l->done && !err) {
+	/* post-copy: done once every page came (the merges and the end follow on their own) */
+	while (!l->done && !(l->remote && !l->left) && !err) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&l->cv, &l->mu);
 		else if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT)
-			err = l->done ? 0 : -ETIMEDOUT;
+			err = l->done || (l->remote && !l->left) ? 0 : -ETIMEDOUT;
 	}
 	if (!err)
 		err = l->err;

@@ -32,37 +32,62 @@ static bool bit(const uint64_t *b, uint64_t p)
 	return b[p / 64] >> (p % 64) & 1;
 }
 
-void postcopy_source_free(struct gmem *g)
+
+static void source_free(struct postcopy_source *pc)
 {
-	if (!g->postcopy)
+	if (!pc)
 		return;
-	free(g->postcopy->sent);
-	free(g->postcopy->later);
-	free(g->postcopy);
-	g->postcopy = NULL;
+	free(pc->sent);
+	free(pc->later);
+	free(pc);
 }
 
-void postcopy_source_set(struct gmem *g, uint64_t id, uint64_t **later, uint64_t discard_gen)
+struct postcopy_source *postcopy_source_new(struct gmem *g)
 {
 	struct postcopy_source *pc = calloc(1, sizeof(*pc));
 	uint64_t words = (g->npages + 63) / 64;
 
-	postcopy_source_free(g);
-	if (pc)
-		pc->sent = calloc(words, sizeof(uint64_t));
-	if (!pc || !pc->sent) {
-		/* nothing to send from: every gmem_postcopy_send() says so */
-		free(pc);
-		return;
+	if (!pc)
+		return NULL;
+	pc->later = calloc(words, sizeof(uint64_t));
+	pc->sent = calloc(words, sizeof(uint64_t));
+	if (!pc->later || !pc->sent) {
+		source_free(pc);
+		return NULL;
 	}
-	pc->id = id;
-	pc->later = *later;
-	*later = NULL;
-	pc->discard_gen = discard_gen;
-	for (uint64_t w = 0; w < words; w++)
-		pc->unsent += (uint64_t)__builtin_popcountll(pc->later[w]);
-	g->postcopy = pc;
+	return pc;
 }
+
+void postcopy_source_name(struct postcopy_source *pc, uint64_t first, uint64_t end)
+{
+	for (uint64_t p = first; p < end; p++)
+		pc->later[p / 64] |= 1ULL << (p % 64);
+	pc->unsent += end - first;
+}
+
+void postcopy_source_set(struct gmem *g, struct postcopy_source **pc, uint64_t id,
+			 uint64_t discard_gen)
+{
+	postcopy_source_free(g);
+	if (!*pc)
+		return; /* a save of another kind: nothing to send from now on */
+	(*pc)->id = id;
+	(*pc)->discard_gen = discard_gen;
+	g->postcopy = *pc;
+	*pc = NULL;
+}
+
+void postcopy_source_drop(struct postcopy_source *pc)
+{
+	source_free(pc);
+}
+
+void postcopy_source_free(struct gmem *g)
+{
+	source_free(g->postcopy);
+	g->postcopy = NULL;
+}
+
 
 /*
  * Pages [first, first + n) into dst.  Through the guest mapping while no
@@ -157,12 +182,10 @@ int64_t gmem_postcopy_send(struct gmem *g, uint64_t offset, uint64_t len, void *
 		first = offset >> PAGE_SHIFT;
 		end = (offset + len + GMEM_PAGE_SIZE - 1) >> PAGE_SHIFT;
 	}
-	if (cap < rec + GMEM_PAGE_SIZE)
-		return -ENOSPC;
 	pthread_mutex_lock(&g->save_mu);
 	pc = g->postcopy;
-	if (!pc) {
-		err = -EINVAL;
+	if (!pc || cap < rec + GMEM_PAGE_SIZE) {
+		err = pc ? -ENOSPC : -EINVAL;
 		goto out;
 	}
 	if (next) {

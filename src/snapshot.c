@@ -72,7 +72,7 @@ struct writer {
 	bool locked;    /* g->lock held shared until the records waiting are out */
 	uint64_t discard_gen; /* g->discard_gen when the pages were found */
 	uint64_t *bitmap; /* a bit a page: the layer's pages, or scratch */
-	uint64_t *later;  /* GMEM_SAVE_POSTCOPY: a bit a page named, contents sent apart */
+	struct postcopy_source *later; /* GMEM_SAVE_POSTCOPY: the pages named, sent apart */
 	/* hugetlbfs: huge pages found so far, how many the file has, and discard_gen then */
 	uint64_t huge_found, huge_total, huge_gen;
 	unsigned char *vec; /* mincore() of one huge page */
@@ -227,8 +227,7 @@ static int put_data(struct writer *w, uint64_t first, uint64_t end)
 {
 	if (w->later) {
 		/* post-copy: named, their contents sent apart (postcopy.c) */
-		for (uint64_t p = first; p < end; p++)
-			w->later[p / 64] |= 1ULL << (p % 64);
+		postcopy_source_name(w->later, first, end);
 		w->data_pages += end - first;
 		return put_record(w, REC_LATER, first, end - first, NULL, 0);
 	}
@@ -437,7 +436,7 @@ static void writer_fini(struct writer *w)
 	if (w->locked)
 		unlock(w->g);
 	free(w->vec);
-	free(w->later);
+	postcopy_source_drop(w->later);
 	free(w->bitmap);
 	free(w->buf);
 }
@@ -447,7 +446,7 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	bool layer = flags & GMEM_SAVE_DIRTY;
 	struct snap_header h = { .magic = SNAP_MAGIC, .version = SNAP_VERSION };
 	struct writer w;
-	uint64_t gen;
+	uint64_t gen, named_gen;
 	int err;
 
 	if (!g || fd < 0 || (flags & ~(GMEM_SAVE_DIRTY | GMEM_SAVE_PAUSED | GMEM_SAVE_POSTCOPY)))
@@ -468,8 +467,7 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 		goto out_fini;
 	w.paused = flags & GMEM_SAVE_PAUSED;
 	w.batch = w.paused ? BATCH_IN_PLACE : BATCH_RECORDS;
-	if ((flags & GMEM_SAVE_POSTCOPY) &&
-	    !(w.later = calloc((g->npages + 63) / 64, sizeof(uint64_t)))) {
+	if ((flags & GMEM_SAVE_POSTCOPY) && !(w.later = postcopy_source_new(g))) {
 		err = -ENOMEM;
 		goto out_fini;
 	}
@@ -493,6 +491,8 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	h.parent = layer ? g->save_id : 0;
 	h.seq = layer ? g->save_seq + 1 : 0;
 	h.hash = snap_hash(&h, offsetof(struct snap_header, hash), 0);
+	/* a post-copy's pages are read where they are while no discard came since */
+	named_gen = atomic_load_explicit(&g->discard_gen, memory_order_relaxed);
 	err = writev_all(fd, &(struct iovec){ &h, sizeof(h) }, 1);
 	if (!err)
 		err = put_states(&w);
@@ -501,9 +501,9 @@ int gmem_save(struct gmem *g, int fd, unsigned int flags)
 	if (!err)
 		err = put_record(&w, REC_END, w.data_pages, w.index, NULL, 0);
 	if (!err) {
-		if (w.later) /* the source's from here on: its pages go when sent */
-			postcopy_source_set(g, h.id, &w.later, w.discard_gen);
-		else
+		/* a post-copy save's pages go when sent; any other save ends the last one's */
+		postcopy_source_set(g, &w.later, h.id, named_gen);
+		if (!(flags & GMEM_SAVE_POSTCOPY))
 			count(&g->stats.pages_saved, w.data_pages);
 		g->save_id = h.id;
 		g->save_seq = h.seq;

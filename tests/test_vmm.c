@@ -1561,10 +1561,16 @@ static bool migrate_pair(const char *const *args, const char *when, struct run *
 	return true;
 }
 
-/* The demo migrated at a random moment: every check holds at the destination, none lost. */
-static void migrate_demo(const char *backing, const char *mem)
+/*
+ * The demo migrated at a random moment - pre-copy, or with postcopy_rounds
+ * post-copy after that many rounds: every check holds at the destination,
+ * none lost.
+ */
+static void migrate_demo(const char *backing, const char *mem, const char *postcopy_rounds)
 {
-	const char *args[] = { "--backing", backing, "--mem", mem, NULL };
+	const char *args[] = { "--backing", backing, "--mem", mem,
+			       postcopy_rounds ? "--postcopy" : NULL, "--postcopy-rounds",
+			       postcopy_rounds, NULL };
 	char src_stats[PATH_MAX], dst_stats[PATH_MAX], when[32];
 	double at = random_moment(0.5, 2.5);
 	struct run s, d;
@@ -1596,12 +1602,24 @@ static void migrate_demo(const char *backing, const char *mem)
 	printf("  %lld pages sent for %lld populated, the vCPUs paused %lld ms\n",
 	       stat_of(src_stats, "pages_sent"), stat_of(src_stats, "pages_populated"),
 	       stat_of(src_stats, "downtime_ms"));
+	if (postcopy_rounds) {
+		/* the pages followed, every one, and the source knew when */
+		CHECK(stats_has(src_stats, "\"postcopy\": {"));
+		CHECK(stats_has(src_stats, "\"complete\": true"));
+		CHECK(strstr(s.out, "(post-copy)"));
+		CHECK(strstr(d.out, "its pages follow"));
+		CHECK_EQ(stat_of(src_stats, "pages_sent"),
+			 stat_of(src_stats, "pages_fetched") + stat_of(src_stats, "pages_pushed") +
+				 stat_of(src_stats, "pages_populated"));
+		printf("  post-copy: %lld pages fetched on touch, %lld pushed\n",
+		       stat_of(src_stats, "pages_fetched"), stat_of(src_stats, "pages_pushed"));
+	}
 }
 
 TEST_OPTS(vmm_migrate_demo_precopy, .once = true, .timeout_s = 600)
 {
 	need_kvm();
-	migrate_demo("shmem", "256M");
+	migrate_demo("shmem", "256M", NULL);
 }
 
 TEST_OPTS(vmm_migrate_demo_precopy_on_thp, .once = true, .timeout_s = 600)
@@ -1609,7 +1627,7 @@ TEST_OPTS(vmm_migrate_demo_precopy_on_thp, .once = true, .timeout_s = 600)
 	need_kvm();
 	if (!thp_enable())
 		SKIP("shmem huge pages unavailable (shmem_enabled, and not root)");
-	migrate_demo("thp", "64M");
+	migrate_demo("thp", "64M", NULL);
 	sysfs_restore();
 }
 
@@ -1618,7 +1636,37 @@ TEST_OPTS(vmm_migrate_demo_precopy_on_hugetlb_2m, .once = true, .timeout_s = 600
 {
 	need_kvm();
 	need_hugetlb(2 * MiB, 2 * 32);
-	migrate_demo("hugetlb-2m", "64M");
+	migrate_demo("hugetlb-2m", "64M", NULL);
+	sysfs_restore();
+}
+
+/*
+ * Post-copy: the VM moves after one round (its pages written since follow)
+ * and after none (every page follows) - the guest fetches what it touches
+ * first, a private page too, which no snoop ever sees.
+ */
+TEST_OPTS(vmm_migrate_demo_postcopy, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	migrate_demo("shmem", "256M", "1");
+	migrate_demo("shmem", "256M", "0");
+}
+
+TEST_OPTS(vmm_migrate_demo_postcopy_on_thp, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	if (!thp_enable())
+		SKIP("shmem huge pages unavailable (shmem_enabled, and not root)");
+	migrate_demo("thp", "64M", "1");
+	migrate_demo("thp", "64M", "0");
+	sysfs_restore();
+}
+
+TEST_OPTS(vmm_migrate_demo_postcopy_on_hugetlb_2m, .once = true, .timeout_s = 600)
+{
+	need_kvm();
+	need_hugetlb(2 * MiB, 2 * 32);
+	migrate_demo("hugetlb-2m", "64M", "0");
 	sysfs_restore();
 }
 
@@ -1626,30 +1674,40 @@ TEST_OPTS(vmm_migrate_demo_precopy_on_hugetlb_2m, .once = true, .timeout_s = 600
  * A guest that keeps writing a known pattern (and converting pages) while
  * it is migrated: at the destination, every page holds what it wrote last.
  */
-static void migrate_pattern_on(const char *backing)
+static void migrate_pattern_on(const char *backing, const char *postcopy_rounds)
 {
-	const char *args[] = { "--backing", backing, "--mem", "64M", guest("migrate_pattern"), NULL };
+	const char *pre[] = { "--backing", backing, "--mem", "64M", guest("migrate_pattern"), NULL };
+	const char *post[] = { "--backing", backing, "--mem", "64M", "--postcopy",
+			       "--postcopy-rounds", postcopy_rounds, guest("migrate_pattern"), NULL };
+	const char *const *args = postcopy_rounds ? post : pre;
 	char src_stats[PATH_MAX], dst_stats[PATH_MAX], when[32];
 	struct run s, d;
 
 	snprintf(when, sizeof(when), "%.2f", random_moment(0.5, 1.5));
-	printf("  %s: migrated %s s into the run\n", backing, when);
+	printf("  %s: migrated %s s into the run%s%s\n", backing, when,
+	       postcopy_rounds ? ", post-copy after rounds: " : "",
+	       postcopy_rounds ? postcopy_rounds : "");
 	CHECK(migrate_pair(args, when, &s, &d, src_stats, dst_stats));
 	CHECK_EQ(s.status, 0);
 	if (d.status)
 		printf("%s", d.out);
 	CHECK_EQ(d.status, 0);
 	CHECK(strstr(d.out, "pages hold what was written last"));
-	/* it wrote during the rounds: more went than the full copy */
+	/* it wrote during the rounds (or all of it came after): more went than the full copy */
 	CHECK(stat_of(src_stats, "pages_sent") > stat_of(src_stats, "pages_populated"));
+	if (postcopy_rounds)
+		CHECK(stats_has(src_stats, "\"complete\": true"));
 }
 
 TEST_OPTS(vmm_migrate_keeps_what_the_guest_wrote, .once = true, .timeout_s = 600)
 {
 	need_kvm();
-	migrate_pattern_on("shmem");
+	migrate_pattern_on("shmem", NULL);
+	migrate_pattern_on("shmem", "1");
+	migrate_pattern_on("shmem", "0");
 	if (thp_enable()) {
-		migrate_pattern_on("thp");
+		migrate_pattern_on("thp", NULL);
+		migrate_pattern_on("thp", "1");
 		sysfs_restore();
 	}
 }
@@ -1776,6 +1834,65 @@ TEST_OPTS(vmm_migrate_garbage_refused, .once = true, .timeout_s = 120)
 	garbage_to_destination(junk, sizeof(junk));
 }
 
+/* Whether a started run's output has text, waiting for it up to limit_s seconds. */
+static bool output_has(const struct started *st, const char *text, double limit_s)
+{
+	static char buf[OUT_MAX];
+	double t0 = now_s();
+
+	do {
+		ssize_t n = pread(st->out, buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
+		if (strstr(buf, text))
+			return true;
+		usleep(20000);
+	} while (now_s() - t0 < limit_s);
+	return false;
+}
+
+/*
+ * Post-copy cut short: once the destination runs the VM and its pages
+ * still come (pushed a frame a second here: GMEM_VMM_PUSH_DELAY_MS), one
+ * side is killed.  Neither holds the whole VM: the other says post-copy
+ * failed, with pages missing, and exits 1 within seconds.
+ */
+static void postcopy_cut(bool kill_destination)
+{
+	struct started src, dst, *victim, *other;
+	struct run vr, r;
+	char addr[64];
+	double t;
+
+	mig_addr(addr);
+	VMM_START(&dst, "--incoming", addr, "--timeout", "200");
+	setenv("GMEM_VMM_PUSH_DELAY_MS", "1000", 1);
+	VMM_START(&src, "--cpus", "4", "--migrate-to", addr, "--migrate-after", "0.5",
+		  "--postcopy", "--postcopy-rounds", "0", "--timeout", "200");
+	unsetenv("GMEM_VMM_PUSH_DELAY_MS");
+	victim = kill_destination ? &dst : &src;
+	other = kill_destination ? &src : &dst;
+	CHECK(output_has(&dst, "its pages follow", 60));
+	usleep((useconds_t)(random_moment(0.1, 0.6) * 1e6));
+	t = now_s();
+	kill(victim->pid, SIGKILL);
+	vmm_finish(victim, &vr, 0);
+	vmm_finish(other, &r, 120);
+	printf("  the %s killed: the other ended %.2f s later, status %d\n",
+	       kill_destination ? "destination" : "source", now_s() - t, r.status);
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "post-copy"));
+	CHECK(strstr(r.err, kill_destination ? "not sent" : "still there"));
+	CHECK(now_s() - t < 10);
+}
+
+TEST_OPTS(vmm_migrate_killed_mid_postcopy, .once = true, .timeout_s = 300)
+{
+	need_kvm();
+	postcopy_cut(true);
+	postcopy_cut(false);
+}
+
 TEST_ONCE(vmm_migrate_options_checked)
 {
 	struct run r;
@@ -1786,6 +1903,16 @@ TEST_ONCE(vmm_migrate_options_checked)
 	VMM(&r, "--migrate-after", "1");
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "--migrate-after: needs --migrate-to"));
+	VMM(&r, "--postcopy");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "--postcopy: needs --migrate-to"));
+	VMM(&r, "--migrate-to", addr, "--postcopy-rounds", "0");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "--postcopy-rounds: needs --postcopy"));
+	VMM(&r, "--migrate-to", addr, "--postcopy", "--postcopy-rounds", "33");
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "want 0 to 32 rounds"));
+	CHECK_EQ(lines(r.err), 1);
 	VMM(&r, "--migrate-to", addr, "--save", "x.snap");
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "one at a time"));

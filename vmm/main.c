@@ -57,6 +57,8 @@ struct options {
 	/* migration */
 	const char *incoming, *migrate_to; /* tcp:HOST:PORT */
 	double migrate_after_s;            /* 0: not on a timer */
+	bool postcopy;                     /* --postcopy */
+	unsigned int postcopy_rounds;      /* --postcopy-rounds */
 	unsigned int max_downtime_ms;
 };
 
@@ -103,6 +105,11 @@ static const char usage[] =
 	"                          it runs the VM (a migration that fails: the VM runs on)\n"
 	"  --migrate-after SECONDS migrate SECONDS into the run (a decimal: 2.5)\n"
 	"  --max-downtime MS       the pause a migration aims at (default 50)\n"
+	"  --postcopy              after one pre-copy round, the VM moves at once and its\n"
+	"                          pages follow (fetched as touched, the rest pushed); exit 0\n"
+	"                          once they are there; a connection lost then ends both\n"
+	"  --postcopy-rounds N     pre-copy rounds before --postcopy moves the VM (0 to 32,\n"
+	"                          default 1; 0: every page follows)\n"
 	"  --incoming tcp:HOST:PORT\n"
 	"                          wait there for one migration (--timeout bounds the wait),\n"
 	"                          then run the VM it brings; no GUEST, and the machine's\n"
@@ -178,7 +185,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	       O_STATS, O_TIMEOUT, O_BACKING, O_DEVICE_IO, O_TRACK, O_DIRTY_ROUNDS,
 	       O_DIRTY_INTERVAL, O_DIRTY_DELAY, O_DIRTY_MAP, O_SAVE, O_SAVE_AFTER, O_SAVE_CONTINUE,
 	       O_SAVE_DIRTY, O_SAVE_INTERVAL, O_RESTORE, O_LAZY, O_INCOMING, O_MIGRATE_TO,
-	       O_MIGRATE_AFTER, O_MAX_DOWNTIME };
+	       O_MIGRATE_AFTER, O_MAX_DOWNTIME, O_POSTCOPY, O_POSTCOPY_ROUNDS };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -208,12 +215,15 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "migrate-to", required_argument, NULL, O_MIGRATE_TO },
 		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER },
 		{ "max-downtime", required_argument, NULL, O_MAX_DOWNTIME },
+		{ "postcopy", no_argument, NULL, O_POSTCOPY },
+		{ "postcopy-rounds", required_argument, NULL, O_POSTCOPY_ROUNDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *dirty_option = NULL; /* one that needs --track */
 	const char *save_option = NULL;  /* one that needs --save */
 	const char *migrate_option = NULL; /* one that needs --migrate-to */
+	bool postcopy_rounds_given = false;
 	bool interval_given = false;
 	char *end;
 	unsigned long v;
@@ -222,7 +232,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	*o = (struct options){ .mem = DEFAULT_MEM, .cpus = 1, .init_private = true,
 			       .fault_signal = SIGBUS, .backing = backing_find("shmem"),
 			       .device_io = -1, .dirty_interval_ms = 100, .save_interval_ms = 1000,
-			       .max_downtime_ms = 50 };
+			       .max_downtime_ms = 50, .postcopy_rounds = 1 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -364,6 +374,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->max_downtime_ms = (unsigned int)v;
 			migrate_option = "--max-downtime";
 			break;
+		case O_POSTCOPY:
+			o->postcopy = true;
+			migrate_option = "--postcopy";
+			break;
+		case O_POSTCOPY_ROUNDS:
+			if (!parse_uint(optarg, MIG_ROUNDS_MAX, &v))
+				die("--postcopy-rounds %s: want 0 to %d rounds", optarg, MIG_ROUNDS_MAX);
+			o->postcopy_rounds = (unsigned int)v;
+			postcopy_rounds_given = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -392,6 +412,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	}
 	if (migrate_option && !o->migrate_to)
 		die("%s: needs --migrate-to tcp:HOST:PORT", migrate_option);
+	if (postcopy_rounds_given && !o->postcopy)
+		die("--postcopy-rounds: needs --postcopy");
 	if (o->migrate_to && (o->save || o->track))
 		die("--migrate-to with --%s: one at a time (both track the guest's writes)",
 		    o->save ? "save" : "track");
@@ -833,7 +855,8 @@ static void on_migrate_signal(int sig)
 static void migrate_run(const struct options *o, struct snap_run *sr, struct report *rep,
 			struct mig_report *mig, double t_run)
 {
-	struct mig_options mo = { .addr = o->migrate_to, .max_downtime_ms = o->max_downtime_ms };
+	struct mig_options mo = { .addr = o->migrate_to, .max_downtime_ms = o->max_downtime_ms,
+				  .postcopy = o->postcopy, .postcopy_rounds = o->postcopy_rounds };
 	struct vm *vm = sr->vm;
 	bool after_done = !o->migrate_after_s;
 	char why[600];
@@ -855,14 +878,30 @@ static void migrate_run(const struct options *o, struct snap_run *sr, struct rep
 		if (err == -ECANCELED)
 			return; /* the VM ended first */
 		rep->migration = mig;
+		if (err == -ENOTRECOVERABLE) {
+			/* the run was the destination's: no summary of it here */
+			rep->saved_exit = true;
+			vm_end(vm, 1, "migration failed: %s", why);
+			return;
+		}
 		if (err) {
 			complain("migration failed: %s; the VM runs on", why);
 			continue;
 		}
-		printf("gmem-vmm: migrated to %s: %u rounds, %llu pages sent for %llu populated, "
-		       "the vCPUs paused %.0f ms\n",
-		       o->migrate_to, mig->nrounds, (unsigned long long)mig->pages_sent,
-		       (unsigned long long)mig->pages_populated, mig->downtime_ms);
+		if (mig->postcopy)
+			printf("gmem-vmm: migrated to %s (post-copy): the vCPUs paused %.0f ms; "
+			       "%llu pages sent in the first round, then %llu fetched on touch "
+			       "(%llu asks) and %llu pushed, all there %.0f ms after the hand-over\n",
+			       o->migrate_to, mig->downtime_ms,
+			       (unsigned long long)mig->rounds[0].pages,
+			       (unsigned long long)mig->pc.pages_fetched,
+			       (unsigned long long)mig->pc.fetches,
+			       (unsigned long long)mig->pc.pages_pushed, mig->pc.ms);
+		else
+			printf("gmem-vmm: migrated to %s: %u rounds, %llu pages sent for %llu "
+			       "populated, the vCPUs paused %.0f ms\n",
+			       o->migrate_to, mig->nrounds, (unsigned long long)mig->pages_sent,
+			       (unsigned long long)mig->pages_populated, mig->downtime_ms);
 		fflush(stdout);
 		rep->saved_exit = true; /* the run goes on there: no summary here */
 		vm_end(vm, 0, NULL);
@@ -1020,7 +1059,7 @@ int main(int argc, char **argv)
 		goto err_guest;
 	}
 	if (o.incoming) { /* every round into the object before anything maps it */
-		if (migrate_in_memory(&mconn, vm.mem, &in, &mig, why, sizeof(why))) {
+		if (migrate_in_memory(&mconn, &vm, &in, &mig, why, sizeof(why))) {
 			complain("%s", why);
 			goto err_mem;
 		}
@@ -1122,10 +1161,15 @@ int main(int argc, char **argv)
 	/* the machine is made: the source stops the VM for good, and it runs here */
 	if (o.incoming) {
 		err = migrate_in_commit(&mconn, &mig, why, sizeof(why));
-		mig_close(&mconn);
+		if (!mig.pin) /* post-copy: the pages still come on it */
+			mig_close(&mconn);
 		if (err) {
 			complain("%s", why);
 			goto err_vcpus;
+		}
+		if (mig.postcopy) {
+			printf("gmem-vmm: the VM runs here; its pages follow from the source (post-copy)\n");
+			fflush(stdout);
 		}
 	}
 
@@ -1144,6 +1188,11 @@ int main(int argc, char **argv)
 		vm_wait(&vm, o.timeout_s);
 	vcpus_join(&vm);
 	rep.seconds = sr.run_base + now_s() - t0;
+	/* post-copy: the source told it is over; what never came fails, not waits */
+	if (mig.pin && migrate_in_end(&mig, why, sizeof(why)) && !vm.error[0]) {
+		complain("%s", why);
+		vm.exit_status = 1;
+	}
 	/* the memory and the VM as the guest left them */
 	gmem_huge_info(vm.mem, &rep.huge);
 	kvm_page_stats(&vm, rep.kvm_pages);
@@ -1186,6 +1235,8 @@ err_view:
 	if (vm.dev_view)
 		gmem_view_unmap(vm.mem, vm.dev_view);
 err_mem:
+	if (mig.pin) /* made no further than this: nothing waits for the pages */
+		migrate_in_end(&mig, why, sizeof(why));
 	if (filling) {
 		atomic_store(&fill.stop, true);
 		pthread_join(fill.thread, NULL);

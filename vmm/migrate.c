@@ -401,7 +401,7 @@ int mig_send(struct mig_conn *c, uint32_t type, const void *payload, uint64_t le
 
 int mig_send_memory(struct mig_conn *c, struct gmem *g, unsigned int flags)
 {
-	int err = mig_send(c, MIG_MEMORY, NULL, 0);
+	int err = mig_send(c, flags & GMEM_SAVE_POSTCOPY ? MIG_POSTCOPY : MIG_MEMORY, NULL, 0);
 
 	if (!err)
 		err = gone(gmem_save(g, c->fd, flags));
@@ -423,7 +423,7 @@ int mig_recv(struct mig_conn *c, unsigned int timeout_s, uint64_t max, uint32_t 
 	if (memcmp(f.magic, MIG_MAGIC, sizeof(f.magic)) || f.version != MIG_VERSION ||
 	    f.hash != frame_hash(&f) || !f.type || f.type >= MIG_TYPES || !f.session ||
 	    (c->session && f.session != c->session) || f.seq != c->seq_in || f.len > max ||
-	    (f.type == MIG_MEMORY && f.len))
+	    ((f.type == MIG_MEMORY || f.type == MIG_POSTCOPY) && f.len))
 		return -EBADMSG;
 	if (f.len) {
 		p = malloc(f.len);

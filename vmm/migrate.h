@@ -21,6 +21,10 @@ enum mig_type {
 	MIG_STATE,     /* source: the VMM's state (sections), the VM paused */
 	MIG_READY,     /* destination: the machine is made, waiting for MIG_GO */
 	MIG_GO,        /* source: it will not run the VM again; the destination does */
+	MIG_POSTCOPY,  /* source: one gmem post-copy file follows the frame (its pages come apart) */
+	MIG_PAGES,     /* source: records of pages the post-copy file named (gmem_postcopy_send()) */
+	MIG_FETCH,     /* destination: send these pages first (struct mig_fetch) */
+	MIG_DONE,      /* destination: it needs no more pages (all came, or the VM ended) */
 	MIG_TYPES
 };
 
@@ -33,6 +37,11 @@ struct mig_frame {
 	uint64_t len;          /* payload bytes (MIG_MEMORY: 0, gmem's stream delimits itself) */
 	uint64_t payload_hash; /* XXH3-64 of the payload, seeded with session */
 	uint64_t hash;         /* XXH3-64 of the frame up to here */
+};
+
+/* MIG_FETCH's payload: a byte range of guest memory, little-endian. */
+struct mig_fetch {
+	uint64_t offset, len;
 };
 
 /* Payloads larger than this are refused: a temporary disk's data is the most. */
@@ -67,7 +76,10 @@ void mig_close(struct mig_conn *c);
 /* A frame and its payload: 0 or -errno. */
 int mig_send(struct mig_conn *c, uint32_t type, const void *payload, uint64_t len);
 
-/* A MIG_MEMORY frame, then gmem_save(g, c->fd, flags): 0 or -errno. */
+/*
+ * A MIG_MEMORY frame (MIG_POSTCOPY with GMEM_SAVE_POSTCOPY), then
+ * gmem_save(g, c->fd, flags): 0 or -errno.
+ */
 int mig_send_memory(struct mig_conn *c, struct gmem *g, unsigned int flags);
 
 /*

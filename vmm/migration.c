@@ -14,6 +14,11 @@
  * never runs the VM again.  The destination runs the VM only on GO: at no
  * moment do both run it.  Any failure before GO leaves the source running
  * as if nothing had been tried.
+ *
+ * Post-copy (--postcopy) stops after the first round: the last file is a
+ * post-copy one (states, and which pages are still to come), then the
+ * state, READY, GO as above - and the pages follow while the VM runs at
+ * the destination (postcopy.c).
  */
 #define _GNU_SOURCE
 #include "migration.h"
@@ -141,6 +146,7 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 {
 	struct gmem *g = s->vm->mem;
 	struct mig_conn c = { .fd = -1 };
+	struct pc_out *po = NULL;
 	struct sbuf b = { 0 };
 	double t0 = now_s(), t_pause, expected;
 	uint32_t type;
@@ -176,6 +182,9 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 	for (bool done = false; !done;) {
 		bool full = !r->nrounds;
 
+		if (o->postcopy && r->nrounds >= o->postcopy_rounds)
+			goto postcopy;
+
 		err = send_round(&c, g, full ? 0 : GMEM_SAVE_DIRTY, r);
 		if (err) {
 			snprintf(msg, msg_len, "%s: sending memory: %s", o->addr, why(&c, err));
@@ -187,8 +196,8 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 			err = -ECANCELED;
 			goto out_untrack;
 		}
-		done = precopy_done(r, o->max_downtime_ms, &expected);
-		show_round(r, full ? -1 : expected);
+		done = !o->postcopy && precopy_done(r, o->max_downtime_ms, &expected);
+		show_round(r, full || o->postcopy ? -1 : expected);
 	}
 
 	/* the last round, the VM still: for PAUSED_S at most, then it runs on here */
@@ -233,6 +242,62 @@ int migrate_out(struct snap_run *s, const struct mig_options *o, struct mig_repo
 	mig_close(&c);
 	return 0;
 
+postcopy:
+	/* the VM still, for good if GO goes: its states and which pages are to come */
+	mig_watch_deadline(&c, PAUSED_S);
+	t_pause = now_s();
+	if (snap_pause(s)) {
+		err = -ECANCELED;
+		goto out_untrack;
+	}
+	r->postcopy = true;
+	/* after no round, a full file: every populated page follows */
+	err = send_round(&c, g, (r->nrounds ? GMEM_SAVE_DIRTY : 0) | GMEM_SAVE_PAUSED |
+				       GMEM_SAVE_POSTCOPY, r);
+	if (err) {
+		snprintf(msg, msg_len, "%s: sending memory: %s", o->addr, why(&c, err));
+		goto out_resume;
+	}
+	err = snap_state(s, &b, msg, msg_len);
+	if (!err) {
+		err = mig_send(&c, MIG_STATE, b.p, b.len);
+		if (err)
+			snprintf(msg, msg_len, "%s: sending the VM's state: %s", o->addr, why(&c, err));
+	}
+	sbuf_free(&b);
+	if (!err && (err = pc_out_start(&po, &c, g)))
+		snprintf(msg, msg_len, "post-copy: %s", strerror(-err));
+	if (err)
+		goto out_resume;
+	/* from here the destination may fetch: it makes the machine */
+	err = pc_out_ready(po, IO_TIMEOUT_S, rmsg, sizeof(rmsg));
+	if (err) {
+		snprintf(msg, msg_len, "%s: %s", o->addr, rmsg);
+		goto out_stop;
+	}
+	err = pc_out_send(po, MIG_GO);
+	if (err) {
+		snprintf(msg, msg_len, "%s: handing over: %s", o->addr, why(&c, err));
+		goto out_stop;
+	}
+	/* GO went: the VM runs there, and its pages are here until they are sent */
+	r->downtime_ms = (now_s() - t_pause) * 1e3;
+	mig_watch_deadline(&c, 0);
+	err = pc_out_push(po, rmsg, sizeof(rmsg));
+	pc_out_stop(po, &r->pc);
+	r->pages_sent += r->pc.pages_pushed + r->pc.pages_fetched;
+	r->total_ms = (now_s() - t0) * 1e3;
+	mig_close(&c);
+	if (err) {
+		snprintf(msg, msg_len, "%s: post-copy: %s, with pages of the VM not sent: "
+			 "the VM is lost", o->addr, rmsg);
+		return -ENOTRECOVERABLE;
+	}
+	r->done = true;
+	return 0;
+
+out_stop:
+	pc_out_stop(po, &r->pc);
 out_resume:
 	snap_resume(s, rmsg, sizeof(rmsg));
 out_untrack:
@@ -269,11 +334,21 @@ int migrate_in_hello(struct mig_conn *c, struct snapv_in *in, struct mig_report 
 	return err;
 }
 
-int migrate_in_memory(struct mig_conn *c, struct gmem *g, struct snapv_in *in,
+/* The next frame: from the connection, or - post-copy - from the thread that reads it. */
+static int next_frame(struct mig_conn *c, struct mig_report *r, uint32_t *type, char **p,
+		      uint64_t *len)
+{
+	if (r->pin)
+		return pc_in_next(r->pin, IO_TIMEOUT_S, type, p, len);
+	return mig_recv(c, IO_TIMEOUT_S, MIG_STATE_MAX, type, p, len);
+}
+
+int migrate_in_memory(struct mig_conn *c, struct vm *vm, struct snapv_in *in,
 		      struct mig_report *r, char *msg, size_t msg_len)
 {
 	const void *cfg = snapv_find(in, SEC_CONFIG, 0, NULL);
 	char hello_cfg[sizeof(struct snapv_config)];
+	struct gmem *g = vm->mem;
 
 	memcpy(hello_cfg, cfg, sizeof(hello_cfg));
 	for (;;) {
@@ -281,7 +356,7 @@ int migrate_in_memory(struct mig_conn *c, struct gmem *g, struct snapv_in *in,
 		uint64_t len, before;
 		char *p;
 		double t = now_s();
-		int err = mig_recv(c, IO_TIMEOUT_S, MIG_STATE_MAX, &type, &p, &len);
+		int err = next_frame(c, r, &type, &p, &len);
 
 		if (err) {
 			snprintf(msg, msg_len, "the migration's source: %s",
@@ -305,7 +380,22 @@ int migrate_in_memory(struct mig_conn *c, struct gmem *g, struct snapv_in *in,
 			}
 			return 0;
 		}
-		if (type != MIG_MEMORY || r->nrounds >= MIG_ROUNDS_MAX + 2) {
+		if (type == MIG_POSTCOPY && !r->postcopy) {
+			/* the last memory: the pages it names follow, read by a thread of their own */
+			r->postcopy = true;
+			err = pc_in_start(&r->pin, c, g, vm);
+			if (err) {
+				snprintf(msg, msg_len, "the migration's source: its memory: %s",
+					 err == -EBADMSG ? "does not check (or the connection broke)"
+					 : err == -EXDEV ? "a round that does not follow the one before"
+							 : strerror(-err));
+				return err;
+			}
+			r->rounds[r->nrounds].ms = (now_s() - t) * 1e3;
+			r->nrounds++;
+			continue;
+		}
+		if (type != MIG_MEMORY || r->postcopy || r->nrounds >= MIG_ROUNDS_MAX + 2) {
 			free(p);
 			snprintf(msg, msg_len, "the migration's source: %s",
 				 type == MIG_MEMORY ? "more rounds than any source sends"
@@ -332,15 +422,18 @@ int migrate_in_memory(struct mig_conn *c, struct gmem *g, struct snapv_in *in,
 int migrate_in_commit(struct mig_conn *c, struct mig_report *r, char *msg, size_t msg_len)
 {
 	uint32_t type;
-	uint64_t len;
+	uint64_t len = 0;
 	char *p = NULL;
-	int err = mig_send(c, MIG_READY, NULL, 0);
+	int err = r->pin ? pc_in_send(r->pin, MIG_READY) : mig_send(c, MIG_READY, NULL, 0);
 
 	if (!err)
-		err = mig_recv(c, IO_TIMEOUT_S, 0, &type, &p, &len);
+		err = r->pin ? pc_in_next(r->pin, IO_TIMEOUT_S, &type, &p, &len)
+			     : mig_recv(c, IO_TIMEOUT_S, 0, &type, &p, &len);
 	free(p);
-	if (!err && type != MIG_GO)
+	if (!err && (type != MIG_GO || len))
 		err = -EBADMSG;
+	if (!err && r->pin)
+		pc_in_go(r->pin); /* the VM runs here from now on, and its pages follow */
 	if (err) {
 		/* the source runs on: it had not said GO */
 		snprintf(msg, msg_len, "the migration's source did not hand over: %s", why(c, err));
@@ -349,6 +442,14 @@ int migrate_in_commit(struct mig_conn *c, struct mig_report *r, char *msg, size_
 	r->done = true;
 	r->total_ms = now_s() * 1e3 - r->total_ms;
 	return 0;
+}
+
+int migrate_in_end(struct mig_report *r, char *msg, size_t msg_len)
+{
+	int err = pc_in_finish(r->pin, &r->pc, msg, msg_len);
+
+	r->pin = NULL;
+	return err;
 }
 
 void migration_json(const struct mig_report *r, FILE *f)
@@ -362,5 +463,11 @@ void migration_json(const struct mig_report *r, FILE *f)
 	if (!r->incoming)
 		fprintf(f, ", \"pages_populated\": %llu, \"downtime_ms\": %.1f",
 			(unsigned long long)r->pages_populated, r->downtime_ms);
+	if (r->postcopy)
+		fprintf(f, ", \"postcopy\": {\"fetches\": %llu, \"pages_fetched\": %llu, "
+			   "\"pages_pushed\": %llu, \"ms\": %.1f, \"complete\": %s}",
+			(unsigned long long)r->pc.fetches, (unsigned long long)r->pc.pages_fetched,
+			(unsigned long long)r->pc.pages_pushed, r->pc.ms,
+			r->pc.complete ? "true" : "false");
 	fprintf(f, ", \"total_ms\": %.1f}", r->done ? r->total_ms : 0.0);
 }
