@@ -297,7 +297,8 @@ def generated(data, plot_rel):
                            [[human_bytes(r["layer_bytes"]), human_bytes(r["full_bytes"]),
                              f"{r['layer_ms']:,.1f}", f"{r['full_ms']:,.1f}", f"{r['ratio']:.3f}"]]))
     if "migration" in s:
-        rows = s["migration"]
+        rows = [r for r in s["migration"] if "pages_fetched" not in r]
+        post = [r for r in s["migration"] if "pages_fetched" in r]
         parts += ["", "### Live migration", "",
                   "Command: `gmem-bench --only migrate --figures-only`: gmem-vmm migrates a 1 GiB guest "
                   "to another gmem-vmm over loopback TCP (pre-copy, `--max-downtime 50`) once it is ready: "
@@ -313,6 +314,16 @@ def generated(data, plot_rel):
                             for r in rows]))
         if "migration_rounds" in s:
             parts += ["", f"![migration rounds]({plot_rel}/migration_rounds.svg)", ""]
+        if post:
+            parts += ["", "Post-copy (`--postcopy --postcopy-rounds 0`): the idle guest moved before any "
+                      "round, every populated page following - fetched when the guest touches it first, "
+                      "the rest pushed.  The pause (vCPUs stopped at the source to GO sent) is the time to "
+                      "resume; then the time until every page was there.", ""]
+            parts.append(table(["guest", "time to resume, ms", "all pages there, ms", "pages fetched",
+                                "pages pushed"],
+                               [[r["guest"], f"{r['downtime_ms']:,.1f}", f"{r['postcopy_ms']:,.1f}",
+                                 f"{r['pages_fetched']:,.0f}", f"{r['pages_pushed']:,.0f}"]
+                                for r in post]))
     return "\n".join(parts)
 
 
