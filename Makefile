@@ -11,6 +11,7 @@
 #                        raised and shmem_enabled set for the run, then put back)
 #   make run-snapshot    the demo saved mid-run, then resumed from the file (lazily)
 #   make run-migrate     the demo live-migrated mid-run to a gmem-vmm in another process
+#                        (POSTCOPY=1: post-copy)
 #   make bench           the benchmark (ratios against baselines of the same run),
 #                        results in $(BUILD)/bench; make perf-doc puts them in docs/;
 #                        VMM_ARGS="--device-io copy" runs gmem-vmm's figures so
@@ -260,11 +261,13 @@ run-snapshot:
 
 # Both ends on this machine: the destination waits, the source runs the
 # demo and hands it over two seconds in; the destination ends it.
+# POSTCOPY=1: post-copy, before any round (every page follows).
 run-migrate:
 	@$(MAKE) --no-print-directory $(VMM)
 	@addr=tcp:127.0.0.1:$$((20000 + $$$$ % 40000)) && \
 		{ $(VMM) --incoming $$addr --timeout 120 & dst=$$!; } && \
-		$(VMM) --migrate-to $$addr --migrate-after 2 && wait $$dst
+		$(VMM) --migrate-to $$addr --migrate-after 2 \
+			$(if $(POSTCOPY),--postcopy --postcopy-rounds 0) && wait $$dst
 
 # the library's own demo, without KVM
 run-libdemo:
