@@ -53,6 +53,7 @@
 #ifndef GMEM_H
 #define GMEM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -518,22 +519,26 @@ GMEM_API int gmem_restore_wait(struct gmem *g, int timeout_ms);
  * and returns with its states in force and fd just past it.  Pages it
  * names get their contents from gmem_postcopy_receive() (buf: one or more
  * records gmem_postcopy_send() made; -EBADMSG, and nothing applied, if
- * any does not check or is another file's).  A touch of a page whose
- * contents have not come - by the guest through the guest mapping, a
- * view, gmem_read(), gmem_write(), gmem_pin(), gmem_collapse(), a discard
- * of part of a hugetlbfs page (a discard makes the rest holes) - calls
- * pc->fetch(pc->arg, offset, len) for the pages of its fill unit (a huge
- * page on THP and hugetlbfs) not asked for before, once a page (the caller
- * must not lose an ask), and waits for them: fetch runs on the library's
- * fault thread or the toucher's, maybe with the object's lock held, must
- * return promptly and must not call into the object.  A page
- * private at the restore is fetched only by the guest's touch: views
- * refuse it as ever.  gmem_postcopy_abort(g, err), once the contents can
- * no longer come (err a negative errno): every page still missing fails
- * as a lazy restore's rotten record does (SIGBUS through the guest
- * mapping, refused through views, -EBADMSG from the calls), waiters
- * included.  gmem_restore_wait() returns 0 once every page has come, or
- * the abort's err.  gmem_restore() refuses a post-copy file (-EBADMSG).
+ * any does not check or is another file's; a page that came before, or
+ * was discarded since, is left as it is: a record sent twice does no
+ * harm).  A touch of a page whose contents have not come - by the guest
+ * through the guest mapping, a view, gmem_read(), gmem_write(),
+ * gmem_pin(), gmem_collapse(), a discard of part of a hugetlbfs page (a
+ * discard makes the rest holes) - calls pc->fetch(pc->arg, offset, len)
+ * for the pages of its fill unit not asked for before (on shmem up to 16
+ * pages around it, on THP and hugetlbfs its huge page), once a page (the
+ * caller must not lose an ask), and waits for them; a touch through the
+ * guest mapping or a view waits without holding up the library's fault
+ * thread.  fetch runs on that thread or the toucher's, maybe with the
+ * object's lock held: it must return promptly and must not call into the
+ * object.  A page private at the restore is fetched only by the guest's
+ * touch: views refuse it as ever.  gmem_postcopy_abort(g, err), once the
+ * contents can no longer come (err a negative errno): every page still
+ * missing fails as a lazy restore's rotten record does (SIGBUS through
+ * the guest mapping, refused through views, -EBADMSG from the calls),
+ * waiters included.  gmem_restore_wait() returns 0 once every page has
+ * come, or the abort's err.  gmem_restore() refuses a post-copy file
+ * (-EBADMSG).
  */
 #define GMEM_SAVE_POSTCOPY (1u << 2) /* gmem_save(): name the pages, send them apart */
 #define GMEM_POSTCOPY_NEXT (1u << 0) /* gmem_postcopy_send(): the next pages not sent */

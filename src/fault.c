@@ -148,6 +148,10 @@ static void handle_huge_fault(struct gmem *g, struct view *v, uint64_t page, boo
 		views_deny(g, v, bs, be);
 		return;
 	}
+	if (lazy_park(g, page, wake->addr)) {
+		wake->len = 0; /* post-copy's page, asked for: its fill wakes the touch */
+		return;
+	}
 	if (view_mark_mapped(v, bs, &s, &e) && g->tracking)
 		track_mark(g, bs, be); /* as map_window(): the kernel took its entry */
 	if (map_around(g, v, bs, be, missing, wake) < 0)
@@ -230,6 +234,10 @@ static void handle_fault(struct gmem *g, const struct uffd_event *ev)
 		/* fall through */
 	default:
 		views_deny(g, v, page, page + 1);
+		goto out;
+	}
+	if (lazy_park(g, page, addr)) {
+		wake.len = 0; /* post-copy's page, asked for: its fill wakes the touch */
 		goto out;
 	}
 	unit = g->b.type == GMEM_BACKING_THP ? g->b.align >> PAGE_SHIFT : FAULT_AROUND_PAGES;

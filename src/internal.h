@@ -520,6 +520,12 @@ int lazy_remote_prepare(struct gmem *g, struct lazy *l, bool fresh);
 /* Whether g's lazy restore is post-copy's, and *id its file's. */
 bool lazy_remote(const struct gmem *g, uint64_t *id);
 void lazy_receive(struct gmem *g, uint64_t first, uint64_t count, const char *data);
+/*
+ * The fault thread, a view's touch of page at addr (g->lock shared, the
+ * page shared): true if it is post-copy's and has not come - asked for,
+ * and the touch parked, to be woken when pages settle (not answered now).
+ */
+bool lazy_park(struct gmem *g, uint64_t page, uintptr_t addr);
 void lazy_abort(struct gmem *g, int err);
 
 /*

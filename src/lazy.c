@@ -55,6 +55,8 @@
 
 /* rec_of: the page's contents come from gmem_postcopy_receive() */
 #define LAZY_REMOTE UINT32_MAX
+/* views' touches parked at once (each a thread's); more wait on the fault thread */
+#define LAZY_PARKED_MAX 64
 
 struct lazy_rec {
 	uint64_t off;         /* where its payload is in the file */
@@ -98,6 +100,9 @@ struct lazy {
 	uint64_t *asked;    /* a bit a page: pc.fetch was called for it */
 	uint64_t ask_s, ask_e; /* pages to ask for, gathered under mu, asked without it */
 	size_t inbox_len;
+	/* views' touches left waiting for pages to come: woken when any unit settles */
+	uintptr_t parked[LAZY_PARKED_MAX];
+	unsigned int nparked;
 };
 
 /*
@@ -432,6 +437,20 @@ static void ask(struct lazy *l, uint64_t s, uint64_t e)
 	l->pc.fetch(l->pc.arg, s << PAGE_SHIFT, (e - s) << PAGE_SHIFT);
 }
 
+/*
+ * The views' touches parked (l->mu held), woken to fault again: their
+ * pages may be here now; those still missing park again.
+ */
+static void wake_parked(struct gmem *g)
+{
+	struct lazy *l = g->lazy;
+	uint64_t len = g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;
+
+	for (unsigned int i = 0; i < l->nparked; i++)
+		uffd_wake(g->uffd, l->parked[i], len);
+	l->nparked = 0;
+}
+
 bool lazy_active(const struct gmem *g)
 {
 	return atomic_load_explicit(&g->lazy_active, memory_order_acquire);
@@ -568,6 +587,7 @@ int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
 		settle(g, first, end, false);
 		for (uint64_t p = first; p < end; p++)
 			l->bad[p / 64] &= ~(1ULL << (p % 64)); /* a hole now, as asked */
+		wake_parked(g);
 		pthread_cond_broadcast(&l->cv); /* maybe the last pages: waiters, the merger */
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -938,6 +958,7 @@ void lazy_receive(struct gmem *g, uint64_t first, uint64_t count, const char *da
 				  (e - s) << PAGE_SHIFT);
 		p = e;
 	}
+	wake_parked(g);
 	pthread_cond_broadcast(&l->cv); /* the waiters, and the merger */
 	pthread_mutex_unlock(&l->mu);
 }
@@ -973,6 +994,40 @@ void lazy_abort(struct gmem *g, int err)
 		uffd_wake(g->uffd, addr, base + (q << PAGE_SHIFT) - addr);
 		p = q;
 	}
+	wake_parked(g);
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
+}
+
+bool lazy_park(struct gmem *g, uint64_t page, uintptr_t addr)
+{
+	struct lazy *l;
+	uint64_t s, e, as, ae;
+	bool copied, asking;
+	int err;
+
+	if (!lazy_active(g))
+		return false;
+	l = g->lazy; /* set before lazy_active (release): read after it */
+	if (!l->remote)
+		return false;
+	lazy_mu_lock(l);
+	if (test_bit(l->filled, page) || l->rec_of[page] != LAZY_REMOTE ||
+	    l->nparked == LAZY_PARKED_MAX) {
+		pthread_mutex_unlock(&l->mu);
+		return false; /* there, a hole, or too many parked: the fill waits */
+	}
+	unit_of(g, page, &s, &e);
+	err = fill_unit(g, s, e, &copied);
+	if (err != -EINPROGRESS) {
+		pthread_mutex_unlock(&l->mu);
+		return false; /* filled now (or failed): mapped, or refused, as ever */
+	}
+	note_ask(l, s, e);
+	asking = take_ask(l, &as, &ae);
+	l->parked[l->nparked++] = addr & ~(uintptr_t)((g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE) - 1);
+	pthread_mutex_unlock(&l->mu);
+	if (asking)
+		ask(l, as, ae);
+	return true;
 }
