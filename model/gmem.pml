@@ -651,7 +651,7 @@ inline release(rf, re, longterm)
  * fault thread, which decides under g->lock shared.  mine: the toucher
  * holds a pin on p (its I/O must go through).  parked: the fault thread
  * left the touch unwoken until the waiting conversion ends (views_wake()).
- * C: src/fault.c handle_fault() #385d95b1
+ * C: src/fault.c handle_fault() #d54d92f4
  * C: src/convert.c transit_waiting_at() #425a77de
  */
 inline touch(p, mine)
@@ -695,7 +695,7 @@ inline touch(p, mine)
 #endif
 		:: st[p] == CONV && leaf[p] && COUNTS(p) > 0 ->
 			/* the I/O a transit waits for: this page alone */
-			/* C: src/fault.c handle_fault() #385d95b1 */
+			/* C: src/fault.c handle_fault() #d54d92f4 */
 #ifdef LAZY
 			win = 1 << p; rd++
 #elif defined(TRACK)
@@ -706,7 +706,7 @@ inline touch(p, mine)
 #endif
 #ifndef NOPARK
 		:: st[p] == CONV && !(leaf[p] && COUNTS(p) > 0) && WAITED(p) ->
-			/* C: src/fault.c handle_fault() #385d95b1 */
+			/* C: src/fault.c handle_fault() #d54d92f4 */
 			assert(!mine);
 			parked = 1 /* no mark: the outcome decides */
 #endif
@@ -854,7 +854,7 @@ proctype guest(byte p1, p2)
  * wakes the touch, whatever happened.  -DMUTANT_GUEST_NOALLOC fills
  * without giving holes memory: a touch of a hole faults for as long as
  * the restore lasts.
- * C: src/fault.c handle_fault() #385d95b1
+ * C: src/fault.c handle_fault() #d54d92f4
  * C: src/lazy.c lazy_guest_fault() #fe5ae73a
  */
 #ifdef MUTANT_GUEST_NOALLOC
@@ -1003,7 +1003,7 @@ proctype discarder(byte f, e)
 #ifdef LAZY
 		/* a lazy restore's pages settled as holes first, never filled
 		 * from the file after (l->mu: a fill under way ends first)
-		 * C: src/lazy.c lazy_forget() #a6f064ef */
+		 * C: src/lazy.c lazy_forget() #b2b86677 */
 		d_step {
 			if :: lactive ->
 				if :: IN(0, f, e) -> lz[0] = 1; hole[0] = 1; filled[0] = 1 :: else fi;
