@@ -103,6 +103,7 @@ struct lazy {
 	/* views' touches left waiting for pages to come: woken when any unit settles */
 	uintptr_t parked[LAZY_PARKED_MAX];
 	unsigned int nparked;
+	bool refill; /* a unit whose pages all came could not be filled: the merger retries */
 };
 
 /*
@@ -272,6 +273,20 @@ static int load_record(struct lazy *l, size_t i)
 	return 0;
 }
 
+/*
+ * The views' touches parked (l->mu held), woken to fault again: their
+ * pages may be here now; those still missing park again.
+ */
+static void wake_parked(struct gmem *g)
+{
+	struct lazy *l = g->lazy;
+	uint64_t len = g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;
+
+	for (unsigned int i = 0; i < l->nparked; i++)
+		uffd_wake(g->uffd, l->parked[i], len);
+	l->nparked = 0;
+}
+
 /* The fill unit around page p: [*s, *e). */
 static void unit_of(const struct gmem *g, uint64_t p, uint64_t *s, uint64_t *e)
 {
@@ -371,8 +386,15 @@ static int fill_unit(struct gmem *g, uint64_t s, uint64_t e, bool *copied)
 		*copied = true;
 	}
 	count(&g->stats.pages_restored, from_file);
-	if (l->remote) /* what came for the unit is in place: its memory goes back */
+	if (l->remote) {
+		/* what came for the unit is in place: its memory goes back */
 		madvise(l->inbox + (s << PAGE_SHIFT), len, MADV_DONTNEED);
+		/* whoever was left waiting on the unit, whichever path filled it */
+		if (*copied) {
+			uffd_wake(g->uffd, addr, len);
+			wake_parked(g);
+		}
+	}
 	if (*copied && g->b.type == GMEM_BACKING_THP) {
 		set_bit(l->merge, s); /* the filler merges it: a collapse takes g->lock */
 		l->merges++;
@@ -435,20 +457,6 @@ static bool take_ask(struct lazy *l, uint64_t *s, uint64_t *e)
 static void ask(struct lazy *l, uint64_t s, uint64_t e)
 {
 	l->pc.fetch(l->pc.arg, s << PAGE_SHIFT, (e - s) << PAGE_SHIFT);
-}
-
-/*
- * The views' touches parked (l->mu held), woken to fault again: their
- * pages may be here now; those still missing park again.
- */
-static void wake_parked(struct gmem *g)
-{
-	struct lazy *l = g->lazy;
-	uint64_t len = g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;
-
-	for (unsigned int i = 0; i < l->nparked; i++)
-		uffd_wake(g->uffd, l->parked[i], len);
-	l->nparked = 0;
 }
 
 bool lazy_active(const struct gmem *g)
@@ -560,6 +568,11 @@ void lazy_guest_fault(struct gmem *g, uintptr_t addr)
 	err = fill_locked(g, s, s + bp, true);
 	l->hint = s + bp;
 	asking = take_ask(l, &as, &ae);
+	if (err == -EBADMSG && test_bit(l->bad, page))
+		/* its poison again, in case putting it there failed (the touch would spin) */
+		uffd_poison_over_wp(g->uffd, (uintptr_t)g->b.guest +
+				    ((g->b.hugetlb ? s : page) << PAGE_SHIFT),
+				    g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE);
 	pthread_mutex_unlock(&l->mu);
 	if (asking)
 		ask(l, as, ae);
@@ -588,6 +601,13 @@ int lazy_forget(struct gmem *g, uint64_t first, uint64_t end)
 		for (uint64_t p = first; p < end; p++)
 			l->bad[p / 64] &= ~(1ULL << (p % 64)); /* a hole now, as asked */
 		wake_parked(g);
+		if (l->remote) {
+			/* a guest fault left waiting for one of them: answered now (a hole) */
+			uffd_wake(g->uffd, (uintptr_t)g->b.guest + (first << PAGE_SHIFT),
+				  (end - first) << PAGE_SHIFT);
+			/* a THP block whose other pages all came: the merger fills it */
+			l->refill = true;
+		}
 		pthread_cond_broadcast(&l->cv); /* maybe the last pages: waiters, the merger */
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -707,6 +727,52 @@ static void *filler_main(void *arg)
 }
 
 /*
+ * Units whose pages have all come but whose fill failed (l->mu held):
+ * filled now, their touchers woken - or, failing again, tried again in
+ * 10 ms (the filler's back-off), so that the restore ends without a touch.
+ */
+static void refill(struct gmem *g)
+{
+	struct lazy *l = g->lazy;
+	bool again = false;
+
+	l->refill = false;
+	for (uint64_t p = 0; p < g->npages;) {
+		uint64_t s, e;
+		bool copied;
+		int err;
+
+		if (test_bit(l->filled, p)) {
+			p++;
+			continue;
+		}
+		unit_of(g, p, &s, &e);
+		err = fill_unit(g, s, e, &copied);
+		if (err && err != -EINPROGRESS)
+			again = true;
+		if (err != -EINPROGRESS) {
+			uffd_wake(g->uffd, (uintptr_t)g->b.guest + (s << PAGE_SHIFT),
+				  (e - s) << PAGE_SHIFT);
+			wake_parked(g);
+		}
+		p = e > p ? e : p + 1;
+	}
+	if (again) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+		l->refill = true;
+	}
+	pthread_cond_broadcast(&l->cv); /* the waiters: pages settled */
+}
+
+/*
  * Post-copy's thread: no fill of its own (the source pushes), but THP
  * blocks merged as they fill, and the end once every page has come.
  */
@@ -719,6 +785,8 @@ static void *merger_main(void *arg)
 	while (!l->stop && l->left) {
 		if (l->merges)
 			merge_filled(g);
+		else if (l->refill)
+			refill(g);
 		else
 			pthread_cond_wait(&l->cv, &l->mu);
 	}
@@ -953,6 +1021,8 @@ void lazy_receive(struct gmem *g, uint64_t first, uint64_t count, const char *da
 		}
 		unit_of(g, p, &s, &e);
 		err = fill_unit(g, s, e, &copied);
+		if (err && err != -EINPROGRESS && !test_bit(l->filled, p))
+			l->refill = true; /* all here, not filled (no memory?): the merger tries again */
 		if (err != -EINPROGRESS)
 			uffd_wake(g->uffd, (uintptr_t)g->b.guest + (s << PAGE_SHIFT),
 				  (e - s) << PAGE_SHIFT);
@@ -991,7 +1061,8 @@ void lazy_abort(struct gmem *g, int err)
 		addr = base + ((g->b.hugetlb ? s : p) << PAGE_SHIFT);
 		uffd_poison_over_wp(g->uffd, addr, base + (q << PAGE_SHIFT) - addr);
 		settle(g, g->b.hugetlb ? s : p, q, true);
-		uffd_wake(g->uffd, addr, base + (q << PAGE_SHIFT) - addr);
+		/* the whole unit: a fault on a page of it a discard settled waits for the unit */
+		uffd_wake(g->uffd, base + (s << PAGE_SHIFT), (e - s) << PAGE_SHIFT);
 		p = q;
 	}
 	wake_parked(g);
@@ -1012,11 +1083,11 @@ bool lazy_park(struct gmem *g, uint64_t page, uintptr_t addr)
 	if (!l->remote)
 		return false;
 	lazy_mu_lock(l);
-	if (test_bit(l->filled, page) || l->rec_of[page] != LAZY_REMOTE ||
-	    l->nparked == LAZY_PARKED_MAX) {
+	if (l->nparked == LAZY_PARKED_MAX) {
 		pthread_mutex_unlock(&l->mu);
-		return false; /* there, a hole, or too many parked: the fill waits */
+		return false; /* too many parked: the fill waits on the fault thread */
 	}
+	/* its unit: a page settled in a THP block whose other pages have not come waits too */
 	unit_of(g, page, &s, &e);
 	err = fill_unit(g, s, e, &copied);
 	if (err != -EINPROGRESS) {

@@ -18,7 +18,10 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -35,6 +38,7 @@ struct fixture {
 	uint64_t vunit; /* the view unit */
 	int fd;         /* a snapshot's file */
 	int ncallbacks, cancelled, last_result;
+	int ret;        /* the call's result, for after() (post-copy cases; 1: no call) */
 };
 
 /* What the calls may change, as seen from outside. */
@@ -739,4 +743,618 @@ TEST_OPTS(completion_that_cannot_unmap_does_not_commit, .skip = B_HUGETLB | S_AN
 	CHECK_EQ(touch(f.view, false, NULL, &si), env->sig);
 	CHECK_OK(gmem_audit(f.g));
 	CHECK_OK(gmem_destroy(f.g));
+}
+
+/* ---- post-copy ---- */
+
+/*
+ * A record as gmem_postcopy_send() puts it: a 32-byte header (its first
+ * page at byte 8, its count at 16), then the pages.
+ */
+#define PC_HDR 32
+/* Pages an object of these cases has at most (hugetlb-2m: two huge pages). */
+#define PC_MAXPAGES 1024
+
+static uint64_t pc_words[3][PC_MAXPAGES / 64];
+#define pc_named pc_words[0] /* the pages the post-copy save named */
+#define pc_got pc_words[1]   /* the pages the call under test sent */
+#define pc_seen pc_words[2]  /* scratch */
+
+static bool pc_bit(const uint64_t *b, uint64_t p)
+{
+	return b[p / 64] >> (p % 64) & 1;
+}
+
+static uint64_t pc_npages(struct gmem *g)
+{
+	uint64_t n = gmem_size(g) / PS;
+
+	CHECK(n <= PC_MAXPAGES);
+	return n;
+}
+
+/* Room for every page of an object's records (a record holds up to 16 pages). */
+static size_t pc_cap(struct gmem *g)
+{
+	return gmem_size(g) + (pc_npages(g) + 1) * PC_HDR;
+}
+
+/*
+ * The records in buf[0, len): well formed (in ascending order if ordered:
+ * GMEM_POSTCOPY_NEXT wraps around); their pages set in pages.
+ */
+static void pc_parse_(struct gmem *g, const char *buf, int64_t len, uint64_t *pages, bool ordered)
+{
+	uint64_t last = 0;
+
+	CHECK(len >= 0);
+	for (int64_t at = 0; at < len;) {
+		uint64_t first, count;
+
+		CHECK(len - at >= PC_HDR);
+		memcpy(&first, buf + at + 8, sizeof(first));
+		memcpy(&count, buf + at + 16, sizeof(count));
+		CHECK(count > 0 && count <= 16 && (!ordered || first >= last) &&
+		      first < pc_npages(g) && count <= pc_npages(g) - first);
+		CHECK((uint64_t)(len - at - PC_HDR) >= count * PS);
+		for (uint64_t p = first; p < first + count; p++)
+			pages[p / 64] |= 1ULL << (p % 64);
+		last = first + count;
+		at += PC_HDR + (int64_t)(count * PS);
+	}
+}
+
+static void pc_parse(struct gmem *g, const char *buf, int64_t len, uint64_t *pages)
+{
+	pc_parse_(g, buf, len, pages, true);
+}
+
+/* Every named page of src, sent by range (sent before or not) and received by dst. */
+static void pc_transfer(struct gmem *src, struct gmem *dst)
+{
+	size_t cap = pc_cap(src);
+	char *buf = malloc(cap);
+	int64_t n;
+
+	CHECK(buf);
+	n = gmem_postcopy_send(src, 0, gmem_size(src), buf, cap, 0);
+	CHECK(n >= 0);
+	if (n)
+		CHECK_OK(gmem_postcopy_receive(dst, buf, (size_t)n));
+	free(buf);
+}
+
+/* The failure injected last, for the messages of the checks after it. */
+static char pc_where[160];
+
+/* pc->fetch: only counts (it must not call into the object). */
+static _Atomic int pc_asks;
+
+static void pc_fetch(void *arg, uint64_t offset, uint64_t len)
+{
+	(void)arg, (void)offset, (void)len;
+	pc_asks++;
+}
+
+static const struct gmem_postcopy pc_callbacks = { .fetch = pc_fetch };
+
+/* Every page come: dst as src is, states and contents (through the guest mappings). */
+static void pc_check_same(struct gmem *src, struct gmem *dst)
+{
+	void *a, *b;
+
+	int err = gmem_restore_wait(dst, 2000);
+
+	if (err)
+		printf("  %s: gmem_restore_wait() %d: every page came, not every unit filled\n",
+		       pc_where, err);
+	CHECK_EQ(err, 0);
+	CHECK_OK(gmem_guest_map(src, &a));
+	CHECK_OK(gmem_guest_map(dst, &b));
+	for (uint64_t off = 0; off < gmem_size(src); off += PS)
+		CHECK_EQ(gmem_state(dst, off),
+			 gmem_state(src, off) == GMEM_SHARED ? GMEM_SHARED : GMEM_PRIVATE);
+	CHECK(!memcmp(a, b, gmem_size(src)));
+}
+
+/* ---- post-copy: the source's save ---- */
+
+static void setup_pc_save(const struct env *e, struct fixture *f)
+{
+	setup_save(e, f);
+	f->ret = 1; /* no call yet */
+}
+
+/* Tracked, saved whole (not post-copy), then pages 2, 3 and 7 written. */
+static void setup_pc_layer(const struct env *e, struct fixture *f)
+{
+	int err;
+
+	setup_pc_save(e, f);
+	err = gmem_track_start(f->g, 0);
+	if (err == -EOPNOTSUPP)
+		SKIP("no asynchronous userfaultfd write-protect in this kernel");
+	CHECK_OK(err);
+	CHECK_OK(gmem_save(f->g, f->fd, 0));
+	for (int p = 2; p < 8; p += p == 3 ? 4 : 1)
+		f->view[p * PS] = (char)(0x40 + p);
+}
+
+static int call_save_postcopy(struct fixture *f)
+{
+	return f->ret = gmem_save(f->g, f->fd, GMEM_SAVE_POSTCOPY);
+}
+
+static int call_save_postcopy_layer(struct fixture *f)
+{
+	return f->ret = gmem_save(f->g, f->fd, GMEM_SAVE_POSTCOPY | GMEM_SAVE_DIRTY);
+}
+
+/*
+ * A post-copy save that failed started no post-copy (the save before it
+ * was not one): nothing to send.  One that succeeded sends its first page.
+ */
+static void after_pc_save(struct fixture *f)
+{
+	char buf[PC_HDR + PS];
+	int64_t n = gmem_postcopy_send(f->g, 0, gmem_size(f->g), buf, sizeof(buf), 0);
+
+	if (f->ret < 0)
+		CHECK_EQ(n, -EINVAL);
+	else if (!f->ret)
+		CHECK_EQ(n, (int64_t)sizeof(buf));
+	after_save(f);
+}
+
+TEST(inject_postcopy_save)
+{
+	static const struct scenario s = { "save post-copy", setup_pc_save, call_save_postcopy, 0,
+					   after_pc_save, false, false };
+	static const struct scenario layer = { "save post-copy layer", setup_pc_layer,
+					       call_save_postcopy_layer, 0, after_pc_save, false,
+					       false };
+
+	sweep(env, &s);
+	sweep(env, &layer);
+}
+
+/* ---- post-copy: the source's sends ---- */
+
+static char *send_buf;
+static size_t send_cap;
+
+/*
+ * Pages 4 and 9 holes, the rest named by a post-copy save (runs apart),
+ * then page 15 discarded: the sends read the pages from the file
+ * (pread(), which may fail) - with no discard since the save they copy
+ * them through the guest mapping, and make no fallible call.
+ */
+static void setup_pc_send(const struct env *e, struct fixture *f)
+{
+	setup_pc_save(e, f);
+	CHECK_OK(gmem_discard(f->g, 4 * PS, PS));
+	CHECK_OK(gmem_discard(f->g, 9 * PS, PS));
+	CHECK_OK(gmem_save(f->g, f->fd, GMEM_SAVE_POSTCOPY));
+	CHECK_OK(gmem_discard(f->g, 15 * PS, PS));
+	free(send_buf);
+	send_cap = pc_cap(f->g);
+	send_buf = malloc(send_cap);
+	CHECK(send_buf);
+	memset(pc_got, 0, sizeof(pc_got));
+}
+
+/*
+ * What it sent, well formed: the first named pages, in order (a failure
+ * part-way may leave out those after it: they are still to send).
+ */
+static int sent(struct fixture *f, int64_t n)
+{
+	bool gap = false;
+
+	f->ret = n < 0 ? (int)n : 0;
+	if (n < 0)
+		return (int)n;
+	pc_parse(f->g, send_buf, n, pc_got);
+	for (uint64_t p = 0; p < pc_npages(f->g); p++) {
+		CHECK(!pc_bit(pc_got, p) || pc_bit(pc_named, p));
+		if (pc_bit(pc_named, p)) {
+			CHECK(!gap || !pc_bit(pc_got, p));
+			gap |= !pc_bit(pc_got, p);
+		}
+	}
+	return 0;
+}
+
+static int call_send_range(struct fixture *f)
+{
+	return sent(f, gmem_postcopy_send(f->g, 0, gmem_size(f->g), send_buf, send_cap, 0));
+}
+
+static int call_send_next(struct fixture *f)
+{
+	return sent(f, gmem_postcopy_send(f->g, 0, 0, send_buf, send_cap, GMEM_POSTCOPY_NEXT));
+}
+
+/*
+ * No page lost: what the call sent and what GMEM_POSTCOPY_NEXT sends
+ * after it are every named page; then nothing is left to send.
+ */
+static void after_pc_send(struct fixture *f)
+{
+	int64_t n;
+
+	if (f->ret != 1) {
+		while ((n = gmem_postcopy_send(f->g, 0, 0, send_buf, send_cap,
+					       GMEM_POSTCOPY_NEXT)) > 0)
+			pc_parse_(f->g, send_buf, n, pc_got, false);
+		CHECK_EQ(n, 0);
+		CHECK(!memcmp(pc_got, pc_named, sizeof(pc_named)));
+	}
+	after_save(f);
+}
+
+TEST(inject_postcopy_send)
+{
+	static const struct scenario s[] = {
+		{ "post-copy send, a range", setup_pc_send, call_send_range, 0, after_pc_send,
+		  false, false },
+		{ "post-copy send, the next pages", setup_pc_send, call_send_next, 0,
+		  after_pc_send, false, false },
+	};
+	struct fixture f;
+
+	/* the pages named, as a clean send of every page says */
+	memset(pc_named, 0, sizeof(pc_named));
+	setup_pc_send(env, &f);
+	pc_parse(f.g, send_buf, gmem_postcopy_send(f.g, 0, gmem_size(f.g), send_buf, send_cap, 0),
+		 pc_named);
+	for (int p = 0; p < NPAGES; p++) /* (hugetlbfs names its huge page whole) */
+		CHECK_EQ(pc_bit(pc_named, p), env_hugetlb(env) || (p != 4 && p != 9));
+	after_save(&f);
+	CHECK_OK(gmem_destroy(f.g));
+
+	/* with no discard since the save, the pages are copied: nothing can fail */
+	setup_pc_save(env, &f);
+	CHECK_OK(gmem_save(f.g, f.fd, GMEM_SAVE_POSTCOPY));
+	inject_count_start();
+	CHECK(gmem_postcopy_send(f.g, 0, 0, send_buf, send_cap, GMEM_POSTCOPY_NEXT) > 0);
+	CHECK(gmem_postcopy_send(f.g, 0, gmem_size(f.g), send_buf, send_cap, 0) > 0);
+	CHECK_EQ(inject_count(), 0);
+	after_save(&f);
+	CHECK_OK(gmem_destroy(f.g));
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		sweep(env, &s[i]);
+	free(send_buf);
+	send_buf = NULL;
+}
+
+/* ---- post-copy: the destination ---- */
+
+/* What the process holds, counted before the runs and compared after each. */
+struct held {
+	int64_t live;
+	int fds, maps;
+};
+
+static void held_count(struct held *h)
+{
+	h->live = inject_live_allocs();
+	h->fds = count_dir("/proc/self/fd");
+	h->maps = count_maps();
+}
+
+static void held_same(const struct held *h)
+{
+	struct held now;
+
+	held_count(&now);
+	CHECK_EQ(now.live, h->live);
+	CHECK_EQ(now.fds, h->fds);
+	CHECK_EQ(now.maps, h->maps);
+}
+
+/* An object as created: every page shared, no memory (gmem_restore()'s "untouched"). */
+static void check_untouched(struct gmem *g)
+{
+	struct gmem_huge_info hi;
+
+	CHECK_OK(gmem_huge_info(g, &hi));
+	CHECK_EQ(hi.blocks_populated, 0);
+	for (uint64_t off = 0; off < gmem_size(g); off += PS)
+		CHECK_EQ(gmem_state(g, off), GMEM_SHARED);
+}
+
+/*
+ * The source of these cases: every page written (base()) but page 8, a
+ * hole, pages 12 to 15 private; post-copy saved - whole, or as a layer (pages 2, 3 and 7
+ * written since, page 5 discarded and 10 made private) on a full save in
+ * f->fd, the layer in *layer_fd.
+ */
+static void pc_source(const struct env *e, struct fixture *f, int *layer_fd)
+{
+	setup_pc_save(e, f);
+	CHECK_OK(gmem_discard(f->g, 8 * PS, PS)); /* two records (shmem: two units) */
+	CHECK_OK(to_private(f, 12, 4, 0));
+	if (!layer_fd) {
+		CHECK_OK(gmem_save(f->g, f->fd, GMEM_SAVE_POSTCOPY));
+		return;
+	}
+	*layer_fd = memfd_create("layer", 0);
+	CHECK(*layer_fd >= 0);
+	setup_pc_layer(e, f);
+	CHECK_OK(gmem_discard(f->g, 5 * PS, PS));
+	CHECK_OK(to_private(f, 10, 1, 0));
+	CHECK_OK(gmem_save(f->g, *layer_fd, GMEM_SAVE_POSTCOPY | GMEM_SAVE_DIRTY));
+}
+
+/*
+ * A restore that fails attaches nothing: no page to receive or abort,
+ * nothing asked for.
+ */
+static void check_no_postcopy(struct gmem *r, struct gmem *src)
+{
+	char *buf = malloc(pc_cap(src));
+	int64_t n;
+
+	CHECK(buf);
+	n = gmem_postcopy_send(src, 0, gmem_size(src), buf, pc_cap(src), 0);
+	CHECK(n > 0);
+	CHECK_EQ(gmem_postcopy_receive(r, buf, (size_t)n), -EINVAL);
+	CHECK_EQ(gmem_postcopy_abort(r, -EIO), -EINVAL);
+	CHECK_EQ(pc_asks, 0);
+	free(buf);
+}
+
+/*
+ * Into a fresh object: a failure leaves it untouched, and a restore after
+ * it (of the same file) works.  As a layer on a gmem_restore(ONE) of the
+ * full save: a failure before any record leaves the object for the same
+ * layer again; after one, nothing restores on it (-EBUSY) - the states
+ * are in, the pages it names may be holes.  Done (or retried), every page
+ * received: as the source has it.
+ */
+static void pc_restore_sweep(const struct env *e, bool layer)
+{
+	struct fixture f;
+	struct held h0;
+	int lfd = -1;
+	uint64_t nth;
+
+	pc_source(e, &f, layer ? &lfd : NULL);
+	/* once first: the fault and merger threads' arenas stay */
+	for (int warm = 1;; warm = 0) {
+		held_count(&h0);
+		for (nth = 1;; nth++) {
+			struct gmem *r = tg_create(e, gmem_size(f.g), 0, 0);
+			int fd = layer ? lfd : f.fd;
+			bool fired = false;
+			int ret;
+
+			if (layer) {
+				CHECK(lseek(f.fd, 0, SEEK_SET) == 0);
+				CHECK_OK(gmem_restore(r, f.fd, GMEM_RESTORE_ONE));
+			}
+			CHECK(lseek(fd, 0, SEEK_SET) == 0);
+			pc_asks = 0;
+			if (!warm)
+				inject_arm(nth);
+			ret = gmem_postcopy_restore(r, fd, &pc_callbacks);
+			if (!warm)
+				fired = inject_disarm();
+			snprintf(pc_where, sizeof(pc_where), "post-copy restore%s with %s (call %llu) failing",
+				 layer ? " (layer)" : "", fired ? inject_fired_in() : "nothing",
+				 (unsigned long long)nth);
+			if (fired && ret) {
+				if (ret >= 0 || ret == -EINVAL || ret == -EBUSY)
+					printf("  post-copy restore%s with %s (call %llu) failing: %d\n",
+					       layer ? " (layer)" : "", inject_fired_in(),
+					       (unsigned long long)nth, ret);
+				CHECK(ret < 0 && ret != -EINVAL && ret != -EBUSY);
+				if (!layer)
+					check_untouched(r);
+				check_no_postcopy(r, f.g);
+				CHECK_OK(gmem_audit(r));
+				CHECK(lseek(fd, 0, SEEK_SET) == 0);
+				ret = gmem_postcopy_restore(r, fd, &pc_callbacks);
+				if (ret == -EBUSY && layer) {
+					/* part of it in: nothing follows */
+					CHECK_OK(gmem_audit(r));
+					CHECK_OK(gmem_destroy(r));
+					held_same(&h0);
+					continue;
+				}
+			}
+			CHECK_OK(ret);
+			CHECK_EQ(pc_asks, 0);
+			pc_transfer(f.g, r);
+			pc_check_same(f.g, r);
+			CHECK_EQ(pc_asks, 0);
+			CHECK_OK(gmem_audit(r));
+			CHECK_OK(gmem_destroy(r));
+			held_same(&h0);
+			if (warm || !fired)
+				break;
+		}
+		if (!warm)
+			break;
+	}
+	CHECK(nth > 1);
+	after_save(&f);
+	if (layer)
+		close(lfd);
+	CHECK_OK(gmem_destroy(f.g));
+}
+
+TEST(inject_postcopy_restore)
+{
+	pc_restore_sweep(env, false);
+}
+
+TEST(inject_postcopy_restore_layer)
+{
+	pc_restore_sweep(env, true);
+}
+
+/* ---- post-copy: records received, an abort ---- */
+
+struct toucher {
+	pthread_t t;
+	char *p;
+	int sig;
+};
+
+static void *toucher_run(void *arg)
+{
+	struct toucher *x = arg;
+
+	x->sig = touch(x->p, false, NULL, NULL);
+	return NULL;
+}
+
+/* A guest touch of page p, in a thread: its signal (0: none), failing the case if it hangs. */
+static int guest_touch(char *guest, uint64_t p)
+{
+	struct toucher x = { .p = guest + p * PS };
+	struct timespec ts;
+	int err;
+
+	CHECK_OK(pthread_create(&x.t, NULL, toucher_run, &x));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	err = pthread_timedjoin_np(x.t, NULL, &ts);
+	if (err == ETIMEDOUT)
+		test_fail(__FILE__, __LINE__, "%s: a guest touch of page %llu still waits after 5 s",
+			  pc_where, (unsigned long long)p);
+	CHECK_OK(err);
+	return x.sig;
+}
+
+enum pc_dest_call { RECEIVE_ALL, RECEIVE_REST, ABORT, ABORT_REST };
+
+/*
+ * A destination restored from the source's file (fresh); with *_REST the
+ * first half of the records received already.  The call: the (rest of
+ * the) records received, or an abort.  Received, whatever failed: every
+ * page as the source has it, nothing asked for (a fill that could not be
+ * made is made by the next touch).  Aborted: the pages still missing fail
+ * - gmem_read() -EBADMSG, a guest touch SIGBUS, gmem_restore_wait() the
+ * abort's error - and those come before read as they came.
+ */
+static void pc_dest_sweep(const struct env *e, enum pc_dest_call what)
+{
+	bool rest = what == RECEIVE_REST || what == ABORT_REST;
+	struct fixture f;
+	struct held h0;
+	char *buf, *page = malloc(PS);
+	int64_t n, half = 0;
+	uint64_t nth;
+
+	pc_source(e, &f, NULL);
+	buf = malloc(pc_cap(f.g));
+	CHECK(buf && page);
+	n = gmem_postcopy_send(f.g, 0, gmem_size(f.g), buf, pc_cap(f.g), 0);
+	CHECK(n > 0);
+	memset(pc_named, 0, sizeof(pc_named));
+	pc_parse(f.g, buf, n, pc_named);
+	/* half: at a record's end */
+	for (int64_t at = 0; at < n / 2;) {
+		uint64_t count;
+
+		memcpy(&count, buf + at + 16, sizeof(count));
+		at += PC_HDR + (int64_t)(count * PS);
+		half = at;
+	}
+	memset(pc_seen, 0, sizeof(pc_seen));
+	if (rest)
+		pc_parse(f.g, buf, half, pc_seen); /* the pages come before the call */
+
+	for (int warm = 1;; warm = 0) {
+		held_count(&h0);
+		for (nth = 1;; nth++) {
+			struct gmem *r = tg_create(e, gmem_size(f.g), 0, 0);
+			bool fired = false;
+			char *guest;
+			int ret;
+
+			CHECK(lseek(f.fd, 0, SEEK_SET) == 0);
+			pc_asks = 0;
+			CHECK_OK(gmem_postcopy_restore(r, f.fd, &pc_callbacks));
+			CHECK_OK(gmem_guest_map(r, (void **)&guest));
+			if (rest)
+				CHECK_OK(gmem_postcopy_receive(r, buf, (size_t)half));
+			if (!warm)
+				inject_arm(nth);
+			if (what == RECEIVE_ALL || what == RECEIVE_REST)
+				ret = gmem_postcopy_receive(r, buf + (rest ? half : 0),
+							    (size_t)(n - (rest ? half : 0)));
+			else
+				ret = gmem_postcopy_abort(r, -ECONNRESET);
+			if (!warm)
+				fired = inject_disarm();
+			snprintf(pc_where, sizeof(pc_where), "post-copy %s%s with %s (call %llu) failing",
+				 what <= RECEIVE_REST ? "receive" : "abort", rest ? " (the rest)" : "",
+				 fired ? inject_fired_in() : "nothing", (unsigned long long)nth);
+			if (ret)
+				printf("  post-copy %s with %s (call %llu) failing: %d\n",
+				       what <= RECEIVE_REST ? "receive" : "abort",
+				       inject_fired_in(), (unsigned long long)nth, ret);
+			CHECK_OK(ret); /* a fill that fails is left for the next touch */
+			if (what == RECEIVE_ALL || what == RECEIVE_REST) {
+				pc_check_same(f.g, r);
+			} else {
+				CHECK_EQ(gmem_restore_wait(r, 10000), -ECONNRESET);
+				/* one page a huge page on hugetlbfs: they fail whole */
+				for (uint64_t p = 0; p < pc_npages(f.g);
+				     p += env_hugetlb(e) ? e->unit / PS : 1) {
+					char *src = f.guest + p * PS;
+					bool shared = gmem_state(f.g, p * PS) == GMEM_SHARED;
+					/* a unit fills once all of it came: on THP and
+					 * hugetlbfs the huge page, which half never is */
+					bool came = pc_bit(pc_seen, p) && e->unit == PS;
+
+					if (!pc_bit(pc_named, p))
+						continue;
+					if (came) {
+						if (shared) {
+							CHECK_OK(gmem_read(r, p * PS, page, PS, NULL));
+							CHECK(!memcmp(page, src, PS));
+						}
+						CHECK_EQ(guest_touch(guest, p), 0);
+						CHECK_EQ(guest[p * PS], src[0]);
+					} else {
+						if (shared)
+							CHECK_EQ(gmem_read(r, p * PS, page, PS, NULL),
+								 -EBADMSG);
+						CHECK_EQ(guest_touch(guest, p), SIGBUS);
+					}
+				}
+				CHECK_EQ(pc_asks, 0);
+			}
+			CHECK_OK(gmem_audit(r));
+			CHECK_OK(gmem_destroy(r));
+			held_same(&h0);
+			if (warm || !fired)
+				break;
+		}
+		if (!warm)
+			break;
+	}
+	CHECK(nth > 1 || what >= ABORT); /* an abort with nothing missing has nothing to do */
+	free(buf);
+	free(page);
+	after_save(&f);
+	CHECK_OK(gmem_destroy(f.g));
+}
+
+TEST(inject_postcopy_receive)
+{
+	pc_dest_sweep(env, RECEIVE_ALL);
+	pc_dest_sweep(env, RECEIVE_REST);
+}
+
+TEST(inject_postcopy_abort)
+{
+	pc_dest_sweep(env, ABORT);
+	pc_dest_sweep(env, ABORT_REST);
 }

@@ -1893,6 +1893,34 @@ TEST_OPTS(vmm_migrate_killed_mid_postcopy, .once = true, .timeout_s = 300)
 	postcopy_cut(false);
 }
 
+/*
+ * The connection ending the moment GO went (GMEM_VMM_CUT_AFTER_GO: the
+ * source shuts it then), before the destination has run anything: the VM
+ * is the destination's and cannot go on - it ends, status 1, at once.
+ */
+TEST_OPTS(vmm_migrate_cut_at_the_hand_over, .once = true, .timeout_s = 120)
+{
+	struct started dst;
+	struct run s, d;
+	char addr[64];
+
+	need_kvm();
+	for (int i = 0; i < 3; i++) {
+		mig_addr(addr);
+		VMM_START(&dst, "--incoming", addr, "--timeout", "100");
+		setenv("GMEM_VMM_CUT_AFTER_GO", "1", 1);
+		VMM_WITHIN(&s, 100, "--cpus", "4", "--migrate-to", addr, "--migrate-after", "0.5",
+			   "--postcopy", "--postcopy-rounds", i == 2 ? "1" : "0");
+		unsetenv("GMEM_VMM_CUT_AFTER_GO");
+		vmm_finish(&dst, &d, 100);
+		CHECK_EQ(s.status, 1);
+		CHECK(strstr(s.err, "the VM is lost"));
+		CHECK_EQ(d.status, 1);
+		CHECK(strstr(d.err, "post-copy"));
+		CHECK(d.seconds < 30);
+	}
+}
+
 TEST_ONCE(vmm_migrate_options_checked)
 {
 	struct run r;

@@ -95,6 +95,7 @@ struct pc_out {
 	pthread_mutex_t mu; /* sends, and everything below */
 	pthread_cond_t cv;
 	bool ready, done;   /* READY came; DONE came */
+	bool go;            /* GO went: from here the destination may say DONE */
 	int err;            /* the reader's end: the connection failed, or garbage */
 	struct pc_stats st;
 	double t_go;
@@ -109,8 +110,9 @@ static int answer(struct pc_out *po, const char *p, uint64_t len)
 	if (len != sizeof(f))
 		return -EBADMSG;
 	memcpy(&f, p, sizeof(f));
-	if (!f.len || f.offset % GMEM_PAGE_SIZE || f.len % GMEM_PAGE_SIZE)
-		return -EBADMSG;
+	if (!f.len || f.offset % GMEM_PAGE_SIZE || f.len % GMEM_PAGE_SIZE ||
+	    f.offset >= gmem_size(po->g) || f.len > gmem_size(po->g) - f.offset)
+		return -EBADMSG; /* not whole pages of the VM's RAM */
 	po->st.fetches++;
 	for (uint64_t off = f.offset; off < f.offset + f.len; off += ANSWER_PAGES * GMEM_PAGE_SIZE) {
 		uint64_t chunk = f.offset + f.len - off;
@@ -150,7 +152,7 @@ static void *out_main(void *arg)
 				err = answer(po, p, len);
 			else if (type == MIG_READY && !po->ready && !len)
 				po->ready = true;
-			else if (type == MIG_DONE && po->ready && !len)
+			else if (type == MIG_DONE && po->go && !len)
 				po->done = true;
 			else
 				err = -EBADMSG;
@@ -224,8 +226,10 @@ int pc_out_send(struct pc_out *po, uint32_t type)
 
 	pthread_mutex_lock(&po->mu);
 	err = po->err ? po->err : mig_send(po->c, type, NULL, 0);
-	if (type == MIG_GO)
+	if (type == MIG_GO && !err) {
+		po->go = true;
 		po->t_go = now_s();
+	}
 	pthread_mutex_unlock(&po->mu);
 	return err;
 }
@@ -235,6 +239,12 @@ int pc_out_push(struct pc_out *po, char *msg, size_t msg_len)
 	unsigned int delay = push_delay_ms();
 	int err = 0;
 
+	if (getenv("GMEM_VMM_CUT_AFTER_GO")) {
+		/* a test's source that dies at the hand-over: the connection ends with GO */
+		shutdown(po->c->fd, SHUT_RDWR);
+		snprintf(msg, msg_len, "cut after GO (GMEM_VMM_CUT_AFTER_GO)");
+		return -EPIPE;
+	}
 	for (;;) {
 		int64_t n;
 
@@ -351,7 +361,7 @@ static void in_done(struct pc_in *pi)
 static void *in_main(void *arg)
 {
 	struct pc_in *pi = arg;
-	bool lost;
+	bool lost, early;
 	int err;
 
 	for (;;) {
@@ -382,6 +392,13 @@ static void *in_main(void *arg)
 			pi->payload = p;
 			pi->len = len;
 			p = NULL;
+			if (type == MIG_GO && !len) {
+				/* the VM is this side's from now, whatever comes next */
+				pi->go = true;
+				pi->t_go = now_s();
+				if (pi->complete)
+					in_done(pi);
+			}
 		} else if (!err) {
 			err = -EBADMSG;
 		}
@@ -395,11 +412,16 @@ static void *in_main(void *arg)
 	pi->err = err;
 	pi->ended = true;
 	lost = pi->go && !pi->complete && !pi->finishing;
+	early = !pi->go && !pi->complete;
 	pthread_cond_broadcast(&pi->cv);
 	pthread_mutex_unlock(&pi->mu);
 	if (lost)
 		vm_end(pi->vm, 1, "post-copy: the migration's source: %s, with pages of the VM "
 				  "still there: it cannot go on", why(pi->c, err));
+	else if (early)
+		/* before GO nothing runs the VM: a pin of the machine's making waiting
+		 * for a page fails now, and the destination gives up */
+		gmem_postcopy_abort(pi->g, err);
 	return NULL;
 }
 
@@ -473,9 +495,8 @@ int pc_in_send(struct pc_in *pi, uint32_t type)
 
 void pc_in_go(struct pc_in *pi)
 {
+	/* the reader marked it when GO came: DONE goes from there if every page is here */
 	pthread_mutex_lock(&pi->mu);
-	pi->go = true;
-	pi->t_go = now_s();
 	if (pi->complete)
 		in_done(pi);
 	pthread_mutex_unlock(&pi->mu);
