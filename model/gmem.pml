@@ -76,10 +76,7 @@
  * before tracking made the zap's record make pin words: a first pin finds
  * such a word without the lock and must break invariant 2.
  *
- * A lazy restore.  -DLAZY starts from one whose source is a file (post-copy's
- * pages that come from the caller, LAZY_REMOTE in lazy.c, are not modelled:
- * for a file's pages, fill_unit() never meets one and the paths here are
- * as modelled; docs/VERIFY.md says what is not checked) (docs/SNAPSHOT.md, section 4):
+ * A lazy restore.  -DLAZY starts from one (docs/SNAPSHOT.md, section 4):
  * each page is data or a hole of the snapshot, none in the page cache
  * yet, the guest mapping registered for missing faults.  Per page, whether
  * it is in the page cache, l->filled (settled) and l->rec_of (a hole), and
@@ -100,7 +97,37 @@
  * before its contents are in place (at the map, and in the monitor); no
  * access of the guest's reaches one either; every guest fault is answered
  * - the fill the fault thread wakes it after leaves its page there - and
- * none is left waiting at the end.  -DMUTANT_MAP_BEFORE_FILL maps a view's
+ * none is left waiting at the end.
+ *
+ * Post-copy: -DREMOTE (with -DLAZY) has the caller, not a file, bring a
+ * data page's contents (lazy.c's LAZY_REMOTE): a receiver takes the
+ * filler's place, bringing pages in any order - pushed, or answering a
+ * fetch - each filled once its unit's pages have all come, waking the
+ * guest's fault on it and every parked view touch; or, with -DABORT,
+ * giving up at any moment (gmem_postcopy_abort(): every page still
+ * missing settled bad - poisoned for the guest, refused to views, an
+ * error for a pin).  Holes are settled from the start (no file to read
+ * them from).  A fill of a unit whose pages have not all come does
+ * nothing (-EINPROGRESS): the guest's fault is then left unanswered
+ * (lazy_guest_fault(): its fill's UFFDIO_COPY wakes it), a view's touch
+ * parks (lazy_park(): woken when pages settle), a pin waits.  Checked
+ * besides the above: no view maps a page that has not come, no guest
+ * access reads one, and no touch or fault is left waiting - neither when
+ * every page comes nor after an abort.  -DMUTANT_PARK_LATE records a
+ * view's touch as parked in a step of its own after finding its page
+ * missing (no l->mu across the two): a receive between them wakes
+ * nobody, and the touch waits for ever (an invalid end state).
+ * -DMUTANT_FORGET_NOWAKE has a discard settle a page that has not come
+ * without waking a guest fault left waiting on it, as lazy_forget() did
+ * first: an abort then poisons and wakes only the pages still missing,
+ * and the fault waits for ever.  -DMUTANT_ABORT_RUN wakes, as lazy_abort()
+ * did first, only the pages it poisons, not their whole unit: on THP a
+ * fault on a page a discard settled, waiting for the rest of its block,
+ * is never woken.  -DMUTANT_COPY_NOWAKE (with -DTHP) has a block's fill wake
+ * nobody unless the receive made it, as fill_unit() did first: a block
+ * completed by a discard and filled by the merger leaves the fault on
+ * its other page waiting.
+ * -DMUTANT_MAP_BEFORE_FILL maps a view's
  * window, then fills it; -DMUTANT_GUEST_NOALLOC answers a guest's fault
  * without giving a hole memory; -DMUTANT_SKIP_BLOCK skips the rest of a THP
  * block at a page already there, as the first version of fill_unit() did:
@@ -164,6 +191,7 @@
 #define E_AGAIN 2
 #define E_INPROGRESS 3
 #define E_ACCES 4
+#define E_BADMSG 5
 
 #define NONE 255
 #ifndef NOPS
@@ -303,6 +331,31 @@ bool lactive = 1; /* g->lazy_active: the guest mapping registered for missing fa
 byte gq = NONE;   /* the guest's missing fault, queued for the fault thread */
 bool gblk;        /* the guest's touch waits to be woken */
 bool gdone;       /* the guest touches no more */
+#ifdef REMOTE
+bool arrived[NP]; /* l->arrived: its contents came, its unit not filled yet */
+bool bad[NP];     /* l->bad: settled as never to come (an abort) */
+bool vpark;       /* l->parked not empty: a view's touch waits to be woken */
+byte gw = NONE;   /* the page the guest's fault waits on, left unanswered */
+bool aborted;
+bool refill;      /* l->refill: a unit may be complete with nothing to fill it */
+/* a data page whose contents have not come: its fill would do nothing */
+#define PENDING(p) (!lz[p] && !hole[p] && !arrived[p])
+#ifdef THP
+#define UNIT_PENDING(p) (PENDING(0) || PENDING(1))
+#else
+#define UNIT_PENDING(p) PENDING(p)
+#endif
+#define WPENDING(w) ((((w) & 1) && UNIT_PENDING(0)) || (((w) & 2) && UNIT_PENDING(1)))
+#define WBAD(w) ((((w) & 1) && bad[0]) || (((w) & 2) && bad[1]))
+/* lazy_forget(): parked view touches woken, and a guest fault on the pages */
+#ifndef MUTANT_FORGET_NOWAKE
+#define VWAKE vpark = 0; refill = 1; if :: gw != NONE && IN(gw, f, e) -> gblk = 0; gw = NONE :: else fi
+#else
+#define VWAKE vpark = 0; refill = 1
+#endif
+#define PARKED (parked || vparked)
+#define NEVER_CAME(p) bad[p] /* a shared page refused: its contents never came */
+#endif
 
 /*
  * fill_locked() of page p, l->mu held: an unsettled page is filled by
@@ -313,14 +366,27 @@ bool gdone;       /* the guest touches no more */
  * without l->mu is the page cache, each page of which a copy changes
  * atomically.
  * C: src/lazy.c fill_locked() #f8211f47
- * C: src/lazy.c fill_unit() #2568affb
+ * C: src/lazy.c fill_unit() #ba35d2fa
  * C: src/lazy.c allocate_hole() #88ffa925
  */
 #ifndef THP
+#ifndef REMOTE
 #define FILL(p, alloc) \
 	if :: !lz[p] && !hole[p] && !present[p] -> present[p] = 1; filled[p] = 1 :: else fi; \
 	lz[p] = 1; \
 	if :: (alloc) && hole[p] -> present[p] = 1 :: else fi
+#else
+/* post-copy: a page whose contents have not come stays as it is; a copy
+ * wakes whoever waits on its unit (fill_unit()), whichever path made it */
+#define FILL(p, alloc) \
+	if :: !PENDING(p) -> \
+		if :: !lz[p] && !hole[p] && !present[p] -> present[p] = 1; filled[p] = 1; \
+			if :: gw == p -> gblk = 0; gw = NONE :: else fi; vpark = 0 \
+		:: else fi; \
+		lz[p] = 1; \
+		if :: (alloc) && hole[p] && !bad[p] -> present[p] = 1 :: else fi \
+	:: else fi
+#endif
 #else
 /*
  * -DTHP: the two pages are one THP block, filled whole: if any of its
@@ -340,12 +406,23 @@ bool gdone;       /* the guest touches no more */
 	if :: !present[0] -> COPY_PAGE(0); if :: !present[1] -> COPY_PAGE(1) :: else fi \
 	   :: else fi
 #endif
+#ifndef REMOTE
+#define UNIT_READY 1
+#define COPY_WAKE skip
+#else
+#define UNIT_READY (!UNIT_PENDING(0))
+#ifndef MUTANT_COPY_NOWAKE
+#define COPY_WAKE if :: gw != NONE -> gblk = 0; gw = NONE :: else fi; vpark = 0
+#else
+#define COPY_WAKE skip
+#endif
+#endif
 #define FILL(p, alloc) \
-	if :: !lz[p] -> \
-		if :: (!lz[0] && !hole[0]) || (!lz[1] && !hole[1]) -> COPY_BLOCK :: else fi; \
+	if :: !lz[p] && UNIT_READY -> \
+		if :: (!lz[0] && !hole[0]) || (!lz[1] && !hole[1]) -> COPY_BLOCK; COPY_WAKE :: else fi; \
 		lz[0] = 1; lz[1] = 1 \
 	:: else fi; \
-	if :: (alloc) && hole[p] -> present[p] = 1 :: else fi
+	if :: (alloc) && hole[p] && lz[p] -> present[p] = 1 :: else fi
 #endif
 /* lazy_fill() of the pages in bitmask w (on THP: their blocks, so both):
  * nothing once the restore is done
@@ -365,6 +442,12 @@ bool gdone;       /* the guest touches no more */
  * have its contents in place by then (the monitor checks it too). */
 #define MAP_PAGE(q) assert(filled[q]); REFAULT(q); present[q] = 1; mapped[q] = 1; pte[q] = 1; MAP_WP(q)
 #define MAP_SET(w) if :: (w) & 1 -> MAP_PAGE(0) :: else fi; if :: (w) & 2 -> MAP_PAGE(1) :: else fi
+#endif
+
+#ifndef REMOTE
+#define VWAKE skip
+#define PARKED parked
+#define NEVER_CAME(p) 0
 #endif
 
 /* ---- g->transits ---- */
@@ -658,22 +741,46 @@ inline touch(p, mine)
 {
 	do
 #ifdef TRACK
-	:: atomic { !parked && pte[p] -> assert(st[p] != PRIVATE); WRITE(p) }; break /* the access: a write */
+	:: atomic { !PARKED && pte[p] -> assert(st[p] != PRIVATE); WRITE(p) }; break /* the access: a write */
 #else
-	:: atomic { !parked && pte[p] -> assert(st[p] != PRIVATE) }; break /* the access */
+	:: atomic { !PARKED && pte[p] -> assert(st[p] != PRIVATE) }; break /* the access */
 #endif
-	:: atomic { !parked && !pte[p] && marker[p] ->
-		assert(st[p] != SHARED); /* refused: only a page not shared */
+	:: atomic { !PARKED && !pte[p] && marker[p] ->
+		assert(st[p] != SHARED || NEVER_CAME(p)); /* refused: only a page not shared */
 		assert(!mine)            /* pinned I/O is never refused */
 	   }; break
 	:: atomic { parked && !WAITED(p) -> parked = 0 } /* woken: the access again */
-	:: atomic { !parked && !pte[p] && !marker[p] && !writer ->
+#ifdef REMOTE
+	:: atomic { vparked && !vpark -> vparked = 0 } /* woken: pages settled */
+#endif
+	:: atomic { !PARKED && !pte[p] && !marker[p] && !writer ->
 		if
 		:: st[p] == SHARED ->
 			/* fault-around: the faulting page's run, minus what the view maps */
 			/* C: src/fault.c map_window() #31733baf
 			 * C: src/view.c view_mark_mapped() #4a5ccb6b */
-#ifdef LAZY
+#ifdef REMOTE
+			/*
+			 * post-copy: a page that has not come is asked for and the
+			 * touch parked, in the step that found it missing (l->mu);
+			 * else the window narrowed to the pages settled around it
+			 * C: src/lazy.c lazy_park() #20ddc2bb
+			 */
+#ifndef MUTANT_PARK_LATE
+			if
+			:: UNIT_PENDING(p) -> vparked = 1; vpark = 1
+			:: else ->
+#else
+			if
+			:: UNIT_PENDING(p) -> late = 1
+			:: else ->
+#endif
+				win = 1 << p;
+				if :: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] &&
+				      !UNIT_PENDING(1 - p) -> win = 3 :: else fi;
+				rd++
+			fi
+#elif defined(LAZY)
 			/* the window now; filled, then mapped, below */
 			win = 1 << p;
 			if :: !mapped[p] && st[1 - p] == SHARED && !mapped[1 - p] -> win = 3 :: else fi;
@@ -725,11 +832,26 @@ inline touch(p, mine)
 	    * and the fill after it finds the page there (-EEXIST).
 	    * C: src/fault.c map_around() #54f4533f
 	    */
+#ifdef MUTANT_PARK_LATE
+	   if :: late -> atomic { late = 0; vparked = 1; vpark = 1 } :: else fi;
+#endif
 	   if
 	   :: win != 0 ->
 #ifndef MUTANT_MAP_BEFORE_FILL
 		atomic { FILL_SET(win, 1) };
+#ifdef REMOTE
+		/* a page that never came (an abort): refused, never mapped - the
+		 * touched one alone if a neighbour in the window is the bad one */
+		atomic {
+			if
+			:: bad[p] -> marker[p] = 1; denied[p] = 1
+			:: !bad[p] && WBAD(win) -> MAP_SET(1 << p)
+			:: else -> MAP_SET(win)
+			fi;
+			win = 0; rd-- }
+#else
 		atomic { MAP_SET(win); win = 0; rd-- }
+#endif
 #else
 		atomic { MAP_SET(win) };
 		atomic { FILL_SET(win, 1); win = 0; rd-- }
@@ -755,7 +877,11 @@ inline touch(p, mine)
 	fi
 inline pin(f, e, longterm, err)
 {
-#ifdef LAZY
+#ifdef REMOTE
+	/* post-copy: the pin waits for its pages (fill_waiting()); one that never came fails it */
+	atomic { !WPENDING(RANGE_SET(f, e)) -> FILL_SET(RANGE_SET(f, e), 0);
+		 if :: WBAD(RANGE_SET(f, e)) -> err = E_BADMSG :: else fi };
+#elif defined(LAZY)
 	/* a lazy restore's pages are in place before any I/O under the pin */
 	atomic { FILL_SET(RANGE_SET(f, e), 0) };
 #endif
@@ -775,6 +901,9 @@ proctype pinner(byte f, e; bool longterm)
 #ifdef LAZY
 	byte win;
 #endif
+#ifdef REMOTE
+	bool vparked, late;
+#endif
 
 	pin(f, e, longterm, err);
 	if
@@ -791,6 +920,9 @@ proctype toucher(byte p1, p2)
 	bool parked;
 #ifdef LAZY
 	byte win;
+#endif
+#ifdef REMOTE
+	bool vparked, late;
 #endif
 
 	touch(p1, 0);
@@ -822,6 +954,7 @@ proctype filler()
 	atomic { gblk = 0; finished++ }
 }
 
+
 /*
  * The guest's touches of the guest mapping (KVM's on its behalf are the
  * same): a page in the page cache is reached at once; a missing one,
@@ -829,12 +962,20 @@ proctype filler()
  * thread wakes it, then is tried again; after the restore, the kernel
  * gives a missing page memory itself.
  */
+#ifdef REMOTE
+#define NOT_BAD(p) !bad[p]
+#else
+#define NOT_BAD(p) 1
+#endif
 inline gtouch(p)
 {
 	do
 	:: atomic { !gblk && present[p] -> assert(filled[p]) }; break /* the access */
-	:: atomic { !gblk && !present[p] && lactive -> assert(gq == NONE); gq = p; gblk = 1 }
+	:: atomic { !gblk && !present[p] && NOT_BAD(p) && lactive -> assert(gq == NONE); gq = p; gblk = 1 }
 	:: atomic { !gblk && !present[p] && !lactive -> present[p] = 1; assert(filled[p]) }; break
+#ifdef REMOTE
+	:: atomic { !gblk && !present[p] && bad[p] }; break /* poisoned: SIGBUS, nothing read */
+#endif
 	od
 }
 proctype guest(byte p1, p2)
@@ -855,7 +996,7 @@ proctype guest(byte p1, p2)
  * without giving holes memory: a touch of a hole faults for as long as
  * the restore lasts.
  * C: src/fault.c handle_fault() #d54d92f4
- * C: src/lazy.c lazy_guest_fault() #fe5ae73a
+ * C: src/lazy.c lazy_guest_fault() #ae0d45cc
  */
 #ifdef MUTANT_GUEST_NOALLOC
 #define GUEST_ALLOC 0
@@ -872,12 +1013,81 @@ proctype faulter()
 	byte gp;
 
 	do
+#ifndef REMOTE
 	:: atomic { gq != NONE ->
 		gp = gq; gq = NONE;
 		if :: lactive -> FILL_UNIT_OF(gp, GUEST_ALLOC); assert(present[gp]) :: else fi };
 	   atomic { gblk = 0; gp = 0 } /* uffd_wake() */
+#else
+	/* a page that has not come: asked for, the fault left unanswered (its fill wakes it) */
+	:: atomic { gq != NONE ->
+		gp = gq; gq = NONE;
+		if :: lactive -> FILL_UNIT_OF(gp, GUEST_ALLOC) :: else fi;
+		if
+		:: lactive && UNIT_PENDING(gp) -> gw = gp; gp = NONE
+		:: else -> assert(present[gp] || bad[gp] || !lactive)
+		fi };
+	   if :: gp != NONE -> atomic { gblk = 0; gp = 0 } :: else -> gp = 0 fi /* uffd_wake() */
+#endif
 	:: atomic { gq == NONE && gdone -> finished++ }; break
 	od
+}
+#endif
+
+#ifdef REMOTE
+/*
+ * Post-copy's source and receiver: each data page's contents come once,
+ * in any order, each in a step of l->mu - put in the inbox, the unit
+ * filled if all of its pages have come (UFFDIO_COPY wakes a guest fault
+ * on it), every parked view touch woken.  With -DABORT it may give up at
+ * any moment instead: every page still missing settled bad, poisoned
+ * and woken.  Then, every page settled, finish() as the filler's - but
+ * not after an abort (the registration and the poison stay).
+ * C: src/lazy.c lazy_receive() #9c8d03e6
+ * C: src/lazy.c lazy_abort() #fbf8c087
+ * C: src/lazy.c merger_main() #9fc60f1d
+ * C: src/lazy.c refill() #5186d641
+ */
+#ifdef THP
+#define UNIT_HAS(u, q) 1
+#ifndef MUTANT_ABORT_RUN
+#define UNIT_UNSETTLED(q) (!lz[0] || !lz[1])
+#else
+#define UNIT_UNSETTLED(q) !lz[q]
+#endif
+#else
+#define UNIT_HAS(u, q) ((u) == (q))
+#define UNIT_UNSETTLED(q) !lz[q]
+#endif
+#define RECEIVE(p) \
+	arrived[p] = 1; \
+	FILL_UNIT_OF(p, 0); \
+	if :: gw != NONE && UNIT_HAS(p, gw) && lz[gw] -> gblk = 0; gw = NONE :: else fi; \
+	vpark = 0
+proctype receiver()
+{
+	do
+	:: atomic { PENDING(0) && !aborted -> RECEIVE(0) }
+	:: atomic { PENDING(1) && !aborted -> RECEIVE(1) }
+	/* the merger's refill: a unit complete since (a discard) filled, its waiters woken */
+	:: atomic { refill && !aborted -> refill = 0; FILL(0, 0); FILL(1, 0) }
+#ifdef ABORT
+	:: atomic { !aborted && (!lz[0] || !lz[1]) ->
+		aborted = 1;
+		/* the pages still missing poisoned, their units woken: a fault on one */
+		if :: gw != NONE && UNIT_UNSETTLED(gw) -> gblk = 0; gw = NONE :: else fi;
+		if :: !lz[0] -> lz[0] = 1; bad[0] = 1 :: else fi;
+		if :: !lz[1] -> lz[1] = 1; bad[1] = 1 :: else fi;
+		vpark = 0 }
+#endif
+	:: atomic { lz[0] && lz[1] }; break
+	od;
+	if
+	:: !aborted ->
+		atomic { !writer && NO_READER -> lactive = 0 };
+		atomic { gblk = 0; gw = NONE; finished++ }
+	:: else -> finished++
+	fi
 }
 #endif
 
@@ -1003,11 +1213,12 @@ proctype discarder(byte f, e)
 #ifdef LAZY
 		/* a lazy restore's pages settled as holes first, never filled
 		 * from the file after (l->mu: a fill under way ends first)
-		 * C: src/lazy.c lazy_forget() #b2b86677 */
+		 * C: src/lazy.c lazy_forget() #f67301f7 */
 		d_step {
 			if :: lactive ->
 				if :: IN(0, f, e) -> lz[0] = 1; hole[0] = 1; filled[0] = 1 :: else fi;
-				if :: IN(1, f, e) -> lz[1] = 1; hole[1] = 1; filled[1] = 1 :: else fi
+				if :: IN(1, f, e) -> lz[1] = 1; hole[1] = 1; filled[1] = 1 :: else fi;
+				VWAKE
 			:: else fi
 		};
 #define PUNCH(p) present[p] = 0
@@ -1264,7 +1475,7 @@ proctype converter(byte me; byte nops)
 #endif
 #define ALWAYS(p) ((writer || MAPPED_OK(p)) && FILLED_OK(p) && \
 	(held[p] == 0 || st[p] != PRIVATE) && \
-	(!marker[p] || st[p] != SHARED) && \
+	(!marker[p] || st[p] != SHARED || NEVER_CAME(p)) && \
 	(writer || !leaf[p] || ws[p] == st[p]) && \
 	NOT_LOST(p))
 active proctype monitor()
@@ -1274,8 +1485,8 @@ end:
 		/* the clause that broke, named in the counterexample */
 		assert(writer || !pte[0] || st[0] != PRIVATE);
 		assert(writer || !pte[1] || st[1] != PRIVATE);
-		assert(!marker[0] || st[0] != SHARED);
-		assert(!marker[1] || st[1] != SHARED);
+		assert(!marker[0] || st[0] != SHARED || NEVER_CAME(0));
+		assert(!marker[1] || st[1] != SHARED || NEVER_CAME(1));
 		assert(NOT_LOST(0));
 		assert(NOT_LOST(1));
 		assert(FILLED_OK(0)); /* !pte || filled */
@@ -1299,11 +1510,17 @@ inline final()
 		assert((!t_used[0] || t_mode[0] == F_FAILED) && (!t_used[1] || t_mode[1] == F_FAILED));
 		assert(reported == (1 << ids) - 1);
 		assert(!writer && !mu && pin_waiters == 0);
-#ifdef LAZY
+#if defined(LAZY) && !defined(REMOTE)
 		/* every page settled and in place, the restore done, and no
 		 * guest fault left waiting */
 		assert(lz[0] && lz[1] && filled[0] && filled[1] && !lactive);
 		assert(!gblk && gq == NONE && rd == 0);
+#endif
+#ifdef REMOTE
+		/* every page settled - in place, or (an abort) bad - and no fault
+		 * or touch left waiting */
+		assert(lz[0] && lz[1] && (aborted || (filled[0] && filled[1] && !lactive)));
+		assert(!gblk && gq == NONE && gw == NONE && rd == 0 && !vpark);
 #endif
 #ifdef TRACK
 		/* no write lost: a collect now would report every page still owed */
@@ -1370,7 +1587,17 @@ init {
 		/* a page of the snapshot is data or a hole */
 		if :: skip :: hole[0] = 1; filled[0] = 1 fi;
 		if :: skip :: hole[1] = 1; filled[1] = 1 fi;
+#ifndef REMOTE
 		run filler();
+#else
+		/* settled from the start: a hole (on THP: a block of holes) */
+#ifdef THP
+		if :: hole[0] && hole[1] -> lz[0] = 1; lz[1] = 1 :: else fi;
+#else
+		lz[0] = hole[0]; lz[1] = hole[1];
+#endif
+		run receiver();
+#endif
 #if GTOUCHES > 0
 		if :: p1 = 0 :: p1 = 1 fi;
 		p2 = 1 - p1;

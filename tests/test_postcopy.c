@@ -1095,6 +1095,79 @@ TEST_OPTS(postcopy_discard_before_arrival, .timeout_s = 60)
 	CHECK_OK(gmem_destroy(src));
 }
 
+/*
+ * A guest touch waiting for a page that has not come, and the page
+ * discarded meanwhile (its whole backing page): the touch is answered
+ * at once - a hole, zeros - though nobody ever sends the page.
+ */
+TEST_OPTS(postcopy_discard_answers_a_waiting_touch, .timeout_s = 60)
+{
+	struct gmem *src = sample(env), *dst;
+	int fd = memfile();
+	struct pcq *q = malloc(sizeof(*q));
+	struct toucher t;
+
+	CHECK(q);
+	postcopy_save(src, fd, 0);
+	dst = tg_create(env, N * U, 0, 0);
+	pcq_init(q, src, dst);
+	postcopy_restore(dst, fd, q);
+	touch_start(&t, BY_GUEST, dst, guest_of(dst), 6 * U - PS, PS);
+	CHECK(wait_covered(q, 6 * U - PS, PS, 10));
+	usleep(50000);
+	CHECK(!atomic_load(&t.done));
+	CHECK_OK(gmem_discard(dst, 5 * U, U));
+	CHECK_OK(touch_end(&t, "a guest touch of a page discarded while it waited"));
+	CHECK(page_zero(t.buf));
+	pcq_serve(q);
+	stream_rest(src, dst);
+	CHECK_OK(gmem_restore_wait(dst, 5000));
+	pcq_stop(q);
+	CHECK_OK(gmem_audit(dst));
+	free(q);
+	CHECK_OK(gmem_destroy(dst));
+	close(fd);
+	CHECK_OK(gmem_destroy(src));
+}
+
+/*
+ * THP: a guest touch of page 0 waits for its block (page 1 has not come
+ * either); page 0 is discarded - a hole now, but the block is still to
+ * come, so the touch waits on - and then the source is lost: the abort
+ * answers the touch too (zeros: page 0 is a hole), not only those on the
+ * pages it poisons.
+ */
+TEST_OPTS(postcopy_abort_answers_a_touch_on_a_discarded_page, .timeout_s = 60,
+	  .skip = B_SHMEM | B_HUGETLB | S_ANY, .why = "a unit of one page (shmem), or a "
+	  "discard that fills its huge page first (hugetlbfs): THP's block alone waits so")
+{
+	struct gmem *src = sample(env), *dst;
+	int fd = memfile();
+	struct pcq *q = malloc(sizeof(*q));
+	struct toucher t;
+
+	CHECK(q);
+	fill_page(guest_of(src) + PS, 1, 8);
+	postcopy_save(src, fd, 0);
+	dst = tg_create(env, N * U, 0, 0);
+	pcq_init(q, src, dst);
+	postcopy_restore(dst, fd, q);
+	touch_start(&t, BY_GUEST, dst, guest_of(dst), 0, PS);
+	CHECK(wait_covered(q, 0, PS, 10));
+	CHECK_OK(gmem_discard(dst, 0, PS));
+	usleep(100000);
+	CHECK(!atomic_load(&t.done)); /* its block's page 1 has not come */
+	CHECK_OK(gmem_postcopy_abort(dst, -ECONNRESET));
+	CHECK_OK(touch_end(&t, "a guest touch of a discarded page when the source is lost"));
+	CHECK(page_zero(t.buf));
+	CHECK_EQ(gmem_restore_wait(dst, 1000), -ECONNRESET);
+	pcq_stop(q);
+	free(q);
+	CHECK_OK(gmem_destroy(dst));
+	close(fd);
+	CHECK_OK(gmem_destroy(src));
+}
+
 struct racer {
 	struct gmem *g;
 	char *guest, *view;

@@ -52,6 +52,12 @@ muts=[
   'the fault thread maps a view\'s window of a lazy restore without filling it first: the backing gives the pages zeros','test_snapshot'),
  ('fill-skips-block','src/lazy.c','			done += g->b.hugetlb ? g->b.align : GMEM_PAGE_SIZE;','			done += g->b.align;',
   'a THP block\'s fill that meets a page a toucher got skips the rest of the block, which is settled unfilled','test_snapshot'),
+ ('forget-leaves-fault-waiting','src/lazy.c','			uffd_wake(g->uffd, (uintptr_t)g->b.guest + (first << PAGE_SHIFT),\n				  (end - first) << PAGE_SHIFT);\n			/* a THP block','			/* a THP block',
+  'post-copy: a discard settles a page a guest fault waits on without waking it: the touch waits for every other page','test_postcopy'),
+ ('abort-wakes-poisoned-only','src/lazy.c','		uffd_wake(g->uffd, base + (s << PAGE_SHIFT), (e - s) << PAGE_SHIFT);\n		p = q;','		uffd_wake(g->uffd, addr, base + (q << PAGE_SHIFT) - addr);\n		p = q;',
+  'post-copy: an abort wakes the pages it poisons, not their THP block: a fault on a page of it a discard settled waits for ever','test_postcopy'),
+ ('receive-unchecked','src/postcopy.c','		if (len - at - rec < plen ||\n		    snap_record_hash(id, SNAP_LOOSE | r.first, &r, p + at + rec, plen) != r.hash)','		if (len - at - rec < plen)',
+  'post-copy: a record received is applied without its hash checked','test_postcopy'),
 ]
 for n,(name,f,old,new,what,killer) in enumerate(muts,1):
     src=open(os.path.join(root,f)).read()
