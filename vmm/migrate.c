@@ -437,7 +437,8 @@ int mig_recv(struct mig_conn *c, unsigned int timeout_s, uint64_t max, uint32_t 
 			return err;
 		}
 	}
-	c->session = f.session;
+	if (!c->session)
+		c->session = f.session; /* then fixed: the senders of other threads read it */
 	c->seq_in++;
 	*type = f.type;
 	*payload = p;
